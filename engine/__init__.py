@@ -1,0 +1,1 @@
+"""Training engine: config, loop, checkpoints, early stopping and run bookkeeping."""

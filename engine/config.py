@@ -1,0 +1,224 @@
+"""One config path: dataclass defaults -> YAML (--config) -> command line.
+
+Unknown keys and wrong types are rejected naming the key and the closest valid one; the
+resolved config is what gets written into the run folder and into every checkpoint.
+
+Scheduler hyperparameters live in ``scheduler_params``. In YAML they are written as a block
+(``scheduler: {name: plateau, patience: 2}``) or as flat ``scheduler_<param>`` keys; on the
+command line as ``--scheduler_<param> VALUE``. The scheduler registry checks them.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from engine.errors import UsageError
+
+
+@dataclass
+class Config:
+    # --- data ---
+    dataset: str = "digits"
+    data_dir: str = "datasets"
+    val_split: float = 0.1
+    test_split: float = 0.2
+    augment: str = "light"
+    image_size: int = 0  # 0 keeps the dataset's native size
+    class_weights: str = "none"  # none | auto
+    balanced_sampler: bool = False
+    strict_data: bool = False
+    num_workers: int = -1  # -1: pick from the machine
+    # --- model ---
+    model: str = "custom"
+    width: int = 32
+    depth: int = 3
+    dropout: float = 0.1
+    pretrained: bool = False
+    pretrained_weights: str = ""
+    channels_last: bool = False
+    # --- optimisation ---
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 0.003
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    weight_decay: float = 0.0005
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0  # 0 disables clipping
+    accum_steps: int = 1
+    ema: float = 0.0  # weight EMA decay; 0 disables
+    tta: bool = False  # horizontal-flip test-time augmentation at evaluation
+    # --- schedule ---
+    scheduler: str = "cosine"
+    scheduler_params: dict = field(default_factory=dict)
+    warmup_epochs: float = 0.0
+    warmup_steps: int = 0
+    warmup_mode: str = "linear"
+    warmup_start_factor: float = 0.01
+    # --- early stopping and checkpoints ---
+    early_stopping: int = 0  # patience in epochs; 0 disables
+    min_delta: float = 0.0
+    monitor: str = "val_loss"  # val_loss | val_acc
+    run_name: str = ""  # default: <model>_<dataset>
+    checkpoint_dir: str = "checkpoints"
+    save_every: int = 0
+    resume: str = ""  # PATH or 'auto'
+    # --- runtime ---
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    amp: bool = False
+    amp_dtype: str = "auto"  # auto (float16 on CUDA, bfloat16 on CPU) | float16 | bfloat16
+    threads: int = 0  # torch intra-op threads; 0 picks from the machine
+    deterministic: bool = False
+    max_nonfinite: int = 3  # consecutive non-finite losses before training stops
+
+
+FIELD_TYPES: dict[str, Any] = typing.get_type_hints(Config)
+FIELDS = [f.name for f in dataclasses.fields(Config)]
+# Flags that steer a command but are not part of the run's config.
+SCRIPT_FLAGS = {"config", "debug", "check_data"}
+
+
+def _closest(key: str, valid: Sequence[str]) -> str:
+    match = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _check_type(key: str, value: Any) -> Any:
+    want = FIELD_TYPES[key]
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+        dict: isinstance(value, dict),
+    }[want]
+    if not ok:
+        raise UsageError(f"config key '{key}' must be {want.__name__}, got {type(value).__name__} {value!r}")
+    return float(value) if want is float else value
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Config:
+    """Return ``cfg`` with ``overrides`` applied, rejecting unknown keys and wrong types."""
+    values = dataclasses.asdict(cfg)
+    params = dict(values["scheduler_params"])
+    for key, value in overrides.items():
+        if key == "scheduler" and isinstance(value, dict):
+            block = dict(value)
+            if "name" in block:
+                values["scheduler"] = _check_type("scheduler", block.pop("name"))
+            params.update(block)
+        elif key == "scheduler_params":
+            params.update(_check_type(key, value))
+        elif key.startswith("scheduler_") and key not in FIELD_TYPES:
+            params[key[len("scheduler_"):]] = value
+        elif key in FIELD_TYPES:
+            values[key] = _check_type(key, value)
+        else:
+            raise UsageError(f"unknown config key '{key}' in {source}{_closest(key, FIELDS)}")
+    values["scheduler_params"] = params
+    return Config(**values)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UsageError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"config file {path} must hold a mapping of keys to values")
+    return data
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises a one-line UsageError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> typing.NoReturn:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser(description: str = "") -> argparse.ArgumentParser:
+    """Every Config field as a ``--flag``; only flags actually given override YAML."""
+    p = _Parser(description=description, allow_abbrev=False,
+                formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=argparse.SUPPRESS)
+    p.add_argument("--config", help="YAML file of settings (CLI flags override it)")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    p.add_argument("--check_data", action="store_true", help="check the dataset, print the report and exit")
+    metavars = {"early_stopping": "PATIENCE", "resume": "PATH|auto"}
+    for f in dataclasses.fields(Config):
+        if f.name == "scheduler_params":
+            continue
+        t = FIELD_TYPES[f.name]
+        if t is bool:
+            p.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, help=f"(default: {f.default})")
+        else:
+            p.add_argument(f"--{f.name}", type=t, metavar=metavars.get(f.name, t.__name__.upper()),
+                           help=f"(default: {f.default!r})")
+    p.epilog = "Scheduler hyperparameters: --scheduler_<param> VALUE (see `python plot_schedule.py --list`)."
+    return p
+
+
+def _scheduler_flags(rest: Sequence[str], parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Parse leftover ``--scheduler_<param> VALUE`` pairs; anything else is an unknown flag."""
+    out: dict[str, Any] = {}
+    flags = [a for a in parser._option_string_actions if a.startswith("--")]
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        key, _, inline = arg.partition("=")
+        if not key.startswith("--scheduler_"):
+            raise UsageError(f"unrecognized argument '{arg}'{_closest(key, flags)}")
+        if inline:
+            raw = inline
+        else:
+            if i + 1 >= len(rest):
+                raise UsageError(f"{key} needs a value")
+            raw = rest[i + 1]
+            i += 1
+        out[key[len("--"):]] = yaml.safe_load(raw)  # typed: 3 -> int, 0.5 -> float, [2,4] -> list
+        i += 1
+    return out
+
+
+def parse_args(argv: Sequence[str] | None, description: str = "") -> tuple[Config, dict[str, Any]]:
+    """Resolve the config from defaults, YAML and CLI. Returns (config, script_flags, cli_keys)."""
+    parser = build_parser(description)
+    ns, rest = parser.parse_known_args(argv)
+    given = vars(ns)
+    script = {k: given.pop(k) for k in list(given) if k in SCRIPT_FLAGS}
+    given.update(_scheduler_flags(rest, parser))
+    cfg = Config()
+    if script.get("config"):
+        cfg = apply_overrides(cfg, load_yaml(script["config"]), source=str(script["config"]))
+    if "scheduler" in given and given["scheduler"] != cfg.scheduler:
+        # A new schedule on the command line drops the YAML's hyperparameters for the old one.
+        cfg = dataclasses.replace(cfg, scheduler_params={})
+    cfg = apply_overrides(cfg, given, source="command line")
+    script["cli_keys"] = sorted(given)
+    return cfg, script
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(values: dict[str, Any]) -> Config:
+    """Rebuild a Config saved in a checkpoint, ignoring keys a newer version dropped."""
+    return Config(**{k: v for k, v in values.items() if k in FIELD_TYPES})
+
+
+def save_yaml(cfg: Config, path: str | Path) -> None:
+    values = to_dict(cfg)
+    block = {"name": values.pop("scheduler"), **values.pop("scheduler_params")}
+    values["scheduler"] = block
+    Path(path).write_text(yaml.safe_dump(values, sort_keys=False))

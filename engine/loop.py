@@ -1,0 +1,143 @@
+"""The training and evaluation loops: plain functions with explicit arguments.
+
+One AMP path: forward and loss under ``amp.autocast()`` (a null context when AMP is off), the
+backward through ``scaler`` (disabled unless float16), then unscale -> clip -> step -> update.
+The scheduler hears about an update only when the scaler really applied it.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from engine.errors import AppError
+from engine.runtime import AmpPolicy
+
+
+class NonFiniteLoss(AppError):
+    """Too many consecutive non-finite losses: training stops, the last good checkpoint is kept."""
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    acc: float
+    lr: float  # LR used by the epoch's last update
+    seconds: float
+    images: int
+    updates: int
+    skipped_updates: int  # AMP: updates the scaler skipped for inf/nan gradients
+    nonfinite_batches: int  # fp32/bf16: batches dropped for a non-finite loss
+
+
+@dataclass
+class NonFiniteGuard:
+    """Counts consecutive non-finite losses across epochs; raises past ``limit``."""
+
+    limit: int
+    consecutive: int = 0
+
+    def check(self, loss_value: float, epoch: int, step: int) -> bool:
+        if math.isfinite(loss_value):
+            self.consecutive = 0
+            return True
+        self.consecutive += 1
+        if self.consecutive >= self.limit:
+            raise NonFiniteLoss(f"{self.consecutive} consecutive non-finite losses (last at epoch {epoch}, "
+                                f"step {step}); training stopped and the last good checkpoint is kept. "
+                                f"Lower --lr, set --grad_clip, or check the data")
+        return False
+
+
+def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler, scaler: torch.amp.GradScaler, amp: AmpPolicy, *, epoch: int, global_step: int,
+                    accum_steps: int = 1, grad_clip: float = 0.0, guard: NonFiniteGuard | None = None,
+                    ema: nn.Module | None = None, should_stop=lambda: False,
+                    progress: bool | None = None) -> tuple[EpochStats, int]:
+    """Train one epoch; returns the stats and the new global step (optimizer updates so far)."""
+    model.train()
+    total_loss = torch.zeros((), dtype=torch.float64)
+    correct = torch.zeros((), dtype=torch.int64, device=next(model.parameters()).device)
+    seen = updates = skipped = dropped = 0
+    lr = optimizer.param_groups[0]["lr"]
+    n_batches = len(loader)
+    start = time.perf_counter()
+    bar = tqdm(loader, total=n_batches, desc=f"epoch {epoch}", leave=False, disable=None if progress is None else not progress,
+               dynamic_ncols=True, mininterval=0.5)
+    optimizer.zero_grad(set_to_none=True)
+    for i, (x, y) in enumerate(bar):
+        with amp.autocast():
+            out = model(x)
+            loss = criterion(out, y)
+        loss_value = loss.item()  # one sync per batch: needed to refuse a non-finite update in fp32
+        if not scaler.is_enabled() and guard is not None and not guard.check(loss_value, epoch, global_step + 1):
+            dropped += 1
+            optimizer.zero_grad(set_to_none=True)
+            continue
+        scaler.scale(loss / accum_steps).backward()
+        if (i + 1) % accum_steps == 0 or i + 1 == n_batches:
+            if grad_clip > 0:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            scale_before = scaler.get_scale() if scaler.is_enabled() else 0.0
+            lr = optimizer.param_groups[0]["lr"]
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            if scaler.is_enabled() and scaler.get_scale() < scale_before:
+                skipped += 1  # inf/nan gradients: the optimizer did not step, so neither does the LR
+            else:
+                updates += 1
+                global_step += 1
+                scheduler.step_update()
+                if ema is not None:
+                    ema.update_parameters(model)
+        n = y.shape[0]
+        seen += n
+        total_loss += loss_value * n
+        correct += (out.argmax(1) == y).sum()
+        if i % 10 == 0 or i + 1 == n_batches:
+            rate = seen / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix(loss=f"{total_loss.item() / max(seen, 1):.4f}", lr=f"{lr:.3g}", img_s=f"{rate:.0f}",
+                            refresh=False)
+        if should_stop():
+            break
+    seconds = time.perf_counter() - start
+    bar.close()
+    stats = EpochStats(loss=total_loss.item() / max(seen, 1), acc=correct.item() / max(seen, 1), lr=lr,
+                       seconds=seconds, images=seen, updates=updates, skipped_updates=skipped,
+                       nonfinite_batches=dropped)
+    return stats, global_step
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, loader: Iterable, amp: AmpPolicy, tta: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (float32, CPU) and labels for every sample of ``loader``, in order."""
+    model.eval()
+    all_logits, all_labels = [], []
+    for x, y in loader:
+        with amp.autocast():
+            logits = model(x)
+            if tta:  # average with the mirror image: helps whenever flips are label-preserving
+                logits = (logits + model(x.flip(3))) / 2
+        all_logits.append(logits.float().cpu())
+        all_labels.append(y.cpu())
+    return torch.cat(all_logits), torch.cat(all_labels)
+
+
+def evaluate(model: nn.Module, loader: Iterable, amp: AmpPolicy,
+             tta: bool = False) -> tuple[float, float]:
+    """Mean loss and accuracy over ``loader``.
+
+    The loss is plain cross-entropy (no label smoothing or class weights) so that val_loss means
+    the same thing whatever the training recipe: plateau and early stopping compare like with like.
+    """
+    logits, labels = predict_logits(model, loader, amp, tta)
+    loss = nn.functional.cross_entropy(logits, labels)
+    return loss.item(), (logits.argmax(1) == labels).float().mean().item()

@@ -1,0 +1,117 @@
+"""Process-wide runtime choices, each made once: seeds, threads, device and the AMP policy."""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from dataclasses import dataclass
+from typing import Any, Callable, ContextManager
+
+import numpy as np
+import torch
+
+from engine.errors import UsageError
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed python, numpy and torch; ``deterministic`` also asks torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def default_threads() -> int:
+    """Intra-op threads: the cores this process may use (CPU kernels gain little from SMT)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def set_threads(threads: int) -> int:
+    n = threads if threads > 0 else default_threads()
+    torch.set_num_threads(n)
+    return n
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device '{name}'; valid: auto, cpu, cuda, cuda:N, mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    return dev
+
+
+@dataclass
+class AmpPolicy:
+    """One AMP code path: ``autocast()`` is a real or a null context, the scaler on or off."""
+
+    enabled: bool
+    dtype: torch.dtype
+    device_type: str
+
+    def autocast(self) -> ContextManager:
+        if not self.enabled:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device_type, dtype=self.dtype)
+
+    def make_scaler(self) -> torch.amp.GradScaler:
+        # Loss scaling is needed only for float16; bfloat16 has float32's exponent range.
+        return torch.amp.GradScaler(self.device_type, enabled=self.enabled and self.dtype == torch.float16)
+
+
+def amp_policy(enabled: bool, dtype_name: str, device: torch.device) -> AmpPolicy:
+    if dtype_name == "auto":
+        dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    elif dtype_name in ("float16", "bfloat16"):
+        dtype = getattr(torch, dtype_name)
+    else:
+        raise UsageError(f"unknown amp_dtype '{dtype_name}'; valid: auto, float16, bfloat16")
+    if enabled and dtype == torch.float16 and device.type == "cpu":
+        raise UsageError("float16 autocast is for GPUs; on CPU use --amp_dtype bfloat16 (or auto)")
+    return AmpPolicy(enabled, dtype, device.type)
+
+
+# --- RNG state, in a form torch.load(weights_only=True) accepts ---
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state(legacy=False)
+    return {
+        "python": random.getstate(),
+        "numpy": {"state": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+                  "pos": int(np_state["state"]["pos"]), "has_gauss": int(np_state["has_gauss"]),
+                  "gauss": float(np_state["gauss"])},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state({"bit_generator": "MT19937",
+                         "state": {"key": n["state"].numpy().astype(np.uint32), "pos": n["pos"]},
+                         "has_gauss": n["has_gauss"], "gauss": n["gauss"]})
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module behind DataParallel/DDP/compile wrappers: what checkpoints store."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)
+
+
+Fn = Callable[..., Any]

@@ -1,0 +1,235 @@
+"""``fit``: build everything from a Config, train epoch by epoch, checkpoint, stop, report.
+
+The order of work inside an epoch end is fixed so that a resumed run replays exactly: validate,
+step the schedule, update early stopping, record the row, then save (RNG state included).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from data import DataBundle, load_dataset
+from data.loader import TensorLoader
+from data.transforms import resize_uint8
+from engine import config as config_mod
+from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.config import Config
+from engine.early_stopping import EarlyStopping
+from engine.errors import UsageError
+from engine.history import plot_curves, write_metrics_csv
+from engine.loop import NonFiniteGuard, evaluate, train_one_epoch
+from engine.optim import build_optimizer
+from engine.run import start_run
+from engine.runtime import amp_policy, resolve_device, rng_state, seed_everything, set_rng_state, set_threads, unwrap
+from models import build_model
+from schedulers import Plan, build_scheduler, get_spec
+
+
+@dataclass
+class Components:
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    stopper: EarlyStopping
+    ema: AveragedModel | None
+    plan: Plan
+
+
+def preprocessing_of(bundle: DataBundle) -> dict[str, Any]:
+    """What a later user of the model needs to feed it images exactly as in evaluation."""
+    h, w = bundle.image_size
+    return {"input_size": [h, w], "channels": bundle.channels, "mean": list(bundle.mean), "std": list(bundle.std),
+            "resize": "bilinear-antialias", "scale": "0-255 -> 0-1, then (x - mean) / std"}
+
+
+def prepare_data(cfg: Config) -> DataBundle:
+    bundle = load_dataset(cfg.dataset, cfg.data_dir, val_split=cfg.val_split, test_split=cfg.test_split,
+                          seed=cfg.seed, strict=cfg.strict_data)
+    if cfg.image_size and bundle.image_size != (cfg.image_size, cfg.image_size):
+        size = (cfg.image_size, cfg.image_size)
+        for split in (bundle.train, bundle.val, bundle.test):
+            if split is not None:
+                split.images = resize_uint8(split.images, size)  # once, not every batch
+    return bundle
+
+
+def steps_per_epoch(num_train: int, batch_size: int, accum_steps: int) -> int:
+    return math.ceil(math.ceil(num_train / batch_size) / accum_steps)
+
+
+def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp) -> Components:
+    model = build_model(cfg.model, len(bundle.class_names), bundle.channels, bundle.image_size[0], width=cfg.width,
+                        depth=cfg.depth, dropout=cfg.dropout, pretrained=cfg.pretrained,
+                        pretrained_weights=cfg.pretrained_weights).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.momentum)
+    spe = steps_per_epoch(len(bundle.train), cfg.batch_size, cfg.accum_steps)
+    warmup = cfg.warmup_steps or round(cfg.warmup_epochs * spe)
+    plan = Plan(cfg.epochs, spe, warmup)
+    if warmup >= plan.total_steps:
+        raise UsageError(f"warmup of {warmup} updates is not shorter than training ({plan.total_steps} updates)")
+    scheduler = build_scheduler(optimizer, cfg.scheduler, cfg.scheduler_params, plan,
+                                cfg.warmup_mode, cfg.warmup_start_factor)
+    mode = "min" if cfg.monitor == "val_loss" else "max"
+    ema = None
+    if cfg.ema > 0:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+    return Components(model, optimizer, scheduler, amp.make_scaler(), EarlyStopping(cfg.early_stopping,
+                      cfg.min_delta, mode), ema, plan)
+
+
+def restore(c: Components, ckpt: dict[str, Any], cfg: Config, num_classes: int) -> None:
+    saved = config_mod.from_dict(ckpt["config"])
+    if len(ckpt["class_names"]) != num_classes:
+        raise UsageError(f"the checkpoint has {len(ckpt['class_names'])} classes but dataset '{cfg.dataset}' has "
+                         f"{num_classes}; start a new run without --resume")
+    if saved.epochs != cfg.epochs and not get_spec(cfg.scheduler).horizon_free:
+        raise UsageError(f"schedule '{cfg.scheduler}' was laid out for {saved.epochs} epochs; changing --epochs "
+                         f"to {cfg.epochs} on resume would bend its curve. Keep --epochs {saved.epochs}, or use "
+                         f"a schedule that does not depend on the length (step, plateau, exponential)")
+    try:
+        unwrap(c.model).load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise UsageError(f"checkpoint weights do not fit model '{cfg.model}': {str(e).splitlines()[0]}") from None
+    c.optimizer.load_state_dict(ckpt["optimizer"])
+    c.scheduler.load_state_dict(ckpt["scheduler"])
+    c.scaler.load_state_dict(ckpt["scaler"])
+    c.stopper.load_state_dict(ckpt["early_stopping"])
+    if c.ema is not None and ckpt.get("ema") is not None:
+        c.ema.load_state_dict(ckpt["ema"])
+
+
+def checkpoint_state(c: Components, cfg: Config, bundle: DataBundle, epoch: int, global_step: int,
+                     history: list[dict]) -> dict[str, Any]:
+    return {
+        "model": unwrap(c.model).state_dict(),
+        "ema": c.ema.state_dict() if c.ema is not None else None,
+        "optimizer": c.optimizer.state_dict(),
+        "scheduler": c.scheduler.state_dict(),
+        "scaler": c.scaler.state_dict(),
+        "early_stopping": c.stopper.state_dict(),
+        "epoch": epoch,
+        "global_step": global_step,
+        "best_metric": c.stopper.best,
+        "rng": rng_state(),
+        "config": config_mod.to_dict(cfg),
+        "class_names": list(bundle.class_names),
+        "preprocessing": preprocessing_of(bundle),
+        "history": history,
+    }
+
+
+def eval_model(c: Components) -> nn.Module:
+    """The weights evaluation uses: the EMA average when enabled, else the trained model."""
+    return c.ema.module if c.ema is not None else c.model
+
+
+def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[str, Any]:
+    """Train (or resume) a run and return its summary."""
+    start = start_run(cfg, cli_keys)
+    cfg, run_dir = start.cfg, start.run_dir
+    print(start.message)
+    threads = set_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    amp = amp_policy(cfg.amp, cfg.amp_dtype, device)
+    seed_everything(cfg.seed, cfg.deterministic)
+    bundle = prepare_data(cfg)
+    c = build_components(cfg, bundle, device, amp)
+    pre = preprocessing_of(bundle)
+    first_epoch, global_step, history = 0, 0, []
+    if start.checkpoint is not None:
+        restore(c, start.checkpoint, cfg, len(bundle.class_names))
+        first_epoch, global_step = start.checkpoint["epoch"], start.checkpoint["global_step"]
+        history = [r for r in start.checkpoint.get("history", []) if r["epoch"] <= first_epoch]
+        set_rng_state(start.checkpoint["rng"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_mod.save_yaml(cfg, run_dir / "config.yaml")
+
+    counts = torch.bincount(bundle.train.labels, minlength=len(bundle.class_names)).float()
+    weights = (counts.sum() / (len(counts) * counts.clamp_min(1))).to(device) if cfg.class_weights == "auto" else None
+    criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.label_smoothing)
+    sample_weights = (1.0 / counts.clamp_min(1))[bundle.train.labels] if cfg.balanced_sampler else None
+    train_loader = TensorLoader(bundle.train, cfg.batch_size, pre, device, cfg.augment, shuffle=True, seed=cfg.seed,
+                                sample_weights=sample_weights, channels_last=cfg.channels_last)
+    val_loader = TensorLoader(bundle.val, max(cfg.batch_size, 256), pre, device, channels_last=cfg.channels_last)
+    print(f"{cfg.model} on {cfg.dataset}: {len(bundle.train)}/{len(bundle.val)}/"
+          f"{len(bundle.test) if bundle.test else 0} train/val/test images, {len(bundle.class_names)} classes, "
+          f"{sum(p.numel() for p in c.model.parameters()):,} parameters, device {device}"
+          f"{' (' + str(threads) + ' threads)' if device.type == 'cpu' else ''}, AMP "
+          f"{str(amp.dtype).removeprefix('torch.') if amp.enabled else 'off'}; "
+          f"{c.plan.steps_per_epoch} updates/epoch, warmup {c.plan.warmup_steps} updates")
+
+    guard = NonFiniteGuard(cfg.max_nonfinite)
+    stop_reason = ""
+    for epoch in range(first_epoch + 1, cfg.epochs + 1):
+        train_loader.set_epoch(epoch)
+        stats, global_step = train_one_epoch(
+            c.model, train_loader, criterion, c.optimizer, c.scheduler, c.scaler, amp, epoch=epoch,
+            global_step=global_step, accum_steps=cfg.accum_steps, grad_clip=cfg.grad_clip, guard=guard, ema=c.ema,
+            progress=progress)
+        val_loss, val_acc = evaluate(eval_model(c), val_loader, amp, tta=cfg.tta)
+        in_warmup = c.scheduler.epoch_start_t < c.plan.warmup_steps  # this epoch was (partly) warmup
+        c.scheduler.step_epoch(val_loss)
+        monitored = val_loss if cfg.monitor == "val_loss" else val_acc
+        improved = c.stopper.update(monitored, epoch, counts=not in_warmup)
+        history.append({"epoch": epoch, "lr": stats.lr, "train_loss": stats.loss, "train_acc": stats.acc,
+                        "val_loss": val_loss, "val_acc": val_acc, "seconds": round(stats.seconds, 3)})
+        extra = ""
+        if stats.skipped_updates:
+            extra += f" | AMP skipped {stats.skipped_updates} updates"
+        if stats.nonfinite_batches:
+            extra += f" | {stats.nonfinite_batches} non-finite batches dropped"
+        print(f"epoch {epoch:3d}/{cfg.epochs} | lr {stats.lr:.3g} | train loss {stats.loss:.4f} acc {stats.acc:.4f} | "
+              f"val loss {val_loss:.4f} acc {val_acc:.4f} | {stats.seconds:.1f}s "
+              f"({stats.images / max(stats.seconds, 1e-9):.0f} img/s){' *' if improved else ''}{extra}")
+        write_metrics_csv(history, run_dir / "metrics.csv")
+        plot_curves(history, run_dir / "curves.png")
+        state = checkpoint_state(c, cfg, bundle, epoch, global_step, history)
+        paths = [run_dir / "last.pt"]
+        if improved:
+            paths.append(run_dir / "best.pt")
+        if cfg.save_every and epoch % cfg.save_every == 0:
+            paths.append(run_dir / f"epoch_{epoch:03d}.pt")
+        save_checkpoint(state, *paths)
+        if c.stopper.should_stop:
+            stop_reason = (f"early stopping: {cfg.monitor} has not improved by more than {cfg.min_delta:g} for "
+                           f"{c.stopper.bad_epochs} epochs (best {c.stopper.best:.4f} at epoch {c.stopper.best_epoch})")
+            print(stop_reason)
+            break
+    return finish(cfg, run_dir, bundle, device, amp, stop_reason)
+
+
+def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device, amp, stop_reason: str
+           ) -> dict[str, Any]:
+    """Score best.pt on the test split (val if there is none) and write ``summary.json``."""
+    best = load_checkpoint(run_dir / "best.pt")
+    model = build_model(cfg.model, len(bundle.class_names), bundle.channels, bundle.image_size[0], width=cfg.width,
+                        depth=cfg.depth, dropout=cfg.dropout).to(device)
+    model.load_state_dict(inference_weights(best))
+    split_name = "test" if bundle.test is not None else "val"
+    loader = TensorLoader(bundle.split(split_name), 256, best["preprocessing"], device)
+    loss, acc = evaluate(model, loader, amp, tta=cfg.tta)
+    summary = {"run_dir": str(run_dir), "best_epoch": best["epoch"], "best_metric": best["best_metric"],
+               "monitor": cfg.monitor, f"{split_name}_loss": loss, f"{split_name}_acc": acc,
+               "stopped_early": bool(stop_reason), "stop_reason": stop_reason}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"{split_name} accuracy of best.pt (epoch {best['epoch']}): {acc:.4f}  |  run folder: {run_dir}")
+    return summary
+
+
+def inference_weights(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The state_dict to predict with: the EMA weights when the run kept them."""
+    ema = ckpt.get("ema")
+    if ema:
+        prefix = "module."
+        return {k[len(prefix):]: v for k, v in ema.items() if k.startswith(prefix)}
+    return ckpt["model"]

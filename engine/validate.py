@@ -1,0 +1,56 @@
+"""Value checks on a resolved Config, run before any data is loaded or any file is written."""
+from __future__ import annotations
+
+from engine.config import Config
+from engine.errors import UsageError, unknown_name
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise UsageError(message)
+
+
+def check_config(cfg: Config) -> None:
+    """Raise a one-line UsageError naming the first invalid value and what would be valid."""
+    from data import DATASETS
+    from data.transforms import AUGMENTATIONS
+    from engine.optim import OPTIMIZERS
+    from models import valid_model
+    from schedulers import WARMUP_MODES, resolve_params
+
+    _require(cfg.lr > 0, f"--lr must be > 0 (got {cfg.lr})")
+    _require(cfg.epochs >= 1, f"--epochs must be >= 1 (got {cfg.epochs})")
+    _require(cfg.batch_size >= 1, f"--batch_size must be >= 1 (got {cfg.batch_size})")
+    _require(cfg.accum_steps >= 1, f"--accum_steps must be >= 1 (got {cfg.accum_steps})")
+    _require(cfg.early_stopping >= 0, f"--early_stopping PATIENCE must be >= 0 (got {cfg.early_stopping}); 0 disables it")
+    _require(cfg.min_delta >= 0, f"--min_delta must be >= 0 (got {cfg.min_delta})")
+    _require(cfg.save_every >= 0, f"--save_every must be >= 0 (got {cfg.save_every})")
+    _require(cfg.warmup_epochs >= 0 and cfg.warmup_steps >= 0, "warmup length must be >= 0")
+    _require(not (cfg.warmup_epochs > 0 and cfg.warmup_steps > 0),
+             "give either --warmup_epochs or --warmup_steps, not both")
+    _require(cfg.warmup_epochs < cfg.epochs,
+             f"--warmup_epochs {cfg.warmup_epochs:g} must be shorter than training (--epochs {cfg.epochs})")
+    _require(0 <= cfg.warmup_start_factor <= 1, f"--warmup_start_factor must be in [0, 1] (got {cfg.warmup_start_factor})")
+    _require(cfg.warmup_mode in WARMUP_MODES, f"unknown --warmup_mode '{cfg.warmup_mode}'; valid: {', '.join(WARMUP_MODES)}")
+    _require(cfg.warmup_mode != "exponential" or cfg.warmup_start_factor > 0,
+             "exponential warmup needs --warmup_start_factor > 0")
+    _require(0 < cfg.val_split < 1 and 0 <= cfg.test_split < 1 and cfg.val_split + cfg.test_split < 1,
+             "--val_split must be in (0, 1), --test_split in [0, 1), and together below 1")
+    _require(cfg.monitor in ("val_loss", "val_acc"), f"unknown --monitor '{cfg.monitor}'; valid: val_loss, val_acc")
+    _require(cfg.class_weights in ("none", "auto"), f"unknown --class_weights '{cfg.class_weights}'; valid: none, auto")
+    _require(0 <= cfg.label_smoothing < 1, f"--label_smoothing must be in [0, 1) (got {cfg.label_smoothing})")
+    _require(0 <= cfg.ema < 1, f"--ema must be in [0, 1) (got {cfg.ema}); 0 disables it")
+    _require(0 <= cfg.dropout < 1, f"--dropout must be in [0, 1) (got {cfg.dropout})")
+    _require(cfg.width >= 1 and cfg.depth >= 1, "--width and --depth must be >= 1")
+    _require(cfg.image_size >= 0, "--image_size must be >= 0 (0 keeps the dataset's size)")
+    _require(cfg.max_nonfinite >= 1, "--max_nonfinite must be >= 1")
+    _require(cfg.grad_clip >= 0, "--grad_clip must be >= 0 (0 disables it)")
+    _require(cfg.threads >= 0, "--threads must be >= 0 (0 picks from the machine)")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise unknown_name("optimizer", cfg.optimizer, OPTIMIZERS)
+    if cfg.augment not in AUGMENTATIONS:
+        raise unknown_name("augmentation preset", cfg.augment, AUGMENTATIONS)
+    if cfg.dataset not in DATASETS:
+        raise unknown_name("dataset", cfg.dataset, DATASETS)
+    valid_model(cfg.model)
+    resolve_params(cfg.scheduler, cfg.scheduler_params)

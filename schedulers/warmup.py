@@ -1,0 +1,122 @@
+"""The warmup wrapper: the single place that knows how and when a schedule is stepped.
+
+The training loop only reports events -- ``step_update()`` after every optimizer update that
+really happened, ``step_epoch(val_loss)`` at every epoch end -- and this wrapper turns them into
+warmup, ``step()`` for per-update or per-epoch schedules, or ``step(val_loss)`` for
+ReduceLROnPlateau, according to the schedule's declared granularity.
+
+Warmup multiplies each param group's *handover* LR (the LR the wrapped schedule starts at) by a
+factor rising from ``start_factor`` to 1 over ``warmup_steps`` updates, so the LR is continuous
+where the wrapped schedule takes over. The wrapped schedule is laid out on the rest of training.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch.optim import Optimizer
+
+WARMUP_MODES = ("linear", "exponential", "cosine", "constant")
+
+
+def warmup_factor(mode: str, t: int, warmup_steps: int, start: float) -> float:
+    """LR factor for update ``t`` (0-based) of a warmup lasting ``warmup_steps`` updates.
+
+    ``t == 0`` gives ``start`` (the first update's LR as a fraction of the base); ``t >=
+    warmup_steps`` gives 1. Linear, cosine and exponential rise smoothly; constant stays at
+    ``start`` then jumps (the classic "constant warmup", by design).
+    """
+    if t >= warmup_steps:
+        return 1.0
+    x = t / warmup_steps
+    if mode == "linear":
+        return start + (1.0 - start) * x
+    if mode == "cosine":
+        return start + (1.0 - start) * 0.5 * (1.0 - math.cos(math.pi * x))
+    if mode == "exponential":
+        return start ** (1.0 - x)  # geometric rise: equal ratios between consecutive updates
+    if mode == "constant":
+        return start
+    raise ValueError(f"unknown warmup mode {mode!r}")
+
+
+class WarmupScheduler:
+    """Warmup in front of any schedule, dispatching events by the schedule's granularity."""
+
+    def __init__(self, optimizer: Optimizer, inner: Any, granularity: str, warmup_steps: int = 0,
+                 mode: str = "linear", start_factor: float = 0.01):
+        self.optimizer = optimizer
+        self.inner = inner
+        self.granularity = granularity
+        self.warmup_steps = int(warmup_steps)
+        self.mode = mode
+        self.start_factor = float(start_factor)
+        self.t = 0  # optimizer updates seen
+        self.epoch_start_t = 0  # value of t when the current epoch began
+        # Building the inner schedule set each group's LR to the schedule's starting value;
+        # that is where warmup has to arrive.
+        self.handover_lrs = [g["lr"] for g in optimizer.param_groups]
+        if self.warmup_steps > 0:
+            self._set_warmup_lr()
+
+    # --- the two events the training loop reports ---
+    def step_update(self) -> None:
+        """Call after every optimizer update that was applied (not after a skipped one)."""
+        if self.t < self.warmup_steps:
+            self.t += 1
+            self._set_warmup_lr()  # at t == warmup_steps this is the handover LR exactly
+            return
+        self.t += 1
+        if self.granularity == "update":
+            self.inner.step()
+        elif self.granularity == "events":
+            self.inner.step_update()
+
+    def step_epoch(self, val_loss: float | None = None) -> None:
+        """Call at every epoch end, after validation."""
+        # The epoch in which warmup ends belongs to warmup: the wrapped schedule counts
+        # epochs from the first one that starts after the handover.
+        if self.epoch_start_t >= self.warmup_steps:
+            if self.granularity == "epoch":
+                self.inner.step()
+            elif self.granularity == "metric":
+                if val_loss is None:
+                    raise ValueError("a metric-driven schedule needs the validation loss each epoch")
+                self.inner.step(val_loss)
+            elif self.granularity == "events":
+                self.inner.step_epoch(val_loss)
+        self.epoch_start_t = self.t
+
+    # --- queries ---
+    @property
+    def in_warmup(self) -> bool:
+        return self.t < self.warmup_steps
+
+    def get_last_lr(self) -> list[float]:
+        return [g["lr"] for g in self.optimizer.param_groups]
+
+    def _set_warmup_lr(self) -> None:
+        f = warmup_factor(self.mode, self.t, self.warmup_steps, self.start_factor)
+        for g, lr in zip(self.optimizer.param_groups, self.handover_lrs):
+            g["lr"] = lr * f
+
+    # --- state: counters here, the LRs themselves live in the optimizer's state ---
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "t": self.t,
+            "epoch_start_t": self.epoch_start_t,
+            "warmup_steps": self.warmup_steps,
+            "mode": self.mode,
+            "start_factor": self.start_factor,
+            "handover_lrs": list(self.handover_lrs),
+            "inner": self.inner.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.t = state["t"]
+        self.epoch_start_t = state["epoch_start_t"]
+        self.warmup_steps = state["warmup_steps"]
+        self.mode = state["mode"]
+        self.start_factor = state["start_factor"]
+        self.handover_lrs = list(state["handover_lrs"])
+        self.inner.load_state_dict(state["inner"])

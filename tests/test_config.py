@@ -1,0 +1,98 @@
+"""Config precedence (defaults < YAML < CLI) and rejection of unknown keys, wrong types, bad values."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from engine.config import Config, FIELDS, apply_overrides, parse_args, save_yaml, load_yaml
+from engine.errors import UsageError
+from engine.validate import check_config
+
+ROOT_CONFIGS = __import__("pathlib").Path(__file__).resolve().parents[1] / "configs"
+
+
+def write(tmp_path, data) -> str:
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return str(p)
+
+
+def test_precedence_defaults_yaml_cli(tmp_path):
+    path = write(tmp_path, {"lr": 0.5, "epochs": 7, "scheduler": {"name": "step", "step_size": 2}})
+    cfg, _ = parse_args(["--config", path, "--lr", "0.25"])
+    assert cfg.lr == 0.25  # CLI beats YAML
+    assert cfg.epochs == 7  # YAML beats default
+    assert cfg.batch_size == Config().batch_size  # default survives
+    assert cfg.scheduler == "step" and cfg.scheduler_params == {"step_size": 2}
+
+
+def test_scheduler_flags_merge_with_yaml_block(tmp_path):
+    path = write(tmp_path, {"scheduler": {"name": "plateau", "patience": 4, "factor": 0.5}})
+    cfg, script = parse_args(["--config", path, "--scheduler_patience", "1"])
+    assert cfg.scheduler_params == {"patience": 1, "factor": 0.5}
+    assert "scheduler_patience" in script["cli_keys"]
+
+
+def test_new_scheduler_on_cli_drops_yaml_params(tmp_path):
+    path = write(tmp_path, {"scheduler": {"name": "plateau", "patience": 4}})
+    cfg, _ = parse_args(["--config", path, "--scheduler", "cosine"])
+    assert cfg.scheduler == "cosine" and cfg.scheduler_params == {}
+
+
+@pytest.mark.parametrize("data, fragment", [
+    ({"batchsize": 32}, "did you mean 'batch_size'"),
+    ({"epoch": 3}, "did you mean 'epochs'"),
+    ({"lr": "fast"}, "'lr' must be float"),
+    ({"epochs": 2.5}, "'epochs' must be int"),
+    ({"amp": "yes"}, "'amp' must be bool"),
+])
+def test_yaml_rejects_unknown_keys_and_wrong_types(tmp_path, data, fragment):
+    with pytest.raises(UsageError, match=fragment):
+        parse_args(["--config", write(tmp_path, data)])
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--learning_rate", "0.1"], "unrecognized argument '--learning_rate'"),
+    (["--epochs", "three"], "invalid int value"),
+    (["--scheduler", "cosine", "--scheduler_gama", "0.5"], "no hyperparameter 'gama'"),
+])
+def test_cli_rejects(argv, fragment):
+    with pytest.raises(UsageError, match=fragment):
+        cfg, _ = parse_args(argv)
+        check_config(cfg)
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ({"lr": 0.0}, "--lr must be > 0"),
+    ({"lr": -1.0}, "--lr must be > 0"),
+    ({"batch_size": 0}, "--batch_size must be >= 1"),
+    ({"early_stopping": -1}, "PATIENCE must be >= 0"),
+    ({"warmup_epochs": 20.0, "epochs": 10}, "shorter than training"),
+    ({"model": "resnet_9000"}, "unknown model 'resnet_9000'"),
+    ({"scheduler": "cosin"}, "Did you mean 'cosine'"),
+    ({"dataset": "imagenet-1k"}, "unknown dataset"),
+    ({"scheduler": "step", "scheduler_params": {"gamma": 2.0}}, "out of range"),
+])
+def test_invalid_values(override, fragment):
+    cfg = apply_overrides(Config(), override, "test")
+    with pytest.raises(UsageError, match=fragment):
+        check_config(cfg)
+
+
+def test_default_yaml_covers_every_setting_at_its_default():
+    data = load_yaml(ROOT_CONFIGS / "default.yaml")
+    assert set(data) | {"scheduler_params"} == set(FIELDS)
+    assert apply_overrides(Config(), data, "default.yaml") == Config()
+
+
+@pytest.mark.parametrize("path", sorted(ROOT_CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_is_valid(path):
+    check_config(apply_overrides(Config(), load_yaml(path), path.name))
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = dataclasses.replace(Config(), scheduler="plateau", scheduler_params={"patience": 3}, lr=0.01)
+    save_yaml(cfg, tmp_path / "r.yaml")
+    assert apply_overrides(Config(), load_yaml(tmp_path / "r.yaml"), "r.yaml") == cfg

@@ -1,0 +1,28 @@
+"""Train an image classifier with a warmup-wrapped LR schedule, checkpoints, resume and early stopping.
+
+Examples:
+    python train.py                                             # Custom CNN on the bundled digits
+    python train.py --scheduler plateau --warmup_epochs 1
+    python train.py --config configs/efficientnet_b0.yaml --epochs 5
+    python train.py --run_name exp1 --resume auto               # continue exp1, or start it
+    python train.py --resume checkpoints/exp1/epoch_002.pt --run_name exp1_branch
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from engine.config import parse_args
+from engine.errors import run_cli
+from engine.validate import check_config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg, script = parse_args(argv, description=__doc__)
+    check_config(cfg)
+    from engine.trainer import fit  # heavy imports only once the command line is known to be good
+    fit(cfg, script["cli_keys"])
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
