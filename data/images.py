@@ -1,0 +1,62 @@
+"""Decode one image file to a uint8 tensor (C, H, W) with the channels a model expects.
+
+torchvision.io decodes JPEG/PNG/WebP/GIF (palette, gray+alpha, RGBA and 16-bit included) in C;
+other formats (BMP, TIFF, ...) fall back to Pillow. Shared by dataset loading and prediction,
+so a picture is turned into a tensor the same way everywhere.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.io import ImageReadMode, decode_image, read_file
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".ppm", ".pgm"}
+
+
+class ImageDecodeError(Exception):
+    """A file that is missing, truncated, corrupt or not an image."""
+
+
+def _to_uint8(t: torch.Tensor) -> torch.Tensor:
+    if t.dtype == torch.uint8:
+        return t
+    if t.dtype == torch.uint16:  # 16-bit PNG: keep the high byte (0..65535 -> 0..255)
+        return (t.to(torch.int32) // 257).to(torch.uint8)
+    return t.float().clamp(0, 255).to(torch.uint8)
+
+
+def _pillow(path: Path, channels: int) -> torch.Tensor:
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float64) / 257.0
+                im = Image.fromarray(arr.clip(0, 255).astype(np.uint8), "L")
+            im = im.convert("L" if channels == 1 else "RGB")
+            arr = np.asarray(im, dtype=np.uint8)
+    except Exception as e:  # PIL raises many types for bad files
+        raise ImageDecodeError(f"{path}: {type(e).__name__}: {e}") from None
+    t = torch.from_numpy(arr.copy())
+    return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
+
+
+def decode_file(path: str | Path, channels: int) -> torch.Tensor:
+    """``path`` as uint8 (channels, H, W); ``channels`` is 1 (gray) or 3 (RGB).
+
+    Alpha is dropped, palettes are expanded, 16-bit is scaled to 8-bit. Raises ImageDecodeError.
+    """
+    path = Path(path)
+    mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
+    try:
+        data = read_file(str(path))
+    except (RuntimeError, OSError) as e:
+        raise ImageDecodeError(f"{path}: cannot read ({e})") from None
+    try:
+        return _to_uint8(decode_image(data, mode=mode))
+    except RuntimeError as e:
+        if "Unsupported image file" in str(e):
+            return _pillow(path, channels)
+        raise ImageDecodeError(f"{path}: {str(e).split(', ')[-1]}") from None
