@@ -1,5 +1,6 @@
 """The six established configurations -- step / plateau / cosine, each with and without warmup --
-through a simulated 10-epoch loop, asserting the LR used by every update.
+through a simulated 10-epoch loop, asserting the LR used by every update -- and every name in the
+catalog (aliases included) through the same loop.
 
 Run alone with ``python test_schedulers.py``; pytest collects it too. The whole catalog is tested
 in ``tests/test_scheduler_catalog.py``.
@@ -10,6 +11,7 @@ import math
 
 import pytest
 
+from schedulers import names
 from schedulers.simulate import simulate
 
 EPOCHS, SPE, BASE, START = 10, 5, 0.1, 0.01
@@ -83,6 +85,18 @@ def test_warmup_hands_over_without_jump(name, warmup):
     assert lrs[w] == pytest.approx(BASE)  # the first update after warmup runs at the base LR
     rise = (1 - START) * BASE / w
     assert lrs[w] - lrs[w - 1] == pytest.approx(rise)  # the handover is one ordinary warmup increment
+
+
+@pytest.mark.parametrize("name", names())
+@pytest.mark.parametrize("warmup", [0, 1])
+def test_every_catalog_name_runs_the_10_epoch_loop(name, warmup):
+    """Every registered name and alias, with its defaults, through the same simulated loop."""
+    losses = [1.0, 0.9, 0.8] + [0.8] * (EPOCHS - 3)
+    pts = simulate(name, {}, EPOCHS, SPE, warmup * SPE, BASE, val_losses=losses, warmup_start_factor=START)
+    lrs = [p.lr for p in pts]
+    assert len(lrs) == EPOCHS * SPE and all(math.isfinite(x) and 0 <= x <= BASE * (1 + 1e-9) for x in lrs)
+    if warmup:
+        assert lrs[0] < lrs[SPE - 1] <= lrs[SPE] * (1 + 1e-9)  # rises to where the schedule takes over
 
 
 if __name__ == "__main__":

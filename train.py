@@ -6,6 +6,7 @@ Examples:
     python train.py --config configs/efficientnet_b0.yaml --epochs 5
     python train.py --run_name exp1 --resume auto               # continue exp1, or start it
     python train.py --resume checkpoints/exp1/epoch_002.pt --run_name exp1_branch
+    python train.py --dataset folder --data_dir my_images --check_data   # dataset report only
 """
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from engine.validate import check_config
 def main(argv: Sequence[str] | None = None) -> int:
     cfg, script = parse_args(argv, description=__doc__)
     check_config(cfg)
+    if script.get("check_data"):  # the dataset check alone: report, exit status, no run folder
+        from data.check import run_check
+        return run_check(cfg)
     from engine.trainer import fit  # heavy imports only once the command line is known to be good
     fit(cfg, script["cli_keys"])
     return 0

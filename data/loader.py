@@ -1,7 +1,9 @@
 """Batches from uint8 tensors resident on the training device, in a reproducible order.
 
 Each epoch's order and augmentations come from a generator seeded by (seed, epoch), so a run
-resumed at any epoch boundary sees exactly the batches the uninterrupted run saw.
+resumed at any epoch boundary sees exactly the batches the uninterrupted run saw. ``make_loader``
+picks this loader for in-memory splits and :class:`data.disk_loader.DiskLoader` for streamed ones;
+both yield the same (inputs, labels) batches.
 """
 from __future__ import annotations
 
@@ -12,6 +14,32 @@ import torch
 
 from data.transforms import augment, eval_transform
 from data.types import Split
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def epoch_order(n: int, gen: torch.Generator, shuffle: bool, sample_weights: torch.Tensor | None) -> torch.Tensor:
+    """The epoch's sample indices; with ``sample_weights``, n draws with replacement by weight."""
+    if sample_weights is not None:
+        return torch.multinomial(sample_weights, n, replacement=True, generator=gen)
+    return torch.randperm(n, generator=gen) if shuffle else torch.arange(n)
+
+
+def class_counts(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    return torch.bincount(labels.cpu(), minlength=num_classes).float()
+
+
+def loss_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``--class_weights auto``: n / (K * n_c), so every class carries the same total loss."""
+    counts = class_counts(labels, num_classes)
+    return counts.sum() / (num_classes * counts.clamp_min(1))
+
+
+def balanced_sample_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``--balanced_sampler``: per-sample weight 1 / n_c, so each class is drawn equally often."""
+    return (1.0 / class_counts(labels, num_classes).clamp_min(1))[labels.cpu()]
 
 
 class TensorLoader:
@@ -42,15 +70,9 @@ class TensorLoader:
     def num_samples(self) -> int:
         return int(self.labels.shape[0])
 
-    def _order(self, gen: torch.Generator) -> torch.Tensor:
-        n = self.num_samples
-        if self.sample_weights is not None:
-            return torch.multinomial(self.sample_weights, n, replacement=True, generator=gen)
-        return torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
-
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = self._order(gen).to(self.device)
+        gen = epoch_generator(self.seed, self.epoch)
+        order = epoch_order(self.num_samples, gen, self.shuffle, self.sample_weights).to(self.device)
         for start in range(0, self.num_samples, self.batch_size):
             idx = order[start:start + self.batch_size]
             x = self.images[idx]
@@ -60,3 +82,18 @@ class TensorLoader:
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.labels[idx]
+
+
+def make_loader(split: Split, batch_size: int, preprocessing: dict, device: torch.device, *,
+                augment_preset: str = "none", shuffle: bool = False, seed: int = 0,
+                sample_weights: torch.Tensor | None = None, channels_last: bool = False,
+                num_workers: int = -1, strict: bool = False):
+    """TensorLoader for an in-memory split, DiskLoader (DataLoader workers) for a streamed one."""
+    if split.in_memory:
+        return TensorLoader(split, batch_size, preprocessing, device, augment_preset, shuffle, seed,
+                            sample_weights, channels_last)
+    from data.disk_loader import DiskLoader, FileDataset
+    size, channels = preprocessing["input_size"][0], preprocessing["channels"]
+    dataset = FileDataset(split.ids, split.labels, channels, size)
+    return DiskLoader(dataset, batch_size, preprocessing, device, augment_preset, shuffle, seed, sample_weights,
+                      channels_last, num_workers, strict)

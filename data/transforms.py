@@ -1,20 +1,47 @@
 """Augmentation presets and the evaluation transform, shared by training, evaluation and prediction.
 
-Everything works on whole uint8 batches already on the training device: no per-item PIL work.
-Random numbers come from a CPU ``torch.Generator`` so a seeded run draws the same augmentations
-on any device.
+In-memory data is augmented as whole uint8 batches already on the training device: no per-item PIL
+work; random numbers come from a CPU ``torch.Generator`` so a seeded run draws the same
+augmentations on any device. Streamed folders apply the same presets per image in DataLoader
+workers (``sample_augmentation``, torchvision transforms v2 on uint8 tensors). Both paths end in
+``eval_transform`` on the batch, so normalisation is written exactly once.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-# preset -> (pad for random translation, horizontal flip)
+# preset -> (pad for random translation at 32 px and below, horizontal flip)
 AUGMENTATIONS: dict[str, tuple[int, bool]] = {
     "none": (0, False),
     "light": (1, False),      # small shifts only: safe for digits and text
     "standard": (2, True),    # shifts and mirror images: natural images, clothing
 }
+
+
+def preset_params(preset: str, size: int) -> tuple[int, bool]:
+    """(pad, flip) of ``preset`` for images ``size`` pixels high.
+
+    The pads were chosen for 8-32 px images; larger images scale them with the side so that a
+    224 px folder is shifted by the same share of the picture (7 px light, 14 px standard).
+    """
+    pad, flip = AUGMENTATIONS[preset]
+    return (max(pad, round(pad * size / 32)) if pad else 0), flip
+
+
+def sample_augmentation(preset: str, size: int):
+    """The per-image form of ``preset`` for DataLoader workers (uint8 (C, H, W) in and out).
+
+    Zero-padded random crop == random translation with zero fill, as in ``augment``.
+    """
+    from torchvision.transforms import v2
+    pad, flip = preset_params(preset, size)
+    steps = []
+    if pad:
+        steps.append(v2.RandomCrop(size, padding=pad, fill=0))
+    if flip:
+        steps.append(v2.RandomHorizontalFlip())
+    return v2.Compose(steps) if steps else None
 
 
 def _random_translate(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
@@ -31,7 +58,7 @@ def _random_translate(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.
 
 def augment(x: torch.Tensor, preset: str, gen: torch.Generator) -> torch.Tensor:
     """Apply an augmentation preset to a uint8 batch (N, C, H, W)."""
-    pad, flip = AUGMENTATIONS[preset]
+    pad, flip = preset_params(preset, x.shape[-2])
     if pad:
         x = _random_translate(x, pad, gen)
     if flip:

@@ -14,9 +14,11 @@ from typing import Any
 
 import torch
 
-from engine.errors import AppError
+from engine import faults
+from engine.errors import AppError, UsageError
 
 VERSION = 1
+TMP_PREFIX = "."  # temp files are hidden and never end in .pt: ``*.pt`` globs see only whole files
 REQUIRED_KEYS = ("model", "config", "class_names", "preprocessing", "version")
 
 
@@ -35,10 +37,15 @@ def _fsync_dir(folder: Path) -> None:
 
 def write_atomic(data: bytes, path: Path) -> None:
     """Write ``data`` to ``path`` via temp file + fsync + rename; the old file survives a failure."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.tmp-{os.getpid()}")
+    view, half = memoryview(data), len(data) // 2
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            # Two halves so the tests can crash or fill the disk with a half-written temp file.
+            f.write(view[:half])
+            f.flush()
+            faults.point(f"write:{path.name}")
+            f.write(view[half:])
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -47,6 +54,28 @@ def write_atomic(data: bytes, path: Path) -> None:
         raise AppError(f"could not write {path}: {e.strerror or e}. The previous file is intact; "
                        f"free disk space or choose another --checkpoint_dir, then --resume auto") from None
     _fsync_dir(path.parent)
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete temp files left by a process killed mid-write (not those of a live process)."""
+    removed = []
+    for tmp in Path(folder).glob(f"{TMP_PREFIX}*.tmp-*"):
+        pid = tmp.name.rpartition(".tmp-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another process is writing into this folder right now
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def save_checkpoint(state: dict[str, Any], *paths: Path) -> None:
@@ -61,8 +90,9 @@ def save_checkpoint(state: dict[str, Any], *paths: Path) -> None:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint on the CPU, refusing code, corrupt files and unknown format versions."""
     path = Path(path)
-    if not path.is_file():
-        raise AppError(f"checkpoint not found: {path}")
+    if not path.is_file():  # a wrong path on the command line: a usage error (exit 2)
+        raise UsageError(f"checkpoint not found: {path}; check the path (runs live in "
+                         f"<checkpoint_dir>/<run_name>/, e.g. checkpoints/custom_digits/last.pt)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -35,6 +35,7 @@ class Config:
     balanced_sampler: bool = False
     strict_data: bool = False
     num_workers: int = -1  # -1: pick from the machine
+    data_mode: str = "auto"  # auto | memory | stream (image files: decode once in memory, or in workers)
     # --- model ---
     model: str = "custom"
     width: int = 32
@@ -168,7 +169,7 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     return p
 
 
-def _scheduler_flags(rest: Sequence[str], parser: argparse.ArgumentParser) -> dict[str, Any]:
+def scheduler_flags(rest: Sequence[str], parser: argparse.ArgumentParser) -> dict[str, Any]:
     """Parse leftover ``--scheduler_<param> VALUE`` pairs; anything else is an unknown flag."""
     out: dict[str, Any] = {}
     flags = [a for a in parser._option_string_actions if a.startswith("--")]
@@ -196,7 +197,7 @@ def parse_args(argv: Sequence[str] | None, description: str = "") -> tuple[Confi
     ns, rest = parser.parse_known_args(argv)
     given = vars(ns)
     script = {k: given.pop(k) for k in list(given) if k in SCRIPT_FLAGS}
-    given.update(_scheduler_flags(rest, parser))
+    given.update(scheduler_flags(rest, parser))
     cfg = Config()
     if script.get("config"):
         cfg = apply_overrides(cfg, load_yaml(script["config"]), source=str(script["config"]))

@@ -15,6 +15,7 @@ class AppError(Exception):
     """A failure the user can fix; the message names the problem and the fix."""
 
     exit_code = 1
+    label = "error"  # the word before the message on stderr
 
 
 class UsageError(AppError):
@@ -40,7 +41,7 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
     except AppError as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{e.label}: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

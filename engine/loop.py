@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from engine import faults
 from engine.errors import AppError
 from engine.runtime import AmpPolicy
 
@@ -33,6 +34,15 @@ class EpochStats:
     updates: int
     skipped_updates: int  # AMP: updates the scaler skipped for inf/nan gradients
     nonfinite_batches: int  # fp32/bf16: batches dropped for a non-finite loss
+    batches: int = 0  # batches consumed; fewer than the loader has when the epoch was cut short
+    loss_sum: float = 0.0  # exact accumulators, so a cut epoch can be continued bit for bit
+    correct: int = 0
+
+    def partial_state(self, epoch: int) -> dict:
+        """What a mid-epoch checkpoint stores to continue this epoch (``resume_from``)."""
+        return {"epoch": epoch, "batches": self.batches, "seen": self.images, "loss_sum": self.loss_sum,
+                "correct": self.correct, "updates": self.updates, "skipped": self.skipped_updates,
+                "dropped": self.nonfinite_batches, "lr": self.lr, "seconds": self.seconds}
 
 
 @dataclass
@@ -58,19 +68,32 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
                     scheduler, scaler: torch.amp.GradScaler, amp: AmpPolicy, *, epoch: int, global_step: int,
                     accum_steps: int = 1, grad_clip: float = 0.0, guard: NonFiniteGuard | None = None,
                     ema: nn.Module | None = None, should_stop=lambda: False,
-                    progress: bool | None = None) -> tuple[EpochStats, int]:
-    """Train one epoch; returns the stats and the new global step (optimizer updates so far)."""
+                    progress: bool | None = None, resume_from: dict | None = None) -> tuple[EpochStats, int]:
+    """Train one epoch; returns the stats and the new global step (optimizer updates so far).
+
+    ``should_stop()`` is polled after every optimizer update; when it is true the epoch ends early
+    (``stats.batches < len(loader)``). ``resume_from`` (a ``partial_state``) continues such an epoch:
+    the loader must replay the same epoch, and its first ``batches`` batches are drawn and discarded,
+    so every random draw of the data pipeline happens exactly as in the uninterrupted run.
+    """
     model.train()
-    total_loss = torch.zeros((), dtype=torch.float64)
-    correct = torch.zeros((), dtype=torch.int64, device=next(model.parameters()).device)
-    seen = updates = skipped = dropped = 0
-    lr = optimizer.param_groups[0]["lr"]
+    acc = resume_from or {}
+    start_batch = int(acc.get("batches", 0))
+    total_loss = torch.tensor(float(acc.get("loss_sum", 0.0)), dtype=torch.float64)
+    correct = torch.tensor(int(acc.get("correct", 0)), dtype=torch.int64, device=next(model.parameters()).device)
+    seen, updates = int(acc.get("seen", 0)), int(acc.get("updates", 0))
+    skipped, dropped = int(acc.get("skipped", 0)), int(acc.get("dropped", 0))
+    lr = acc.get("lr", optimizer.param_groups[0]["lr"])
     n_batches = len(loader)
-    start = time.perf_counter()
+    done = start_batch
+    start = time.perf_counter() - float(acc.get("seconds", 0.0))
     bar = tqdm(loader, total=n_batches, desc=f"epoch {epoch}", leave=False, disable=None if progress is None else not progress,
                dynamic_ncols=True, mininterval=0.5)
     optimizer.zero_grad(set_to_none=True)
     for i, (x, y) in enumerate(bar):
+        if i < start_batch:
+            continue  # consumed before the interruption: drawn (same augmentation draws), not trained on
+        done = i + 1
         with amp.autocast():
             out = model(x)
             loss = criterion(out, y)
@@ -97,6 +120,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
                 scheduler.step_update()
                 if ema is not None:
                     ema.update_parameters(model)
+                faults.point("step", release=should_stop)  # tests: pause here until signalled
         n = y.shape[0]
         seen += n
         total_loss += loss_value * n
@@ -105,14 +129,28 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
             rate = seen / max(time.perf_counter() - start, 1e-9)
             bar.set_postfix(loss=f"{total_loss.item() / max(seen, 1):.4f}", lr=f"{lr:.3g}", img_s=f"{rate:.0f}",
                             refresh=False)
-        if should_stop():
+        # Stop only where an update just completed: a half-accumulated gradient is not saved.
+        if should_stop() and (i + 1) % accum_steps == 0 and i + 1 < n_batches:
             break
     seconds = time.perf_counter() - start
     bar.close()
     stats = EpochStats(loss=total_loss.item() / max(seen, 1), acc=correct.item() / max(seen, 1), lr=lr,
                        seconds=seconds, images=seen, updates=updates, skipped_updates=skipped,
-                       nonfinite_batches=dropped)
+                       nonfinite_batches=dropped, batches=done, loss_sum=total_loss.item(), correct=int(correct.item()))
     return stats, global_step
+
+
+def epoch_summary(epoch: int, epochs: int, stats: EpochStats, val_loss: float, val_acc: float,
+                  improved: bool) -> str:
+    """The one line printed per epoch; updates AMP skipped and batches dropped are never silent."""
+    extra = ""
+    if stats.skipped_updates:
+        extra += f" | AMP skipped {stats.skipped_updates} updates"
+    if stats.nonfinite_batches:
+        extra += f" | {stats.nonfinite_batches} non-finite batches dropped"
+    return (f"epoch {epoch:3d}/{epochs} | lr {stats.lr:.3g} | train loss {stats.loss:.4f} acc {stats.acc:.4f} | "
+            f"val loss {val_loss:.4f} acc {val_acc:.4f} | {stats.seconds:.1f}s "
+            f"({stats.images / max(stats.seconds, 1e-9):.0f} img/s){' *' if improved else ''}{extra}")
 
 
 @torch.no_grad()

@@ -84,4 +84,6 @@ def start_run(cfg: Config, cli_keys: list[str]) -> RunStart:
     else:
         folder = path.parent
     merged = dataclasses.replace(merged, run_name=folder.name, resume="")
-    return RunStart(merged, folder, ckpt, f"resuming {path} (epoch {ckpt['epoch']}) into {folder}")
+    part = ckpt.get("partial_epoch")  # saved by an interrupt inside an epoch
+    where = f"epoch {ckpt['epoch']}" + (f" + {part['batches']} batches of epoch {part['epoch']}" if part else "")
+    return RunStart(merged, folder, ckpt, f"resuming {path} ({where}) into {folder}")

@@ -13,23 +13,26 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
-from data import DataBundle, load_dataset
-from data.loader import TensorLoader
+from data import DataBundle, load_from_config
+from data.check import enforce_strict, report_of
+from data.loader import balanced_sample_weights, loss_weights, make_loader
 from data.transforms import resize_uint8
 from engine import config as config_mod
-from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine import faults
+from engine.checkpoint import load_checkpoint, remove_stale_temps, save_checkpoint
 from engine.config import Config
 from engine.early_stopping import EarlyStopping
 from engine.errors import UsageError
 from engine.history import plot_curves, write_metrics_csv
-from engine.loop import NonFiniteGuard, evaluate, train_one_epoch
+from engine.interrupt import GracefulStop
+from engine.loop import NonFiniteGuard, epoch_summary, evaluate, train_one_epoch
 from engine.optim import build_optimizer
 from engine.run import start_run
 from engine.runtime import amp_policy, resolve_device, rng_state, seed_everything, set_rng_state, set_threads, unwrap
 from models import build_model
-from schedulers import Plan, build_scheduler, get_spec
+from schedulers import Plan, build_scheduler, is_horizon_free, make_plan, uses_swa
 
 
 @dataclass
@@ -39,8 +42,9 @@ class Components:
     scheduler: Any
     scaler: torch.amp.GradScaler
     stopper: EarlyStopping
-    ema: AveragedModel | None
+    ema: AveragedModel | None  # averaged weights: an EMA per update (--ema) or SWA per epoch (SWALR)
     plan: Plan
+    swa: bool = False  # ema is SWA's equal average, updated at SWA epoch ends
 
 
 def preprocessing_of(bundle: DataBundle) -> dict[str, Any]:
@@ -51,12 +55,13 @@ def preprocessing_of(bundle: DataBundle) -> dict[str, Any]:
 
 
 def prepare_data(cfg: Config) -> DataBundle:
-    bundle = load_dataset(cfg.dataset, cfg.data_dir, val_split=cfg.val_split, test_split=cfg.test_split,
-                          seed=cfg.seed, strict=cfg.strict_data)
+    """Load the dataset at its training size; ``bundle.report`` holds the dataset check's findings."""
+    bundle = load_from_config(cfg)
+    enforce_strict(report_of(bundle), cfg.strict_data)
     if cfg.image_size and bundle.image_size != (cfg.image_size, cfg.image_size):
         size = (cfg.image_size, cfg.image_size)
-        for split in (bundle.train, bundle.val, bundle.test):
-            if split is not None:
+        for split in bundle.splits().values():
+            if split.in_memory:  # streamed splits are decoded at their size already
                 split.images = resize_uint8(split.images, size)  # once, not every batch
     return bundle
 
@@ -73,18 +78,18 @@ def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp)
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.momentum)
     spe = steps_per_epoch(len(bundle.train), cfg.batch_size, cfg.accum_steps)
-    warmup = cfg.warmup_steps or round(cfg.warmup_epochs * spe)
-    plan = Plan(cfg.epochs, spe, warmup)
-    if warmup >= plan.total_steps:
-        raise UsageError(f"warmup of {warmup} updates is not shorter than training ({plan.total_steps} updates)")
+    plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps)
     scheduler = build_scheduler(optimizer, cfg.scheduler, cfg.scheduler_params, plan,
                                 cfg.warmup_mode, cfg.warmup_start_factor)
     mode = "min" if cfg.monitor == "val_loss" else "max"
     ema = None
+    swa = uses_swa(cfg.scheduler, cfg.scheduler_params)
     if cfg.ema > 0:
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+    elif swa:  # equal average of parameters; BN statistics are recomputed for it (update_bn)
+        ema = AveragedModel(model)
     return Components(model, optimizer, scheduler, amp.make_scaler(), EarlyStopping(cfg.early_stopping,
-                      cfg.min_delta, mode), ema, plan)
+                      cfg.min_delta, mode), ema, plan, swa)
 
 
 def restore(c: Components, ckpt: dict[str, Any], cfg: Config, num_classes: int) -> None:
@@ -92,7 +97,7 @@ def restore(c: Components, ckpt: dict[str, Any], cfg: Config, num_classes: int) 
     if len(ckpt["class_names"]) != num_classes:
         raise UsageError(f"the checkpoint has {len(ckpt['class_names'])} classes but dataset '{cfg.dataset}' has "
                          f"{num_classes}; start a new run without --resume")
-    if saved.epochs != cfg.epochs and not get_spec(cfg.scheduler).horizon_free:
+    if saved.epochs != cfg.epochs and not is_horizon_free(cfg.scheduler, cfg.scheduler_params):
         raise UsageError(f"schedule '{cfg.scheduler}' was laid out for {saved.epochs} epochs; changing --epochs "
                          f"to {cfg.epochs} on resume would bend its curve. Keep --epochs {saved.epochs}, or use "
                          f"a schedule that does not depend on the length (step, plateau, exponential)")
@@ -109,8 +114,12 @@ def restore(c: Components, ckpt: dict[str, Any], cfg: Config, num_classes: int) 
 
 
 def checkpoint_state(c: Components, cfg: Config, bundle: DataBundle, epoch: int, global_step: int,
-                     history: list[dict]) -> dict[str, Any]:
+                     history: list[dict], nonfinite: int = 0, partial: dict | None = None) -> dict[str, Any]:
+    """Everything needed to continue exactly; ``epoch`` counts completed epochs, ``partial`` is the
+    position and accumulators inside the next one when an interrupt cut it short."""
     return {
+        "nonfinite_consecutive": nonfinite,  # the guard's count must not reset on resume
+        "partial_epoch": partial,
         "model": unwrap(c.model).state_dict(),
         "ema": c.ema.state_dict() if c.ema is not None else None,
         "optimizer": c.optimizer.state_dict(),
@@ -130,7 +139,8 @@ def checkpoint_state(c: Components, cfg: Config, bundle: DataBundle, epoch: int,
 
 def eval_model(c: Components) -> nn.Module:
     """The weights evaluation uses: the EMA average when enabled, else the trained model."""
-    return c.ema.module if c.ema is not None else c.model
+    # An SWA average exists only from its first epoch on; until then the trained model is evaluated.
+    return c.ema.module if c.ema is not None and c.ema.n_averaged > 0 else c.model
 
 
 def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[str, Any]:
@@ -151,16 +161,25 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
         first_epoch, global_step = start.checkpoint["epoch"], start.checkpoint["global_step"]
         history = [r for r in start.checkpoint.get("history", []) if r["epoch"] <= first_epoch]
         set_rng_state(start.checkpoint["rng"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_mod.save_yaml(cfg, run_dir / "config.yaml")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config_mod.save_yaml(cfg, run_dir / "config.yaml")
+    except OSError as e:
+        raise UsageError(f"cannot write the run folder {run_dir}: {e.strerror or e}; choose a writable "
+                         f"--checkpoint_dir") from None
+    for tmp in remove_stale_temps(run_dir):
+        print(f"removed {tmp.name}, a partial write left by a killed run")
 
-    counts = torch.bincount(bundle.train.labels, minlength=len(bundle.class_names)).float()
-    weights = (counts.sum() / (len(counts) * counts.clamp_min(1))).to(device) if cfg.class_weights == "auto" else None
+    print(bundle.report.summary())
+    k = len(bundle.class_names)
+    weights = loss_weights(bundle.train.labels, k).to(device) if cfg.class_weights == "auto" else None
     criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.label_smoothing)
-    sample_weights = (1.0 / counts.clamp_min(1))[bundle.train.labels] if cfg.balanced_sampler else None
-    train_loader = TensorLoader(bundle.train, cfg.batch_size, pre, device, cfg.augment, shuffle=True, seed=cfg.seed,
-                                sample_weights=sample_weights, channels_last=cfg.channels_last)
-    val_loader = TensorLoader(bundle.val, max(cfg.batch_size, 256), pre, device, channels_last=cfg.channels_last)
+    sample_weights = balanced_sample_weights(bundle.train.labels, k) if cfg.balanced_sampler else None
+    train_loader = make_loader(bundle.train, cfg.batch_size, pre, device, augment_preset=cfg.augment, shuffle=True,
+                               seed=cfg.seed, sample_weights=sample_weights, channels_last=cfg.channels_last,
+                               num_workers=cfg.num_workers, strict=cfg.strict_data)
+    val_loader = make_loader(bundle.val, max(cfg.batch_size, 256), pre, device, channels_last=cfg.channels_last,
+                             num_workers=cfg.num_workers, strict=cfg.strict_data)
     print(f"{cfg.model} on {cfg.dataset}: {len(bundle.train)}/{len(bundle.val)}/"
           f"{len(bundle.test) if bundle.test else 0} train/val/test images, {len(bundle.class_names)} classes, "
           f"{sum(p.numel() for p in c.model.parameters()):,} parameters, device {device}"
@@ -169,42 +188,55 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
           f"{c.plan.steps_per_epoch} updates/epoch, warmup {c.plan.warmup_steps} updates")
 
     guard = NonFiniteGuard(cfg.max_nonfinite)
+    partial = None
+    if start.checkpoint is not None:
+        guard.consecutive = start.checkpoint.get("nonfinite_consecutive", 0)
+        partial = start.checkpoint.get("partial_epoch")
     stop_reason = ""
-    for epoch in range(first_epoch + 1, cfg.epochs + 1):
-        train_loader.set_epoch(epoch)
-        stats, global_step = train_one_epoch(
-            c.model, train_loader, criterion, c.optimizer, c.scheduler, c.scaler, amp, epoch=epoch,
-            global_step=global_step, accum_steps=cfg.accum_steps, grad_clip=cfg.grad_clip, guard=guard, ema=c.ema,
-            progress=progress)
-        val_loss, val_acc = evaluate(eval_model(c), val_loader, amp, tta=cfg.tta)
-        in_warmup = c.scheduler.epoch_start_t < c.plan.warmup_steps  # this epoch was (partly) warmup
-        c.scheduler.step_epoch(val_loss)
-        monitored = val_loss if cfg.monitor == "val_loss" else val_acc
-        improved = c.stopper.update(monitored, epoch, counts=not in_warmup)
-        history.append({"epoch": epoch, "lr": stats.lr, "train_loss": stats.loss, "train_acc": stats.acc,
-                        "val_loss": val_loss, "val_acc": val_acc, "seconds": round(stats.seconds, 3)})
-        extra = ""
-        if stats.skipped_updates:
-            extra += f" | AMP skipped {stats.skipped_updates} updates"
-        if stats.nonfinite_batches:
-            extra += f" | {stats.nonfinite_batches} non-finite batches dropped"
-        print(f"epoch {epoch:3d}/{cfg.epochs} | lr {stats.lr:.3g} | train loss {stats.loss:.4f} acc {stats.acc:.4f} | "
-              f"val loss {val_loss:.4f} acc {val_acc:.4f} | {stats.seconds:.1f}s "
-              f"({stats.images / max(stats.seconds, 1e-9):.0f} img/s){' *' if improved else ''}{extra}")
-        write_metrics_csv(history, run_dir / "metrics.csv")
-        plot_curves(history, run_dir / "curves.png")
-        state = checkpoint_state(c, cfg, bundle, epoch, global_step, history)
-        paths = [run_dir / "last.pt"]
-        if improved:
-            paths.append(run_dir / "best.pt")
-        if cfg.save_every and epoch % cfg.save_every == 0:
-            paths.append(run_dir / f"epoch_{epoch:03d}.pt")
-        save_checkpoint(state, *paths)
-        if c.stopper.should_stop:
-            stop_reason = (f"early stopping: {cfg.monitor} has not improved by more than {cfg.min_delta:g} for "
-                           f"{c.stopper.bad_epochs} epochs (best {c.stopper.best:.4f} at epoch {c.stopper.best_epoch})")
-            print(stop_reason)
-            break
+    # SWA's BN statistics come from the training images without augmentation, in a fixed order.
+    bn_loader = make_loader(bundle.train, cfg.batch_size, pre, device, channels_last=cfg.channels_last,
+                            num_workers=cfg.num_workers, strict=cfg.strict_data) if c.swa else None
+    with GracefulStop() as stop:  # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume
+        for epoch in range(first_epoch + 1, cfg.epochs + 1):
+            train_loader.set_epoch(epoch)
+            stats, global_step = train_one_epoch(
+                c.model, train_loader, criterion, c.optimizer, c.scheduler, c.scaler, amp, epoch=epoch,
+                global_step=global_step, accum_steps=cfg.accum_steps, grad_clip=cfg.grad_clip, guard=guard,
+                ema=None if c.swa else c.ema, progress=progress, should_stop=stop, resume_from=partial)
+            partial = None
+            if stats.batches < len(train_loader):  # cut short by a signal: save the position in the epoch
+                save_checkpoint(checkpoint_state(c, cfg, bundle, epoch - 1, global_step, history, guard.consecutive,
+                                                 stats.partial_state(epoch)), run_dir / "last.pt")
+                raise stop.error(f"epoch {epoch}, batch {stats.batches}/{len(train_loader)}", run_dir)
+            if c.swa and c.scheduler.swa_active:  # before evaluating: val loss, best.pt use the average
+                c.ema.update_parameters(c.model)
+                update_bn(bn_loader, c.ema, device)
+            val_loss, val_acc = evaluate(eval_model(c), val_loader, amp, tta=cfg.tta)
+            in_warmup = c.scheduler.epoch_start_t < c.plan.warmup_steps  # this epoch was (partly) warmup
+            c.scheduler.step_epoch(val_loss)
+            monitored = val_loss if cfg.monitor == "val_loss" else val_acc
+            improved = c.stopper.update(monitored, epoch, counts=not in_warmup)
+            history.append({"epoch": epoch, "lr": stats.lr, "train_loss": stats.loss, "train_acc": stats.acc,
+                            "val_loss": val_loss, "val_acc": val_acc, "seconds": round(stats.seconds, 3)})
+            print(epoch_summary(epoch, cfg.epochs, stats, val_loss, val_acc, improved))
+            write_metrics_csv(history, run_dir / "metrics.csv")
+            plot_curves(history, run_dir / "curves.png")
+            state = checkpoint_state(c, cfg, bundle, epoch, global_step, history, guard.consecutive)
+            # last.pt goes last: it is the commit point. A crash before it re-runs this epoch, which
+            # rewrites best.pt / epoch_NNN.pt identically; after it, they are already complete.
+            paths = [run_dir / "best.pt"] if improved else []
+            if cfg.save_every and epoch % cfg.save_every == 0:
+                paths.append(run_dir / f"epoch_{epoch:03d}.pt")
+            save_checkpoint(state, *paths, run_dir / "last.pt")
+            faults.point("epoch_end", release=stop)  # tests: pause here until signalled
+            if c.stopper.should_stop:
+                stop_reason = (f"early stopping: {cfg.monitor} has not improved by more than {cfg.min_delta:g} "
+                               f"for {c.stopper.bad_epochs} epochs (best {c.stopper.best:.4f} at epoch "
+                               f"{c.stopper.best_epoch})")
+                print(stop_reason)
+                break
+            if stop() and epoch < cfg.epochs:
+                raise stop.error(f"the end of epoch {epoch}", run_dir)
     return finish(cfg, run_dir, bundle, device, amp, stop_reason)
 
 
@@ -216,7 +248,8 @@ def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device,
                         depth=cfg.depth, dropout=cfg.dropout).to(device)
     model.load_state_dict(inference_weights(best))
     split_name = "test" if bundle.test is not None else "val"
-    loader = TensorLoader(bundle.split(split_name), 256, best["preprocessing"], device)
+    loader = make_loader(bundle.split(split_name), 256, best["preprocessing"], device, num_workers=cfg.num_workers,
+                         strict=cfg.strict_data)
     loss, acc = evaluate(model, loader, amp, tta=cfg.tta)
     summary = {"run_dir": str(run_dir), "best_epoch": best["epoch"], "best_metric": best["best_metric"],
                "monitor": cfg.monitor, f"{split_name}_loss": loss, f"{split_name}_acc": acc,
@@ -229,7 +262,7 @@ def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device,
 def inference_weights(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The state_dict to predict with: the EMA weights when the run kept them."""
     ema = ckpt.get("ema")
-    if ema:
+    if ema and int(ema.get("n_averaged", 1)) > 0:  # an SWA run saved before its first averaged epoch has none
         prefix = "module."
         return {k[len(prefix):]: v for k, v in ema.items() if k.startswith(prefix)}
     return ckpt["model"]

@@ -1,6 +1,8 @@
 """Value checks on a resolved Config, run before any data is loaded or any file is written."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from engine.config import Config
 from engine.errors import UsageError, unknown_name
 
@@ -10,14 +12,20 @@ def _require(ok: bool, message: str) -> None:
         raise UsageError(message)
 
 
+def check_warmup(cfg: Config) -> None:
+    """The warmup settings (plot_schedule.py checks them too, without data or model)."""
+    _require(cfg.warmup_epochs >= 0 and cfg.warmup_steps >= 0, "warmup length must be >= 0")
+    _require(not (cfg.warmup_epochs > 0 and cfg.warmup_steps > 0),
+             "give either --warmup_epochs or --warmup_steps, not both")
+    _require(cfg.warmup_epochs < cfg.epochs,
+             f"--warmup_epochs {cfg.warmup_epochs:g} must be shorter than training (--epochs {cfg.epochs})")
+    _require(0 <= cfg.warmup_start_factor <= 1, f"--warmup_start_factor must be in [0, 1] (got {cfg.warmup_start_factor})")
+    _require(cfg.warmup_mode != "exponential" or cfg.warmup_start_factor > 0,
+             "exponential warmup needs --warmup_start_factor > 0")
+
+
 def check_config(cfg: Config) -> None:
     """Raise a one-line UsageError naming the first invalid value and what would be valid."""
-    from data import DATASETS
-    from data.transforms import AUGMENTATIONS
-    from engine.optim import OPTIMIZERS
-    from models import valid_model
-    from schedulers import WARMUP_MODES, resolve_params
-
     _require(cfg.lr > 0, f"--lr must be > 0 (got {cfg.lr})")
     _require(cfg.epochs >= 1, f"--epochs must be >= 1 (got {cfg.epochs})")
     _require(cfg.batch_size >= 1, f"--batch_size must be >= 1 (got {cfg.batch_size})")
@@ -25,15 +33,7 @@ def check_config(cfg: Config) -> None:
     _require(cfg.early_stopping >= 0, f"--early_stopping PATIENCE must be >= 0 (got {cfg.early_stopping}); 0 disables it")
     _require(cfg.min_delta >= 0, f"--min_delta must be >= 0 (got {cfg.min_delta})")
     _require(cfg.save_every >= 0, f"--save_every must be >= 0 (got {cfg.save_every})")
-    _require(cfg.warmup_epochs >= 0 and cfg.warmup_steps >= 0, "warmup length must be >= 0")
-    _require(not (cfg.warmup_epochs > 0 and cfg.warmup_steps > 0),
-             "give either --warmup_epochs or --warmup_steps, not both")
-    _require(cfg.warmup_epochs < cfg.epochs,
-             f"--warmup_epochs {cfg.warmup_epochs:g} must be shorter than training (--epochs {cfg.epochs})")
-    _require(0 <= cfg.warmup_start_factor <= 1, f"--warmup_start_factor must be in [0, 1] (got {cfg.warmup_start_factor})")
-    _require(cfg.warmup_mode in WARMUP_MODES, f"unknown --warmup_mode '{cfg.warmup_mode}'; valid: {', '.join(WARMUP_MODES)}")
-    _require(cfg.warmup_mode != "exponential" or cfg.warmup_start_factor > 0,
-             "exponential warmup needs --warmup_start_factor > 0")
+    check_warmup(cfg)
     _require(0 < cfg.val_split < 1 and 0 <= cfg.test_split < 1 and cfg.val_split + cfg.test_split < 1,
              "--val_split must be in (0, 1), --test_split in [0, 1), and together below 1")
     _require(cfg.monitor in ("val_loss", "val_acc"), f"unknown --monitor '{cfg.monitor}'; valid: val_loss, val_acc")
@@ -46,6 +46,21 @@ def check_config(cfg: Config) -> None:
     _require(cfg.max_nonfinite >= 1, "--max_nonfinite must be >= 1")
     _require(cfg.grad_clip >= 0, "--grad_clip must be >= 0 (0 disables it)")
     _require(cfg.threads >= 0, "--threads must be >= 0 (0 picks from the machine)")
+    _require(cfg.num_workers >= -1, f"--num_workers must be >= -1 (got {cfg.num_workers}); -1 picks from the machine")
+    _require(cfg.data_mode in ("auto", "memory", "stream"),
+             f"unknown --data_mode '{cfg.data_mode}'; valid: auto, memory, stream")
+    _require(cfg.dataset != "folder" or Path(cfg.data_dir).is_dir(),
+             f"--data_dir {cfg.data_dir} is not an existing folder; --dataset folder needs one holding "
+             f"<class>/<image> files (or train/, val/, test/ with <class>/ folders): point --data_dir at it")
+    # Names need the registries, which import torch: checked last, so that a mistyped value fails in
+    # well under a second instead of after the multi-second torch import.
+    from data import DATASETS
+    from data.transforms import AUGMENTATIONS
+    from engine.optim import OPTIMIZERS
+    from models import valid_model
+    from schedulers import WARMUP_MODES, resolve_params, uses_swa
+
+    _require(cfg.warmup_mode in WARMUP_MODES, f"unknown --warmup_mode '{cfg.warmup_mode}'; valid: {', '.join(WARMUP_MODES)}")
     if cfg.optimizer not in OPTIMIZERS:
         raise unknown_name("optimizer", cfg.optimizer, OPTIMIZERS)
     if cfg.augment not in AUGMENTATIONS:
@@ -54,3 +69,5 @@ def check_config(cfg: Config) -> None:
         raise unknown_name("dataset", cfg.dataset, DATASETS)
     valid_model(cfg.model)
     resolve_params(cfg.scheduler, cfg.scheduler_params)
+    _require(not (cfg.ema > 0 and uses_swa(cfg.scheduler, cfg.scheduler_params)),
+             f"--ema and schedule '{cfg.scheduler}' (SWALR) both average the weights; use one of them")

@@ -14,6 +14,7 @@ Granularity says when the training loop's events reach the schedule:
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -41,6 +42,11 @@ class Param:
         where = f"scheduler '{schedule}' hyperparameter '{name}'"
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if self.type is float and isinstance(value, str):
+            try:  # YAML 1.1 reads "1e-7" (no dot) as a string
+                value = float(value)
+            except ValueError:
+                pass
         if self.type is list:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = [value]
@@ -54,6 +60,10 @@ class Param:
                 if self.low is not None and v < self.low or self.high is not None and v > self.high:
                     rng = f"[{self.low if self.low is not None else '-inf'}, {self.high if self.high is not None else 'inf'}]"
                     raise UsageError(f"{where} = {v} is out of range {rng}")
+        # A list in epochs is a list of moments (milestones): out of order it would silently misfire.
+        if self.type is list and self.unit == "epochs" and any(b <= a for a, b in zip(value, value[1:])):
+            raise UsageError(f"{where} must be strictly increasing epochs, got {value}; "
+                             f"write them in order, e.g. {sorted(set(value))}")
         if self.choices is not None and value not in self.choices:
             raise UsageError(f"{where} = {value!r}; valid: {', '.join(map(str, self.choices))}")
         return value
@@ -86,6 +96,15 @@ class Plan:
         return max(1, round(epochs * self.steps_per_epoch))
 
 
+def make_plan(epochs: int, steps_per_epoch: int, warmup_epochs: float = 0.0, warmup_steps: int = 0) -> Plan:
+    """The plan of a run: ``--warmup_steps`` if given, else ``--warmup_epochs`` rounded to updates."""
+    warmup = warmup_steps or round(warmup_epochs * steps_per_epoch)
+    plan = Plan(epochs, steps_per_epoch, warmup)
+    if warmup >= plan.total_steps:
+        raise UsageError(f"warmup of {warmup} updates is not shorter than training ({plan.total_steps} updates)")
+    return plan
+
+
 Builder = Callable[[Optimizer, dict, Plan], Any]
 
 
@@ -97,9 +116,12 @@ class ScheduleSpec:
     build: Builder  # (optimizer, resolved params, plan) -> object with step()/state_dict()
     params: dict[str, Param] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
-    # True when the shape does not depend on the number of epochs, so --epochs may change on resume.
-    horizon_free: bool = False
+    # True when the shape does not depend on the number of epochs, so --epochs may change on resume;
+    # a function of the resolved params when that depends on them (e.g. a t_max left to the plan).
+    horizon_free: bool | Callable[[dict], bool] = False
     family: str = "torch"
+    # Extra checks across params (e.g. a composition's children), run by resolve_params.
+    check: Callable[[dict], None] | None = None
 
 
 SCHEDULES: dict[str, ScheduleSpec] = {}
@@ -138,5 +160,34 @@ def resolve_params(name: str, given: dict[str, Any]) -> dict[str, Any]:
         if pname in given:
             out[pname] = param.check(name, pname, given[pname])
         else:
-            out[pname] = param.default
+            out[pname] = copy.deepcopy(param.default)  # a list default must not be shared between builds
+    if spec.check is not None:
+        spec.check(out)
     return out
+
+
+def is_horizon_free(name: str, given: dict[str, Any]) -> bool:
+    """Whether schedule ``name`` with these params keeps its shape when --epochs changes."""
+    flag = get_spec(name).horizon_free
+    return flag(resolve_params(name, given)) if callable(flag) else flag
+
+
+# --- how each granularity hears the training loop's two events (used by the wrapper and compositions) ---
+def deliver_update(granularity: str, sched: Any) -> None:
+    """Pass "an optimizer update happened" to a schedule of this granularity."""
+    if granularity == "update":
+        sched.step()
+    elif granularity == "events":
+        sched.step_update()
+
+
+def deliver_epoch(granularity: str, sched: Any, val_loss: float | None) -> None:
+    """Pass "an epoch ended with this validation loss" to a schedule of this granularity."""
+    if granularity == "epoch":
+        sched.step()
+    elif granularity == "metric":
+        if val_loss is None:
+            raise ValueError("a metric-driven schedule needs the validation loss each epoch")
+        sched.step(val_loss)
+    elif granularity == "events":
+        sched.step_epoch(val_loss)

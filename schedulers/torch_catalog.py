@@ -2,21 +2,67 @@
 
 Hyperparameters with unit "epochs" are given in epochs; per-update schedules convert them to
 optimizer updates with the plan. ``None`` defaults are derived from the plan (the horizon left
-after warmup), so a schedule fits the run without the user counting steps.
+after warmup), so a schedule fits the run without the user counting steps -- and such an entry is
+horizon-dependent (``--epochs`` cannot change on resume) unless the value is given.
+
+Where a length defaults to the horizon, it is ``horizon - 1`` updates so that the *last* update of
+training runs at the schedule's end value (the LR for update t is set after update t - 1).
+SequentialLR, ChainedScheduler (compose.py) and SWALR (swa.py) live in their own files.
 """
 from __future__ import annotations
 
 from torch.optim import lr_scheduler as tls
 
+from schedulers.formulas import FORMULAS, Formula
 from schedulers.registry import Param, Plan, ScheduleSpec, register
 
 
-def _cosine(opt, p: dict, plan: Plan):
-    # Horizon - 1 so the last update of training runs at eta_min.
-    t_max = plan.updates(p["t_max"]) if p["t_max"] is not None else max(1, plan.horizon_steps - 1)
-    return tls.CosineAnnealingLR(opt, T_max=t_max, eta_min=p["eta_min"])
+def _given(*keys: str):
+    """horizon_free rule: the shape is fixed once all of these params are given explicitly."""
+    return lambda p: all(p[k] is not None for k in keys)
 
 
+def _span(p: dict, key: str, plan: Plan) -> int:
+    """A length in updates: the param (in epochs) if given, else the rest of training minus one."""
+    return plan.updates(p[key]) if p[key] is not None else max(1, plan.horizon_steps - 1)
+
+
+# --- named formulas: LambdaLR and MultiplicativeLR ---
+FORMULA_PARAMS = {
+    "formula": Param(str, "cosine", choices=FORMULAS, help="decay shape"),
+    "end_factor": Param(float, 0.0, low=0.0, high=1.0, help="final factor of linear/power/cosine"),
+    "power": Param(float, 2.0, low=0.0, help="exponent of the power formula"),
+    "gamma": Param(float, 0.8, low=0.0, high=1.0, help="exponential: factor per epoch; step: per step_size"),
+    "step_size": Param(float, 3.0, low=0.0, unit="epochs", help="epochs between step decays"),
+}
+
+
+def _formula(p: dict, plan: Plan, ratio: bool) -> Formula:
+    period = plan.updates(p["step_size"]) if p["formula"] == "step" else plan.steps_per_epoch
+    return Formula(p["formula"], max(1, plan.horizon_steps - 1), p["end_factor"], p["power"], p["gamma"], period,
+                   ratio=ratio)
+
+
+def _formula_horizon_free(p: dict) -> bool:
+    return p["formula"] in ("exponential", "step", "constant")
+
+
+register(ScheduleSpec(
+    name="LambdaLR", aliases=("lambda",), granularity="update", horizon_free=_formula_horizon_free,
+    summary="base LR x a named formula of the update (linear, power, exponential, cosine, step)",
+    params=FORMULA_PARAMS,
+    build=lambda opt, p, plan: tls.LambdaLR(opt, _formula(p, plan, ratio=False)),
+))
+
+register(ScheduleSpec(
+    name="MultiplicativeLR", aliases=("multiplicative",), granularity="update",
+    horizon_free=_formula_horizon_free,
+    summary="LR x a named formula's ratio each update (the same curves as LambdaLR)",
+    params=FORMULA_PARAMS,
+    build=lambda opt, p, plan: tls.MultiplicativeLR(opt, _formula(p, plan, ratio=True)),
+))
+
+# --- piecewise, per epoch ---
 register(ScheduleSpec(
     name="StepLR", aliases=("step",), granularity="epoch", horizon_free=True,
     summary="multiply the LR by gamma every step_size epochs",
@@ -25,6 +71,137 @@ register(ScheduleSpec(
         "gamma": Param(float, 0.1, low=0.0, high=1.0, help="decay factor"),
     },
     build=lambda opt, p, plan: tls.StepLR(opt, step_size=p["step_size"], gamma=p["gamma"]),
+))
+
+
+def _multistep(opt, p: dict, plan: Plan):
+    he = plan.horizon_epochs
+    milestones = p["milestones"] if p["milestones"] is not None else sorted({max(1, he // 2), max(1, he * 3 // 4)})
+    return tls.MultiStepLR(opt, milestones=milestones, gamma=p["gamma"])
+
+
+register(ScheduleSpec(
+    name="MultiStepLR", aliases=("multistep",), granularity="epoch", horizon_free=_given("milestones"),
+    summary="multiply the LR by gamma at each milestone epoch",
+    params={
+        "milestones": Param(list, None, low=1, unit="epochs", help="epochs of the decays (default: 1/2 and 3/4 of the rest)"),
+        "gamma": Param(float, 0.1, low=0.0, high=1.0, help="decay factor"),
+    },
+    build=_multistep,
+))
+
+register(ScheduleSpec(
+    name="ConstantLR", aliases=("constantlr",), granularity="epoch", horizon_free=True,
+    summary="base LR x factor for total_iters epochs, then the base LR",
+    params={
+        "factor": Param(float, 1 / 3, low=0.0, high=1.0, help="factor during the first epochs"),
+        "total_iters": Param(int, 5, low=0, unit="epochs", help="epochs at the reduced LR"),
+    },
+    build=lambda opt, p, plan: tls.ConstantLR(opt, factor=p["factor"], total_iters=p["total_iters"]),
+))
+
+register(ScheduleSpec(
+    name="ExponentialLR", aliases=("exponential",), granularity="epoch", horizon_free=True,
+    summary="multiply the LR by gamma every epoch",
+    params={"gamma": Param(float, 0.9, low=0.0, high=1.0, help="factor per epoch")},
+    build=lambda opt, p, plan: tls.ExponentialLR(opt, gamma=p["gamma"]),
+))
+
+# --- continuous, per optimizer update ---
+register(ScheduleSpec(
+    name="LinearLR", aliases=("linearlr",), granularity="update", horizon_free=_given("total_iters"),
+    summary="linear from start_factor to end_factor x base LR (default: decay to 0 over the rest)",
+    params={
+        # torch's defaults (1/3 -> 1 over 5 steps) are a warmup; warmup is the wrapper's job here.
+        "start_factor": Param(float, 1.0, low=1e-8, high=1.0, help="factor of the first update"),
+        "end_factor": Param(float, 0.0, low=0.0, high=1.0, help="factor at the end"),
+        "total_iters": Param(float, None, low=0.0, unit="epochs", help="epochs of the ramp (default: the rest)"),
+    },
+    build=lambda opt, p, plan: tls.LinearLR(opt, start_factor=p["start_factor"], end_factor=p["end_factor"],
+                                            total_iters=_span(p, "total_iters", plan)),
+))
+
+register(ScheduleSpec(
+    name="PolynomialLR", aliases=("polylr",), granularity="update", horizon_free=_given("total_iters"),
+    summary="base LR x (1 - t/T)^power, reaching 0 on the last update",
+    params={
+        "total_iters": Param(float, None, low=0.0, unit="epochs", help="epochs until 0 (default: the rest)"),
+        "power": Param(float, 1.0, low=0.0, help="exponent"),
+    },
+    build=lambda opt, p, plan: tls.PolynomialLR(opt, total_iters=_span(p, "total_iters", plan), power=p["power"]),
+))
+
+register(ScheduleSpec(
+    name="CosineAnnealingLR", aliases=("cosine",), granularity="update", horizon_free=_given("t_max"),
+    summary="half-cosine from the base LR to eta_min over the rest of training",
+    params={
+        "t_max": Param(float, None, low=0.0, unit="epochs",
+                       help="epochs of the half-cosine (default: the rest of training after warmup)"),
+        "eta_min": Param(float, 0.0, low=0.0, help="LR at the end"),
+    },
+    build=lambda opt, p, plan: tls.CosineAnnealingLR(opt, T_max=_span(p, "t_max", plan), eta_min=p["eta_min"]),
+))
+
+register(ScheduleSpec(
+    name="CosineAnnealingWarmRestarts", aliases=("warm_restarts", "sgdr"), granularity="update",
+    horizon_free=True,
+    summary="cosine to eta_min, then restart at the base LR; cycles of t_0 epochs, x t_mult each time",
+    params={
+        "t_0": Param(float, 5.0, low=0.0, unit="epochs", help="epochs of the first cycle"),
+        "t_mult": Param(int, 1, low=1, help="cycle length multiplier"),
+        "eta_min": Param(float, 0.0, low=0.0, help="LR at the end of each cycle"),
+    },
+    build=lambda opt, p, plan: tls.CosineAnnealingWarmRestarts(opt, T_0=plan.updates(p["t_0"]), T_mult=p["t_mult"],
+                                                               eta_min=p["eta_min"]),
+))
+
+
+def _group_lrs(opt) -> list[float]:
+    return [g["lr"] for g in opt.param_groups]
+
+
+def _cyclic(opt, p: dict, plan: Plan):
+    # The configured LR of each param group is the peak; the bottom is base_factor x that.
+    peaks = _group_lrs(opt)
+    up = plan.updates(p["step_size_up"])
+    down = plan.updates(p["step_size_down"]) if p["step_size_down"] is not None else None
+    return tls.CyclicLR(opt, base_lr=[lr * p["base_factor"] for lr in peaks], max_lr=peaks, step_size_up=up,
+                        step_size_down=down, mode=p["mode"], gamma=p["gamma"], cycle_momentum=False)
+
+
+register(ScheduleSpec(
+    name="CyclicLR", aliases=("cyclic",), granularity="update", horizon_free=True,
+    summary="triangular cycles between base_factor x LR and the LR (momentum left alone)",
+    params={
+        "base_factor": Param(float, 0.1, low=0.0, high=1.0, help="bottom of the cycle as a fraction of the LR"),
+        "step_size_up": Param(float, 2.0, low=0.0, unit="epochs", help="epochs from bottom to peak"),
+        "step_size_down": Param(float, None, low=0.0, unit="epochs", help="epochs from peak to bottom (default: up)"),
+        "mode": Param(str, "triangular", choices=("triangular", "triangular2", "exp_range"), help="amplitude policy"),
+        "gamma": Param(float, 1.0, low=0.0, high=1.0, help="exp_range decay per update"),
+    },
+    build=_cyclic,
+))
+
+
+def _onecycle(opt, p: dict, plan: Plan):
+    total = p["total_steps"] if p["total_steps"] is not None else plan.horizon_steps
+    return tls.OneCycleLR(opt, max_lr=_group_lrs(opt), total_steps=total, pct_start=p["pct_start"],
+                          anneal_strategy=p["anneal_strategy"], div_factor=p["div_factor"],
+                          final_div_factor=p["final_div_factor"], three_phase=p["three_phase"], cycle_momentum=False)
+
+
+register(ScheduleSpec(
+    name="OneCycleLR", aliases=("onecycle",), granularity="update", horizon_free=_given("total_steps"),
+    summary="rise from LR/div_factor to the LR, then anneal far below it (one cycle over the rest)",
+    params={
+        "total_steps": Param(int, None, low=1, unit="updates", help="cycle length (default: the rest of training)"),
+        "pct_start": Param(float, 0.3, low=0.0, high=1.0, help="fraction of the cycle spent rising"),
+        "anneal_strategy": Param(str, "cos", choices=("cos", "linear"), help="shape of both phases"),
+        "div_factor": Param(float, 25.0, low=1.0, help="starting LR = LR / div_factor"),
+        "final_div_factor": Param(float, 1e4, low=1.0, help="final LR = starting LR / final_div_factor"),
+        "three_phase": Param(bool, False, help="mirror the rise before the final anneal"),
+    },
+    build=_onecycle,
 ))
 
 register(ScheduleSpec(
@@ -40,15 +217,4 @@ register(ScheduleSpec(
     build=lambda opt, p, plan: tls.ReduceLROnPlateau(
         opt, mode="min", factor=p["factor"], patience=p["patience"], threshold=p["threshold"],
         cooldown=p["cooldown"], min_lr=p["min_lr"]),
-))
-
-register(ScheduleSpec(
-    name="CosineAnnealingLR", aliases=("cosine",), granularity="update",
-    summary="half-cosine from the base LR to eta_min over the rest of training",
-    params={
-        "t_max": Param(float, None, low=0.0, unit="epochs",
-                       help="epochs of the half-cosine (default: the rest of training after warmup)"),
-        "eta_min": Param(float, 0.0, low=0.0, help="LR at the end"),
-    },
-    build=_cosine,
 ))

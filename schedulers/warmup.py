@@ -16,6 +16,8 @@ from typing import Any
 
 from torch.optim import Optimizer
 
+from schedulers.registry import deliver_epoch, deliver_update
+
 WARMUP_MODES = ("linear", "exponential", "cosine", "constant")
 
 
@@ -67,30 +69,25 @@ class WarmupScheduler:
             self._set_warmup_lr()  # at t == warmup_steps this is the handover LR exactly
             return
         self.t += 1
-        if self.granularity == "update":
-            self.inner.step()
-        elif self.granularity == "events":
-            self.inner.step_update()
+        deliver_update(self.granularity, self.inner)
 
     def step_epoch(self, val_loss: float | None = None) -> None:
         """Call at every epoch end, after validation."""
         # The epoch in which warmup ends belongs to warmup: the wrapped schedule counts
         # epochs from the first one that starts after the handover.
         if self.epoch_start_t >= self.warmup_steps:
-            if self.granularity == "epoch":
-                self.inner.step()
-            elif self.granularity == "metric":
-                if val_loss is None:
-                    raise ValueError("a metric-driven schedule needs the validation loss each epoch")
-                self.inner.step(val_loss)
-            elif self.granularity == "events":
-                self.inner.step_epoch(val_loss)
+            deliver_epoch(self.granularity, self.inner, val_loss)
         self.epoch_start_t = self.t
 
     # --- queries ---
     @property
     def in_warmup(self) -> bool:
         return self.t < self.warmup_steps
+
+    @property
+    def swa_active(self) -> bool:
+        """True when the epoch now ending is one whose weights SWA averages (never a warmup epoch)."""
+        return self.epoch_start_t >= self.warmup_steps and bool(getattr(self.inner, "swa_active", False))
 
     def get_last_lr(self) -> list[float]:
         return [g["lr"] for g in self.optimizer.param_groups]

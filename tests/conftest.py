@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,3 +35,31 @@ def run_train(tmp_path, capsys):
         train(tmp_path, *args)
         return capsys.readouterr().out
     return _run
+
+
+# --- the real command line, as a subprocess (signals, exit status, stderr) ---
+def cli_env(faults: str = "") -> dict:
+    """Environment for a child ``train.py``: unbuffered output, optional engine/faults.py hooks."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("IMGCLF_FAULTS", None)
+    if faults:
+        env["IMGCLF_FAULTS"] = faults
+    return env
+
+
+def cli(script: str, *args, faults: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``python SCRIPT ARGS`` from the repository root and wait for it."""
+    return subprocess.run([sys.executable, script, *map(str, args)], cwd=ROOT, env=cli_env(faults),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Block until ``path`` exists (a faults.py hold reached); fail fast if the child died first."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"child exited with {proc.returncode} before reaching {path.name}:\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"child did not reach {path.name} within {timeout} s")
+        time.sleep(0.02)

@@ -1,0 +1,148 @@
+"""Batches decoded from image files in DataLoader workers, for folders too large for memory.
+
+Workers decode with torchvision.io, resize to the run's fixed size and apply the augmentation
+preset per image (transforms v2 on uint8 tensors). Batches travel as uint8 (4x less to copy and
+pin than float) and are normalised on the training device by the same ``eval_transform`` as the
+in-memory path, so both paths feed a model identically.
+
+Exact resume without trusting worker RNG: the sampler draws each epoch's order *and one seed per
+sample* from a generator seeded by (seed, epoch), and a worker seeds the augmentation of sample i
+from that number. Which worker handles which image, and how long workers live
+(``persistent_workers``), therefore cannot change what a batch contains.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+from typing import Callable, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from data.images import ImageDecodeError, decode_file
+from data.loader import epoch_generator, epoch_order
+from data.transforms import eval_transform, resize_uint8, sample_augmentation
+
+
+def resolve_workers(num_workers: int) -> int:
+    """``-1`` picks one worker per core, leaving one core to the training loop (at most 8)."""
+    if num_workers >= 0:
+        return num_workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cores - 1))
+
+
+class FileDataset(Dataset):
+    """Image files as uint8 (C, size, size); a key is ``i`` or ``(i, augmentation_seed)``.
+
+    A file that fails to decode comes back as ``None`` plus the reason, so one bad image costs
+    one sample rather than the whole run (the loader decides whether that is fatal).
+    """
+
+    def __init__(self, paths: list[str], labels: torch.Tensor, channels: int, size: int,
+                 augmentation: Callable | None = None):
+        self.paths, self.labels = paths, labels
+        self.channels, self.size = channels, size
+        self.augmentation = augmentation
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, i: int) -> torch.Tensor:
+        img = decode_file(self.paths[i], self.channels)
+        if tuple(img.shape[-2:]) != (self.size, self.size):
+            img = resize_uint8(img[None], (self.size, self.size))[0]  # same resize as the in-memory cache
+        return img
+
+    def __getitem__(self, key):
+        i, seed = key if isinstance(key, tuple) else (key, None)
+        try:
+            img = self.load(i)
+        except ImageDecodeError as e:
+            return i, None, str(e)
+        if self.augmentation is not None:
+            # fork_rng: with num_workers=0 this runs in the training process, whose RNG must not move.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                img = self.augmentation(img)
+        return i, img, ""
+
+
+def collate(items: list) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Stack the images that decoded; report the others by reason."""
+    good = [(i, img) for i, img, _ in items if img is not None]
+    bad = [err for _, img, err in items if img is None]
+    idx = torch.tensor([i for i, _ in good], dtype=torch.long)
+    x = torch.stack([img for _, img in good]) if good else torch.empty(0, dtype=torch.uint8)
+    return x, idx, bad
+
+
+class EpochSampler(Sampler):
+    """Yields (index, augmentation seed) in the order TensorLoader would use for the same epoch."""
+
+    def __init__(self, n: int, shuffle: bool, seed: int, sample_weights: torch.Tensor | None = None):
+        self.n, self.shuffle, self.seed, self.sample_weights = n, shuffle, seed, sample_weights
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        gen = epoch_generator(self.seed, self.epoch)
+        order = epoch_order(self.n, gen, self.shuffle, self.sample_weights)
+        seeds = torch.randint(0, 2 ** 62, (self.n,), generator=gen)
+        return iter(zip(order.tolist(), seeds.tolist()))
+
+
+class DiskLoader:
+    """Iterate (inputs, labels) like TensorLoader: inputs normalised float on ``device``."""
+
+    def __init__(self, dataset: FileDataset, batch_size: int, preprocessing: dict, device: torch.device,
+                 augment_preset: str = "none", shuffle: bool = False, seed: int = 0,
+                 sample_weights: torch.Tensor | None = None, channels_last: bool = False,
+                 num_workers: int = -1, strict: bool = False):
+        if augment_preset != "none":
+            dataset.augmentation = sample_augmentation(augment_preset, dataset.size)
+        self.dataset, self.batch_size, self.pre, self.device = dataset, batch_size, preprocessing, device
+        self.channels_last, self.strict = channels_last, strict
+        self.sampler = EpochSampler(len(dataset), shuffle, seed, sample_weights)
+        workers = resolve_workers(num_workers)
+        cuda = device.type == "cuda"
+        # Persistent workers: re-forking every epoch costs seconds on big folders, and the sampler
+        # carries the seeds, so keeping workers alive cannot change the batches.
+        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, collate_fn=collate,
+                                 num_workers=workers, pin_memory=cuda, persistent_workers=workers > 0,
+                                 prefetch_factor=4 if workers > 0 else None,
+                                 generator=torch.Generator().manual_seed(seed))  # keep off the global RNG
+        self.warned: set[str] = set()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.dataset) / self.batch_size)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.dataset)
+
+    def _bad(self, errors: list[str]) -> None:
+        if self.strict:
+            from data.check import DataError
+            raise DataError(f"unreadable image and --strict_data is set: {errors[0]}")
+        for e in errors:
+            if e not in self.warned:
+                self.warned.add(e)
+                print(f"warning: skipped unreadable image {e}", file=sys.stderr)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, idx, bad in self.loader:
+            if bad:
+                self._bad(bad)
+            if len(idx) == 0:
+                continue
+            x = eval_transform(x.to(self.device, non_blocking=True), self.pre)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, self.dataset.labels[idx].to(self.device, non_blocking=True)

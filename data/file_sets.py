@@ -1,0 +1,186 @@
+"""Turn a list of (image file, class, split) into a DataBundle: shared by ``folder`` and ``csv``.
+
+Steps: read every header (mode and size: cheap, and it finds non-images), choose the channels and
+one square input size, then either decode everything once into a uint8 cache (fits the memory
+budget) or keep the paths for DataLoader workers to stream (``DiskLoader``). Splits missing from
+the source are carved from the training images by a seeded stratified split.
+"""
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from data.check import DataError, DataReport
+from data.disk_loader import FileDataset, collate, resolve_workers
+from data.split import SPLIT_SEED, stratified_split
+from data.types import DataBundle, Split, channel_stats
+
+MEMORY_BUDGET = 2 * 1024 ** 3  # decoded bytes a folder may take in memory before it is streamed
+MAX_DEFAULT_SIZE = 224  # default input side for folders of large or mixed-size images
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+HIDDEN_NAMES = {"__MACOSX", "Thumbs.db", "desktop.ini"}
+STATS_SAMPLE = 512  # streamed sets: images decoded to estimate mean/std
+
+
+@dataclass
+class FileList:
+    """Candidate samples found by a scanner; ``split`` None means "not assigned, split me"."""
+
+    source: str
+    paths: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    splits: list[str | None] = field(default_factory=list)
+    report: DataReport | None = None
+
+    def add(self, path: Path | str, cls: str, split: str | None) -> None:
+        self.paths.append(str(path))
+        self.classes.append(cls)
+        self.splits.append(split)
+
+
+def is_hidden(name: str) -> bool:
+    """Dot-names (.ipynb_checkpoints, .DS_Store, ...) and OS litter are never classes or samples."""
+    return name.startswith(".") or name in HIDDEN_NAMES
+
+
+def class_order(names) -> list[str]:
+    """Sorted class names; all-digit names numerically ("2" before "10")."""
+    return sorted(set(names), key=lambda s: (0, int(s), "") if s.isdigit() else (1, 0, s))
+
+
+def probe(path: str) -> tuple[str, tuple[int, int]]:
+    """(mode, (width, height)) from the header only; raises for files that are not images."""
+    from PIL import Image
+    with Image.open(path) as im:
+        return im.mode, im.size
+
+
+def default_size(sizes: Counter) -> int:
+    """Native side for uniform square images up to 224 px, else the median short side, capped."""
+    if len(sizes) == 1:
+        (w, h), = sizes
+        if w == h and w <= MAX_DEFAULT_SIZE:
+            return w
+    short = [min(w, h) for (w, h), n in sizes.items() for _ in range(n)]
+    return int(min(MAX_DEFAULT_SIZE, statistics.median_low(short)))
+
+
+def decode_all(ds: FileDataset, num_workers: int, keep: bool) -> tuple[torch.Tensor | None, list[bool], list[str]]:
+    """Decode every file once, in worker processes (decoding holds the GIL, so threads do not help).
+
+    Returns the uint8 cache (None unless ``keep``), which files decoded, and the failures.
+    """
+    n = len(ds)
+    out = torch.empty((n, ds.channels, ds.size, ds.size), dtype=torch.uint8) if keep else None
+    ok = [False] * n
+    bad: list[str] = []
+    workers = resolve_workers(num_workers) if n > 256 else 0  # forking costs more than a few images
+    for x, idx, errors in DataLoader(ds, batch_size=64, collate_fn=collate, num_workers=workers):
+        bad += errors
+        for j, i in enumerate(idx.tolist()):
+            ok[i] = True
+            if keep:
+                out[i] = x[j]
+    return out, ok, bad
+
+
+def probe_all(files: FileList, report: DataReport) -> list[int]:
+    """Indices of the files whose header reads; the rest go to ``report.bad_files``."""
+    good = []
+    for i, path in enumerate(files.paths):
+        try:
+            mode, size = probe(path)
+        except Exception as e:  # PIL raises several types for non-images and unreadable files
+            why = "not an image (unknown format)" if type(e).__name__ == "UnidentifiedImageError" else str(e)
+            report.bad_files.append(f"{path}: {why or type(e).__name__}")
+            continue
+        report.modes[mode] += 1
+        report.sizes[size] += 1
+        good.append(i)
+    if not good:
+        raise DataError(f"no readable images in {files.source}" + (
+            f" ({len(report.bad_files)} unreadable)" if report.bad_files else "") +
+            "; expected D/<class>/*.jpg, D/train/<class>/*.jpg or a CSV of path,label rows")
+    return good
+
+
+def build_bundle(files: FileList, name: str, val_split: float, test_split: float, image_size: int = 0,
+                 data_mode: str = "auto", verify: bool = False, num_workers: int = -1) -> DataBundle:
+    """Probe, size, split, then decode once or stream: the DataBundle of a file dataset.
+
+    The split is drawn from the file list before decoding, so it is the same in memory and when
+    streamed, and one newly corrupt file does not reshuffle every other image's split.
+    """
+    report = files.report or DataReport(source=files.source)
+    good = probe_all(files, report)
+    channels = report.channels = 1 if set(report.modes) <= GRAY_MODES else 3
+    side = image_size or default_size(report.sizes)
+    if image_size == 0 and len(report.sizes) > 1:
+        report.notes.append(f"images resized to {side}x{side} (median short side, at most {MAX_DEFAULT_SIZE}; "
+                            f"--image_size N to choose)")
+    paths = [files.paths[i] for i in good]
+    class_names = class_order(files.classes[i] for i in good)
+    index = {c: k for k, c in enumerate(class_names)}
+    labels = torch.tensor([index[files.classes[i]] for i in good], dtype=torch.long)
+    split_of = np.array([files.splits[i] or "" for i in good], dtype=object)
+    parts = assign_splits(split_of, labels.numpy(), val_split, test_split, report)
+
+    ds = FileDataset(paths, labels, channels, side)
+    estimate = len(good) * channels * side * side
+    stream = data_mode == "stream" or (data_mode == "auto" and estimate > MEMORY_BUDGET)
+    images, ok = None, [True] * len(paths)
+    if stream:
+        report.notes.append(f"streamed from disk by DataLoader workers ({estimate / 1024 ** 3:.1f} GB decoded "
+                            f"would exceed the {MEMORY_BUDGET / 1024 ** 3:.0f} GB memory budget)"
+                            if data_mode == "auto" else "streamed from disk by DataLoader workers (--data_mode stream)")
+    if not stream or verify:  # --check_data decodes streamed files too, so truncated ones are found now
+        images, ok, bad = decode_all(ds, num_workers, keep=not stream)
+        report.bad_files += bad
+
+    def take(rows: np.ndarray) -> Split:
+        rows = torch.from_numpy(np.array([r for r in rows if ok[r]], dtype=np.int64))
+        return Split(images[rows] if images is not None else None, labels[rows], [paths[j] for j in rows.tolist()])
+
+    train, val, test = (take(p) if p is not None else None for p in parts)
+    if len(train) == 0 or len(val) == 0:
+        raise DataError(f"{files.source}: {len(train)} training and {len(val)} validation images after "
+                        f"skipping unreadable files; add images or lower --val_split")
+    mean, std = stream_stats(ds, train, num_workers) if stream else channel_stats(train.images)
+    return DataBundle(name, class_names, train, val, test, mean, std,
+                      input_shape=(channels, side, side), report=report)
+
+
+def assign_splits(split_of: np.ndarray, labels: np.ndarray, val_frac: float, test_frac: float,
+                  report: DataReport) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Row indices of train/val/test: given splits kept, missing val (and test) carved from train."""
+    given = {s: np.flatnonzero(split_of == s) for s in ("train", "val", "test")}
+    unassigned = np.flatnonzero(split_of == "")
+    if len(unassigned):  # one folder / a CSV without a split column: split everything
+        tr, va, te = stratified_split(labels[unassigned], val_frac, test_frac, SPLIT_SEED)
+        report.notes.append(f"split automatically (seeded, stratified): {len(tr)} train / {len(va)} val / "
+                            f"{len(te)} test (--val_split {val_frac:g}, --test_split {test_frac:g})")
+        return unassigned[tr], unassigned[va], unassigned[te] if len(te) else None
+    train, test = given["train"], given["test"] if len(given["test"]) else None
+    if len(given["val"]):
+        return train, given["val"], test
+    tr, va, _ = stratified_split(labels[train], val_frac, 0.0, SPLIT_SEED)
+    report.notes.append(f"no val split: {len(va)} validation images carved from train (seeded, stratified, "
+                        f"--val_split {val_frac:g})")
+    return train[tr], train[va], test
+
+
+def stream_stats(ds: FileDataset, train: Split, num_workers: int = -1
+                 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean/std of a streamed set from a fixed random sample of training images."""
+    rows = np.random.default_rng(SPLIT_SEED).permutation(len(train))[:STATS_SAMPLE]
+    sample = FileDataset([train.ids[r] for r in rows], train.labels[torch.from_numpy(rows)], ds.channels, ds.size)
+    images, ok, _ = decode_all(sample, num_workers, keep=True)
+    if not any(ok):  # nothing decodable in the sample: neutral statistics, the bad files get reported
+        return (0.5,) * ds.channels, (0.25,) * ds.channels
+    return channel_stats(images[torch.tensor(ok)])

@@ -1,0 +1,61 @@
+"""Test hooks that make crash moments reachable on purpose: pause at a point, or fail a write.
+
+The kill and bad-input tests must hit moments that are a few microseconds wide ("while
+``last.pt`` is being written", "right after epoch 2 was saved") without racing on sleeps. The code
+marks those moments with :func:`point`; a test process sets ``IMGCLF_FAULTS`` to act on them::
+
+    IMGCLF_FAULTS="step#30=hold:/tmp/m"              # 30th optimizer update: touch /tmp/m, then wait
+    IMGCLF_FAULTS="write:last.pt#2=hold:/tmp/m"      # halfway through writing last.pt the 2nd time
+    IMGCLF_FAULTS="write:last.pt#2=enospc"           # ... fail that write as a full disk would
+    IMGCLF_FAULTS="step#5=hold:/tmp/a;epoch_end#1=hold:/tmp/b"   # several, ';'-separated
+
+``hold`` creates the marker file (the test waits for it, then sends its signal) and waits until
+the point's ``release()`` says so -- e.g. until a SIGINT was received -- or until it is killed.
+Counts are per process. Without the variable :func:`point` returns at once.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+ENV = "IMGCLF_FAULTS"
+MAX_HOLD_S = 120.0  # a forgotten hold must not leave an orphan process behind
+
+
+def _parse(spec: str) -> dict[tuple[str, int], tuple[str, str]]:
+    """``POINT#N=ACTION[:ARG]`` entries -> {(point, n): (action, arg)}."""
+    out = {}
+    for entry in filter(None, (e.strip() for e in spec.split(";"))):
+        left, _, right = entry.partition("=")
+        name, _, n = left.rpartition("#")
+        action, _, arg = right.partition(":")
+        if not name or not n.isdigit() or action not in ("hold", "enospc"):
+            raise ValueError(f"bad {ENV} entry {entry!r}; expected POINT#N=hold:MARKER or POINT#N=enospc")
+        out[(name, int(n))] = (action, arg)
+    return out
+
+
+_FAULTS = _parse(os.environ.get(ENV, ""))
+_counts: dict[str, int] = {}
+
+
+def point(name: str, release: Callable[[], bool] = lambda: False) -> None:
+    """Mark a crash-relevant moment; acts only when ``IMGCLF_FAULTS`` names it."""
+    if not _FAULTS:
+        return
+    _counts[name] = _counts.get(name, 0) + 1
+    fault = _FAULTS.get((name, _counts[name]))
+    if fault is None:
+        return
+    action, arg = fault
+    if action == "enospc":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    Path(arg).write_text(str(os.getpid()))
+    deadline = time.monotonic() + MAX_HOLD_S
+    while not release():
+        if time.monotonic() > deadline:
+            os._exit(99)
+        time.sleep(0.01)  # signal handlers run between these short sleeps

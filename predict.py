@@ -1,0 +1,77 @@
+"""Predict classes for image files with a trained checkpoint: files, folders (recursive) or glob patterns.
+
+Images go through exactly the checkpoint's evaluation preprocessing (its channel count, input
+size and normalisation), so grayscale, RGBA, palette and 16-bit files all work with any model.
+One row per image: path, the top-k classes with probabilities, and the per-image latency.
+An unreadable file gets an error row and the others are still predicted; the exit status is
+non-zero only when nothing could be predicted.
+
+Examples:
+    python predict.py --checkpoint checkpoints/custom_digits/best.pt photos/
+    python predict.py --checkpoint run/best.pt "shots/**/*.png" one.jpg --topk 3 --output preds.csv
+    python predict.py --checkpoint run/best.pt img/ --output preds.json --batch_size 64 --device cpu
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Sequence
+
+from engine.errors import AppError, UsageError, run_cli
+from evaluation import cli_parser
+
+
+def build_parser():
+    p = cli_parser(__doc__)
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="a .pt file written by train.py")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or globs")
+    p.add_argument("--topk", type=int, default=5, metavar="K", help="classes shown per image (default: 5)")
+    p.add_argument("--output", default=None, metavar="FILE", help="also write the rows to FILE.csv or FILE.json")
+    p.add_argument("--batch_size", type=int, default=32, metavar="N", help="images per forward pass (default: 32)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from evaluation.report import check_output_path
+    if args.topk < 1 or args.batch_size < 1:
+        raise UsageError("--topk and --batch_size must be at least 1")
+    if args.output:
+        check_output_path(args.output)  # before any work: a typo should not cost a whole run
+
+    import torch
+
+    from engine.runtime import resolve_device
+    from evaluation.inference import load_model_from_checkpoint, predict_files, predict_probs
+    from evaluation.inputs import expand_inputs
+    from evaluation.report import format_prediction, latency_summary, write_predictions
+
+    found = expand_inputs(args.inputs)
+    for raw in found.empty:
+        print(f"warning: no image files in {raw}", file=sys.stderr)
+    if not found.paths:
+        raise AppError(f"nothing to predict: no image files found in {', '.join(args.inputs)}")
+    loaded = load_model_from_checkpoint(args.checkpoint, resolve_device(args.device))
+    names, k = loaded.class_names, min(args.topk, len(loaded.class_names))
+    # One throw-away forward pass: lazy initialisation would otherwise be billed to the first image.
+    h, w = loaded.preprocessing["input_size"]
+    predict_probs(loaded, torch.zeros(1, loaded.channels, h, w, device=loaded.device))
+
+    preds = []
+    start = time.perf_counter()
+    for pred in predict_files(loaded, found.paths, args.batch_size):
+        print(format_prediction(pred, names, k), flush=True)
+        preds.append(pred)
+    seconds = time.perf_counter() - start
+    print(latency_summary(preds, seconds, args.batch_size))
+    if args.output:
+        write_predictions(preds, names, k, args.output)
+        print(f"wrote {args.output}")
+    if all(p.error for p in preds):
+        raise AppError(f"none of the {len(preds)} files could be read as an image")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,69 @@
+"""plot_schedule.py: the CLI of the issue, CSV rows equal to the simulated training LRs, the catalog."""
+from __future__ import annotations
+
+import pytest
+
+import plot_schedule
+from conftest import read_csv
+from engine.errors import UsageError
+from schedulers import SCHEDULES
+from schedulers.simulate import simulate
+
+
+def test_csv_is_one_row_per_update_with_the_training_lrs(tmp_path, capsys):
+    out = tmp_path / "lr.csv"
+    plot_schedule.main(["--scheduler", "step", "--scheduler_step_size", "2", "--scheduler_gamma", "0.5",
+                        "--warmup_epochs", "1.5", "--warmup_mode", "cosine", "--warmup_start_factor", "0.1",
+                        "--lr", "0.2", "--epochs", "5", "--steps_per_epoch", "4", "--csv", str(out)])
+    rows = read_csv(out)
+    assert out.read_text().splitlines()[0] == "step,epoch,lr"
+    assert [int(r["step"]) for r in rows] == list(range(1, 21))
+    assert [int(r["epoch"]) for r in rows] == [e for e in range(1, 6) for _ in range(4)]
+    expect = simulate("step", {"step_size": 2, "gamma": 0.5}, 5, 4, 6, 0.2, warmup_mode="cosine",
+                      warmup_start_factor=0.1)
+    assert [float(r["lr"]) for r in rows] == [p.lr for p in expect]
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_metric_schedule_reads_val_losses_and_compare_draws_png(tmp_path):
+    out, png = tmp_path / "p.csv", tmp_path / "p.png"
+    plot_schedule.main(["--scheduler", "plateau", "--scheduler_patience", "0", "--scheduler_factor", "0.5",
+                        "--epochs", "4", "--steps_per_epoch", "2", "--val_losses", "1,0.9,0.95,0.95",
+                        "--csv", str(out), "--png", str(png), "--compare", "cosine", "hf_linear", "SequentialLR"])
+    lrs = [float(r["lr"]) for r in read_csv(out)]
+    base = 0.003
+    assert lrs == pytest.approx([base] * 6 + [base / 2] * 2)  # epoch 3 did not improve: halved for epoch 4
+    assert png.stat().st_size > 1000
+
+
+def test_composition_from_the_command_line(tmp_path):
+    out = tmp_path / "s.csv"
+    plot_schedule.main(["--scheduler", "SequentialLR", "--scheduler_schedulers",
+                        "[{name: LinearLR, start_factor: 0.5, end_factor: 1.0, total_iters: 2}, {name: plateau}]",
+                        "--scheduler_milestones", "[2]", "--epochs", "4", "--steps_per_epoch", "2", "--csv", str(out)])
+    lrs = [float(r["lr"]) for r in read_csv(out)]
+    assert lrs == pytest.approx([0.0015, 0.001875, 0.00225, 0.002625, 0.003, 0.003, 0.003, 0.003])
+
+
+def test_list_names_every_schedule_and_markdown_is_a_table(capsys):
+    plot_schedule.main(["--list"])
+    text = capsys.readouterr().out
+    assert all(name in text for name in SCHEDULES) and "--scheduler_patience" in text
+    plot_schedule.main(["--list", "--markdown"])
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| name") and len(table) == 2 + len(SCHEDULES)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--scheduler", "cosin", "--epochs", "2", "--steps_per_epoch", "3"], "Did you mean 'cosine'"),
+    (["--scheduler", "cosine", "--epochs", "2"], "missing --steps_per_epoch"),
+    (["--scheduler", "cosine", "--scheduler_gamma", "0.5", "--epochs", "2", "--steps_per_epoch", "3"],
+     "no hyperparameter 'gamma'"),
+    (["--scheduler", "cosine", "--epochs", "2", "--steps_per_epoch", "3", "--warmup_epochs", "1",
+      "--warmup_steps", "2"], "not both"),
+    (["--scheduler", "cosine", "--epochs", "2", "--steps_per_epoch", "3", "--compare", "nope"], "unknown scheduler 'nope'"),
+    (["--scheduler", "cosine", "--epochs", "2", "--steps_per_epoch", "3", "--bogus", "1"], "unrecognized argument"),
+])
+def test_errors_are_one_line_usage_errors(argv, message):
+    with pytest.raises(UsageError, match=message):
+        plot_schedule.main(argv)

@@ -1,0 +1,137 @@
+"""predict.py: image files of every pixel format give evaluate.py's predictions; bad inputs get error rows."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import evaluate as evaluate_script
+import predict as predict_script
+from conftest import FAST, read_csv
+from engine.errors import UsageError, run_cli
+
+VARIANTS = ("gray", "rgb", "rgba", "palette", "gray16")
+NUM_IMAGES = 40
+
+
+def save_variant(pixels: np.ndarray, variant: str, path: Path) -> None:
+    """Write an 8-bit grayscale array as ``variant``; each decodes back to the same gray values."""
+    if variant == "gray":
+        Image.fromarray(pixels, "L").save(path)
+    elif variant == "rgb":
+        Image.fromarray(np.stack([pixels] * 3, -1), "RGB").save(path)
+    elif variant == "rgba":
+        Image.fromarray(np.stack([pixels] * 3 + [np.full_like(pixels, 255)], -1), "RGBA").save(path)
+    elif variant == "palette":
+        im = Image.fromarray(pixels, "P")
+        im.putpalette([v for i in range(256) for v in (i, i, i)])
+        im.save(path)
+    elif variant == "gray16":
+        Image.fromarray(pixels.astype(np.uint16) * 257).save(path)  # 16-bit PNG whose high byte is the value
+    else:
+        raise ValueError(variant)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A 2-epoch digits checkpoint, its evaluate.py output, and test images written in every format."""
+    import train as train_script
+    from engine import config as config_mod
+    from engine.checkpoint import load_checkpoint
+    from engine.trainer import prepare_data
+    root = tmp_path_factory.mktemp("predict")
+    train_script.main(["--checkpoint_dir", str(root), "--run_name", "tiny", *FAST, "--epochs", "2"])
+    ckpt = root / "tiny" / "best.pt"
+    evaluate_script.main(["--checkpoint", str(ckpt), "--device", "cpu", "--output_dir", str(root / "eval")])
+    wrong = {r["sample"]: r["predicted"] for r in read_csv(root / "eval" / "misclassified.csv")}
+    split = prepare_data(config_mod.from_dict(load_checkpoint(ckpt)["config"])).test
+    images, expected = root / "images", {}
+    for i in range(NUM_IMAGES):
+        variant = VARIANTS[i % len(VARIANTS)]
+        folder = images / variant
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{i:03d}.png"
+        save_variant(split.images[i, 0].numpy(), variant, path)
+        # evaluate.py's prediction: what misclassified.csv says, else the true label.
+        expected[str(path)] = wrong.get(split.sample_id(i), str(int(split.labels[i])))
+    return {"ckpt": str(ckpt), "images": images, "expected": expected, "root": root}
+
+
+def run(argv, capsys):
+    """predict.py through its real entry point: returns (exit status, stdout, stderr)."""
+    with pytest.raises(SystemExit) as e:
+        run_cli(predict_script.main, argv)
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+def test_every_format_gives_evaluate_predictions(setup, tmp_path, capsys):
+    hidden = setup["images"] / "gray" / ".ipynb_checkpoints"
+    hidden.mkdir(exist_ok=True)
+    shutil.copy(next(iter(setup["expected"])), hidden / "copy.png")  # must be skipped
+    out_csv = tmp_path / "preds.csv"
+    code, out, _ = run(["--checkpoint", setup["ckpt"], str(setup["images"]), "--topk", "3", "--output", str(out_csv),
+                        "--batch_size", "16", "--device", "cpu"], capsys)
+    assert code == 0
+    rows = read_csv(out_csv)
+    assert len(rows) == NUM_IMAGES and ".ipynb_checkpoints" not in out
+    assert list(rows[0]) == ["path", "class_1", "prob_1", "class_2", "prob_2", "class_3", "prob_3", "latency_ms",
+                             "error"]
+    got = {r["path"]: r["class_1"] for r in rows}
+    assert got == setup["expected"]
+    for r in rows:
+        probs = [float(r[f"prob_{k}"]) for k in (1, 2, 3)]
+        assert probs == sorted(probs, reverse=True) and not r["error"] and float(r["latency_ms"]) > 0
+    assert f"{NUM_IMAGES} of {NUM_IMAGES} images predicted; latency per image: median" in out
+
+
+def test_globs_json_and_error_rows(setup, tmp_path, capsys):
+    good = sorted(setup["expected"])[:3]
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(Path(good[0]).read_bytes()[:60])  # header survives, image data cut off
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    out_json = tmp_path / "p.json"
+    pattern = str(setup["images"] / "rgb" / "*.png")
+    code, out, _ = run(["--checkpoint", setup["ckpt"], *good, str(corrupt), str(text), str(tmp_path / "gone.png"),
+                        pattern, "--output", str(out_json), "--device", "cpu"], capsys)
+    assert code == 0  # some images were predicted
+    records = json.loads(out_json.read_text())
+    by_path = {r["path"]: r for r in records}
+    assert len(records) == 3 + 3 + NUM_IMAGES // len(VARIANTS)
+    for bad in (corrupt, text, tmp_path / "gone.png"):
+        assert by_path[str(bad)]["error"] and by_path[str(bad)]["predictions"] == []
+        assert f"{bad}  ERROR:" in out
+    for path in good:
+        r = by_path[path]
+        assert r["error"] is None and len(r["predictions"]) == 5
+        assert r["predictions"][0]["class"] == setup["expected"][path]
+        assert sum(p["probability"] for p in r["predictions"]) <= 1.0 + 1e-5
+
+
+def test_nothing_predictable_exits_non_zero(setup, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run(["--checkpoint", setup["ckpt"], str(tmp_path / "empty"), "--device", "cpu"], capsys)
+    assert code == 1 and "no image files found" in err
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    code, out, err = run(["--checkpoint", setup["ckpt"], str(bad), "--device", "cpu"], capsys)
+    assert code == 1 and "ERROR" in out and "none of the 1 files" in err
+
+
+def test_usage_and_checkpoint_errors(setup, tmp_path, capsys):
+    image = next(iter(setup["expected"]))
+    code, _, err = run(["--checkpoint", setup["ckpt"], image, "--output", str(tmp_path / "p.txt")], capsys)
+    assert code == 2 and ".csv or .json" in err
+    ckpt = torch.load(setup["ckpt"], map_location="cpu", weights_only=True)
+    ckpt["version"] = 0
+    torch.save(ckpt, tmp_path / "old.pt")
+    code, _, err = run(["--checkpoint", str(tmp_path / "old.pt"), image, "--device", "cpu"], capsys)
+    assert code == 1 and "format version 0" in err
+    with pytest.raises(UsageError):
+        predict_script.main(["--checkpoint", setup["ckpt"]])  # no INPUT
