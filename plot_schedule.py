@@ -96,8 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = [f"--{k}" for k in ("scheduler", "epochs", "steps_per_epoch") if getattr(ns, k) is None]
     if missing:
         raise UsageError(f"missing {', '.join(missing)} (or use --list)")
-    if ns.epochs < 1 or ns.steps_per_epoch < 1:
-        raise UsageError("--epochs and --steps_per_epoch must be >= 1")
+    if ns.epochs < 1 or ns.steps_per_epoch < 1 or ns.lr <= 0:
+        raise UsageError("--epochs and --steps_per_epoch must be >= 1, --lr > 0")
     cfg = apply_overrides(DEFAULTS, {"scheduler": ns.scheduler, "lr": ns.lr, "epochs": ns.epochs,
                                      "warmup_epochs": ns.warmup_epochs, "warmup_steps": ns.warmup_steps,
                                      "warmup_mode": ns.warmup_mode, "warmup_start_factor": ns.warmup_start_factor,

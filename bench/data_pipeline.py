@@ -6,7 +6,8 @@ mixed sizes generated into a temp dir. Same augmentation on both sides (random s
 same batch size, same number of DataLoader workers. Targets: >= 10x the per-item baseline for
 in-memory data; data wait < 5 % of an epoch.
 
-    python bench/data_pipeline.py                       # about 1-2 minutes on 2 CPU cores
+    python bench/data_pipeline.py                       # about 1 minute on 2 CPU cores
+    python bench/data_pipeline.py --threads 1           # on a machine shared with other jobs
     python bench/data_pipeline.py --images 54000 --jpegs 5000 --workers 4
 """
 from __future__ import annotations
@@ -62,7 +63,6 @@ def pil_loader(dataset, size: int, mean, std, batch_size: int, workers: int, res
 
 
 def fashion_baseline(bundle: DataBundle, data_dir: str, n: int, batch_size: int, workers: int):
-    from torch.utils.data import Subset
     from torchvision.datasets import FashionMNIST
     ds = FashionMNIST(data_dir, train=True, download=False)  # reads the IDX cache load_dataset wrote
     ds.data, ds.targets = ds.data[:n], ds.targets[:n]
@@ -116,8 +116,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=-1, help="DataLoader workers for both sides (-1: auto)")
     p.add_argument("--train_batches", type=int, default=40, help="batches per data-wait measurement")
     p.add_argument("--data_dir", default="datasets")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: picks from the machine)")
     args = p.parse_args()
-    threads = set_threads(0)
+    threads = set_threads(args.threads)
     workers = resolve_workers(args.workers)
     print(f"torch threads {threads}, DataLoader workers {workers}, batch {args.batch_size}, augmentation: "
           f"random shift + horizontal flip on both sides\n")

@@ -81,34 +81,33 @@ def ours(loaded, batch_size: int):
     return predict
 
 
-def in_batches(predict, batch_size: int):
-    """``predict`` applied ``batch_size`` files at a time: one forward pass per batch."""
-    def run(paths: list[Path]) -> None:
-        for i in range(0, len(paths), batch_size):
-            predict(paths[i:i + batch_size])
-    return run
+def single_latency(fns: dict, paths: list[Path], calls: int) -> dict[str, tuple[float, float]]:
+    """Median and p90 in ms of ``calls`` one-image predictions per function, after a warm-up.
 
-
-def single_latency(predict, paths: list[Path], calls: int) -> tuple[float, float]:
-    """Median and p90 in ms of ``calls`` one-image predictions, after a warm-up."""
+    The functions take turns call by call, so load from other processes hits them alike.
+    """
     for p in paths[:20]:
-        predict([p])
-    times = []
+        for fn in fns.values():
+            fn([p])
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for i in range(calls):
-        start = time.perf_counter()
-        predict([paths[i % len(paths)]])
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times), float(np.percentile(times, 90))
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn([paths[i % len(paths)]])
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: (statistics.median(t), float(np.percentile(t, 90))) for name, t in times.items()}
 
 
-def throughput(predict, paths: list[Path], repeats: int) -> float:
-    """Best of ``repeats`` passes over ``paths`` in images/s (best: least disturbed by other load)."""
-    best = float("inf")
+def throughput(fns: dict, paths: list[Path], batch_size: int, repeats: int) -> dict[str, float]:
+    """Images/s per function, best of ``repeats`` alternating passes (best: least disturbed by other load)."""
+    best = {name: float("inf") for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        predict(paths)
-        best = min(best, time.perf_counter() - start)
-    return len(paths) / best
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for i in range(0, len(paths), batch_size):
+                fn(paths[i:i + batch_size])
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: len(paths) / t for name, t in best.items()}
 
 
 def main() -> None:
@@ -133,10 +132,10 @@ def main() -> None:
         paths = write_images(tmp, args.images, size, loaded.channels)
         mine, base = ours(loaded, args.batch_size), baseline(loaded)
         agree = (mine(paths).argmax(1) == base(paths).argmax(1)).float().mean().item()
-        rows = {}
-        for name, fn in (("ours", mine), ("baseline", base)):
-            med, p90 = single_latency(fn, paths, args.calls)
-            rows[name] = (med, p90, throughput(in_batches(fn, args.batch_size), paths, 3))
+        fns = {"ours": mine, "baseline": base}
+        single = single_latency(fns, paths, args.calls)
+        rate = throughput(fns, paths, args.batch_size, 3)
+        rows = {name: (*single[name], rate[name]) for name in fns}
 
     params = sum(x.numel() for x in loaded.model.parameters())
     print(f"model {loaded.cfg.model} ({params:,} parameters), input {loaded.channels}x{size[0]}x{size[1]} PNG, "

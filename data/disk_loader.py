@@ -1,28 +1,28 @@
 """Batches decoded from image files in DataLoader workers, for folders too large for memory.
 
-Workers decode with torchvision.io, resize to the run's fixed size and apply the augmentation
-preset per image (transforms v2 on uint8 tensors). Batches travel as uint8 (4x less to copy and
-pin than float) and are normalised on the training device by the same ``eval_transform`` as the
-in-memory path, so both paths feed a model identically.
+Workers decode with torchvision.io, resize to the run's fixed size and augment each image with
+transforms v2 on uint8 tensors. Batches travel as uint8 (4x less to copy and pin than float) and
+are normalised on the training device by the same ``eval_transform`` as the in-memory path.
 
-Exact resume without trusting worker RNG: the sampler draws each epoch's order *and one seed per
-sample* from a generator seeded by (seed, epoch), and a worker seeds the augmentation of sample i
-from that number. Which worker handles which image, and how long workers live
-(``persistent_workers``), therefore cannot change what a batch contains.
+Exact resume without trusting worker RNG: the batch sampler draws each epoch's order *and every
+image's augmentation parameters* from the generator seeded by (seed, epoch), in the very sequence
+TensorLoader draws them, and workers only apply them. Which worker handles which image, and how
+long workers live (``persistent_workers``), cannot change a batch; a streamed epoch even equals
+the in-memory epoch of the same files bit for bit.
 """
 from __future__ import annotations
 
 import math
 import os
 import sys
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from data.images import ImageDecodeError, decode_file
 from data.loader import epoch_generator, epoch_order
-from data.transforms import eval_transform, resize_uint8, sample_augmentation
+from data.transforms import draw_params, eval_transform, fit_image, preset_params, shift_flip
 
 
 def resolve_workers(num_workers: int) -> int:
@@ -34,39 +34,29 @@ def resolve_workers(num_workers: int) -> int:
 
 
 class FileDataset(Dataset):
-    """Image files as uint8 (C, size, size); a key is ``i`` or ``(i, augmentation_seed)``.
+    """Image files as uint8 (C, size, size); a key is ``i`` or ``(i, dy, dx, flip)``.
 
     A file that fails to decode comes back as ``None`` plus the reason, so one bad image costs
     one sample rather than the whole run (the loader decides whether that is fatal).
     """
 
-    def __init__(self, paths: list[str], labels: torch.Tensor, channels: int, size: int,
-                 augmentation: Callable | None = None):
+    def __init__(self, paths: list[str], labels: torch.Tensor, channels: int, size: int, pad: int = 0):
         self.paths, self.labels = paths, labels
-        self.channels, self.size = channels, size
-        self.augmentation = augmentation
+        self.channels, self.size, self.pad = channels, size, pad
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def load(self, i: int) -> torch.Tensor:
-        img = decode_file(self.paths[i], self.channels)
-        if tuple(img.shape[-2:]) != (self.size, self.size):
-            img = resize_uint8(img[None], (self.size, self.size))[0]  # same resize as the in-memory cache
-        return img
+        return fit_image(decode_file(self.paths[i], self.channels), self.size)
 
     def __getitem__(self, key):
-        i, seed = key if isinstance(key, tuple) else (key, None)
+        i, dy, dx, flip = key if isinstance(key, tuple) else (key, 0, 0, False)
         try:
             img = self.load(i)
         except ImageDecodeError as e:
             return i, None, str(e)
-        if self.augmentation is not None:
-            # fork_rng: with num_workers=0 this runs in the training process, whose RNG must not move.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                img = self.augmentation(img)
-        return i, img, ""
+        return i, shift_flip(img, self.pad, dy, dx, flip), ""
 
 
 def collate(items: list) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -78,21 +68,28 @@ def collate(items: list) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     return x, idx, bad
 
 
-class EpochSampler(Sampler):
-    """Yields (index, augmentation seed) in the order TensorLoader would use for the same epoch."""
+class EpochBatchSampler(Sampler):
+    """Yields batches of (index, dy, dx, flip), drawn exactly as TensorLoader draws an epoch."""
 
-    def __init__(self, n: int, shuffle: bool, seed: int, sample_weights: torch.Tensor | None = None):
-        self.n, self.shuffle, self.seed, self.sample_weights = n, shuffle, seed, sample_weights
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, preset: str, size: int,
+                 sample_weights: torch.Tensor | None = None):
+        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.preset, self.size, self.sample_weights = preset, size, sample_weights
         self.epoch = 0
 
     def __len__(self) -> int:
-        return self.n
+        return math.ceil(self.n / self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def __iter__(self) -> Iterator[list[tuple[int, int, int, bool]]]:
         gen = epoch_generator(self.seed, self.epoch)
         order = epoch_order(self.n, gen, self.shuffle, self.sample_weights)
-        seeds = torch.randint(0, 2 ** 62, (self.n,), generator=gen)
-        return iter(zip(order.tolist(), seeds.tolist()))
+        for start in range(0, self.n, self.batch_size):
+            idx = order[start:start + self.batch_size].tolist()
+            zeros = [0] * len(idx)
+            dy, dx, flips = draw_params(len(idx), self.preset, self.size, gen) if self.preset != "none" else (
+                None, None, None)
+            yield list(zip(idx, dy.tolist() if dy is not None else zeros, dx.tolist() if dx is not None else zeros,
+                           flips.tolist() if flips is not None else [False] * len(idx)))
 
 
 class DiskLoader:
@@ -102,19 +99,19 @@ class DiskLoader:
                  augment_preset: str = "none", shuffle: bool = False, seed: int = 0,
                  sample_weights: torch.Tensor | None = None, channels_last: bool = False,
                  num_workers: int = -1, strict: bool = False):
-        if augment_preset != "none":
-            dataset.augmentation = sample_augmentation(augment_preset, dataset.size)
+        dataset.pad = preset_params(augment_preset, dataset.size)[0]
         self.dataset, self.batch_size, self.pre, self.device = dataset, batch_size, preprocessing, device
         self.channels_last, self.strict = channels_last, strict
-        self.sampler = EpochSampler(len(dataset), shuffle, seed, sample_weights)
+        self.sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, seed, augment_preset, dataset.size,
+                                         sample_weights)
         workers = resolve_workers(num_workers)
         cuda = device.type == "cuda"
         # Persistent workers: re-forking every epoch costs seconds on big folders, and the sampler
-        # carries the seeds, so keeping workers alive cannot change the batches.
-        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, collate_fn=collate,
+        # carries all randomness, so keeping workers alive cannot change the batches.
+        self.loader = DataLoader(dataset, batch_sampler=self.sampler, collate_fn=collate,
                                  num_workers=workers, pin_memory=cuda, persistent_workers=workers > 0,
                                  prefetch_factor=4 if workers > 0 else None,
-                                 generator=torch.Generator().manual_seed(seed))  # keep off the global RNG
+                                 generator=torch.Generator().manual_seed(seed))  # leaves the global RNG alone
         self.warned: set[str] = set()
 
     def set_epoch(self, epoch: int) -> None:

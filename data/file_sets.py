@@ -178,7 +178,7 @@ def assign_splits(split_of: np.ndarray, labels: np.ndarray, val_frac: float, tes
 def stream_stats(ds: FileDataset, train: Split, num_workers: int = -1
                  ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean/std of a streamed set from a fixed random sample of training images."""
-    rows = np.random.default_rng(SPLIT_SEED).permutation(len(train))[:STATS_SAMPLE]
+    rows = np.sort(np.random.default_rng(SPLIT_SEED).permutation(len(train))[:STATS_SAMPLE])  # small sets: all, in order
     sample = FileDataset([train.ids[r] for r in rows], train.labels[torch.from_numpy(rows)], ds.channels, ds.size)
     images, ok, _ = decode_all(sample, num_workers, keep=True)
     if not any(ok):  # nothing decodable in the sample: neutral statistics, the bad files get reported

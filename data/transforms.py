@@ -3,8 +3,9 @@
 In-memory data is augmented as whole uint8 batches already on the training device: no per-item PIL
 work; random numbers come from a CPU ``torch.Generator`` so a seeded run draws the same
 augmentations on any device. Streamed folders apply the same presets per image in DataLoader
-workers (``sample_augmentation``, torchvision transforms v2 on uint8 tensors). Both paths end in
-``eval_transform`` on the batch, so normalisation is written exactly once.
+workers (``shift_flip``, torchvision transforms v2 on uint8 tensors) with parameters drawn by
+``draw_params`` exactly as the batch path draws them. Both paths end in ``eval_transform`` on the
+batch, so normalisation is written exactly once.
 """
 from __future__ import annotations
 
@@ -29,42 +30,90 @@ def preset_params(preset: str, size: int) -> tuple[int, bool]:
     return (max(pad, round(pad * size / 32)) if pad else 0), flip
 
 
-def sample_augmentation(preset: str, size: int):
-    """The per-image form of ``preset`` for DataLoader workers (uint8 (C, H, W) in and out).
+def draw_params(n: int, preset: str, size: int, gen: torch.Generator
+                ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """Per-image shifts (dy, dx in [0, 2*pad]) and flip flags of ``preset`` for ``n`` images, on the CPU.
 
-    Zero-padded random crop == random translation with zero fill, as in ``augment``.
+    Drawn in one fixed order from ``gen``, so a batch augmented on the device (``augment``) and the
+    same batch augmented image by image in DataLoader workers (``shift_flip``) come out identical.
     """
-    from torchvision.transforms import v2
     pad, flip = preset_params(preset, size)
-    steps = []
+    dy = dx = flips = None
     if pad:
-        steps.append(v2.RandomCrop(size, padding=pad, fill=0))
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
     if flip:
-        steps.append(v2.RandomHorizontalFlip())
-    return v2.Compose(steps) if steps else None
+        flips = torch.rand(n, generator=gen) < 0.5
+    return dy, dx, flips
 
 
-def _random_translate(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
-    """Shift each image by up to ``pad`` pixels (zero fill), one gather for the whole batch."""
-    n, _, h, w = x.shape
+def _translate(x: torch.Tensor, pad: int, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """Shift each image by (dy - pad, dx - pad) pixels with zero fill."""
+    if x.device.type == "cpu" and x.shape[-2] * x.shape[-1] > 1024:
+        return _translate_each(x, pad, dy, dx)
+    return _translate_grouped(x, pad, dy, dx)
+
+
+def _translate_each(x: torch.Tensor, pad: int, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """One strided slice copy per image: on the CPU 5-10x faster than any gather for images > 32 px."""
+    h, w = x.shape[-2:]
     xp = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (n, h, 1)
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (n, 1, w)
-    batch = torch.arange(n, device=x.device)[:, None, None]
-    return xp.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+    out = torch.empty_like(x)
+    for i, (a, b) in enumerate(zip(dy.tolist(), dx.tolist())):
+        out[i] = xp[i, :, a:a + h, b:b + w]
+    return out
+
+
+def _translate_grouped(x: torch.Tensor, pad: int, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """Rows then columns, one copy per distinct shift: few kernel launches on a GPU, and the
+    masks stay on the CPU so no host sync; also the faster form for small CPU images."""
+    n, c, h, w = x.shape
+    xp = F.pad(x, (pad, pad, pad, pad))
+    rows = torch.empty((n, c, h, w + 2 * pad), dtype=x.dtype, device=x.device)
+    out = torch.empty_like(x)
+    for s in range(2 * pad + 1):
+        idx = (dy == s).nonzero().squeeze(1).to(x.device)
+        if len(idx):
+            rows.index_copy_(0, idx, xp.index_select(0, idx)[:, :, s:s + h])
+    for s in range(2 * pad + 1):
+        idx = (dx == s).nonzero().squeeze(1).to(x.device)
+        if len(idx):
+            out.index_copy_(0, idx, rows.index_select(0, idx)[:, :, :, s:s + w])
+    return out
 
 
 def augment(x: torch.Tensor, preset: str, gen: torch.Generator) -> torch.Tensor:
-    """Apply an augmentation preset to a uint8 batch (N, C, H, W)."""
-    pad, flip = preset_params(preset, x.shape[-2])
-    if pad:
-        x = _random_translate(x, pad, gen)
-    if flip:
-        mask = (torch.rand(x.shape[0], generator=gen) < 0.5).to(x.device)
-        x = torch.where(mask[:, None, None, None], x.flip(3), x)
+    """Apply an augmentation preset to a uint8 batch (N, C, H, W) on its device."""
+    pad, _ = preset_params(preset, x.shape[-2])
+    dy, dx, flips = draw_params(x.shape[0], preset, x.shape[-2], gen)
+    if dy is not None:
+        x = _translate(x, pad, dy, dx)
+    if flips is not None:  # mirror only the chosen images: torch.where over the batch is ~3x slower
+        idx = flips.nonzero().squeeze(1).to(x.device)
+        x = x.clone() if dy is None else x  # _translate returned a fresh tensor; never edit the caller's
+        x.index_copy_(0, idx, x.index_select(0, idx).flip(3))
     return x
+
+
+def shift_flip(img: torch.Tensor, pad: int, dy: int, dx: int, flip: bool) -> torch.Tensor:
+    """The per-image form of ``augment`` for DataLoader workers (transforms v2 on uint8 (C, H, W))."""
+    from torchvision.transforms.v2 import functional as TF
+    if pad:
+        h, w = img.shape[-2:]
+        img = TF.crop(TF.pad(img, [pad], fill=0), dy, dx, h, w)  # zero-padded crop == zero-fill shift
+    return TF.horizontal_flip(img) if flip else img
+
+
+def fit_image(img: torch.Tensor, size: int) -> torch.Tensor:
+    """One decoded file (uint8 (C, H, W)) to ``size`` x ``size``: the resize of folder and CSV datasets.
+
+    torchvision's uint8 antialiased path: ~3x faster per image than going through float, and shared
+    by the in-memory cache and the streaming workers, so both hold the same pixels.
+    """
+    if tuple(img.shape[-2:]) == (size, size):
+        return img
+    from torchvision.transforms.v2 import functional as TF
+    return TF.resize(img, [size, size], antialias=True)
 
 
 def eval_transform(x: torch.Tensor, pre: dict) -> torch.Tensor:
@@ -75,7 +124,7 @@ def eval_transform(x: torch.Tensor, pre: dict) -> torch.Tensor:
         x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
     mean = torch.tensor(pre["mean"], device=x.device).view(1, -1, 1, 1)
     std = torch.tensor(pre["std"], device=x.device).view(1, -1, 1, 1)
-    return (x - mean) / std
+    return x.sub_(mean).div_(std)  # in place on the fresh float copy: same numbers as (x - mean) / std
 
 
 def resize_uint8(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -52,22 +52,28 @@ def check_config(cfg: Config) -> None:
     _require(cfg.dataset != "folder" or Path(cfg.data_dir).is_dir(),
              f"--data_dir {cfg.data_dir} is not an existing folder; --dataset folder needs one holding "
              f"<class>/<image> files (or train/, val/, test/ with <class>/ folders): point --data_dir at it")
+    _require(cfg.resume in ("", "auto") or Path(cfg.resume).is_file(),
+             f"--resume {cfg.resume}: checkpoint not found; check the path, or use --resume auto to continue "
+             f"the run named by --run_name (or start it)")
     # Names need the registries, which import torch: checked last, so that a mistyped value fails in
-    # well under a second instead of after the multi-second torch import.
-    from data import DATASETS
-    from data.transforms import AUGMENTATIONS
-    from engine.optim import OPTIMIZERS
-    from models import valid_model
+    # well under a second instead of after the multi-second torch import; and cheapest registry
+    # first (schedulers, optimizers, models need torch; data also pulls in decoders and scikit-learn).
     from schedulers import WARMUP_MODES, resolve_params, uses_swa
 
     _require(cfg.warmup_mode in WARMUP_MODES, f"unknown --warmup_mode '{cfg.warmup_mode}'; valid: {', '.join(WARMUP_MODES)}")
+    resolve_params(cfg.scheduler, cfg.scheduler_params)
+    from engine.optim import OPTIMIZERS
+    from models import valid_model
+
     if cfg.optimizer not in OPTIMIZERS:
         raise unknown_name("optimizer", cfg.optimizer, OPTIMIZERS)
+    valid_model(cfg.model)
+    from data import DATASETS
+    from data.transforms import AUGMENTATIONS
+
     if cfg.augment not in AUGMENTATIONS:
         raise unknown_name("augmentation preset", cfg.augment, AUGMENTATIONS)
     if cfg.dataset not in DATASETS:
         raise unknown_name("dataset", cfg.dataset, DATASETS)
-    valid_model(cfg.model)
-    resolve_params(cfg.scheduler, cfg.scheduler_params)
     _require(not (cfg.ema > 0 and uses_swa(cfg.scheduler, cfg.scheduler_params)),
              f"--ema and schedule '{cfg.scheduler}' (SWALR) both average the weights; use one of them")

@@ -21,7 +21,7 @@ def _ordered() -> list[ScheduleSpec]:
 
 def _default(param: Param) -> str:
     if param.default is None:
-        return "from the plan"
+        return "auto"  # derived from the plan or the LR; the help says how
     if isinstance(param.default, list):
         return "[" + ", ".join(d.get("name", "?") if isinstance(d, dict) else str(d) for d in param.default) + "]"
     return f"{param.default:.4g}" if isinstance(param.default, float) else str(param.default)

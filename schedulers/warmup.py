@@ -7,7 +7,15 @@ ReduceLROnPlateau, according to the schedule's declared granularity.
 
 Warmup multiplies each param group's *handover* LR (the LR the wrapped schedule starts at) by a
 factor rising from ``start_factor`` to 1 over ``warmup_steps`` updates, so the LR is continuous
-where the wrapped schedule takes over. The wrapped schedule is laid out on the rest of training.
+where the wrapped schedule takes over. ``start_factor`` is the first update's LR as a fraction of
+the handover LR; its default, 0.01, starts two orders of magnitude low -- small enough to tame the
+first updates of a fresh model, and not 0, which would waste the first update (transformers' recipe
+is 0: give ``--warmup_start_factor 0`` to reproduce it).
+
+The wrapped schedule is laid out on the *rest* of training: its plan's horizon is total updates
+minus warmup updates (``Plan.horizon_steps``), so e.g. ``cosine`` reaches its minimum on the last
+update. Any entry can be wrapped, ReduceLROnPlateau and compositions included: warmup only touches
+the LRs, and the wrapped schedule hears nothing until the handover.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import torch
 
 import imagegen
 from data import folder
-from data.disk_loader import DiskLoader, FileDataset
+from data.disk_loader import DiskLoader
 from data.loader import TensorLoader, balanced_sample_weights, loss_weights, make_loader
 from data.types import Split
 from engine.trainer import preprocessing_of
@@ -39,44 +39,47 @@ def test_balanced_sampler_draws_classes_about_uniformly():
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     root = imagegen.single_folder(tmp_path_factory.mktemp("small"), {"a": 12, "b": 12, "c": 8}, ext="jpg", side=20)
-    imagegen.bad_files(root / "a")
-    memory = folder.load(str(root), val_split=0.25, test_split=0.0, image_size=16, data_mode="memory")
-    stream = folder.load(str(root), val_split=0.25, test_split=0.0, image_size=16, data_mode="stream")
-    return memory, stream
+    common = dict(val_split=0.25, test_split=0.0, image_size=16)
+    return folder.load(str(root), data_mode="memory", **common), folder.load(str(root), data_mode="stream", **common)
 
 
-def test_streamed_batches_equal_in_memory_batches(bundles):
+def test_streamed_split_and_eval_batches_equal_in_memory_ones(bundles):
     memory, stream = bundles
-    assert stream.train.images is None
-    for m, s in ((memory.train, stream.train), (memory.val, stream.val)):  # one split; streamed keeps bad files
-        assert m.ids == [p for p in s.ids if "truncated" not in p]
+    assert stream.train.images is None and stream.train.ids == memory.train.ids and stream.val.ids == memory.val.ids
     pre = preprocessing_of(memory)
+    assert preprocessing_of(stream) == pre
     a = torch.cat([x for x, _ in TensorLoader(memory.val, 4, pre, CPU)])
     loader = make_loader(stream.val, 4, pre, CPU, num_workers=0)
     assert isinstance(loader, DiskLoader)
-    b = torch.cat([x for x, _ in loader])
-    assert torch.equal(a, b)  # same decode, same resize, same eval_transform
+    assert torch.equal(a, torch.cat([x for x, _ in loader]))  # same decode, resize and eval_transform
 
 
-def test_streamed_epochs_are_reproducible_whatever_the_workers(bundles, capsys):
-    _, stream = bundles
-    pre = preprocessing_of(stream)
+@pytest.mark.parametrize("workers", [0, 2])
+def test_streamed_training_epoch_equals_the_in_memory_epoch(bundles, workers):
+    """Order and augmentation come from (seed, epoch) alone: workers and streaming change nothing."""
+    memory, stream = bundles
+    pre = preprocessing_of(memory)
 
-    def epoch(workers: int, e: int):
-        ds = FileDataset(stream.train.ids, stream.train.labels, 3, 16)
-        loader = DiskLoader(ds, 5, pre, CPU, "standard", shuffle=True, seed=1, num_workers=workers)
+    def epoch(split, e):
+        loader = make_loader(split, 5, pre, CPU, augment_preset="standard", shuffle=True, seed=1, num_workers=workers,
+                             sample_weights=balanced_sample_weights(split.labels, 3))
         loader.set_epoch(e)
         xs, ys = zip(*loader)
         return torch.cat(xs), torch.cat(ys)
 
     torch.manual_seed(0)
-    x0, y0 = epoch(0, 2)
-    after = torch.rand(1)
-    assert torch.equal(after, torch.manual_seed(0) and torch.rand(1))  # the training RNG did not move
-    x1, y1 = epoch(2, 2)  # two worker processes: which worker decodes an image does not matter
-    assert torch.equal(x0, x1) and torch.equal(y0, y1)
-    x2, _ = epoch(0, 3)
-    assert not torch.equal(x0, x2)  # a new epoch draws a new order and new augmentations
+    x_stream, y_stream = epoch(stream.train, 2)
+    assert torch.equal(torch.rand(1), torch.manual_seed(0) and torch.rand(1))  # the training RNG did not move
+    x_mem, y_mem = epoch(memory.train, 2)
+    assert torch.equal(x_stream, x_mem) and torch.equal(y_stream, y_mem)
+    assert not torch.equal(epoch(stream.train, 3)[0], x_stream)  # a new epoch: new order and augmentations
+
+
+def test_both_translate_kernels_agree():
+    from data.transforms import _translate_each, _translate_grouped
+    x = torch.randint(0, 256, (9, 3, 40, 40), dtype=torch.uint8)
+    dy, dx = torch.randint(0, 9, (9,)), torch.randint(0, 9, (9,))
+    assert torch.equal(_translate_each(x, 4, dy, dx), _translate_grouped(x, 4, dy, dx))
 
 
 def test_end_to_end_on_a_tiny_folder(tmp_path, capsys):

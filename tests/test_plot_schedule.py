@@ -67,3 +67,11 @@ def test_list_names_every_schedule_and_markdown_is_a_table(capsys):
 def test_errors_are_one_line_usage_errors(argv, message):
     with pytest.raises(UsageError, match=message):
         plot_schedule.main(argv)
+
+
+def test_readme_catalog_table_is_the_generated_one():
+    from pathlib import Path
+
+    from schedulers.listing import catalog_markdown
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert catalog_markdown() in readme, "regenerate it: python plot_schedule.py --list --markdown"
