@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Heavy imports only once the command line is known to be good.
     import torch
 
-    from data.loader import TensorLoader
+    from data.loader import make_loader
     from engine.loop import predict_logits
     from engine.runtime import resolve_device
     from engine.trainer import prepare_data
@@ -57,14 +57,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                        f"was trained on")
     split_name = args.split or ("test" if bundle.test is not None else "val")
     split = bundle.split(split_name)
-    out_dir = Path(args.output_dir) if args.output_dir else Path(args.checkpoint).resolve().parent / f"eval_{split_name}"
+    run_folder = Path(args.checkpoint).resolve().parent
+    out_dir = Path(args.output_dir) if args.output_dir else run_folder / f"eval_{split_name}"
 
-    loader = TensorLoader(split, max(1, args.batch_size), loaded.preprocessing, device)
+    # The training code's own loader: in-memory or streamed from disk, whichever the split is.
+    loader = make_loader(split, max(1, args.batch_size), loaded.preprocessing, device,
+                         num_workers=cfg.num_workers, strict=cfg.strict_data)
     logits, labels = predict_logits(loaded.model, loader, loaded.amp, tta=cfg.tta)
+    ids = [split.sample_id(i) for i in range(len(split))]
+    if len(labels) != len(split):  # a streamed split skipped unreadable files: positions no longer match
+        print(f"warning: {len(split) - len(labels)} unreadable files were skipped; misclassified.csv numbers "
+              f"the samples that were read instead of naming them")
+        ids = [f"read sample {i}" for i in range(len(labels))]
     ev = evaluate_predictions(labels.numpy(), torch.softmax(logits, 1).numpy(), loaded.class_names)
     print(f"{cfg.model} from {args.checkpoint} on {cfg.dataset} ({split_name} split)")
     print(format_evaluation(ev, loaded.class_names, split_name))
-    write_evaluation(ev, loaded.class_names, [split.sample_id(i) for i in range(len(split))], out_dir)
+    write_evaluation(ev, loaded.class_names, ids, out_dir)
     print(f"wrote {', '.join(EVAL_FILES)} to {out_dir}")
     return 0
 

@@ -34,11 +34,11 @@ def build_parser():
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from evaluation.report import check_output_path
     if args.topk < 1 or args.batch_size < 1:
         raise UsageError("--topk and --batch_size must be at least 1")
-    if args.output:
-        check_output_path(args.output)  # before any work: a typo should not cost a whole run
+    if args.output and not args.output.lower().endswith((".csv", ".json")):
+        # Checked before any work: a typo should not cost a whole run.
+        raise UsageError(f"--output must end in .csv or .json, got '{args.output}'")
 
     import torch
 

@@ -60,6 +60,8 @@ class DataReport:
         if len(self.modes) > 1:
             target = {1: "grayscale", 3: "RGB"}.get(self.channels, "the same channels")
             out.append(f"mixed image modes {_counter(self.modes)}; all converted to {target}")
+        if len(self.sizes) > 1:  # a fixed input size squashes or stretches the odd ones out
+            out.append(f"mixed image sizes: {_sizes(self.sizes).split(';')[0]}; all resized to one square size")
         ratio = self.imbalance()
         if ratio > IMBALANCE_RATIO:
             out.append(f"severe class imbalance: the largest training class has {ratio:.0f}x the images of the "

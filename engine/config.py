@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,21 @@ FIELDS = [f.name for f in dataclasses.fields(Config)]
 SCRIPT_FLAGS = {"config", "debug", "check_data"}
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader that reads ``1e-7`` as a float (YAML 1.1 wants ``1.0e-7``; people write ``1e-7``)."""
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def yaml_value(text: str) -> Any:
+    """Parse one YAML scalar or list (used for CLI values, so they type like YAML values)."""
+    return yaml.load(text, Loader=_Yaml12Loader)
+
+
 def _closest(key: str, valid: Sequence[str]) -> str:
     match = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
     return f" (did you mean '{match[0]}'?)" if match else ""
@@ -133,7 +149,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_Yaml12Loader) or {}
     except yaml.YAMLError as e:
         raise UsageError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
@@ -186,7 +202,7 @@ def scheduler_flags(rest: Sequence[str], parser: argparse.ArgumentParser) -> dic
                 raise UsageError(f"{key} needs a value")
             raw = rest[i + 1]
             i += 1
-        out[key[len("--"):]] = yaml.safe_load(raw)  # typed: 3 -> int, 0.5 -> float, [2,4] -> list
+        out[key[len("--"):]] = yaml_value(raw)  # typed: 3 -> int, 0.5 -> float, [2,4] -> list
         i += 1
     return out
 

@@ -117,6 +117,9 @@ def _predict_chunk(loaded: LoadedModel, paths: Sequence[Path]) -> list[Predictio
     preds: list[Prediction] = []
     inputs, owners = [], []
     for path in paths:
+        if not path.is_file():  # say it plainly rather than relay the decoder's C++ error
+            preds.append(Prediction(str(path), error="no such file" if not path.exists() else "not a file"))
+            continue
         start = time.perf_counter()
         try:
             x = preprocess(decode_file(path, loaded.channels), loaded)

@@ -14,7 +14,6 @@ from typing import Sequence
 import numpy as np
 
 from engine.checkpoint import write_atomic
-from engine.errors import UsageError
 from evaluation.inference import Prediction
 from evaluation.metrics import Evaluation, most_confused
 from evaluation.plots import plot_confusion_matrix, plot_reliability
@@ -72,11 +71,6 @@ def write_evaluation(ev: Evaluation, class_names: Sequence[str], sample_ids: Seq
 
 
 # --- predict.py --------------------------------------------------------------------------------
-def check_output_path(path: str) -> None:
-    if Path(path).suffix.lower() not in (".csv", ".json"):
-        raise UsageError(f"--output must end in .csv or .json, got '{path}'")
-
-
 def format_prediction(pred: Prediction, class_names: Sequence[str], k: int) -> str:
     """One printed row: path, then the top-k classes with probabilities (or the error), then latency."""
     if pred.error:

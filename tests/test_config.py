@@ -96,3 +96,15 @@ def test_saved_config_round_trips(tmp_path):
     cfg = dataclasses.replace(Config(), scheduler="plateau", scheduler_params={"patience": 3}, lr=0.01)
     save_yaml(cfg, tmp_path / "r.yaml")
     assert apply_overrides(Config(), load_yaml(tmp_path / "r.yaml"), "r.yaml") == cfg
+
+
+def test_exponent_floats_read_as_floats(tmp_path):
+    cfg, _ = parse_args(["--config", write_text(tmp_path, "lr: 1e-3\n"), "--scheduler", "cosine",
+                         "--scheduler_eta_min", "1e-6"])
+    assert cfg.lr == 1e-3 and cfg.scheduler_params == {"eta_min": 1e-6}
+
+
+def write_text(tmp_path, text: str) -> str:
+    p = tmp_path / "t.yaml"
+    p.write_text(text)
+    return str(p)

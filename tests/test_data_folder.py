@@ -92,7 +92,8 @@ def test_mixed_sizes_get_one_square_size(tmp_path):
     b = folder.load(str(tmp_path), val_split=0.3, test_split=0.0)
     assert b.image_size == (30, 30)  # median short side of 20, 20, 20, 30, 40, 40, 40
     assert folder.load(str(tmp_path), val_split=0.3, test_split=0.0, image_size=16).image_size == (16, 16)
-    assert "image sizes (w x h): 3 different, from 20x20 to 40x40" in report_of(b).format()
+    text = report_of(b).format()
+    assert "image sizes (w x h): 3 different, from 20x20 to 60x30" in text and "mixed image sizes" in text
 
 
 def test_unusable_folders_say_what_is_expected(tmp_path):
@@ -113,3 +114,11 @@ def test_check_data_alone_prints_the_report_and_sets_the_exit_status(messy, caps
     assert "dataset check: folder" in out and "truncated.jpg" in out and "val lacks bird" in out
     assert train.main([*args, "--check_data", "--strict_data"]) == 1
     assert not (tmp_path / "ck").exists()  # a check writes no run
+
+
+def test_severe_imbalance_is_warned_with_the_remedies():
+    from data.check import DataReport
+    r = DataReport("x", class_names=["a", "b"], counts={"train": {"a": 110, "b": 10}})
+    assert "severe class imbalance" in "\n".join(r.warnings()) and "--balanced_sampler" in "\n".join(r.warnings())
+    r.counts["train"]["a"] = 100  # 10x: still tolerable
+    assert not r.warnings()

@@ -14,6 +14,7 @@ import evaluate as evaluate_script
 import predict as predict_script
 from conftest import FAST, read_csv
 from engine.errors import UsageError, run_cli
+from models import MODELS
 
 VARIANTS = ("gray", "rgb", "rgba", "palette", "gray16")
 NUM_IMAGES = 40
@@ -135,3 +136,31 @@ def test_usage_and_checkpoint_errors(setup, tmp_path, capsys):
     assert code == 1 and "format version 0" in err
     with pytest.raises(UsageError):
         predict_script.main(["--checkpoint", setup["ckpt"]])  # no INPUT
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_factory_model_loads_without_model_flags(name, tmp_path, capsys):
+    """A checkpoint of each registered model predicts with no model flags, as its own forward pass does."""
+    from engine import config as config_mod
+    from engine.checkpoint import save_checkpoint
+    from evaluation.inference import load_model_from_checkpoint
+    from models import build_model
+    cfg = config_mod.Config(model=name, width=8, depth=2)
+    model = build_model(name, 4, 3, 32, width=cfg.width, depth=cfg.depth).eval()
+    pre = {"input_size": [32, 32], "channels": 3, "mean": [0.5] * 3, "std": [0.25] * 3}
+    save_checkpoint({"model": model.state_dict(), "config": config_mod.to_dict(cfg),
+                     "class_names": ["a", "b", "c", "d"], "preprocessing": pre}, tmp_path / "m.pt")
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "x.png")
+    Image.fromarray(pixels[..., 0]).save(tmp_path / "gray.png")  # 1 channel in, 3 expected: converted
+    loaded = load_model_from_checkpoint(tmp_path / "m.pt", torch.device("cpu"))
+    assert type(loaded.model) is type(model)
+    code, out, _ = run(["--checkpoint", str(tmp_path / "m.pt"), str(tmp_path / "x.png"), str(tmp_path / "gray.png"),
+                        "--output", str(tmp_path / "p.json"), "--device", "cpu"], capsys)
+    assert code == 0 and "ERROR" not in out
+    x = (torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255 - 0.5) / 0.25
+    with torch.no_grad():
+        expected = model(x).softmax(1)[0]
+    top = json.loads((tmp_path / "p.json").read_text())[0]["predictions"]
+    assert top[0]["class"] == "abcd"[int(expected.argmax())]
+    assert top[0]["probability"] == pytest.approx(float(expected.max()), abs=1e-4)
