@@ -2,8 +2,8 @@
 
 Runs the project's training loop (Custom CNN, Fashion-MNIST-sized batches) in fresh processes,
 with the machine idle and with one core kept busy by a spinning process, for: the default
-(``--threads 0`` = all cores, OMP_WAIT_POLICY=PASSIVE, set by ``engine/__init__.py``), the same
-threads with OpenMP's spinning waits (what a plain PyTorch script gets), and one thread.
+(``--threads 0``: the cores not already busy when training starts, see
+``engine.runtime.default_threads``), every core (what a plain PyTorch script uses), and one thread.
 
     python bench/threads.py
 """
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def worker(threads: int, steps: int) -> None:
     sys.path.insert(0, str(ROOT))
-    from bench.loop_overhead import make_batches  # imports engine first: the wait policy applies
+    from bench.loop_overhead import make_batches
     import torch
     from torch import nn
     from engine.loop import NonFiniteGuard, train_one_epoch
@@ -47,30 +47,28 @@ def spin() -> None:
         pass
 
 
-def measure(threads: int, policy: str, steps: int) -> tuple[int, float]:
-    env = {**os.environ, "OMP_WAIT_POLICY": policy}
-    out = subprocess.run([sys.executable, __file__, "--worker", str(threads), str(steps)], env=env,
+def measure(threads: int, steps: int) -> tuple[int, float]:
+    out = subprocess.run([sys.executable, __file__, "--worker", str(threads), str(steps)],
                          capture_output=True, text=True, check=True).stdout.split()
     return int(out[0]), float(out[1])
 
 
 def main() -> None:
     steps = 40
-    cases = [("default: all cores, passive waits", 0, "PASSIVE"),
-             ("all cores, spinning waits (plain PyTorch)", 0, "ACTIVE"),
-             ("1 thread", 1, "PASSIVE")]
+    cores = len(os.sched_getaffinity(0))
+    cases = [("default (--threads 0: cores not busy)", 0), (f"all cores (plain PyTorch)", cores), ("1 thread", 1)]
     print(f"{os.cpu_count()} CPUs; img/s of the training loop, {steps} batches of 128 (higher is better)")
-    print(f"{'configuration':<44}{'threads':>8}{'idle':>10}{'1 core busy':>14}{'kept':>8}")
-    for label, threads, policy in cases:
-        n, idle = measure(threads, policy, steps)
+    print(f"{'configuration':<40}{'threads idle/busy':>18}{'idle':>8}{'1 core busy':>13}{'kept':>7}")
+    for label, threads in cases:
+        n, idle = measure(threads, steps)
         hog = mp.Process(target=spin, daemon=True)
         hog.start()
         try:
-            _, busy = measure(threads, policy, steps)
+            n_busy, busy = measure(threads, steps)
         finally:
             hog.terminate()
             hog.join()
-        print(f"{label:<44}{n:>8}{idle:>10.0f}{busy:>14.0f}{100 * busy / idle:>7.0f}%")
+        print(f"{label:<40}{f'{n}/{n_busy}':>18}{idle:>8.0f}{busy:>13.0f}{100 * busy / idle:>6.0f}%")
 
 
 if __name__ == "__main__":
