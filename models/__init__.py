@@ -8,6 +8,8 @@ loads a local file instead, with no network.
 """
 from __future__ import annotations
 
+import os
+import socket
 from typing import Callable
 
 from torch import nn
@@ -22,10 +24,27 @@ def _custom(num_classes: int, in_channels: int, image_size: int, width: int = 32
     return CustomCNN(num_classes, in_channels, image_size, width=width, depth=depth, dropout=dropout)
 
 
+HUB_HOST = ("huggingface.co", 443)
+
+
+def _use_offline_hub_if_unreachable() -> None:
+    """Without a network, huggingface_hub retries for about a minute before failing. One quick
+    connection attempt decides instead: unreachable -> offline mode (cached weights still load)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", ""):
+        return
+    try:
+        socket.create_connection(HUB_HOST, timeout=3).close()
+    except OSError:
+        import huggingface_hub.constants as hub
+        hub.HF_HUB_OFFLINE = True  # read at call time; the env var is read only at import
+
+
 def _timm(name: str) -> Callable[..., nn.Module]:
     def build(num_classes: int, in_channels: int, image_size: int, dropout: float = 0.0,
               pretrained: bool = False, **_) -> nn.Module:
         import timm
+        if pretrained:
+            _use_offline_hub_if_unreachable()
         try:
             return timm.create_model(name, pretrained=pretrained, num_classes=num_classes,
                                      in_chans=in_channels, drop_rate=dropout)

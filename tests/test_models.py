@@ -32,7 +32,10 @@ def test_unknown_model_lists_valid_names():
 
 
 def test_pretrained_offline_gives_one_clear_line(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as hub
+    import models
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(models, "HUB_HOST", ("hub.invalid", 443))  # unreachable, as when offline
     with pytest.raises(AppError, match="--pretrained_weights"):
         build_model("efficientnet_b0", 10, 3, 32, pretrained=True)
 
