@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
+from torch.optim.swa_utils import AveragedModel, update_bn
 
 from data import DataBundle, load_from_config
 from data.check import enforce_strict, report_of
@@ -24,6 +24,7 @@ from engine import faults
 from engine.checkpoint import load_checkpoint, remove_stale_temps, save_checkpoint
 from engine.config import Config
 from engine.early_stopping import EarlyStopping
+from engine.ema import make_ema
 from engine.errors import UsageError
 from engine.history import plot_curves, write_metrics_csv
 from engine.interrupt import GracefulStop
@@ -85,7 +86,7 @@ def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp)
     ema = None
     swa = uses_swa(cfg.scheduler, cfg.scheduler_params)
     if cfg.ema > 0:
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+        ema = make_ema(model, cfg.ema)
     elif swa:  # equal average of parameters; BN statistics are recomputed for it (update_bn)
         ema = AveragedModel(model)
     return Components(model, optimizer, scheduler, amp.make_scaler(), EarlyStopping(cfg.early_stopping,

@@ -102,3 +102,18 @@ def test_default_run_reaches_97_percent(run_train, tmp_path):
     train_script.main(["--checkpoint_dir", str(tmp_path / "default"), "--run_name", "d"])
     summary = json.loads((tmp_path / "default" / "d" / "summary.json").read_text())
     assert summary["test_acc"] >= 0.97
+
+
+def test_ema_decay_warms_up_and_tracks_integer_buffers():
+    from engine.ema import make_ema
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    ema = make_ema(model, decay=0.99)
+    ema.update_parameters(model)  # first update copies
+    before = ema.module[0].weight.clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    model.train()(torch.randn(4, 2))  # bumps num_batches_tracked (an int64 buffer)
+    ema.update_parameters(model)
+    d = 2 / 11  # min(0.99, (1 + 1) / (10 + 1)): early updates average over few steps
+    assert torch.allclose(ema.module[0].weight, before * d + model[0].weight * (1 - d))
+    assert ema.module[1].num_batches_tracked == model[1].num_batches_tracked
