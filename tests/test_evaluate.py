@@ -117,3 +117,19 @@ def test_older_format_and_bad_split_give_one_line_errors(run_dir, tmp_path, caps
         evaluate_script.main(["--checkpoint", str(run_dir / "best.pt"), "--split", "train"])
     with pytest.raises(AppError, match="not found"):
         evaluate_script.main(["--checkpoint", str(tmp_path / "missing.pt"), "--device", "cpu"])
+
+
+def test_flip_tta_averages_logits_of_image_and_mirror():
+    from engine.loop import predict_logits
+    from engine.runtime import amp_policy
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * 3 * 4, 5))  # not mirror-symmetric
+    x, y = torch.randn(6, 2, 3, 4), torch.arange(6) % 5
+    amp = amp_policy(False, "auto", torch.device("cpu"))
+    plain, _ = predict_logits(model, [(x, y)], amp)
+    tta, labels = predict_logits(model, [(x, y)], amp, tta=True)
+    with torch.no_grad():
+        expected = (model(x) + model(x.flip(3))) / 2
+    assert torch.allclose(plain, model(x).detach())
+    assert torch.allclose(tta, expected) and not torch.allclose(tta, plain)
+    assert torch.equal(labels, y)
