@@ -69,7 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_predictions(preds, names, k, args.output)
         print(f"wrote {args.output}")
     if all(p.error for p in preds):
-        raise AppError(f"none of the {len(preds)} files could be read as an image")
+        missing = sum(p.error == "no such file" for p in preds)
+        if missing == len(preds):
+            raise AppError(f"none of the {len(preds)} input path(s) exist; check the spelling, or quote a "
+                           f"glob pattern so predict.py expands it")
+        raise AppError(f"none of the {len(preds)} files could be read as an image ({missing} do not exist); "
+                       f"give image files, folders of them, or glob patterns")
     return 0
 
 

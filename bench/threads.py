@@ -54,9 +54,12 @@ def measure(threads: int, steps: int) -> tuple[int, float]:
 
 
 def main() -> None:
-    steps = 40
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=40, help="training batches timed per configuration")
+    steps = p.parse_args().steps
     cores = len(os.sched_getaffinity(0))
-    cases = [("default (--threads 0: cores not busy)", 0), (f"all cores (plain PyTorch)", cores), ("1 thread", 1)]
+    cases = [("default (--threads 0: cores not busy)", 0), ("all cores (plain PyTorch)", cores), ("1 thread", 1)]
     print(f"{os.cpu_count()} CPUs; img/s of the training loop, {steps} batches of 128 (higher is better)")
     print(f"{'configuration':<40}{'threads idle/busy':>18}{'idle':>8}{'1 core busy':>13}{'kept':>7}")
     for label, threads in cases:

@@ -254,7 +254,7 @@ def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device,
     loss, acc = evaluate(model, loader, amp, tta=cfg.tta)
     summary = {"run_dir": str(run_dir), "best_epoch": best["epoch"], "best_metric": best["best_metric"],
                "monitor": cfg.monitor, f"{split_name}_loss": loss, f"{split_name}_acc": acc,
-               "stopped_early": bool(stop_reason), "stop_reason": stop_reason}
+               "stopped_early": bool(stop_reason), "stop_reason": stop_reason or f"finished all {cfg.epochs} epochs"}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"{split_name} accuracy of best.pt (epoch {best['epoch']}): {acc:.4f}  |  run folder: {run_dir}")
     return summary

@@ -74,8 +74,11 @@ def load_model_from_checkpoint(path: str | Path, device: torch.device) -> Loaded
         raise AppError(f"the weights in {path} do not fit model '{cfg.model}' "
                        f"({str(e).splitlines()[0][:160]}); the checkpoint is damaged or was edited") from None
     model.to(device).eval()
-    # Autocast only where the run used it on a GPU: bfloat16 on CPU is slower for these models.
-    amp = amp_policy(cfg.amp and device.type == "cuda", cfg.amp_dtype, device)
+    # The run's own autocast, as its validation and final test used: evaluate.py then reproduces
+    # summary.json's accuracy, not one a few images off. A float16 (GPU) run read on a CPU gets
+    # the CPU's autocast type, bfloat16.
+    dtype = "auto" if device.type == "cpu" and cfg.amp_dtype == "float16" else cfg.amp_dtype
+    amp = amp_policy(cfg.amp, dtype, device)
     return LoadedModel(model, cfg, names, dict(pre), device, amp, path)
 
 

@@ -133,3 +133,25 @@ def test_flip_tta_averages_logits_of_image_and_mirror():
     assert torch.allclose(plain, model(x).detach())
     assert torch.allclose(tta, expected) and not torch.allclose(tta, plain)
     assert torch.equal(labels, y)
+
+
+def test_evaluate_reproduces_the_runs_own_test_accuracy_with_amp_and_tta(tmp_path):
+    """bfloat16 autocast on CPU and flip TTA: evaluate.py scores best.pt exactly as training's final test did."""
+    import train as train_script
+    train_script.main(["--checkpoint_dir", str(tmp_path), "--run_name", "amp", *FAST, "--batch_size", "32",
+                       "--epochs", "3", "--amp", "--tta"])
+    summary = json.loads((tmp_path / "amp" / "summary.json").read_text())
+    assert summary["stop_reason"] == "finished all 3 epochs" and not summary["stopped_early"]
+    assert summary["test_acc"] > 0.3  # learned something: a constant prediction would agree trivially
+    evaluate_script.main(["--checkpoint", str(tmp_path / "amp" / "best.pt"), "--device", "cpu"])
+    metrics = json.loads((tmp_path / "amp" / "eval_test" / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(summary["test_acc"], abs=1e-6)  # one image is 1/360
+
+    from evaluation.inference import load_model_from_checkpoint
+    loaded = load_model_from_checkpoint(tmp_path / "amp" / "best.pt", torch.device("cpu"))
+    assert loaded.amp.enabled and loaded.amp.dtype == torch.bfloat16
+    # A float16 run from a GPU, read on a CPU: CPU autocast (bfloat16), not a float16 refusal.
+    ckpt = torch.load(tmp_path / "amp" / "best.pt", weights_only=True)
+    ckpt["config"]["amp_dtype"] = "float16"
+    torch.save(ckpt, tmp_path / "gpu_run.pt")
+    assert load_model_from_checkpoint(tmp_path / "gpu_run.pt", torch.device("cpu")).amp.dtype == torch.bfloat16
