@@ -75,10 +75,11 @@ def load_model_from_checkpoint(path: str | Path, device: torch.device) -> Loaded
                        f"({str(e).splitlines()[0][:160]}); the checkpoint is damaged or was edited") from None
     model.to(device).eval()
     # The run's own autocast, as its validation and final test used: evaluate.py then reproduces
-    # summary.json's accuracy, not one a few images off. A float16 (GPU) run read on a CPU gets
-    # the CPU's autocast type, bfloat16.
-    dtype = "auto" if device.type == "cpu" and cfg.amp_dtype == "float16" else cfg.amp_dtype
-    amp = amp_policy(cfg.amp, dtype, device)
+    # summary.json's accuracy, not one a few images off. A float16 run (a GPU's: its GradScaler
+    # state is saved) read on a CPU runs in float32 instead: CPUs have no float16 autocast, and
+    # bfloat16 would be neither the run's numbers nor fast on CPUs without bf16 instructions.
+    gpu_float16 = bool(ckpt.get("scaler")) or cfg.amp_dtype == "float16"
+    amp = amp_policy(cfg.amp and not (device.type == "cpu" and gpu_float16), cfg.amp_dtype, device)
     return LoadedModel(model, cfg, names, dict(pre), device, amp, path)
 
 

@@ -150,8 +150,9 @@ def test_evaluate_reproduces_the_runs_own_test_accuracy_with_amp_and_tta(tmp_pat
     from evaluation.inference import load_model_from_checkpoint
     loaded = load_model_from_checkpoint(tmp_path / "amp" / "best.pt", torch.device("cpu"))
     assert loaded.amp.enabled and loaded.amp.dtype == torch.bfloat16
-    # A float16 run from a GPU, read on a CPU: CPU autocast (bfloat16), not a float16 refusal.
+    # A float16 run from a GPU (its GradScaler state saved), read on a CPU: float32, not a refusal.
     ckpt = torch.load(tmp_path / "amp" / "best.pt", weights_only=True)
-    ckpt["config"]["amp_dtype"] = "float16"
+    assert ckpt["scaler"] == {}  # bfloat16 needs no loss scaling
+    ckpt["scaler"] = torch.amp.GradScaler("cpu", init_scale=1024.0).state_dict()
     torch.save(ckpt, tmp_path / "gpu_run.pt")
-    assert load_model_from_checkpoint(tmp_path / "gpu_run.pt", torch.device("cpu")).amp.dtype == torch.bfloat16
+    assert not load_model_from_checkpoint(tmp_path / "gpu_run.pt", torch.device("cpu")).amp.enabled
