@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from engine.runtime import resolve_device
-    from evaluation.inference import load_model_from_checkpoint, predict_files, predict_probs
+    from evaluation.inference import NO_SUCH_FILE, load_model_from_checkpoint, predict_files, predict_probs
     from evaluation.inputs import expand_inputs
     from evaluation.report import format_prediction, latency_summary, write_predictions
 
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_predictions(preds, names, k, args.output)
         print(f"wrote {args.output}")
     if all(p.error for p in preds):
-        missing = sum(p.error == "no such file" for p in preds)
+        missing = sum(p.error == NO_SUCH_FILE for p in preds)
         if missing == len(preds):
             raise AppError(f"none of the {len(preds)} input path(s) exist; check the spelling, or quote a "
                            f"glob pattern so predict.py expands it")

@@ -95,6 +95,9 @@ def preprocess(image: torch.Tensor, loaded: LoadedModel) -> torch.Tensor:
     return eval_transform(image.unsqueeze(0).to(loaded.device), loaded.preprocessing)
 
 
+NO_SUCH_FILE = "no such file"  # a Prediction's error for an input path that does not exist
+
+
 @dataclass
 class Prediction:
     """One file's result: probabilities, or the reason it could not be read."""
@@ -122,7 +125,7 @@ def _predict_chunk(loaded: LoadedModel, paths: Sequence[Path]) -> list[Predictio
     inputs, owners = [], []
     for path in paths:
         if not path.is_file():  # say it plainly rather than relay the decoder's C++ error
-            preds.append(Prediction(str(path), error="no such file" if not path.exists() else "not a file"))
+            preds.append(Prediction(str(path), error=NO_SUCH_FILE if not path.exists() else "not a file"))
             continue
         start = time.perf_counter()
         try:
