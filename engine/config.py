@@ -48,7 +48,7 @@ class Config:
     # --- optimisation ---
     epochs: int = 15
     batch_size: int = 64
-    lr: float = 0.003
+    lr: float = 0.003  # or "auto": lr_find.py's range test picks it before training (LR_AUTO)
     optimizer: str = "adamw"
     momentum: float = 0.9
     weight_decay: float = 0.0005
@@ -72,6 +72,7 @@ class Config:
     checkpoint_dir: str = "checkpoints"
     save_every: int = 0
     resume: str = ""  # PATH or 'auto'
+    results_db: str = ""  # SQLite file of all runs; "" -> <checkpoint_dir>/results.db, "none" disables
     # --- runtime ---
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
@@ -83,6 +84,7 @@ class Config:
 
 
 FIELD_TYPES: dict[str, Any] = typing.get_type_hints(Config)
+LR_AUTO = "auto"  # the one non-float value of ``lr``: replaced by the LR finder's choice before training
 FIELDS = [f.name for f in dataclasses.fields(Config)]
 # Flags that steer a command but are not part of the run's config.
 SCRIPT_FLAGS = {"config", "debug", "check_data"}
@@ -110,6 +112,8 @@ def _closest(key: str, valid: Sequence[str]) -> str:
 
 def _check_type(key: str, value: Any) -> Any:
     want = FIELD_TYPES[key]
+    if key == "lr" and value == LR_AUTO:
+        return value
     ok = {
         bool: isinstance(value, bool),
         int: isinstance(value, int) and not isinstance(value, bool),
@@ -118,7 +122,8 @@ def _check_type(key: str, value: Any) -> Any:
         dict: isinstance(value, dict),
     }[want]
     if not ok:
-        raise UsageError(f"config key '{key}' must be {want.__name__}, got {type(value).__name__} {value!r}")
+        extra = f" or '{LR_AUTO}'" if key == "lr" else ""
+        raise UsageError(f"config key '{key}' must be {want.__name__}{extra}, got {type(value).__name__} {value!r}")
     return float(value) if want is float else value
 
 
@@ -164,6 +169,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _lr_value(text: str) -> float | str:
+    """``--lr``: a float, or 'auto' (see LR_AUTO)."""
+    if text == LR_AUTO:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a float or '{LR_AUTO}', got {text!r}") from None
+
+
 def build_parser(description: str = "") -> argparse.ArgumentParser:
     """Every Config field as a ``--flag``; only flags actually given override YAML."""
     p = _Parser(description=description, allow_abbrev=False,
@@ -171,7 +186,8 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file of settings (CLI flags override it)")
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     p.add_argument("--check_data", action="store_true", help="check the dataset, print the report and exit")
-    metavars = {"early_stopping": "PATIENCE", "resume": "PATH|auto"}
+    metavars = {"early_stopping": "PATIENCE", "resume": "PATH|auto", "results_db": "PATH|none", "lr": "FLOAT|auto"}
+    types = {"lr": _lr_value}
     for f in dataclasses.fields(Config):
         if f.name == "scheduler_params":
             continue
@@ -179,7 +195,7 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
         if t is bool:
             p.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, help=f"(default: {f.default})")
         else:
-            p.add_argument(f"--{f.name}", type=t, metavar=metavars.get(f.name, t.__name__.upper()),
+            p.add_argument(f"--{f.name}", type=types.get(f.name, t), metavar=metavars.get(f.name, t.__name__.upper()),
                            help=f"(default: {f.default!r})")
     p.epilog = "Scheduler hyperparameters: --scheduler_<param> VALUE (see `python plot_schedule.py --list`)."
     return p

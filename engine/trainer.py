@@ -5,6 +5,7 @@ step the schedule, update early stopping, record the row, then save (RNG state i
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ from engine.errors import UsageError
 from engine.history import plot_curves, write_metrics_csv
 from engine.interrupt import GracefulStop
 from engine.loop import NonFiniteGuard, epoch_summary, evaluate, train_one_epoch
+from engine.lr_finder import LRFind, range_test, report, write_outputs
 from engine.optim import build_optimizer
+from engine.recorder import RunRecorder
 from engine.run import start_run
 from engine.runtime import amp_policy, resolve_device, rng_state, seed_everything, set_rng_state, set_threads, unwrap
 from models import build_model
@@ -154,6 +157,8 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     amp = amp_policy(cfg.amp, cfg.amp_dtype, device)
     seed_everything(cfg.seed, cfg.deterministic)
     bundle = prepare_data(cfg)
+    if cfg.lr == config_mod.LR_AUTO:  # a resumed run never gets here: its config holds the chosen number
+        cfg = choose_lr(cfg, bundle, device, amp, run_dir / "lr_find")
     c = build_components(cfg, bundle, device, amp)
     pre = preprocessing_of(bundle)
     first_epoch, global_step, history = 0, 0, []
@@ -170,6 +175,8 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
                          f"--checkpoint_dir") from None
     for tmp in remove_stale_temps(run_dir):
         print(f"removed {tmp.name}, a partial write left by a killed run")
+    recorder = RunRecorder(cfg, run_dir)  # the results database (--results_db)
+    recorder.start(c.model if start.checkpoint is None else None, history)
 
     print(bundle.report.summary())
     k = len(bundle.class_names)
@@ -197,7 +204,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     # SWA's BN statistics come from the training images without augmentation, in a fixed order.
     bn_loader = make_loader(bundle.train, cfg.batch_size, pre, device, channels_last=cfg.channels_last,
                             num_workers=cfg.num_workers, strict=cfg.strict_data) if c.swa else None
-    with GracefulStop() as stop:  # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume
+    with GracefulStop() as stop, recorder:  # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume
         for epoch in range(first_epoch + 1, cfg.epochs + 1):
             train_loader.set_epoch(epoch)
             stats, global_step = train_one_epoch(
@@ -221,6 +228,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
                             "val_loss": val_loss, "val_acc": val_acc, "seconds": round(stats.seconds, 3)})
             print(epoch_summary(epoch, cfg.epochs, stats, val_loss, val_acc, improved))
             write_metrics_csv(history, run_dir / "metrics.csv")
+            recorder.epoch(history)
             plot_curves(history, run_dir / "curves.png")
             state = checkpoint_state(c, cfg, bundle, epoch, global_step, history, guard.consecutive)
             # last.pt goes last: it is the commit point. A crash before it re-runs this epoch, which
@@ -238,11 +246,34 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
                 break
             if stop() and epoch < cfg.epochs:
                 raise stop.error(f"the end of epoch {epoch}", run_dir)
-    return finish(cfg, run_dir, bundle, device, amp, stop_reason)
+    return finish(cfg, run_dir, bundle, device, amp, stop_reason, recorder)
 
 
-def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device, amp, stop_reason: str
-           ) -> dict[str, Any]:
+def lr_range_test(cfg: Config, bundle: DataBundle, device: torch.device, amp, start_lr: float = 1e-7,
+                  end_lr: float = 10.0, num_iter: int = 100) -> LRFind:
+    """The LR range test on throw-away copies of the run's model and optimizer; RNG state restored."""
+    state = rng_state()  # a run after it must start exactly as it would without it
+    c = build_components(dataclasses.replace(cfg, lr=start_lr, scheduler="constant", scheduler_params={}, ema=0.0,
+                                             warmup_epochs=0.0, warmup_steps=0), bundle, device, amp)
+    loader = make_loader(bundle.train, cfg.batch_size, preprocessing_of(bundle), device, augment_preset=cfg.augment,
+                         shuffle=True, seed=cfg.seed, channels_last=cfg.channels_last, num_workers=cfg.num_workers,
+                         strict=cfg.strict_data)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    result = range_test(c.model, c.optimizer, loader, criterion, amp, start_lr, end_lr, num_iter)
+    set_rng_state(state)
+    return result
+
+
+def choose_lr(cfg: Config, bundle: DataBundle, device: torch.device, amp, out_dir: Path) -> Config:
+    """``--lr auto``: the LR range test's suggestion becomes the run's LR (and so its config.yaml's)."""
+    result = lr_range_test(cfg, bundle, device, amp)
+    write_outputs(result, out_dir)
+    print(f"--lr auto: {report(result)}; plot in {out_dir / 'lr_find.png'}")
+    return dataclasses.replace(cfg, lr=float(f"{result.steepest:.3g}"))
+
+
+def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device, amp, stop_reason: str,
+           recorder: RunRecorder | None = None) -> dict[str, Any]:
     """Score best.pt on the test split (val if there is none) and write ``summary.json``."""
     best = load_checkpoint(run_dir / "best.pt")
     model = build_model(cfg.model, len(bundle.class_names), bundle.channels, bundle.image_size[0], width=cfg.width,
@@ -256,6 +287,8 @@ def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device,
                "monitor": cfg.monitor, f"{split_name}_loss": loss, f"{split_name}_acc": acc,
                "stopped_early": bool(stop_reason), "stop_reason": stop_reason or f"finished all {cfg.epochs} epochs"}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if recorder is not None:
+        recorder.finish(summary, split_name, model, loader, amp, bundle.class_names)
     print(f"{split_name} accuracy of best.pt (epoch {best['epoch']}): {acc:.4f}  |  run folder: {run_dir}")
     return summary
 

@@ -1,0 +1,154 @@
+"""The results-database sink of a training run: the run's row, one row per epoch, per-class test metrics.
+
+The trainer calls four methods (``start``, ``epoch``, ``finish`` and the context manager around the
+epoch loop that records a stop or a failure). The database is a convenience, never a reason to lose
+a run: the first error (locked past the busy timeout, corrupt file, full disk) prints one warning and
+the recorder turns itself off; metrics.csv stays the record and ``results.py import`` rebuilds.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from sklearn.metrics import precision_recall_fscore_support
+
+from engine import config as config_mod
+from engine.interrupt import Interrupted
+from results.db import ResultsDB, as_json, now
+
+BUSY_TIMEOUT_S = 30.0  # a sweep's jobs write a few rows per epoch: a lock is held for milliseconds
+
+
+def db_path(cfg) -> Path | None:
+    """``--results_db``: '' -> <checkpoint_dir>/results.db; 'none' -> no database."""
+    if cfg.results_db.lower() == "none":
+        return None
+    return Path(cfg.results_db) if cfg.results_db else Path(cfg.checkpoint_dir) / "results.db"
+
+
+def weights_hash(model: torch.nn.Module) -> str:
+    """A short digest of the weights: runs with the same seed and model must start from the same one."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def class_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]) -> list[dict[str, Any]]:
+    """Per-class accuracy (= recall: the share of the class's images predicted right), precision, F1."""
+    labels = list(range(len(class_names)))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return [{"class_id": i, "class_name": str(class_names[i]), "accuracy": float(r[i]), "precision": float(p[i]),
+             "recall": float(r[i]), "f1_score": float(f[i]), "support": int(s[i])} for i in labels]
+
+
+def safe_db_call(path: Path | None, what: str, fn) -> Any:
+    """Run ``fn(db)`` on the database at ``path``; on failure warn once on stderr and return None."""
+    if path is None:
+        return None
+    try:
+        with ResultsDB(path, timeout=BUSY_TIMEOUT_S) as db:
+            return fn(db)
+    except (sqlite3.Error, OSError) as e:
+        print(f"warning: results database {path}: {e} ({what} not recorded; metrics.csv is unaffected, "
+              f"`python results.py import` rebuilds the database)", file=sys.stderr)
+        return None
+
+
+class RunRecorder:
+    """Records one run; after the first database error it stays silent and does nothing."""
+
+    def __init__(self, cfg, run_dir: Path, timeout: float = BUSY_TIMEOUT_S):
+        self.path = db_path(cfg)
+        self.run_dir = run_dir
+        self.cfg = cfg
+        self.timeout = timeout
+        self.db: ResultsDB | None = None
+        self.run_id: int | None = None
+        self.hyper = "{}"
+
+    def _do(self, what: str, fn) -> None:
+        if self.path is None:
+            return
+        try:
+            if self.db is None:
+                self.db = ResultsDB(self.path, timeout=self.timeout)
+            fn(self.db)
+        except (sqlite3.Error, OSError) as e:
+            print(f"warning: results database {self.path}: {e}; training goes on without it (metrics.csv is "
+                  f"the record; `python results.py import {self.run_dir.parent}` rebuilds the database)",
+                  file=sys.stderr)
+            self.path = None  # one warning, then nothing more
+            self.close()
+
+    def close(self) -> None:
+        if self.db is not None:
+            try:
+                self.db.close()
+            except sqlite3.Error:
+                pass
+            self.db = None
+
+    def start(self, model: torch.nn.Module | None, history: list[dict]) -> None:
+        """A fresh run (``model`` given: its initial weights are hashed) or a resumed one (None)."""
+        from schedulers import resolve_params
+        cfg = self.cfg
+        self.hyper = as_json(resolve_params(cfg.scheduler, cfg.scheduler_params))
+        fields = dict(model_name=cfg.model, dataset=cfg.dataset, scheduler_type=cfg.scheduler, seed=cfg.seed,
+                      config=as_json(config_mod.to_dict(cfg)), status="running", epochs=cfg.epochs,
+                      monitor=cfg.monitor, ended=None)
+        if model is not None:
+            fields.update(started=now(), init_weights=weights_hash(model))
+
+        def write(db: ResultsDB) -> None:
+            self.run_id = db.upsert_run(self.run_dir, **fields)
+            for i in range(len(history)):  # a resumed run re-records its past: harmless (upsert), self-healing
+                self._write_epoch(db, history[: i + 1])
+        self._do("the run", write)
+
+    def _write_epoch(self, db: ResultsDB, history: list[dict]) -> None:
+        row, cfg = history[-1], self.cfg
+        db.upsert_epoch(self.run_id, {
+            "model_name": cfg.model, "scheduler_type": cfg.scheduler, "dataset": cfg.dataset, "epoch": row["epoch"],
+            "accuracy": row["val_acc"], "loss": row["val_loss"], "best_accuracy": max(r["val_acc"] for r in history),
+            "hyperparameters": self.hyper, "lr": row["lr"], "train_loss": row["train_loss"],
+            "train_accuracy": row["train_acc"]})
+
+    def epoch(self, history: list[dict]) -> None:
+        if self.run_id is not None:
+            self._do(f"epoch {history[-1]['epoch']}", lambda db: self._write_epoch(db, history))
+
+    def __enter__(self) -> "RunRecorder":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and self.run_id is not None:
+            status = "stopped" if issubclass(exc_type, (Interrupted, KeyboardInterrupt)) else "failed"
+            self._do("the run's end", lambda db: db.upsert_run(self.run_dir, status=status, ended=now()))
+            self.close()
+
+    def finish(self, summary: dict[str, Any], split: str, model: torch.nn.Module, loader, amp,
+               class_names: Sequence[str]) -> None:
+        """The run's result, and per-class metrics of best.pt (``model``) on ``split``."""
+        if self.run_id is None:
+            return
+        from engine.loop import predict_logits
+        cfg = self.cfg
+        logits, labels = predict_logits(model, loader, amp, tta=cfg.tta)
+        y_true, y_pred = labels.tolist(), logits.argmax(1).tolist()
+
+        def write(db: ResultsDB) -> None:
+            db.upsert_run(self.run_dir, status="finished", ended=now(), best_epoch=summary["best_epoch"],
+                          best_metric=summary["best_metric"], test_accuracy=summary.get("test_acc"),
+                          test_loss=summary.get("test_loss"))
+            rows = class_metrics(y_true, y_pred, class_names)
+            db.write_classes(self.run_id, [{**r, "split": split, "model_name": cfg.model,
+                                            "scheduler_type": cfg.scheduler, "epoch": summary["best_epoch"]}
+                                           for r in rows])
+        self._do("the result", write)
+        self.close()
