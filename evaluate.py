@@ -29,6 +29,8 @@ def build_parser():
     p.add_argument("--output_dir", default=None, metavar="OUT", help="default: <run folder>/eval_<split>/")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
     p.add_argument("--batch_size", type=int, default=256, metavar="N", help="(default: 256)")
+    p.add_argument("--results_db", default=None, metavar="PATH|none",
+                   help="where per-class metrics are recorded (default: the run's own results database)")
     return p
 
 
@@ -74,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_evaluation(ev, loaded.class_names, split_name))
     write_evaluation(ev, loaded.class_names, ids, out_dir)
     print(f"wrote {', '.join(EVAL_FILES)} to {out_dir}")
+    from engine.recorder import record_evaluation
+    db = record_evaluation(cfg, Path(args.checkpoint), split_name, ev.metrics["per_class"], args.results_db)
+    if db is not None:
+        print(f"recorded per-class metrics in {db} (python results.py classes ...)")
     return 0
 
 

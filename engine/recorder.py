@@ -47,6 +47,13 @@ def class_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: Seq
              "recall": float(r[i]), "f1_score": float(f[i]), "support": int(s[i])} for i in labels]
 
 
+def per_class(model: torch.nn.Module, loader, amp, tta: bool, class_names: Sequence[str]) -> list[dict[str, Any]]:
+    """Per-class metrics of ``model`` on ``loader`` (for summary.json and the database's class_data)."""
+    from engine.loop import predict_logits
+    logits, labels = predict_logits(model, loader, amp, tta=tta)
+    return class_metrics(labels.tolist(), logits.argmax(1).tolist(), class_names)
+
+
 def safe_db_call(path: Path | None, what: str, fn) -> Any:
     """Run ``fn(db)`` on the database at ``path``; on failure warn once on stderr and return None."""
     if path is None:
@@ -107,6 +114,8 @@ class RunRecorder:
 
         def write(db: ResultsDB) -> None:
             self.run_id = db.upsert_run(self.run_dir, **fields)
+            if model is not None:
+                db.clear_run(self.run_id)
             for i in range(len(history)):  # a resumed run re-records its past: harmless (upsert), self-healing
                 self._write_epoch(db, history[: i + 1])
         self._do("the run", write)
@@ -132,23 +141,47 @@ class RunRecorder:
             self._do("the run's end", lambda db: db.upsert_run(self.run_dir, status=status, ended=now()))
             self.close()
 
-    def finish(self, summary: dict[str, Any], split: str, model: torch.nn.Module, loader, amp,
-               class_names: Sequence[str]) -> None:
-        """The run's result, and per-class metrics of best.pt (``model``) on ``split``."""
+    def finish(self, summary: dict[str, Any], split: str) -> None:
+        """The run's result, and the per-class metrics of best.pt on ``split`` (``summary["per_class"]``)."""
         if self.run_id is None:
             return
-        from engine.loop import predict_logits
         cfg = self.cfg
-        logits, labels = predict_logits(model, loader, amp, tta=cfg.tta)
-        y_true, y_pred = labels.tolist(), logits.argmax(1).tolist()
 
         def write(db: ResultsDB) -> None:
             db.upsert_run(self.run_dir, status="finished", ended=now(), best_epoch=summary["best_epoch"],
                           best_metric=summary["best_metric"], test_accuracy=summary.get("test_acc"),
                           test_loss=summary.get("test_loss"))
-            rows = class_metrics(y_true, y_pred, class_names)
             db.write_classes(self.run_id, [{**r, "split": split, "model_name": cfg.model,
                                             "scheduler_type": cfg.scheduler, "epoch": summary["best_epoch"]}
-                                           for r in rows])
+                                           for r in summary.get("per_class", [])])
         self._do("the result", write)
         self.close()
+
+
+def record_evaluation(cfg, checkpoint: Path, split: str, per_class_metrics: dict[str, dict], results_db: str | None
+                      ) -> Path | None:
+    """evaluate.py's per-class metrics into class_data, under the checkpoint's run (added if unknown).
+
+    ``results_db``: the --results_db flag (None: the run's own setting, else <run folder>/../results.db,
+    the checkpoint_dir it was trained in). Returns the database written, or None.
+    """
+    setting = cfg.results_db if results_db is None else results_db
+    if setting.lower() == "none":
+        return None
+    run_dir = checkpoint.resolve().parent
+    path = Path(setting) if setting else run_dir.parent / "results.db"
+    # mmap: only the few bytes of the epoch counter are read, not the weights
+    epoch = int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("epoch", 0))
+    rows = [{"class_id": i, "class_name": name, "accuracy": m["recall"], "precision": m["precision"],
+             "recall": m["recall"], "f1_score": m["f1"], "support": m["support"], "split": split,
+             "model_name": cfg.model, "scheduler_type": cfg.scheduler, "epoch": epoch}
+            for i, (name, m) in enumerate(per_class_metrics.items())]
+
+    def write(db: ResultsDB) -> Path:
+        run_id = db.run_id_of(run_dir)
+        if run_id is None:  # evaluated before any database existed: the run gets a row (no status)
+            run_id = db.upsert_run(run_dir, model_name=cfg.model, dataset=cfg.dataset, scheduler_type=cfg.scheduler,
+                                   seed=cfg.seed, config=as_json(config_mod.to_dict(cfg)), epochs=cfg.epochs)
+        db.write_classes(run_id, rows)
+        return path
+    return safe_db_call(path, "per-class metrics", write)

@@ -32,7 +32,7 @@ from engine.interrupt import GracefulStop
 from engine.loop import NonFiniteGuard, epoch_summary, evaluate, train_one_epoch
 from engine.lr_finder import LRFind, range_test, report, write_outputs
 from engine.optim import build_optimizer
-from engine.recorder import RunRecorder
+from engine.recorder import RunRecorder, per_class
 from engine.run import start_run
 from engine.runtime import amp_policy, resolve_device, rng_state, seed_everything, set_rng_state, set_threads, unwrap
 from models import build_model
@@ -286,9 +286,10 @@ def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device,
     summary = {"run_dir": str(run_dir), "best_epoch": best["epoch"], "best_metric": best["best_metric"],
                "monitor": cfg.monitor, f"{split_name}_loss": loss, f"{split_name}_acc": acc,
                "stopped_early": bool(stop_reason), "stop_reason": stop_reason or f"finished all {cfg.epochs} epochs"}
+    summary["per_class"] = per_class(model, loader, amp, cfg.tta, bundle.class_names)  # results.py classes
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if recorder is not None:
-        recorder.finish(summary, split_name, model, loader, amp, bundle.class_names)
+        recorder.finish(summary, split_name)
     print(f"{split_name} accuracy of best.pt (epoch {best['epoch']}): {acc:.4f}  |  run folder: {run_dir}")
     return summary
 

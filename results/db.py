@@ -131,6 +131,12 @@ class ResultsDB:
                 self.conn.execute(f"UPDATE runs SET {sets} WHERE run_dir = ?", (*fields.values(), key))
             return int(self.conn.execute("SELECT run_id FROM runs WHERE run_dir = ?", (key,)).fetchone()[0])
 
+    def clear_run(self, run_id: int) -> None:
+        """Forget a run's epochs and class rows: a fresh run is starting in a folder used before."""
+        with self.conn:
+            self.conn.execute("DELETE FROM scheduler_results WHERE run_id = ?", (run_id,))
+            self.conn.execute("DELETE FROM class_data WHERE run_id = ?", (run_id,))
+
     def upsert_epoch(self, run_id: int, row: dict[str, Any]) -> None:
         """One epoch of one run; writing the same epoch again replaces it (resume replays, imports)."""
         values = {k: row.get(k) for k in EPOCH_COLUMNS}
