@@ -59,7 +59,7 @@ def safe_db_call(path: Path | None, what: str, fn) -> Any:
     if path is None:
         return None
     try:
-        with ResultsDB(path, timeout=BUSY_TIMEOUT_S) as db:
+        with ResultsDB(path, timeout=BUSY_TIMEOUT_S) as db:  # read at call time: tests shorten it
             return fn(db)
     except (sqlite3.Error, OSError) as e:
         print(f"warning: results database {path}: {e} ({what} not recorded; metrics.csv is unaffected, "
@@ -70,11 +70,11 @@ def safe_db_call(path: Path | None, what: str, fn) -> Any:
 class RunRecorder:
     """Records one run; after the first database error it stays silent and does nothing."""
 
-    def __init__(self, cfg, run_dir: Path, timeout: float = BUSY_TIMEOUT_S):
+    def __init__(self, cfg, run_dir: Path, timeout: float | None = None):
         self.path = db_path(cfg)
         self.run_dir = run_dir
         self.cfg = cfg
-        self.timeout = timeout
+        self.timeout = BUSY_TIMEOUT_S if timeout is None else timeout
         self.db: ResultsDB | None = None
         self.run_id: int | None = None
         self.hyper = "{}"
