@@ -56,14 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from results import queries
-    from results.db import ResultsDB
-    from results.table import render
+    from resultsdb import queries
+    from resultsdb.db import ResultsDB
+    from resultsdb.table import render
 
     if args.command == "import":
         if not args.dir.is_dir():
             raise UsageError(f"{args.dir} is not a folder; give the folder holding run folders (e.g. checkpoints)")
-        from results.importer import import_dir
+        from resultsdb.importer import import_dir
         path = args.results_db or args.dir / "results.db"
         with ResultsDB(path) as db:
             folders = import_dir(db, args.dir)

@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for s in schedules:  # every run's exact command line is checked before the first one starts
         check_config(parse_args([*train_args, "--scheduler", s])[0])
 
-    from results.jobs import Job, JobRunner
+    from resultsdb.jobs import Job, JobRunner
     sweep_dir = Path(cfg.checkpoint_dir) / args.name
     db = cfg.results_db or str(Path(cfg.checkpoint_dir) / "results.db")
     runs = [(s, seed) for seed in args.seeds for s in schedules]
@@ -147,7 +147,7 @@ def progress_line(folder: Path, job) -> str:
 
 def report(sweep_dir: Path, name: str, runs: list[tuple[str, int]], db: str) -> None:
     """Leaderboard (printed, .md, .csv), overlay plots, and the same-initial-weights check."""
-    from results.leaderboard import leaderboard, read_run, to_csv, to_markdown
+    from resultsdb.leaderboard import leaderboard, read_run, to_csv, to_markdown
     results = [r for r in (read_run(s, seed, sweep_dir / f"{s}_s{seed}") for s, seed in runs) if r is not None]
     if not results:
         print("no run has finished an epoch yet: no leaderboard")
@@ -167,7 +167,7 @@ def initial_weights_check(db: str, folders: list[Path]) -> str:
     """Whether the runs of each seed started from the same weights (hashes the trainer recorded)."""
     if db.lower() == "none" or not Path(db).is_file():
         return "initial weights: not checked (no results database)"
-    from results.db import ResultsDB
+    from resultsdb.db import ResultsDB
     with ResultsDB(db) as conn:
         rows = [r for f in folders for r in conn.query("SELECT seed, init_weights FROM runs WHERE run_dir = ?",
                                                         [str(f.resolve())])]

@@ -18,7 +18,7 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from engine import config as config_mod
 from engine.interrupt import Interrupted
-from results.db import ResultsDB, as_json, now
+from resultsdb.db import ResultsDB, as_json, now
 
 BUSY_TIMEOUT_S = 30.0  # a sweep's jobs write a few rows per epoch: a lock is held for milliseconds
 

@@ -10,7 +10,7 @@ import json
 from typing import Any, Sequence
 
 from engine.errors import UsageError  # moves to common.errors with issue 12
-from results.db import ResultsDB
+from resultsdb.db import ResultsDB
 
 METRICS = {"accuracy": "DESC", "loss": "ASC"}  # validation metric -> which end is better
 

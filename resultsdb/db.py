@@ -7,7 +7,7 @@ one row per (run, epoch), upserted, so a resumed run that replays an epoch never
 Parallel writers (a sweep's jobs) are normal: WAL lets readers and one writer proceed together, and
 the busy timeout makes a second writer wait for the lock instead of failing at once. metrics.csv,
 config.yaml and summary.json in the run folder stay the source of truth: ``results.py import DIR``
-rebuilds this file from them (see results/importer.py).
+rebuilds this file from them (see resultsdb/importer.py).
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from results.db import ResultsDB, as_json
+from resultsdb.db import ResultsDB, as_json
 
 
 def find_runs(root: Path) -> list[Path]:

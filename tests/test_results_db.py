@@ -1,0 +1,91 @@
+"""The results database: what train.py records, resume without duplicates, a locked or corrupt file,
+and the rebuild from run folders (``results.py import``)."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from conftest import read_csv, train
+
+from resultsdb.db import ResultsDB
+
+
+def _rows(db_path, sql, *params):
+    with ResultsDB(db_path) as db:
+        return db.query(sql, params)
+
+
+def test_train_records_run_epochs_and_classes_and_resume_does_not_duplicate(run_train, tmp_path):
+    run_train("--epochs", "3", "--run_name", "r", "--save_every", "1", "--scheduler", "step")
+    run_dir = tmp_path / "ck" / "r"
+    db = tmp_path / "ck" / "results.db"
+    # Resume from epoch 1 into the same folder: epochs 2 and 3 are trained (and recorded) again.
+    run_train("--resume", str(run_dir / "epoch_001.pt"))
+    metrics = read_csv(run_dir / "metrics.csv")
+    summary = json.loads((run_dir / "summary.json").read_text())
+
+    [run] = _rows(db, "SELECT * FROM runs")
+    assert run["run_dir"] == str(run_dir.resolve()) and run["status"] == "finished"
+    assert run["scheduler_type"] == "step" and run["model_name"] == "custom" and run["dataset"] == "digits"
+    assert run["test_accuracy"] == pytest.approx(summary["test_acc"]) and run["best_epoch"] == summary["best_epoch"]
+    assert json.loads(run["config"])["scheduler"] == "step" and len(run["init_weights"]) == 16
+
+    epochs = _rows(db, "SELECT * FROM scheduler_results ORDER BY epoch")
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]  # upserted on resume, not appended
+    for e, m in zip(epochs, metrics):
+        assert e["accuracy"] == pytest.approx(float(m["val_acc"]), abs=1e-6)
+        assert e["loss"] == pytest.approx(float(m["val_loss"]), abs=1e-5)
+        assert e["task"] == "img-classification" and e["run_id"] == run["run_id"]
+        assert json.loads(e["hyperparameters"])["step_size"] >= 1
+    assert epochs[-1]["best_accuracy"] == pytest.approx(max(float(m["val_acc"]) for m in metrics), abs=1e-6)
+
+    classes = _rows(db, "SELECT * FROM class_data ORDER BY class_id")
+    assert len(classes) == 10 and {c["split"] for c in classes} == {"test"}
+    assert {c["epoch"] for c in classes} == {summary["best_epoch"]}
+    # Per-class accuracy weighted by support is the overall test accuracy of best.pt.
+    total = sum(c["support"] for c in classes)
+    assert sum(c["accuracy"] * c["support"] for c in classes) / total == pytest.approx(summary["test_acc"], abs=1e-6)
+
+    # Rebuild from the folder alone: the same epochs and classes.
+    from resultsdb.importer import import_dir
+    with ResultsDB(tmp_path / "rebuilt.db") as rebuilt:
+        assert import_dir(rebuilt, tmp_path / "ck") == [run_dir]
+        again = rebuilt.query("SELECT epoch, accuracy, loss FROM scheduler_results ORDER BY epoch")
+        assert [(e["epoch"], round(e["accuracy"], 5)) for e in again] == \
+            [(e["epoch"], round(e["accuracy"], 5)) for e in epochs]
+        assert rebuilt.query("SELECT COUNT(*) AS n FROM class_data")[0]["n"] == 10
+        assert rebuilt.query("SELECT status FROM runs")[0]["status"] == "finished"
+        import_dir(rebuilt, tmp_path / "ck")  # idempotent
+        assert rebuilt.query("SELECT COUNT(*) AS n FROM scheduler_results")[0]["n"] == 3
+
+
+@pytest.mark.parametrize("damage", ["locked", "corrupt"])
+def test_unusable_database_warns_once_and_training_goes_on(tmp_path, capsys, monkeypatch, damage):
+    import engine.recorder
+    monkeypatch.setattr(engine.recorder, "BUSY_TIMEOUT_S", 0.05)
+    db = tmp_path / "ck" / "results.db"
+    db.parent.mkdir(parents=True)
+    holder = None
+    if damage == "locked":
+        ResultsDB(db).close()
+        holder = sqlite3.connect(db)
+        holder.execute("BEGIN EXCLUSIVE")  # another process holding the write lock for the whole run
+    else:
+        db.write_bytes(b"this is not a database" * 100)
+    try:
+        train(tmp_path, "--epochs", "2", "--run_name", "r")
+    finally:
+        if holder is not None:
+            holder.rollback()
+            holder.close()
+    err = capsys.readouterr().err
+    assert err.count("warning: results database") == 1, err
+    assert len(read_csv(tmp_path / "ck" / "r" / "metrics.csv")) == 2
+    assert (tmp_path / "ck" / "r" / "summary.json").is_file()
+
+
+def test_results_db_none_writes_no_database(run_train, tmp_path):
+    run_train("--epochs", "1", "--results_db", "none")
+    assert not (tmp_path / "ck" / "results.db").exists()
+    assert list((tmp_path / "ck").glob("*/summary.json"))
