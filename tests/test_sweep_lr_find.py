@@ -1,0 +1,86 @@
+"""sweep.py (two schedules, one seed, skip on re-run) and the LR range test (lr_find.py, --lr auto)."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import pytest
+from conftest import FAST, cli, read_csv, train
+
+from resultsdb.db import ResultsDB
+
+TINY = [*FAST[:-1], "1", "--epochs", "2"]  # one thread per job: the two jobs run side by side
+
+
+@pytest.mark.slow  # two train.py subprocesses and two sweep processes: ~15 s on an idle 2-core laptop
+def test_sweep_trains_each_schedule_ranks_them_and_skips_finished_runs_on_rerun(tmp_path):
+    ck = tmp_path / "ck"
+    args = ["sweep.py", "--schedulers", "step", "cosine", "--jobs", "2", "--name", "s", "--",
+            "--checkpoint_dir", ck, *TINY]
+    first = cli(*args, timeout=300)
+    assert first.returncode == 0, first.stderr
+    sweep = ck / "s"
+    progress = re.findall(r"\[(\d)/2\] (\w+)_s0: test acc", first.stdout)  # one line per finished run
+    assert sorted(n for n, _ in progress) == ["1", "2"] and sorted(s for _, s in progress) == ["cosine", "step"]
+    for name in ("leaderboard.md", "leaderboard.csv", "lr.png", "val_acc.png"):
+        assert (sweep / name).stat().st_size > 0
+    with open(sweep / "leaderboard.csv") as f:
+        board = list(csv.DictReader(f))
+    tests = {s: json.loads((sweep / f"{s}_s0" / "summary.json").read_text())["test_acc"] for s in ("step", "cosine")}
+    assert [r["schedule"] for r in board] == sorted(tests, key=lambda s: -tests[s])
+    assert float(board[0]["test_acc_mean"]) == pytest.approx(max(tests.values()), abs=1e-5)
+    with ResultsDB(ck / "results.db") as db:
+        runs = db.query("SELECT scheduler_type, status, init_weights FROM runs ORDER BY scheduler_type")
+    assert [(r["scheduler_type"], r["status"]) for r in runs] == [("cosine", "finished"), ("step", "finished")]
+    assert runs[0]["init_weights"] == runs[1]["init_weights"]  # same seed: same initial weights
+    assert "initial weights: identical across schedules" in first.stdout
+
+    stamp = (sweep / "step_s0" / "summary.json").stat().st_mtime_ns
+    again = cli(*args, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "2 already finished, 0 to run" in again.stdout
+    assert (sweep / "step_s0" / "summary.json").stat().st_mtime_ns == stamp  # not retrained
+    assert "| 1 |" in again.stdout  # the leaderboard is printed again
+
+
+def test_sweep_refuses_flags_it_sets_and_unknown_schedules(tmp_path):
+    from engine.errors import UsageError
+    import sweep
+    with pytest.raises(UsageError, match="sets --seed"):
+        sweep.main(["--schedulers", "step", "--", "--seed", "3"])
+    with pytest.raises(UsageError, match="unknown scheduler 'nope'"):
+        sweep.main(["--schedulers", "step", "nope", "--", "--checkpoint_dir", str(tmp_path)])
+    assert not (tmp_path / "sweep").exists()  # nothing started
+
+
+def test_lr_find_writes_csv_and_png_and_suggests_an_lr_in_range(tmp_path, capsys):
+    import lr_find
+    out = tmp_path / "lr"
+    assert lr_find.main(["--checkpoint_dir", str(tmp_path / "ck"), *FAST, "--start_lr", "1e-5", "--end_lr", "1",
+                         "--num_iter", "40", "--output_dir", str(out), "--warmup_epochs", "1"]) == 0
+    text = capsys.readouterr().out
+    suggested = float(re.search(r"suggested lr: (\S+)", text).group(1))
+    rows = read_csv(out / "lr_find.csv")
+    assert list(rows[0]) == ["lr", "loss", "smoothed_loss"] and 20 <= len(rows) <= 40
+    lrs = [float(r["lr"]) for r in rows]
+    assert lrs[0] == pytest.approx(1e-5) and all(b > a for a, b in zip(lrs, lrs[1:]))
+    assert 1e-5 <= suggested <= 1 and "minimum/10" in text
+    assert (out / "lr_find.png").stat().st_size > 0
+    assert not (tmp_path / "ck").exists()  # no run folder, no checkpoint
+
+
+def test_lr_auto_trains_with_the_suggestion_from_the_same_initial_weights(tmp_path, capsys):
+    train(tmp_path, "--epochs", "1", "--lr", "auto", "--run_name", "auto")
+    text = capsys.readouterr().out
+    suggested = float(re.search(r"suggested lr: (\S+)", text).group(1))
+    run = tmp_path / "ck" / "auto"
+    saved = [ln for ln in (run / "config.yaml").read_text().splitlines() if ln.startswith("lr:")]
+    assert float(saved[0].split(":")[1]) == pytest.approx(suggested, rel=1e-2)
+    assert (run / "lr_find" / "lr_find.csv").is_file() and (run / "lr_find" / "lr_find.png").is_file()
+    train(tmp_path, "--epochs", "1", "--lr", str(suggested), "--run_name", "manual")
+    with ResultsDB(tmp_path / "ck" / "results.db") as db:
+        hashes = {r["run_dir"].rsplit("/", 1)[1]: r["init_weights"] for r in db.query("SELECT * FROM runs")}
+    assert hashes["auto"] == hashes["manual"]  # the range test trained a copy, and the RNG was restored
+    # Same LR, same start: the first epoch is the same as if the LR had been given by hand.
+    assert read_csv(run / "metrics.csv")[0]["val_acc"] == read_csv(tmp_path / "ck" / "manual" / "metrics.csv")[0]["val_acc"]
