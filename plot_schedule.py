@@ -6,7 +6,9 @@ rules (``--scheduler_<param> VALUE``, checked against the registry) -- what you 
 training does.
 
 Examples:
-    python plot_schedule.py --list                                # the catalog with hyperparameters
+    python plot_schedule.py --list                                # the catalog, torch's aliases, the presets
+    python plot_schedule.py --scheduler step_default --epochs 10 --steps_per_epoch 20 --png p.png   # preset A0_007
+    python plot_schedule.py --scheduler cosine --scheduler_T_max 5 --epochs 10 --steps_per_epoch 20  # torch's name
     python plot_schedule.py --scheduler cosine --warmup_epochs 1 --epochs 10 --steps_per_epoch 50 --png lr.png
     python plot_schedule.py --scheduler step --scheduler_step_size 3 --epochs 10 --steps_per_epoch 20 --csv lr.csv
     python plot_schedule.py --scheduler plateau --scheduler_patience 1 --epochs 8 --steps_per_epoch 10 \\
@@ -30,7 +32,7 @@ DEFAULTS = Config()
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = _Parser(description=__doc__, allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scheduler", metavar="NAME", help="any catalog name (see --list)")
+    p.add_argument("--scheduler", metavar="NAME", help="any catalog name or preset (see --list)")
     p.add_argument("--lr", type=float, default=DEFAULTS.lr, help=f"base LR (default: {DEFAULTS.lr})")
     p.add_argument("--epochs", type=int, help="epochs of training")
     p.add_argument("--steps_per_epoch", type=int, help="optimizer updates per epoch (batches / accum_steps)")
@@ -45,8 +47,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--png", metavar="OUT.png", help="draw the curve(s)")
     p.add_argument("--compare", nargs="+", metavar="NAME2", default=[],
                    help="more schedules on the same plot, with their default hyperparameters")
-    p.add_argument("--list", action="store_true", help="print the catalog and exit")
-    p.add_argument("--markdown", action="store_true", help="with --list: print the README table")
+    p.add_argument("--list", action="store_true", help="print the catalog, torch's argument names and the presets")
+    p.add_argument("--markdown", action="store_true", help="with --list: print the README tables")
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     p.epilog = "Schedule hyperparameters: --scheduler_<param> VALUE (see --list)."
     return p
@@ -89,9 +91,9 @@ def draw(curves: dict[str, list], title: str, path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = get_args_parser()
     ns, rest = parser.parse_known_args(argv)
-    from schedulers.listing import catalog_markdown, catalog_text
+    from schedulers.listing import catalog_markdown, catalog_text, presets_markdown
     if ns.list:
-        print(catalog_markdown() if ns.markdown else catalog_text())
+        print(catalog_markdown() + "\n\n" + presets_markdown() if ns.markdown else catalog_text())
         return 0
     missing = [f"--{k}" for k in ("scheduler", "epochs", "steps_per_epoch") if getattr(ns, k) is None]
     if missing:
@@ -106,8 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from schedulers import make_plan, resolve_params
     from schedulers.simulate import simulate
-    for name in (cfg.scheduler, *ns.compare):
-        resolve_params(name, cfg.scheduler_params if name == cfg.scheduler else {})  # all names checked first
+    for name in (cfg.scheduler, *ns.compare):  # all names checked first; presets scale with --epochs
+        resolve_params(name, cfg.scheduler_params if name == cfg.scheduler else {}, cfg.epochs)
     plan = make_plan(cfg.epochs, ns.steps_per_epoch, cfg.warmup_epochs, cfg.warmup_steps)
     losses = _losses(ns.val_losses)
     curves = {}
