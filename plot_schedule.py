@@ -42,7 +42,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup_start_factor", type=float, default=DEFAULTS.warmup_start_factor,
                    help=f"first update's LR as a fraction of the handover LR (default: {DEFAULTS.warmup_start_factor})")
     p.add_argument("--val_losses", metavar="V1,V2,...", default="",
-                   help="per-epoch validation losses for metric-driven schedules (default: no improvement)")
+                   help="per-epoch values of the monitored metric for metric-driven schedules (default: no "
+                        "improvement)")
+    p.add_argument("--monitor", default=DEFAULTS.monitor, choices=("val_loss", "val_acc"),
+                   help="what --val_losses are: val_acc makes plateau's mode max, as in training")
     p.add_argument("--csv", metavar="OUT.csv", help="write step,epoch,lr: one row per update (both 1-based)")
     p.add_argument("--png", metavar="OUT.png", help="draw the curve(s)")
     p.add_argument("--compare", nargs="+", metavar="NAME2", default=[],
@@ -101,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.epochs < 1 or ns.steps_per_epoch < 1 or ns.lr <= 0:
         raise UsageError("--epochs and --steps_per_epoch must be >= 1, --lr > 0")
     cfg = apply_overrides(DEFAULTS, {"scheduler": ns.scheduler, "lr": ns.lr, "epochs": ns.epochs,
+                                     "monitor": ns.monitor,
                                      "warmup_epochs": ns.warmup_epochs, "warmup_steps": ns.warmup_steps,
                                      "warmup_mode": ns.warmup_mode, "warmup_start_factor": ns.warmup_start_factor,
                                      **scheduler_flags(rest, parser)}, source="command line")
@@ -109,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from schedulers import make_plan, resolve_params
     from schedulers.simulate import simulate
     for name in (cfg.scheduler, *ns.compare):  # all names checked first; presets scale with --epochs
-        resolve_params(name, cfg.scheduler_params if name == cfg.scheduler else {}, cfg.epochs)
+        resolve_params(name, cfg.scheduler_params if name == cfg.scheduler else {}, cfg.epochs, cfg.monitor)
     plan = make_plan(cfg.epochs, ns.steps_per_epoch, cfg.warmup_epochs, cfg.warmup_steps)
     losses = _losses(ns.val_losses)
     curves = {}
@@ -117,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = cfg.scheduler_params if name == cfg.scheduler else {}
         label = name + "".join(f" {k}={v}" for k, v in params.items())
         curves[label] = simulate(name, params, cfg.epochs, ns.steps_per_epoch, plan.warmup_steps, cfg.lr, losses,
-                                 cfg.warmup_mode, cfg.warmup_start_factor)
+                                 cfg.warmup_mode, cfg.warmup_start_factor, monitor=cfg.monitor)
     main_points = next(iter(curves.values()))
     if ns.csv:
         write_csv(main_points, ns.steps_per_epoch, Path(ns.csv))
