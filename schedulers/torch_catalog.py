@@ -13,7 +13,8 @@ torch's own argument names are accepted too: where ours differ they are ``param_
 (``T_max``, ``T_0``, ``T_mult``; plateau's ``gamma`` is its ``factor``, as for StepLR); where ours
 had no equivalent they are hyperparameters here (CyclicLR/OneCycleLR ``max_lr``, ``base_lr``,
 momentum cycling; OneCycleLR ``epochs``/``steps_per_epoch``; plateau ``mode``, ``threshold_mode``,
-``eps``). Callables (``lr_lambda``, ``scale_fn``) cannot come from a config and are refused.
+``eps``). Callables (``lr_lambda``, ``scale_fn`` and its ``scale_mode``) cannot come from a config, and
+``last_epoch`` is a checkpoint's job: those are refused with the rest.
 """
 from __future__ import annotations
 
