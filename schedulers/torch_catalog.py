@@ -244,7 +244,7 @@ def _onecycle(opt, p: dict, plan: Plan):
 
 register(ScheduleSpec(
     name="OneCycleLR", aliases=("onecycle",), granularity="update",
-    horizon_free=lambda p: p["total_steps"] is not None or (p["epochs"] is not None and p["steps_per_epoch"] is not None),
+    horizon_free=lambda p: p["total_steps"] is not None or None not in (p["epochs"], p["steps_per_epoch"]),
     summary="rise from LR/div_factor to the LR (or max_lr), then anneal far below it (one cycle over the rest)",
     params={
         "max_lr": Param(float, None, low=0.0, help="peak LR (default: --lr, which it overrides)"),
