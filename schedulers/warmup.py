@@ -24,6 +24,7 @@ from typing import Any
 
 from torch.optim import Optimizer
 
+from engine.errors import UsageError
 from schedulers.registry import deliver_epoch, deliver_update
 
 WARMUP_MODES = ("linear", "exponential", "cosine", "constant")
@@ -129,3 +130,11 @@ class WarmupScheduler:
         self.start_factor = state["start_factor"]
         self.handover_lrs = list(state["handover_lrs"])
         self.inner.load_state_dict(state["inner"])
+        # ReduceLROnPlateau restores its saved mode: stepped now with another metric, it would compare
+        # accuracies as if they were losses (or the reverse) and silently misfire.
+        saved_mode = state["inner"].get("mode") if self.granularity == "metric" else None
+        mode = (self.schedule or {}).get("params", {}).get("mode")
+        if saved_mode and mode and saved_mode != mode:
+            metric = "val_loss" if saved_mode == "min" else "val_acc"
+            raise UsageError(f"this run's plateau schedule was stepped with {metric} (mode {saved_mode}); resume it "
+                             f"with --monitor {metric}")

@@ -80,6 +80,14 @@ def test_plateau_follows_the_monitored_metric():
         _plateau_lrs({"mode": "min"}, "val_acc", rising)
 
 
+def test_a_plateau_run_cannot_resume_with_the_other_metric():
+    opt = make_optimizer([LR])
+    state = build_scheduler(opt, "plateau", {}, Plan(3, 1, 0, "val_loss")).state_dict()
+    build_scheduler(make_optimizer([LR]), "plateau", {}, Plan(3, 1, 0, "val_loss")).load_state_dict(state)
+    with pytest.raises(UsageError, match="stepped with val_loss .mode min.; resume it with --monitor val_loss"):
+        build_scheduler(make_optimizer([LR]), "plateau", {}, Plan(3, 1, 0, "val_acc")).load_state_dict(state)
+
+
 def test_plateau_threshold_mode_and_eps_reach_torch():
     # abs threshold 0.05: improvements of 0.01 do not count, so the LR drops; with rel 1e-4 they count.
     # eps 0.05: the cut 0.1 -> 0.01 happens, the cut 0.01 -> 0.001 (a change of 0.009) is skipped.
