@@ -105,7 +105,7 @@ class RunRecorder:
         """A fresh run (``model`` given: its initial weights are hashed) or a resumed one (None)."""
         from schedulers import resolve_params
         cfg = self.cfg
-        self.hyper = as_json(resolve_params(cfg.scheduler, cfg.scheduler_params))
+        self.hyper = as_json(resolve_params(cfg.scheduler, cfg.scheduler_params, cfg.epochs, cfg.monitor))
         fields = dict(model_name=cfg.model, dataset=cfg.dataset, scheduler_type=cfg.scheduler, seed=cfg.seed,
                       config=as_json(config_mod.to_dict(cfg)), status="running", epochs=cfg.epochs,
                       monitor=cfg.monitor, ended=None)

@@ -22,10 +22,11 @@ from schedulers import make_plan
 from schedulers.simulate import simulate
 
 
-def _val_losses(folder: Path) -> list[float]:
+def _monitored(folder: Path, monitor: str) -> list[float]:
+    """The per-epoch values the trainer fed to ``step_epoch`` (plateau follows --monitor)."""
     import csv
     with open(folder / "metrics.csv", newline="") as f:
-        return [float(r["val_loss"]) for r in csv.DictReader(f)]
+        return [float(r[monitor]) for r in csv.DictReader(f)]
 
 
 def lr_curve(folder: Path) -> tuple[list[float], list[float]]:
@@ -34,9 +35,10 @@ def lr_curve(folder: Path) -> tuple[list[float], list[float]]:
     cfg = config_mod.from_dict(ckpt["config"])
     epochs_done = max(int(ckpt["epoch"]), 1)
     spe = max(1, round(int(ckpt["global_step"]) / epochs_done))
-    plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps)
+    plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps, cfg.monitor)
     points = simulate(cfg.scheduler, cfg.scheduler_params, cfg.epochs, spe, plan.warmup_steps, float(cfg.lr),
-                      _val_losses(folder), cfg.warmup_mode, cfg.warmup_start_factor)
+                      _monitored(folder, cfg.monitor), cfg.warmup_mode, cfg.warmup_start_factor,
+                      monitor=cfg.monitor)
     return [p.epoch for p in points], [p.lr for p in points]
 
 
