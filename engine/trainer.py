@@ -157,8 +157,9 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     amp = amp_policy(cfg.amp, cfg.amp_dtype, device)
     seed_everything(cfg.seed, cfg.deterministic)
     bundle = prepare_data(cfg)
-    if cfg.lr == config_mod.LR_AUTO:  # a resumed run never gets here: its config holds the chosen number
-        cfg = choose_lr(cfg, bundle, device, amp, run_dir / "lr_find")
+    if cfg.lr == config_mod.LR_AUTO:  # resuming (e.g. a sweep's re-run) keeps the LR chosen at the start
+        cfg = (choose_lr(cfg, bundle, device, amp, run_dir / "lr_find") if start.checkpoint is None
+               else dataclasses.replace(cfg, lr=float(start.checkpoint["config"]["lr"])))
     c = build_components(cfg, bundle, device, amp)
     pre = preprocessing_of(bundle)
     first_epoch, global_step, history = 0, 0, []

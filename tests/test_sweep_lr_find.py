@@ -78,6 +78,9 @@ def test_lr_auto_trains_with_the_suggestion_from_the_same_initial_weights(tmp_pa
     saved = [ln for ln in (run / "config.yaml").read_text().splitlines() if ln.startswith("lr:")]
     assert float(saved[0].split(":")[1]) == pytest.approx(suggested, rel=1e-2)
     assert (run / "lr_find" / "lr_find.csv").is_file() and (run / "lr_find" / "lr_find.png").is_file()
+    train(tmp_path, "--epochs", "1", "--lr", "auto", "--run_name", "auto", "--resume", "auto")  # a sweep's re-run
+    assert "suggested lr" not in capsys.readouterr().out  # the resumed run keeps its LR: no second range test
+    assert [ln for ln in (run / "config.yaml").read_text().splitlines() if ln.startswith("lr:")] == saved
     train(tmp_path, "--epochs", "1", "--lr", str(suggested), "--run_name", "manual")
     with ResultsDB(tmp_path / "ck" / "results.db") as db:
         hashes = {r["run_dir"].rsplit("/", 1)[1]: r["init_weights"] for r in db.query("SELECT * FROM runs")}
