@@ -8,6 +8,7 @@ validation losses -- so the line is the LR the run trained with.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import statistics
 from pathlib import Path
@@ -36,9 +37,10 @@ def lr_curve(folder: Path) -> tuple[list[float], list[float]]:
     epochs_done = max(int(ckpt["epoch"]), 1)
     spe = max(1, round(int(ckpt["global_step"]) / epochs_done))
     plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps, cfg.monitor)
-    points = simulate(cfg.scheduler, cfg.scheduler_params, cfg.epochs, spe, plan.warmup_steps, float(cfg.lr),
-                      _monitored(folder, cfg.monitor), cfg.warmup_mode, cfg.warmup_start_factor,
-                      monitor=cfg.monitor)
+    with contextlib.redirect_stdout(io.StringIO()):  # the run printed its schedule's notes already
+        points = simulate(cfg.scheduler, cfg.scheduler_params, cfg.epochs, spe, plan.warmup_steps, float(cfg.lr),
+                          _monitored(folder, cfg.monitor), cfg.warmup_mode, cfg.warmup_start_factor,
+                          monitor=cfg.monitor)
     return [p.epoch for p in points], [p.lr for p in points]
 
 
@@ -59,11 +61,15 @@ def plot_sweep(results: Sequence[RunResult], out_dir: Path) -> list[Path]:
     schedules = list(dict.fromkeys(r.schedule for r in results))
     colors = plt.get_cmap("tab10" if len(schedules) <= 10 else "tab20")
     fig, ax = plt.subplots(figsize=(8, 4.2))
+    peaks = []
     for i, s in enumerate(schedules):
         first = min((r for r in results if r.schedule == s), key=lambda r: r.seed)
         if (first.folder / "last.pt").is_file():
             x, y = lr_curve(first.folder)
+            peaks.append(max(y))
             ax.plot(x, y, label=s, color=colors(i % colors.N), linewidth=1.5)
+    if peaks and max(peaks) > 10 * min(peaks):  # one schedule's peak would flatten the others to a line
+        ax.set_yscale("log")
     ax.set(xlabel="epoch", ylabel="learning rate", title="LR per update (as each schedule set it)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2 if len(schedules) > 6 else 1)

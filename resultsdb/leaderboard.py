@@ -77,7 +77,7 @@ def _pm(mean: float | None, std: float | None) -> str:
 
 def to_markdown(rows: Sequence[dict], title: str) -> str:
     lines = [f"### {title}", "",
-             "| rank | schedule | runs | test acc % (mean ± std) | best val acc % (mean ± std) | epoch of best | "
+             "| rank | schedule | runs | test acc % (mean ± std) | best val acc % (mean ± std) | best.pt epoch | "
              "train s/run |", "|---:|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         epoch = "-" if r["best_epoch_mean"] is None else f"{r['best_epoch_mean']:.1f}"

@@ -9,12 +9,16 @@ from typing import Any, Sequence
 FORMATS = ("table", "csv", "json")
 
 
+MAX_TEXT = 60  # a table cell's longest text (hyperparameter JSON); csv and json keep it whole
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3g}"
-    return str(value)
+    text = str(value)
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 3] + "..."
 
 
 def as_table(rows: Sequence[dict[str, Any]]) -> str:
