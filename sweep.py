@@ -8,7 +8,7 @@ against the results database). Runs go N at a time, each a normal train.py run i
 Examples:
     python sweep.py --schedulers step plateau cosine onecycle A0_021 -- --epochs 10
     python sweep.py --schedulers cosine onecycle --seeds 0 1 2 --jobs 2 --name fmnist -- --dataset fashion_mnist
-    python sweep.py --all_presets --epochs 10 -- --width 16        # every A0_* preset (error: --epochs goes after --)
+    python sweep.py --all_presets --seeds 0 1 --name presets -- --epochs 10   # the 35 presets A0_001 ... A0_035
 
 Re-running the same command skips finished runs and resumes interrupted ones (--resume auto).
 Ctrl-C stops every job after its current step, each resumable. At the end: a leaderboard (printed,
@@ -76,7 +76,10 @@ def jobs_and_threads(device: str, runs: int, jobs: int) -> tuple[int, int]:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     own_args, train_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
-    args = build_parser().parse_args(own_args)
+    args, extra = build_parser().parse_known_args(own_args)
+    if extra:
+        raise UsageError(f"unrecognized arguments: {' '.join(extra)} (train.py flags go after `--`: "
+                         f"python sweep.py --schedulers ... -- {' '.join(extra)})")
     if args.jobs < 0 or not args.name or "/" in args.name:
         raise UsageError("--jobs must be >= 0 (0: automatic) and --name a plain folder name")
     cfg, script = parse_args(train_args)

@@ -76,3 +76,15 @@ def test_compare_and_errors(ck, capsys):
         results_script.main(["compare", "1", "7", "--results_db", str(ck / "results.db")])
     with pytest.raises(UsageError, match="no results database at"):
         results_script.main(["runs", "--results_db", str(ck / "missing.db")])
+
+
+def test_evaluate_records_per_class_metrics_of_its_split(ck, capsys):
+    import evaluate
+    assert evaluate.main(["--checkpoint", str(ck / "step" / "best.pt"), "--split", "val"]) == 0
+    assert "recorded per-class metrics in" in capsys.readouterr().out
+    rows = json.loads(query(ck, capsys, "classes", "step", "--format", "json"))
+    val = [r for r in rows if r["split"] == "val"]
+    metrics = json.loads((ck / "step" / "eval_val" / "metrics.json").read_text())["per_class"]
+    assert [r["class_name"] for r in val] == list(metrics)
+    assert [r["recall"] for r in val] == pytest.approx([m["recall"] for m in metrics.values()])
+    assert {r["split"] for r in rows} == {"val", "test"}  # the end of training recorded test already

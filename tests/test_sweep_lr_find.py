@@ -51,7 +51,12 @@ def test_sweep_refuses_flags_it_sets_and_unknown_schedules(tmp_path):
         sweep.main(["--schedulers", "step", "--", "--seed", "3"])
     with pytest.raises(UsageError, match="unknown scheduler 'nope'"):
         sweep.main(["--schedulers", "step", "nope", "--", "--checkpoint_dir", str(tmp_path)])
+    with pytest.raises(UsageError, match="train.py flags go after `--`"):
+        sweep.main(["--schedulers", "step", "--epochs", "3"])
     assert not (tmp_path / "sweep").exists()  # nothing started
+    from schedulers.presets import PRESETS
+    listed = sweep.schedule_list(["step", "A0_002"], all_presets=True)
+    assert len(listed) == 36 and set(listed) == {"step", *PRESETS} and listed[:2] == ["step", "A0_002"]
 
 
 def test_lr_find_writes_csv_and_png_and_suggests_an_lr_in_range(tmp_path, capsys):
