@@ -89,3 +89,24 @@ def test_results_db_none_writes_no_database(run_train, tmp_path):
     run_train("--epochs", "1", "--results_db", "none")
     assert not (tmp_path / "ck" / "results.db").exists()
     assert list((tmp_path / "ck").glob("*/summary.json"))
+
+
+@pytest.mark.parametrize("error, status", [("interrupt", "stopped"), ("crash", "failed"), (None, "running")])
+def test_run_status_follows_how_the_epoch_loop_ended(tmp_path, error, status):
+    from engine.config import Config
+    from engine.interrupt import Interrupted
+    from engine.recorder import RunRecorder
+    rec = RunRecorder(Config(checkpoint_dir=str(tmp_path)), tmp_path / "run")
+    rec.start(None, [])
+    raised = {"interrupt": Interrupted("SIGINT at epoch 1", 2), "crash": RuntimeError("boom"), None: None}[error]
+    with pytest.raises(type(raised)) if raised else _nothing():
+        with rec:
+            if raised:
+                raise raised
+    [run] = _rows(tmp_path / "results.db", "SELECT status, ended FROM runs")
+    assert run["status"] == status and (run["ended"] is None) == (status == "running")
+
+
+def _nothing():
+    import contextlib
+    return contextlib.nullcontext()
