@@ -16,8 +16,8 @@ import dataclasses
 from pathlib import Path
 from typing import Sequence
 
-from engine.errors import AppError, run_cli
-from evaluation import cli_parser
+from common.errors import AppError, run_cli
+from common.cli import cli_parser
 
 
 def build_parser():
@@ -42,8 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from data.loader import make_loader
     from engine.loop import predict_logits
     from engine.runtime import resolve_device
-    from engine.trainer import prepare_data
-    from evaluation.inference import load_model_from_checkpoint
+    from data import prepare_data
+    from engine.model_io import load_model_from_checkpoint
     from evaluation.metrics import evaluate_predictions
     from evaluation.report import EVAL_FILES, format_evaluation, write_evaluation
 
@@ -77,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_evaluation(ev, loaded.class_names, ids, out_dir)
     print(f"wrote {', '.join(EVAL_FILES)} to {out_dir}")
     from engine.recorder import record_evaluation
-    db = record_evaluation(cfg, Path(args.checkpoint), split_name, ev.metrics["per_class"], args.results_db)
+    db = record_evaluation(cfg, Path(args.checkpoint), loaded.epoch, split_name, ev.metrics["per_class"],
+                           args.results_db)
     if db is not None:
         print(f"recorded per-class metrics in {db} (python results.py classes ...)")
     return 0

@@ -15,25 +15,19 @@ Writes OUT/lr_find.csv (lr,loss,smoothed_loss) and OUT/lr_find.png; OUT defaults
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from engine.config import LR_AUTO, parse_args
-from engine.errors import UsageError, run_cli
+from common.cli import ArgParser
+from common.errors import UsageError, run_cli
 from engine.validate import check_config
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UsageError(message)
-
-
-def own_parser() -> argparse.ArgumentParser:
-    p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False,
-                epilog="Any other flag is a train.py flag (python train.py --help).")
+def own_parser() -> ArgParser:
+    p = ArgParser(description=__doc__, epilog="Any other flag is a train.py flag (python train.py --help).")
     p.add_argument("--start_lr", type=float, default=1e-7, help="first LR of the sweep (default: 1e-7)")
     p.add_argument("--end_lr", type=float, default=10.0, help="last LR of the sweep (default: 10)")
     p.add_argument("--num_iter", type=int, default=100, help="updates in the sweep (default: 100)")
@@ -54,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_config(cfg)
     from engine.lr_finder import report, write_outputs
     from engine.runtime import amp_policy, resolve_device, seed_everything, set_threads
-    from engine.trainer import lr_range_test, prepare_data
+    from data import prepare_data
+    from engine.trainer import lr_range_test
 
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)

@@ -13,29 +13,24 @@ The database is <checkpoint_dir>/results.db (default checkpoints/results.db); --
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Sequence
 
-from engine.errors import UsageError, run_cli
+from common.cli import ArgParser
+from common.errors import UsageError, run_cli
 
 DEFAULT_DB = Path("checkpoints") / "results.db"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UsageError(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
+def build_parser() -> ArgParser:
+    common = ArgParser(add_help=False)
     common.add_argument("--results_db", type=Path, default=None, metavar="PATH",
                         help=f"the database (default: {DEFAULT_DB}; for import: DIR/results.db)")
     common.add_argument("--format", choices=("table", "csv", "json"), default="table", help="(default: table)")
     common.add_argument("--debug", action="store_true", help="show full tracebacks")
-    p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = ArgParser(description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=ArgParser)
     b = sub.add_parser("best", parents=[common], help="the best schedule per model and dataset")
     b.add_argument("--dataset", default=None)
     b.add_argument("--model", default=None)

@@ -16,7 +16,6 @@ and <name>/leaderboard.md, .csv) and overlay plots <name>/lr.png and <name>/val_
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -24,21 +23,16 @@ from pathlib import Path
 from typing import Sequence
 
 from engine.config import parse_args
-from engine.errors import UsageError, run_cli
+from common.cli import ArgParser
+from common.errors import UsageError, run_cli
 
 ROOT = Path(__file__).resolve().parent
 SET_BY_SWEEP = ("scheduler", "seed", "run_name", "resume")  # train.py flags the sweep sets per run
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UsageError(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False,
-                usage="python sweep.py --schedulers S [S ...] [--all_presets] [--seeds N [N ...]] [--jobs N] "
-                      "[--name NAME] -- [train.py flags]")
+def build_parser() -> ArgParser:
+    p = ArgParser(description=__doc__, usage="python sweep.py --schedulers S [S ...] [--all_presets] "
+                                             "[--seeds N [N ...]] [--jobs N] [--name NAME] -- [train.py flags]")
     p.add_argument("--schedulers", nargs="+", default=[], metavar="S", help="schedule names or preset ids")
     p.add_argument("--all_presets", action="store_true", help="add the 35 presets A0_001 ... A0_035")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="N", help="(default: 0)")

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from engine.checkpoint import write_atomic
-from engine.errors import AppError
+from common.fileio import write_atomic
+from common.errors import AppError
 
 SMOOTHING = 0.95  # weight of the past in the moving average: ~20 batches (torch-lr-finder's default)
 SKIP_START = 10  # the first averages rest on a few batches: their slope is noise, not the LR's effect

@@ -158,8 +158,8 @@ class RunRecorder:
         self.close()
 
 
-def record_evaluation(cfg, checkpoint: Path, split: str, per_class_metrics: dict[str, dict], results_db: str | None
-                      ) -> Path | None:
+def record_evaluation(cfg, checkpoint: Path, epoch: int, split: str, per_class_metrics: dict[str, dict],
+                      results_db: str | None) -> Path | None:
     """evaluate.py's per-class metrics into class_data, under the checkpoint's run (added if unknown).
 
     ``results_db``: the --results_db flag (None: the run's own setting, else <run folder>/../results.db,
@@ -170,8 +170,6 @@ def record_evaluation(cfg, checkpoint: Path, split: str, per_class_metrics: dict
         return None
     run_dir = checkpoint.resolve().parent
     path = Path(setting) if setting else run_dir.parent / "results.db"
-    # mmap: only the few bytes of the epoch counter are read, not the weights
-    epoch = int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("epoch", 0))
     rows = [{"class_id": i, "class_name": name, "accuracy": m["recall"], "precision": m["precision"],
              "recall": m["recall"], "f1_score": m["f1"], "support": m["support"], "split": split,
              "model_name": cfg.model, "scheduler_type": cfg.scheduler, "epoch": epoch}

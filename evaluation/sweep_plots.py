@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 
 from engine import config as config_mod
-from engine.checkpoint import write_atomic
+from common.fileio import write_atomic
 from resultsdb.leaderboard import RunResult
 from schedulers import make_plan
 from schedulers.simulate import simulate

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-from engine.errors import UsageError  # moves to common.errors with issue 12
+from common.errors import UsageError
 from resultsdb.db import ResultsDB
 
 METRICS = {"accuracy": "DESC", "loss": "ASC"}  # validation metric -> which end is better

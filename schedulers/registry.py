@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from torch.optim import Optimizer
 
-from engine.errors import UsageError
+from common.errors import UsageError
 from schedulers.presets import PRESET_IDS, PRESETS, REFERENCE_EPOCHS
 
 GRANULARITIES = ("update", "epoch", "metric", "events")

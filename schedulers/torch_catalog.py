@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from torch.optim import lr_scheduler as tls
 
-from engine.errors import UsageError
+from common.errors import UsageError
 from schedulers.formulas import FORMULAS, Formula
 from schedulers.registry import Param, Plan, ScheduleSpec, register
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from torch.optim import Optimizer
 
-from engine.errors import UsageError
+from common.errors import UsageError
 from schedulers.registry import deliver_epoch, deliver_update
 
 WARMUP_MODES = ("linear", "exponential", "cosine", "constant")

@@ -71,7 +71,7 @@ def test_compare_and_errors(ck, capsys):
     assert [e["epoch"] for e in out["epochs"]] == [1, 2]
     assert out["epochs"][1]["run 2 val_acc"] == pytest.approx(val_accs(ck, "step")[1], abs=1e-6)
     assert "validation accuracy per epoch" in query(ck, capsys, "compare", "1", "2")
-    from engine.errors import UsageError
+    from common.errors import UsageError
     with pytest.raises(UsageError, match="no run with id 7"):
         results_script.main(["compare", "1", "7", "--results_db", str(ck / "results.db")])
     with pytest.raises(UsageError, match="no results database at"):

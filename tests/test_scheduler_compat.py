@@ -11,7 +11,7 @@ from torch.optim import lr_scheduler as tls
 
 import plot_schedule
 from engine.checkpoint import load_checkpoint
-from engine.errors import UsageError
+from common.errors import UsageError
 from schedulers import Plan, build_scheduler, resolve_params
 from schedulers.simulate import make_optimizer, simulate
 

@@ -45,7 +45,7 @@ def test_sweep_trains_each_schedule_ranks_them_and_skips_finished_runs_on_rerun(
 
 
 def test_sweep_refuses_flags_it_sets_and_unknown_schedules(tmp_path):
-    from engine.errors import UsageError
+    from common.errors import UsageError
     import sweep
     with pytest.raises(UsageError, match="sets --seed"):
         sweep.main(["--schedulers", "step", "--", "--seed", "3"])
