@@ -26,7 +26,7 @@ def check_warmup(cfg: Config) -> None:
 
 def check_config(cfg: Config) -> None:
     """Raise a one-line UsageError naming the first invalid value and what would be valid."""
-    _require(cfg.lr == "auto" or cfg.lr > 0, f"--lr must be > 0 or 'auto' (got {cfg.lr})")
+    _require(cfg.lr == "auto" or cfg.lr > 0, f"--lr must be > 0 (got {cfg.lr}), or 'auto' for the LR range test")
     _require(cfg.epochs >= 1, f"--epochs must be >= 1 (got {cfg.epochs})")
     _require(cfg.batch_size >= 1, f"--batch_size must be >= 1 (got {cfg.batch_size})")
     _require(cfg.accum_steps >= 1, f"--accum_steps must be >= 1 (got {cfg.accum_steps})")
