@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from sklearn.metrics import precision_recall_fscore_support
 
 from engine import config as config_mod
 from engine.interrupt import Interrupted
@@ -35,12 +34,13 @@ def weights_hash(model: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for name, t in model.state_dict().items():
         h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())  # any dtype
     return h.hexdigest()[:16]
 
 
 def class_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]) -> list[dict[str, Any]]:
     """Per-class accuracy (= recall: the share of the class's images predicted right), precision, F1."""
+    from sklearn.metrics import precision_recall_fscore_support  # only at the end of a run: keep start-up light
     labels = list(range(len(class_names)))
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     return [{"class_id": i, "class_name": str(class_names[i]), "accuracy": float(r[i]), "precision": float(p[i]),
