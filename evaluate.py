@@ -8,7 +8,8 @@ Examples:
     python evaluate.py --checkpoint run/best.pt --data_dir /data/moved           # dataset moved since training
 
 Writes to OUT (default ``<run folder>/eval_<split>/``): metrics.json, confusion_matrix.csv,
-confusion_matrix.png, misclassified.csv, reliability.png.
+confusion_matrix.png, misclassified.csv, reliability.png; with ``--explain K`` also top_losses.png
+(the K most confident mistakes with their Grad-CAM heat maps).
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ def build_parser():
     p.add_argument("--output_dir", default=None, metavar="OUT", help="default: <run folder>/eval_<split>/")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
     p.add_argument("--batch_size", type=int, default=256, metavar="N", help="(default: 256)")
+    p.add_argument("--explain", type=int, default=0, metavar="K",
+                   help="also draw top_losses.png: the K most confident mistakes with their Grad-CAMs")
     return p
 
 
@@ -74,7 +77,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_evaluation(ev, loaded.class_names, split_name))
     write_evaluation(ev, loaded.class_names, ids, out_dir)
     print(f"wrote {', '.join(EVAL_FILES)} to {out_dir}")
+    if args.explain > 0:
+        if len(labels) != len(split):
+            print("warning: --explain skipped: unreadable files were skipped, so samples cannot be matched")
+        else:
+            _top_losses(loaded, split, torch.softmax(logits, 1).numpy(), labels.numpy(), args.explain, out_dir)
     return 0
+
+
+def _top_losses(loaded, split, probs, labels, k: int, out_dir: Path) -> None:
+    from evaluation.cam import Explainer
+    from evaluation.explain import split_image, top_loss_indices, write_top_losses
+    idx = top_loss_indices(probs, labels, k)
+    if len(idx) == 0:
+        print("no misclassified samples: no top_losses.png")
+        return
+    images = [split_image(split, int(i), loaded.channels) for i in idx]
+    write_top_losses(Explainer(loaded), images, probs, labels, idx, out_dir / "top_losses.png")
+    print(f"wrote top_losses.png ({len(idx)} most confident mistakes) to {out_dir}")
 
 
 def _preview(names: Sequence, limit: int = 6) -> str:
