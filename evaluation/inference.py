@@ -51,9 +51,13 @@ def load_model_from_checkpoint(path: str | Path, device: torch.device) -> Loaded
     """Build the checkpoint's model with its inference weights (EMA when kept), in eval mode.
 
     Raises AppError for missing/corrupt/other-version files (via ``load_checkpoint``) and for
-    weights that do not fit the architecture the checkpoint names.
+    weights that do not fit the architecture the checkpoint names. An ``.onnx`` file written by
+    export.py loads too, running through onnxruntime on the CPU (``device`` is then ignored).
     """
     path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        from evaluation.onnx_model import load_onnx
+        return load_onnx(path)
     ckpt = load_checkpoint(path)
     cfg = config_mod.from_dict(ckpt["config"])
     pre = ckpt["preprocessing"]
