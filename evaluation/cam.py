@@ -70,6 +70,8 @@ class Explainer:
     """One CAM object for a loaded model; call it with preprocessed batches and target classes."""
 
     def __init__(self, loaded: LoadedModel, method: str = "gradcam", layer: str | None = None):
+        if not any(True for _ in loaded.model.parameters()):  # an onnxruntime model has no gradients
+            raise UsageError(f"Grad-CAM needs the PyTorch checkpoint; {loaded.path} cannot be differentiated")
         self.loaded = loaded
         self.layer_name, module = find_layer(loaded.model, layer)
         self.method = method
