@@ -162,9 +162,10 @@ def test_upload_in_a_real_browser(checkpoints, tmp_path):
         assert "notes.png is not a readable image" in text and "/tmp" not in text
         assert re.search(r"big\.png is \d+ KB; the limit is 0\.02 MB", text)
         assert "Traceback" not in text
+        # The input and its heat map are drawn (visible ones only: the Runs tab is in the page, hidden).
         loaded_images = ("return Array.from(document.querySelectorAll('[data-testid=stImage] img'))"
-                         ".filter(i => i.complete && i.naturalWidth > 0).length")
-        wait.until(lambda d: d.execute_script(loaded_images) >= 2)  # the input and its heat map are drawn
+                         ".filter(i => i.complete && i.naturalWidth > 0 && i.offsetParent !== null).length")
+        wait.until(lambda d: d.execute_script(loaded_images) >= 2)
         driver.save_screenshot(str(tmp_path / "page.png"))
         if os.environ.get("IMGCLF_SCREENSHOT"):  # how docs/app_page.png was made
             driver.save_screenshot(os.environ["IMGCLF_SCREENSHOT"])
