@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from engine.errors import AppError, UsageError, run_cli
-from evaluation import cli_parser
+from common.errors import AppError, UsageError, run_cli
+from common.cli import cli_parser
 
 PAGE = Path(__file__).resolve().parent / "webapp" / "page.py"
 LOOPBACK_NAMES = {"localhost"}

@@ -20,8 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from engine.errors import run_cli
-from evaluation import cli_parser
+from common.cli import cli_parser
+from common.errors import run_cli
 
 
 def build_parser():

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from engine.errors import AppError, run_cli
-from evaluation import cli_parser
+from common.errors import AppError, run_cli
+from common.cli import cli_parser
 
 METHODS = ("gradcam", "gradcam++", "eigencam")  # evaluation.cam.METHODS, without importing torch for --help
 
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from engine.runtime import resolve_device
     from evaluation.cam import Explainer, target_index
     from evaluation.explain import explain_file
-    from evaluation.inference import load_model_from_checkpoint
+    from engine.model_io import load_model_from_checkpoint
     from evaluation.inputs import expand_inputs
 
     found = expand_inputs(args.inputs)

@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from engine.errors import AppError, UsageError, run_cli
-from evaluation import cli_parser
+from common.errors import AppError, UsageError, run_cli
+from common.cli import cli_parser
 
 FORMATS = ("onnx", "torchscript")
 
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from evaluation.export import FORMATS as SUFFIXES
     from evaluation.export import TOLERANCE, export_onnx, export_torchscript, verification_images, verify
-    from evaluation.inference import load_model_from_checkpoint
+    from engine.model_io import load_model_from_checkpoint
 
     src = Path(args.checkpoint)
     if src.suffix.lower() == ".onnx":

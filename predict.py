@@ -21,8 +21,8 @@ import sys
 import time
 from typing import Sequence
 
-from engine.errors import AppError, UsageError, run_cli
-from evaluation import cli_parser
+from common.errors import AppError, UsageError, run_cli
+from common.cli import cli_parser
 
 
 def build_parser():

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.errors import UsageError
-from evaluation.inference import LoadedModel
+from common.errors import UsageError
+from engine.model_io import LoadedModel
 
 METHODS = ("gradcam", "gradcam++", "eigencam")
 

@@ -13,11 +13,12 @@ from typing import Iterator, Sequence
 
 import torch
 
+from common.errors import AppError
+from data import prepare_data
 from data.loader import make_loader
-from engine.errors import AppError
 from engine.loop import predict_logits
-from engine.trainer import prepare_data
-from evaluation.inference import LoadedModel, Prediction, load_model_from_checkpoint, predict_files
+from engine.model_io import LoadedModel, load_model_from_checkpoint
+from evaluation.inference import Prediction, predict_files
 
 # Settings that decide which images land in which split: members must agree on them.
 SPLIT_KEYS = ("dataset", "seed", "val_split", "test_split")

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.errors import AppError
+from common.fileio import write_atomic
 from engine import config as config_mod
-from engine.checkpoint import write_atomic
-from engine.errors import AppError
-from evaluation.inference import LoadedModel
+from engine.model_io import LoadedModel
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 TOLERANCE = 1e-4  # float32: kernels differ in summation order, ~1e-6 is typical
@@ -80,7 +80,7 @@ def exported_logits(path: Path, fmt: str, x: torch.Tensor) -> np.ndarray:
     """Run the exported file on ``x``: onnxruntime for ONNX (one image at a time if the batch is
     fixed), torch.jit.load for TorchScript."""
     if fmt == "onnx":
-        from evaluation.onnx_model import OnnxModule
+        from engine.onnx_model import OnnxModule
         return OnnxModule(path)(x).numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -101,7 +101,7 @@ def verification_images(loaded: LoadedModel, data_dir: str | None, n: int = 32) 
     import dataclasses
 
     from data.transforms import eval_transform
-    from engine.trainer import prepare_data
+    from data import prepare_data
     from evaluation.explain import split_image
     cfg = loaded.cfg if data_dir is None else dataclasses.replace(loaded.cfg, data_dir=data_dir)
     try:

@@ -19,7 +19,7 @@ from PIL import Image
 
 import app as app_script
 from conftest import FAST, ROOT
-from engine.errors import AppError, UsageError
+from common.errors import AppError, UsageError
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
@@ -129,8 +129,9 @@ def test_upload_in_a_real_browser(checkpoints, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
     from data.images import decode_file
-    from engine.trainer import prepare_data
-    from evaluation.inference import load_model_from_checkpoint, predict_probs, preprocess
+    from data import prepare_data
+    from engine.model_io import load_model_from_checkpoint
+    from evaluation.inference import predict_probs, preprocess
     loaded = load_model_from_checkpoint(checkpoints / "digits" / "best.pt", torch.device("cpu"))
     test = prepare_data(loaded.cfg).test
     good = tmp_path / "digit.png"

@@ -19,8 +19,9 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from data.images import IMAGE_EXTENSIONS, ImageDecodeError, decode_file  # noqa: E402
-from engine.errors import AppError  # noqa: E402
-from evaluation.inference import load_model_from_checkpoint, predict_probs, preprocess  # noqa: E402
+from common.errors import AppError  # noqa: E402
+from engine.model_io import load_model_from_checkpoint  # noqa: E402
+from evaluation.inference import predict_probs, preprocess  # noqa: E402
 from webapp.runs import leaderboard, list_runs, safe_checkpoint, upload_problem  # noqa: E402
 
 

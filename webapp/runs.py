@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import AppError
+from common.errors import AppError
 
 MB = 1024 * 1024
 DB_NAME = "results.db"  # train.py's results database, <checkpoint_dir>/results.db when it exists

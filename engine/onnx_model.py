@@ -3,7 +3,8 @@
 ``OnnxModule`` is an ``nn.Module`` whose forward calls onnxruntime, so predict.py, evaluate.py and
 ensembles use one code path for both formats: the same decode, ``eval_transform``, test-time
 augmentation and softmax. The class names, preprocessing and config come from the file's metadata
-(written by :mod:`evaluation.export`); onnxruntime runs on the CPU.
+(written by :mod:`evaluation.export`); onnxruntime runs on the CPU. ``engine.model_io`` turns what
+``read_onnx`` returns into its ``LoadedModel``.
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.errors import AppError
 from engine import config as config_mod
-from engine.errors import AppError
+from engine.config import Config
 
 
 def _session(path: Path):
@@ -53,10 +55,9 @@ class OnnxModule(nn.Module):
         return dict(self.session.get_modelmeta().custom_metadata_map)
 
 
-def load_onnx(path: Path):
-    """A ``LoadedModel`` for an exported .onnx file (raises AppError when its metadata is missing)."""
-    from engine.runtime import amp_policy
-    from evaluation.inference import LoadedModel
+def read_onnx(path: Path) -> tuple[OnnxModule, Config, list[str], dict]:
+    """The module, config, class names and preprocessing of an exported .onnx file (AppError when
+    the file is missing or has no imgclf metadata)."""
     if not path.is_file():
         raise AppError(f"{path} does not exist")
     module = OnnxModule(path)
@@ -67,5 +68,4 @@ def load_onnx(path: Path):
         cfg = config_mod.from_dict(json.loads(meta["imgclf.config"]))
     except (KeyError, ValueError) as e:
         raise AppError(f"{path} has no imgclf metadata ({e}); export it with export.py") from None
-    cpu = torch.device("cpu")
-    return LoadedModel(module.eval(), cfg, [str(n) for n in names], pre, cpu, amp_policy(False, "auto", cpu), path)
+    return module.eval(), cfg, [str(n) for n in names], pre
