@@ -62,7 +62,7 @@ def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp)
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.momentum)
     spe = steps_per_epoch(len(bundle.train), cfg.batch_size, cfg.accum_steps)
-    plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps)
+    plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps, cfg.monitor)
     scheduler = build_scheduler(optimizer, cfg.scheduler, cfg.scheduler_params, plan,
                                 cfg.warmup_mode, cfg.warmup_start_factor)
     mode = "min" if cfg.monitor == "val_loss" else "max"
@@ -200,8 +200,8 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
                 update_bn(bn_loader, c.ema, device)
             val_loss, val_acc = evaluate(eval_model(c), val_loader, amp, tta=cfg.tta)
             in_warmup = c.scheduler.epoch_start_t < c.plan.warmup_steps  # this epoch was (partly) warmup
-            c.scheduler.step_epoch(val_loss)
             monitored = val_loss if cfg.monitor == "val_loss" else val_acc
+            c.scheduler.step_epoch(monitored)  # plateau follows --monitor (mode max for val_acc)
             improved = c.stopper.update(monitored, epoch, counts=not in_warmup)
             history.append({"epoch": epoch, "lr": stats.lr, "train_loss": stats.loss, "train_acc": stats.acc,
                             "val_loss": val_loss, "val_acc": val_acc, "seconds": round(stats.seconds, 3)})
