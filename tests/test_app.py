@@ -74,7 +74,7 @@ def test_leaderboard_reads_the_results_database_defensively(tmp_path):
     assert "not an image file" in upload_problem("notes.txt", 10, 10) and upload_problem("a.PNG", 10, 10) == ""
 
 
-def test_app_flags(checkpoints, tmp_path, capsys):
+def test_app_flags(checkpoints, tmp_path, capsys, monkeypatch):
     from webapp.runs import list_runs  # noqa: F401  (the page's imports work without a server)
     with pytest.raises(AppError, match="is not a folder"):
         app_script.main(["--checkpoint_dir", str(tmp_path / "none")])
@@ -84,6 +84,22 @@ def test_app_flags(checkpoints, tmp_path, capsys):
     assert not app_script.is_loopback("0.0.0.0")
     cmd = app_script.streamlit_command(app_script.build_parser().parse_args(["--checkpoint_dir", str(checkpoints)]))
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1" and cmd[cmd.index("--server.port") + 1] == "7860"
+
+    started = []
+
+    def fake_exec(path, argv):  # stands in for handing the process to Streamlit
+        started.append(argv)
+
+    monkeypatch.setattr(app_script.os, "execv", fake_exec)
+    capsys.readouterr()
+    app_script.main(["--checkpoint_dir", str(checkpoints), "--host", "0.0.0.0", "--max_upload_mb", "2.5"])
+    err = capsys.readouterr().err
+    assert "warning: listening on 0.0.0.0" in err and "no login" in err
+    argv = started[0]
+    assert argv[argv.index("--server.address") + 1] == "0.0.0.0" and argv[argv.index("--server.maxUploadSize") + 1] == "3"
+    assert argv[argv.index("--max_upload_mb") + 1] == "2.5"  # the page refuses above 2.5 MB itself
+    app_script.main(["--checkpoint_dir", str(checkpoints)])
+    assert "warning" not in capsys.readouterr().err
 
 
 # --- the real page in a real browser -----------------------------------------------------------
