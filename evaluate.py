@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from common.cli import cli_parser
-from common.errors import run_cli
+from common.errors import UsageError, run_cli
 
 
 def build_parser():
@@ -94,8 +94,13 @@ def _top_losses(loaded, scored, probs, labels, k: int, out_dir: Path) -> None:
     if len(idx) == 0:
         print("no misclassified samples: no top_losses.png")
         return
+    try:
+        explainer = Explainer(loaded)
+    except UsageError as e:  # an .onnx first member: the evaluation itself is written, say why no picture
+        print(f"warning: --explain skipped: {e}")
+        return
     images = [split_image(scored.split, int(i), loaded.channels) for i in idx]
-    write_top_losses(Explainer(loaded), images, probs, labels, idx, out_dir / "top_losses.png")
+    write_top_losses(explainer, images, probs, labels, idx, out_dir / "top_losses.png")
     print(f"wrote top_losses.png ({len(idx)} most confident mistakes) to {out_dir}")
 
 
