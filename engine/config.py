@@ -83,6 +83,7 @@ class Config:
     threads: int = 0  # torch intra-op threads; 0 picks from the machine
     deterministic: bool = False
     max_nonfinite: int = 3  # consecutive non-finite losses before training stops
+    tensorboard: bool = False  # also write TensorBoard event files to <run>/tb/
 
 
 FIELD_TYPES: dict[str, Any] = typing.get_type_hints(Config)

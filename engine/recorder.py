@@ -47,13 +47,6 @@ def class_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: Seq
              "recall": float(r[i]), "f1_score": float(f[i]), "support": int(s[i])} for i in labels]
 
 
-def per_class(model: torch.nn.Module, loader, amp, tta: bool, class_names: Sequence[str]) -> list[dict[str, Any]]:
-    """Per-class metrics of ``model`` on ``loader`` (for summary.json and the database's class_data)."""
-    from engine.loop import predict_logits
-    logits, labels = predict_logits(model, loader, amp, tta=tta)
-    return class_metrics(labels.tolist(), logits.argmax(1).tolist(), class_names)
-
-
 def safe_db_call(path: Path | None, what: str, fn) -> Any:
     """Run ``fn(db)`` on the database at ``path``; on failure warn once on stderr and return None."""
     if path is None:
