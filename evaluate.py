@@ -50,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = loaded.cfg
     if args.data_dir is not None:
         cfg = dataclasses.replace(cfg, data_dir=args.data_dir)
-    bundle = prepare_data(cfg)  # the same dataset, split and resize as in training
+    # The same dataset, split and resize as in training, with the checkpoint's class order.
+    bundle = prepare_data(cfg, loaded.class_names)
     if [str(c) for c in bundle.class_names] != loaded.class_names:
         raise AppError(f"dataset '{cfg.dataset}' in {cfg.data_dir} has classes {_preview(bundle.class_names)} but "
                        f"the checkpoint was trained on {_preview(loaded.class_names)}; pass the --data_dir it "

@@ -27,11 +27,12 @@ def load_dataset(name: str, data_dir: str, **kwargs) -> DataBundle:
     return DATASETS[name](data_dir, **kwargs)
 
 
-def load_from_config(cfg, verify: bool = False) -> DataBundle:
-    """The dataset a Config describes; ``verify`` decodes even streamed files (for --check_data)."""
+def load_from_config(cfg, verify: bool = False, class_names: list[str] | None = None) -> DataBundle:
+    """The dataset a Config describes; ``verify`` decodes even streamed files (for --check_data);
+    ``class_names`` (a checkpoint's) keeps that run's class order for the same set of classes."""
     return load_dataset(cfg.dataset, cfg.data_dir, val_split=cfg.val_split, test_split=cfg.test_split,
                         seed=cfg.seed, strict=cfg.strict_data, image_size=cfg.image_size, data_mode=cfg.data_mode,
-                        verify=verify, num_workers=cfg.num_workers)
+                        verify=verify, num_workers=cfg.num_workers, class_names=class_names)
 
 
 __all__ = ["DATASETS", "DataBundle", "Split", "load_dataset", "load_from_config"]

@@ -55,9 +55,10 @@ def preprocessing_of(bundle: DataBundle) -> dict[str, Any]:
             "resize": "bilinear-antialias", "scale": "0-255 -> 0-1, then (x - mean) / std"}
 
 
-def prepare_data(cfg: Config) -> DataBundle:
-    """Load the dataset at its training size; ``bundle.report`` holds the dataset check's findings."""
-    bundle = load_from_config(cfg)
+def prepare_data(cfg: Config, class_names: list[str] | None = None) -> DataBundle:
+    """Load the dataset at its training size; ``bundle.report`` holds the dataset check's findings.
+    ``class_names``: a checkpoint's, whose class order (and so split) the bundle keeps."""
+    bundle = load_from_config(cfg, class_names=class_names)
     enforce_strict(report_of(bundle), cfg.strict_data)
     if cfg.image_size and bundle.image_size != (cfg.image_size, cfg.image_size):
         size = (cfg.image_size, cfg.image_size)
@@ -153,7 +154,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     device = resolve_device(cfg.device)
     amp = amp_policy(cfg.amp, cfg.amp_dtype, device)
     seed_everything(cfg.seed, cfg.deterministic)
-    bundle = prepare_data(cfg)
+    bundle = prepare_data(cfg, start.checkpoint["class_names"] if start.checkpoint is not None else None)
     c = build_components(cfg, bundle, device, amp)
     pre = preprocessing_of(bundle)
     first_epoch, global_step, history = 0, 0, []
