@@ -25,7 +25,7 @@ from engine.checkpoint import load_checkpoint, remove_stale_temps, save_checkpoi
 from engine.config import Config
 from engine.early_stopping import EarlyStopping
 from engine.ema import make_ema
-from engine.errors import UsageError
+from engine.errors import AppError, UsageError
 from engine.history import plot_curves, write_metrics_csv
 from engine.interrupt import GracefulStop
 from engine.loop import NonFiniteGuard, epoch_summary, evaluate, train_one_epoch
@@ -245,6 +245,10 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
 def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device, amp, stop_reason: str
            ) -> dict[str, Any]:
     """Score best.pt on the test split (val if there is none) and write ``summary.json``."""
+    if not (run_dir / "best.pt").is_file():  # every epoch's validation metric was NaN/inf
+        raise AppError(f"{cfg.monitor} was non-finite in every epoch, so no epoch was a best and there is no "
+                       f"best.pt (the final weights are in {run_dir / 'last.pt'}). Lower --lr, set --grad_clip, "
+                       f"or check the data")
     best = load_checkpoint(run_dir / "best.pt")
     model = build_model(cfg.model, len(bundle.class_names), bundle.channels, bundle.image_size[0], width=cfg.width,
                         depth=cfg.depth, dropout=cfg.dropout).to(device)
