@@ -32,7 +32,7 @@ from engine.loop import NonFiniteGuard, epoch_summary, evaluate, train_one_epoch
 from engine.optim import build_optimizer
 from engine.run import start_run
 from engine.runtime import amp_policy, resolve_device, rng_state, seed_everything, set_rng_state, set_threads, unwrap
-from models import build_model
+from models import build_model, set_backbone_frozen
 from schedulers import Plan, build_scheduler, is_horizon_free, make_plan, uses_swa
 
 
@@ -75,10 +75,10 @@ def steps_per_epoch(num_train: int, batch_size: int, accum_steps: int) -> int:
 def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp) -> Components:
     model = build_model(cfg.model, len(bundle.class_names), bundle.channels, bundle.image_size[0], width=cfg.width,
                         depth=cfg.depth, dropout=cfg.dropout, pretrained=cfg.pretrained,
-                        pretrained_weights=cfg.pretrained_weights).to(device)
+                        pretrained_weights=cfg.pretrained_weights, verbose=True).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.momentum)
+    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.backbone_lr_mult)
     spe = steps_per_epoch(len(bundle.train), cfg.batch_size, cfg.accum_steps)
     plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps)
     scheduler = build_scheduler(optimizer, cfg.scheduler, cfg.scheduler_params, plan,
@@ -201,6 +201,12 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     with GracefulStop() as stop:  # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume
         for epoch in range(first_epoch + 1, cfg.epochs + 1):
             train_loader.set_epoch(epoch)
+            if cfg.freeze_epochs:  # a function of the epoch alone, so a resumed run freezes the same way
+                set_backbone_frozen(c.model, epoch <= cfg.freeze_epochs)
+                if epoch in (1, first_epoch + 1, cfg.freeze_epochs + 1):
+                    print(f"epoch {epoch}: " + (f"training the classifier head only until epoch {cfg.freeze_epochs} "
+                          f"(backbone and its BatchNorm statistics frozen)" if epoch <= cfg.freeze_epochs
+                          else "backbone unfrozen: training every layer"))
             stats, global_step = train_one_epoch(
                 c.model, train_loader, criterion, c.optimizer, c.scheduler, c.scaler, amp, epoch=epoch,
                 global_step=global_step, accum_steps=cfg.accum_steps, grad_clip=cfg.grad_clip, guard=guard,
