@@ -23,10 +23,11 @@ from engine.errors import AppError
 from models.transfer import head_keys
 
 # Architectures a mismatched file is compared against, to say which one it fits.
+# Shapes alone cannot tell a TF port from a PyTorch one, so both EfficientNet-Lite0 variants are named.
 KNOWN_ARCHITECTURES = ("efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
-                       "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "efficientnet_lite3",
-                       "efficientnet_lite4", "mobilenetv2_100", "mobilenetv3_large_100", "resnet18", "resnet34",
-                       "resnet50", "convnext_tiny")
+                       "efficientnet_lite0", "tf_efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
+                       "efficientnet_lite3", "efficientnet_lite4", "mobilenetv2_100", "mobilenetv3_large_100",
+                       "resnet18", "resnet34", "resnet50", "convnext_tiny")
 
 
 @dataclass

@@ -35,7 +35,7 @@ def test_lite0_file_gray_stem_is_summed_and_the_load_is_reported(capsys):
 
 def test_a_file_for_another_architecture_names_the_one_it_fits():
     with pytest.raises(AppError, match=r"does not fit model 'efficientnet_b0': only 0 of 358 tensors match.*"
-                                       r"it fits efficientnet_lite0: use --model efficientnet_lite0"):
+                                       r"it fits efficientnet_lite0 or tf_efficientnet_lite0: use --model efficientnet_lite0"):
         build_model("efficientnet_b0", 10, 3, 32, pretrained_weights=LITE0)
 
 
