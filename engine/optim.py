@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from engine.errors import unknown_name
+from common.errors import unknown_name
 
 
 def _by_decay(params, weight_decay: float, **extra) -> list[dict]:

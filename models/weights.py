@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.errors import AppError
+from common.errors import AppError
 from models.transfer import head_keys
 
 # Architectures a mismatched file is compared against, to say which one it fits.

@@ -12,7 +12,7 @@ import torch
 import engine.trainer
 from engine.checkpoint import load_checkpoint
 from engine.early_stopping import EarlyStopping
-from engine.errors import AppError
+from common.errors import AppError
 
 
 def nan_on_eval_forwards(monkeypatch, calls) -> None:

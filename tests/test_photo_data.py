@@ -19,7 +19,7 @@ from data import csv_list, folder
 from data.check import TooFewClasses, report_of
 from data.disk_loader import DiskLoader, FileDataset
 from data.images import decode_file
-from engine.errors import run_cli
+from common.errors import run_cli
 
 W, H = 16, 12  # stored landscape; orientations 6 and 8 display it as portrait (12 wide, 16 high)
 TURNS = {"up": 6, "down": 8}  # 6: rotate 90° clockwise to display, 8: 90° counter-clockwise

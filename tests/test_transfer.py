@@ -16,7 +16,7 @@ import predict as predict_script
 import train as train_script
 from conftest import read_csv
 from engine.config import Config, build_parser, field_help
-from engine.errors import AppError, run_cli
+from common.errors import AppError, run_cli
 from engine.optim import build_optimizer
 from models import build_model, split_parameters
 
