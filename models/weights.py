@@ -81,7 +81,7 @@ def _fit(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor | None:
 def match_tensors(src: dict[str, torch.Tensor], dst: dict[str, torch.Tensor], head: list[str]
                   ) -> dict[str, torch.Tensor]:
     """Values for ``dst``'s non-head keys from ``src``: by name, else (same count) by order and shape."""
-    body = [k for k in dst if k not in head]
+    body = {k for k in dst if k not in head}
 
     def by(pairs) -> dict[str, torch.Tensor]:
         out = {}
