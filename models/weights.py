@@ -103,7 +103,7 @@ def fitting_architectures(src: dict[str, torch.Tensor], num_classes: int, in_cha
     """Known timm architectures whose every non-head tensor the file fills."""
     import timm
     fits = []
-    for name in KNOWN_ARCHITECTURES:
+    for name in filter(timm.is_model, KNOWN_ARCHITECTURES):  # an older timm may lack one
         with torch.device("meta"):
             model = timm.create_model(name, num_classes=num_classes, in_chans=in_channels)
         dst, head = model.state_dict(), head_keys(model)

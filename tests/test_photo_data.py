@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from PIL import Image
 from torchvision.datasets import ImageFolder
 
 import evaluate as evaluate_script
+import predict as predict_script
 import imagegen
 import train as train_script
 from conftest import FAST
@@ -85,6 +87,12 @@ def test_exif_rotated_folder_trains_and_check_data_says_so(phone_folder, tmp_pat
                        "--val_split", "0.25", "--test_split", "0.25", "--augment", "none"])
     summary = json.loads((tmp_path / "phone" / "summary.json").read_text())
     assert summary["test_acc"] == 1.0  # unlearnable (chance) if the tag were ignored
+    # predict.py sees the photos upright too: every file gets its own folder's class
+    predict_script.main(["--checkpoint", str(tmp_path / "phone" / "best.pt"), str(phone_folder), "--device", "cpu",
+                         "--output", str(tmp_path / "preds.json")])
+    rows = json.loads((tmp_path / "preds.json").read_text())
+    assert len(rows) == 24
+    assert all(r["predictions"][0]["class"] == Path(r["path"]).parent.name for r in rows)
 
 
 NUMERIC = ["1", "2", "10"]
