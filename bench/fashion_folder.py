@@ -23,7 +23,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="folder to create (train/ and test/ inside)")
     p.add_argument("--per_class", type=int, default=100, help="images per class in each split (default: 100)")
     p.add_argument("--size", type=int, default=64, help="side of the written PNGs in px (default: 64)")
-    p.add_argument("--data_dir", default="datasets", help="where the Fashion-MNIST files are cached (default: datasets)")
+    p.add_argument("--data_dir", default="datasets",
+                   help="where the Fashion-MNIST files are cached (default: datasets)")
     args = p.parse_args(argv)
 
     from PIL import Image

@@ -25,7 +25,9 @@ EXIF_ORIENTATION = 0x0112  # 1 = as stored; 2-8 = mirrored and/or rotated; 5-8 s
 
 
 def orientation(im) -> int:
-    """The EXIF Orientation of an open PIL image (1 when absent or unreadable)."""
+    """The EXIF Orientation of an open PIL image (1 when absent or unreadable), from its header."""
+    if im.format == "PNG" and "exif" not in im.info:
+        return 1  # Pillow would decode every pixel to look for an eXIf chunk after them: probing stays cheap
     try:
         value = int(im.getexif().get(EXIF_ORIENTATION, 1))
     except Exception:  # a damaged EXIF block must not make a readable picture unreadable

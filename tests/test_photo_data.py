@@ -20,6 +20,7 @@ from conftest import FAST
 from data import csv_list, folder
 from data.check import TooFewClasses, report_of
 from data.disk_loader import DiskLoader, FileDataset
+from data.file_sets import probe
 from data.images import decode_file
 from common.errors import run_cli
 
@@ -61,6 +62,10 @@ def test_exif_orientation_is_applied_in_cache_stream_and_predict_and_reported(ph
     for name in TURNS:  # predict.py and evaluate.py decode through decode_file too
         img = decode_file(phone_folder / name / "IMG_0000.jpg", 3)
         assert img.shape == (3, W, H) and band_side(img) == name
+    png = phone_folder.parent / "turned.png"  # PNG keeps EXIF in an eXIf chunk
+    with Image.open(phone_folder / "up" / "IMG_0000.jpg") as jpg:
+        jpg.save(png, exif=jpg.getexif())
+    assert probe(str(png)) == ("RGB", (H, W), 6) and band_side(decode_file(png, 1)) == "up"
 
     memory = folder.load(str(phone_folder), image_size=H, data_mode="memory")
     names = memory.class_names

@@ -34,8 +34,8 @@ def test_lite0_file_gray_stem_is_summed_and_the_load_is_reported(capsys):
 
 
 def test_a_file_for_another_architecture_names_the_one_it_fits():
-    with pytest.raises(AppError, match=r"does not fit model 'efficientnet_b0': only 0 of 358 tensors match.*"
-                                       r"it fits efficientnet_lite0 or tf_efficientnet_lite0: use --model efficientnet_lite0"):
+    with pytest.raises(AppError, match=r"does not fit model 'efficientnet_b0': only 0 of 358 tensors match.*it fits "
+                                       r"efficientnet_lite0 or tf_efficientnet_lite0: use --model efficientnet_lite0"):
         build_model("efficientnet_b0", 10, 3, 32, pretrained_weights=LITE0)
 
 
@@ -49,7 +49,8 @@ def test_checkpoint_file_by_name_with_a_new_head(tmp_path, capsys):
     model = build_model("custom", 7, 1, 16, width=8, depth=2, pretrained_weights=str(tmp_path / "best.pt"),
                         verbose=True)
     n = len(old.state_dict())
-    assert f"loaded {n - 2}/{n} pretrained tensors (new head: classifier.weight, classifier.bias)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"loaded {n - 2}/{n} pretrained tensors (new head: classifier.weight, classifier.bias)" in out
     for k, v in model.state_dict().items():
         want = fresh.state_dict()[k] if k.startswith("classifier.") else old.state_dict()[k]
         assert torch.equal(v, want), k
