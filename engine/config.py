@@ -84,6 +84,7 @@ class Config:
     threads: int = 0  # torch intra-op threads; 0 picks from the machine
     deterministic: bool = False
     max_nonfinite: int = 3  # consecutive non-finite losses before training stops
+    tensorboard: bool = False  # also write TensorBoard event files to <run>/tb/
 
 
 DEFAULT_YAML = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"

@@ -5,6 +5,7 @@ step the schedule, update early stopping, record the row, then save (RNG state i
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import dataclass
@@ -27,11 +28,12 @@ from engine.ema import make_ema
 from common.errors import AppError, UsageError
 from engine.history import plot_curves, write_metrics_csv
 from engine.interrupt import GracefulStop
-from engine.loop import NonFiniteGuard, epoch_summary, evaluate, train_one_epoch
+from engine.loop import NonFiniteGuard, epoch_summary, evaluate, predict_logits, scores, train_one_epoch
 from engine.model_io import load_model_from_checkpoint
 from engine.optim import build_optimizer
 from engine.run import start_run
 from engine.runtime import amp_policy, resolve_device, rng_state, seed_everything, set_rng_state, set_threads, unwrap
+from engine.tensorboard import TensorBoardSink
 from models import build_model, set_backbone_frozen
 from schedulers import Plan, build_scheduler, is_horizon_free, make_plan, uses_swa
 
@@ -178,7 +180,9 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     # SWA's BN statistics come from the training images without augmentation, in a fixed order.
     bn_loader = make_loader(bundle.train, cfg.batch_size, pre, device, channels_last=cfg.channels_last,
                             num_workers=cfg.num_workers, strict=cfg.strict_data) if c.swa else None
-    with GracefulStop() as stop:  # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume
+    sink = TensorBoardSink(run_dir, global_step) if cfg.tensorboard else None
+    # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume. An error closes the sink.
+    with GracefulStop() as stop, sink or contextlib.nullcontext():
         for epoch in range(first_epoch + 1, cfg.epochs + 1):
             train_loader.set_epoch(epoch)
             if cfg.freeze_epochs:  # a function of the epoch alone, so a resumed run freezes the same way
@@ -190,7 +194,8 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
             stats, global_step = train_one_epoch(
                 c.model, train_loader, criterion, c.optimizer, c.scheduler, c.scaler, amp, epoch=epoch,
                 global_step=global_step, accum_steps=cfg.accum_steps, grad_clip=cfg.grad_clip, guard=guard,
-                ema=None if c.swa else c.ema, progress=progress, should_stop=stop, resume_from=partial)
+                ema=None if c.swa else c.ema, progress=progress, should_stop=stop, resume_from=partial,
+                on_update=sink and sink.update)
             partial = None
             if stats.batches < len(train_loader):  # cut short by a signal: save the position in the epoch
                 save_checkpoint(checkpoint_state(c, cfg, bundle, epoch - 1, global_step, history, guard.consecutive,
@@ -207,6 +212,8 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
             history.append({"epoch": epoch, "lr": stats.lr, "train_loss": stats.loss, "train_acc": stats.acc,
                             "val_loss": val_loss, "val_acc": val_acc, "seconds": round(stats.seconds, 3)})
             print(epoch_summary(epoch, cfg.epochs, stats, val_loss, val_acc, improved))
+            if sink is not None:
+                sink.epoch(global_step, history[-1])
             write_metrics_csv(history, run_dir / "metrics.csv")
             plot_curves(history, run_dir / "curves.png")
             state = checkpoint_state(c, cfg, bundle, epoch, global_step, history, guard.consecutive)
@@ -226,13 +233,16 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
                 break
             if stop() and epoch < cfg.epochs:
                 raise stop.error(f"the end of epoch {epoch}", run_dir)
-    return finish(cfg, run_dir, bundle, device, stop_reason)
+    return finish(cfg, run_dir, bundle, device, stop_reason, sink)
 
 
-def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device, stop_reason: str
-           ) -> dict[str, Any]:
-    """Score best.pt on the test split (val if there is none) and write ``summary.json``."""
+def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device, stop_reason: str,
+           sink: TensorBoardSink | None = None) -> dict[str, Any]:
+    """Score best.pt on the test split (val if there is none) and write ``summary.json``; TensorBoard
+    gets the confusion matrix and the hparams, and ``sink`` is closed."""
     if not (run_dir / "best.pt").is_file():  # every epoch's validation metric was NaN/inf
+        if sink is not None:
+            sink.close()  # the epochs' curves stay readable
         raise AppError(f"{cfg.monitor} was non-finite in every epoch, so no epoch was a best and there is no "
                        f"best.pt (the final weights are in {run_dir / 'last.pt'}). Lower --lr, set --grad_clip, "
                        f"or check the data")
@@ -240,10 +250,15 @@ def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device,
     split_name = "test" if bundle.test is not None else "val"
     loader = make_loader(bundle.split(split_name), 256, best.preprocessing, device, num_workers=cfg.num_workers,
                          strict=cfg.strict_data)
-    loss, acc = evaluate(best.model, loader, best.amp, tta=best.cfg.tta)
+    logits, labels = predict_logits(best.model, loader, best.amp, tta=best.cfg.tta)
+    loss, acc = scores(logits, labels)
     summary = {"run_dir": str(run_dir), "best_epoch": best.epoch, "best_metric": best.best_metric,
                "monitor": cfg.monitor, f"{split_name}_loss": loss, f"{split_name}_acc": acc,
                "stopped_early": bool(stop_reason), "stop_reason": stop_reason or f"finished all {cfg.epochs} epochs"}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if sink is not None:
+        sink.finish(best.global_step, cfg, labels.numpy(), logits.argmax(1).numpy(), bundle.class_names,
+                    {f"{split_name}_acc": acc, f"{split_name}_loss": loss, "best_epoch": best.epoch})
+        sink.close()
     print(f"{split_name} accuracy of best.pt (epoch {best.epoch}): {acc:.4f}  |  run folder: {run_dir}")
     return summary
