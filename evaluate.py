@@ -33,7 +33,7 @@ def build_parser():
     p.add_argument("--data_dir", default=None, metavar="D", help="dataset location, if not the one used in training")
     p.add_argument("--output_dir", default=None, metavar="OUT", help="default: <run folder>/eval_<split>/")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
-    p.add_argument("--batch_size", type=int, default=256, metavar="N", help="(default: 256)")
+    p.add_argument("--batch_size", type=int, default=256, metavar="N", help="images per forward pass (default: 256)")
     p.add_argument("--results_db", default=None, metavar="PATH|none",
                    help="where per-class metrics are recorded (default: the run's own results database; "
                         "not for an ensemble)")

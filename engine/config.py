@@ -45,6 +45,8 @@ class Config:
     dropout: float = 0.1
     pretrained: bool = False
     pretrained_weights: str = ""
+    freeze_epochs: int = 0  # train only the classifier head for the first N epochs
+    backbone_lr_mult: float = 1.0  # backbone LR = this x the head's LR
     channels_last: bool = False
     # --- optimisation ---
     epochs: int = 15
@@ -86,6 +88,7 @@ class Config:
     tensorboard: bool = False  # also write TensorBoard event files to <run>/tb/
 
 
+DEFAULT_YAML = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
 FIELD_TYPES: dict[str, Any] = typing.get_type_hints(Config)
 LR_AUTO = "auto"  # the one non-float value of ``lr``: replaced by the LR finder's choice before training
 FIELDS = [f.name for f in dataclasses.fields(Config)]
@@ -175,6 +178,25 @@ def _lr_value(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"expected a float or '{LR_AUTO}', got {text!r}") from None
 
 
+def field_help(path: Path = DEFAULT_YAML) -> dict[str, str]:
+    """Each setting's meaning: the comment beside it in configs/default.yaml, the one place that
+    documents every setting (so a field added there with a comment gets its ``--help`` text too)."""
+    out: dict[str, str] = {}
+    block = ""
+    for line in path.read_text().splitlines():
+        m = re.match(r"^(\s*)(\w+):\s*(.*?)\s*(?:#\s*(.*))?$", line)
+        if not m or line.lstrip().startswith("#"):
+            continue
+        indent, key, value, comment = m.groups()
+        if not indent:
+            block = key if value == "" else ""
+            if comment:
+                out[key] = comment
+        elif block == "scheduler" and key == "name" and comment:  # the block's `name:` line documents --scheduler
+            out["scheduler"] = comment
+    return out
+
+
 def build_parser(description: str = "") -> ArgParser:
     """Every Config field as a ``--flag``; only flags actually given override YAML."""
     p = ArgParser(description=description, argument_default=argparse.SUPPRESS)
@@ -183,15 +205,17 @@ def build_parser(description: str = "") -> ArgParser:
     p.add_argument("--check_data", action="store_true", help="check the dataset, print the report and exit")
     metavars = {"early_stopping": "PATIENCE", "resume": "PATH|auto", "results_db": "PATH|none", "lr": "FLOAT|auto"}
     types = {"lr": _lr_value}
+    meaning = field_help()
     for f in dataclasses.fields(Config):
         if f.name == "scheduler_params":
             continue
         t = FIELD_TYPES[f.name]
+        text = f"{meaning.get(f.name, '')} (default: {f.default!r})".lstrip().replace("%", "%%")
         if t is bool:
-            p.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, help=f"(default: {f.default})")
+            p.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, help=text)
         else:
             p.add_argument(f"--{f.name}", type=types.get(f.name, t), metavar=metavars.get(f.name, t.__name__.upper()),
-                           help=f"(default: {f.default!r})")
+                           help=text)
     p.epilog = "Scheduler hyperparameters: --scheduler_<param> VALUE (see `python plot_schedule.py --list`)."
     return p
 

@@ -129,10 +129,14 @@ class RunRecorder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None and self.run_id is not None:
-            status = "stopped" if issubclass(exc_type, (Interrupted, KeyboardInterrupt)) else "failed"
+        if exc_type is not None:
+            self.end("stopped" if issubclass(exc_type, (Interrupted, KeyboardInterrupt)) else "failed")
+
+    def end(self, status: str) -> None:
+        """A run that ends without a result: stopped (Ctrl-C, SIGTERM) or failed (an error)."""
+        if self.run_id is not None:
             self._do("the run's end", lambda db: db.upsert_run(self.run_dir, status=status, ended=now()))
-            self.close()
+        self.close()
 
     def finish(self, summary: dict[str, Any], split: str) -> None:
         """The run's result, and the per-class metrics of best.pt on ``split`` (``summary["per_class"]``)."""
