@@ -80,6 +80,9 @@ class Config:
     threads: int = 0  # torch intra-op threads; 0 picks from the machine
     deterministic: bool = False
     max_nonfinite: int = 3  # consecutive non-finite losses before training stops
+    # --- several processes (torchrun) ---
+    lr_scaling: str = "none"  # none | linear | sqrt: --lr times world size, or its square root
+    sync_bn: bool = False  # BatchNorm statistics over the global batch (SyncBatchNorm, CUDA)
 
 
 FIELD_TYPES: dict[str, Any] = typing.get_type_hints(Config)

@@ -6,6 +6,7 @@ The scheduler hears about an update only when the scaler really applied it.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from engine import faults
+from engine.distributed import BatchAgreement, all_sum, is_dist
 from engine.errors import AppError
 from engine.runtime import AmpPolicy
 
@@ -93,6 +95,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
     # does. Freeing them right after the step was sometimes slower on CPU (in a profile of
     # bench/loop_overhead.py zero_grad took ~2.5 ms a call there, ~0.1 ms here); never faster.
     clear_grads = True
+    # Under torchrun: one all-reduce per batch so all ranks drop, weigh and stop alike (no-op alone).
+    agree = BatchAgreement(should_stop, getattr(criterion, "weight", None))
     for i, (x, y) in enumerate(bar):
         if i < start_batch:
             continue  # consumed before the interruption: drawn (same augmentation draws), not trained on
@@ -100,7 +104,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
         with amp.autocast():
             out = model(x)
             loss = criterion(out, y)
-        loss_value = loss.item()  # one sync per batch: needed to refuse a non-finite update in fp32
+        loss_value, share = agree.loss_value(loss, y)  # one sync per batch: refuses a non-finite update in fp32
         if not scaler.is_enabled() and guard is not None and not guard.check(loss_value, epoch, global_step + 1):
             dropped += 1
             clear_grads = True  # this update's accumulated gradients go too
@@ -108,7 +112,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
         if clear_grads:
             optimizer.zero_grad(set_to_none=True)
             clear_grads = False
-        scaler.scale(loss / accum_steps).backward()
+        scaler.scale((loss * share if share != 1.0 else loss) / accum_steps).backward()
         if (i + 1) % accum_steps == 0 or i + 1 == n_batches:
             if grad_clip > 0:
                 scaler.unscale_(optimizer)
@@ -136,7 +140,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
             bar.set_postfix(loss=f"{total_loss.item() / max(seen, 1):.4f}", acc=f"{correct.item() / max(seen, 1):.3f}",
                             lr=f"{lr:.3g}", img_s=f"{rate:.0f}", refresh=False)
         # Stop only where an update just completed: a half-accumulated gradient is not saved.
-        if should_stop() and (i + 1) % accum_steps == 0 and i + 1 < n_batches:
+        if agree.stop_requested() and (i + 1) % accum_steps == 0 and i + 1 < n_batches:
             break
     seconds = time.perf_counter() - start
     bar.close()
@@ -144,6 +148,15 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
                        seconds=seconds, images=seen, updates=updates, skipped_updates=skipped,
                        nonfinite_batches=dropped, batches=done, loss_sum=total_loss.item(), correct=int(correct.item()))
     return stats, global_step
+
+
+def global_stats(stats: EpochStats) -> EpochStats:
+    """The epoch over all ranks: loss and accuracy from all-reduced sums and counts (as is, alone)."""
+    if not is_dist():
+        return stats
+    loss_sum, correct, images = all_sum([stats.loss_sum, stats.correct, stats.images])
+    return dataclasses.replace(stats, loss=loss_sum / max(images, 1), acc=correct / max(images, 1),
+                               images=int(images), loss_sum=loss_sum, correct=int(correct))
 
 
 def epoch_summary(epoch: int, epochs: int, stats: EpochStats, val_loss: float, val_acc: float,
@@ -183,5 +196,9 @@ def evaluate(model: nn.Module, loader: Iterable, amp: AmpPolicy,
     the same thing whatever the training recipe: plateau and early stopping compare like with like.
     """
     logits, labels = predict_logits(model, loader, amp, tta)
+    if is_dist():  # each rank holds a shard: sum losses and hits, count images, all-reduce, then divide
+        loss_sum, hits, n = all_sum([nn.functional.cross_entropy(logits, labels, reduction="sum").item(),
+                                     (logits.argmax(1) == labels).sum().item(), len(labels)])
+        return loss_sum / n, hits / n
     loss = nn.functional.cross_entropy(logits, labels)
     return loss.item(), (logits.argmax(1) == labels).float().mean().item()
