@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,14 +115,21 @@ def restore(c: Components, ckpt: dict[str, Any], cfg: Config, num_classes: int) 
     if ckpt.get("world_size", 1) == ddp.world():
         c.scheduler.load_state_dict(ckpt["scheduler"])
     else:  # updates per epoch changed with the global batch: replay the finished epochs at the new length
-        for row in ckpt.get("history", [])[:ckpt["epoch"]]:
-            for _ in range(c.plan.steps_per_epoch):
-                c.scheduler.step_update()
-            c.scheduler.step_epoch(row["val_loss"])
+        replay_schedule(c.scheduler, c.plan.steps_per_epoch, ckpt.get("history", [])[:ckpt["epoch"]])
     c.scaler.load_state_dict(ckpt["scaler"])
     c.stopper.load_state_dict(ckpt["early_stopping"])
     if c.ema is not None and ckpt.get("ema") is not None:
         c.ema.load_state_dict(ckpt["ema"])
+
+
+def replay_schedule(scheduler, steps_per_epoch: int, history: list[dict]) -> None:
+    """Step a fresh schedule through finished epochs (plateau decisions from their val losses)."""
+    with warnings.catch_warnings():  # no optimizer.step() happens here, on purpose
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+        for row in history:
+            for _ in range(steps_per_epoch):
+                scheduler.step_update()
+            scheduler.step_epoch(row["val_loss"])
 
 
 def checkpoint_state(c: Components, cfg: Config, bundle: DataBundle, epoch: int, global_step: int,
@@ -232,7 +241,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
                                          stats.partial_state(epoch))
                 if ddp.is_main():
                     save_checkpoint(state, run_dir / "last.pt")
-                raise stop.error(f"epoch {epoch}, batch {stats.batches}/{len(train_loader)}", run_dir)
+                raise interrupted(stop, f"epoch {epoch}, batch {stats.batches}/{len(train_loader)}", run_dir)
             stats = global_stats(stats)  # sums and counts over all ranks
             if c.swa and c.scheduler.swa_active:  # before evaluating: val loss, best.pt use the average
                 c.ema.update_parameters(c.model)
@@ -264,7 +273,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
                 say(stop_reason)
                 break
             if ddp.any_rank(stop()) and epoch < cfg.epochs:
-                raise stop.error(f"the end of epoch {epoch}", run_dir)
+                raise interrupted(stop, f"the end of epoch {epoch}", run_dir)
     return finish(cfg, run_dir, bundle, device, amp, stop_reason)
 
 
@@ -288,6 +297,13 @@ def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device,
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"{split_name} accuracy of best.pt (epoch {best['epoch']}): {acc:.4f}  |  run folder: {run_dir}")
     return summary
+
+
+def interrupted(stop: GracefulStop, where: str, run_dir: Path) -> BaseException:
+    """Rank 0 says where it stopped and how to resume; other ranks leave quietly with the same status."""
+    if stop.signum is None:  # only another rank was signalled
+        stop.signum = signal.SIGTERM
+    return stop.error(where, run_dir) if ddp.is_main() else SystemExit(128 + stop.signum)
 
 
 def _silent(*_args, **_kwargs) -> None:

@@ -119,3 +119,14 @@ def test_a_rank_that_raises_ends_the_whole_job(tmp_path):
     assert done.returncode != 0
     assert "No space left on device" in done.stderr
     assert elapsed < 60, f"the job took {elapsed:.0f} s to end after a rank failed"
+
+
+def test_a_two_rank_checkpoint_resumes_in_one_process_from_its_epoch_boundary(two_ranks, tmp_path):
+    done = cli("train.py", "--threads", "1", "--resume", two_ranks / "epoch_001.pt", "--checkpoint_dir", tmp_path,
+               "--run_name", "one", timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert ("note: 2 processes wrote this checkpoint, this run has 1: continuing from the end of epoch 1"
+            in done.stdout)
+    assert "Detected call of `lr_scheduler.step()`" not in done.stderr
+    history = load_checkpoint(tmp_path / "one" / "last.pt")["history"]
+    assert [r["epoch"] for r in history] == [1, 2] and history[-1]["lr"] == 0  # the schedule ran to its end
