@@ -15,6 +15,7 @@ Rules every caller relies on:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import math
 import os
 from typing import Any, Callable, Sequence
@@ -23,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from engine.errors import UsageError
+from engine.errors import AppError, UsageError
 
 
 def launched_world() -> int:
@@ -77,6 +78,23 @@ def setup(device_name: str) -> torch.device | None:
         dist.init_process_group("gloo")
     atexit.register(shutdown)
     return device
+
+
+@contextlib.contextmanager
+def peer_failures():
+    """A collective that fails because another process died: one line, not a traceback.
+
+    torchrun ends the whole job when a process exits with an error; the survivors' pending
+    all-reduce fails at once (gloo: "Connection closed by peer") and says so here.
+    """
+    try:
+        yield
+    except RuntimeError as e:
+        text = str(e)
+        if not is_dist() or not (isinstance(e, dist.DistError) or "closed by peer" in text or "NCCL" in text):
+            raise
+        raise AppError(f"rank {rank()} stopped because another process of this torchrun job failed (its "
+                       f"error is above): {text.splitlines()[0][:160]}") from None
 
 
 def shutdown() -> None:
