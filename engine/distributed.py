@@ -24,7 +24,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from engine.errors import AppError, UsageError
+from common.cores import usable_cores
+from common.errors import AppError, UsageError
 
 
 def launched_world() -> int:
@@ -104,8 +105,7 @@ def shutdown() -> None:
 
 def threads_per_rank() -> int:
     """``--threads 0`` under torchrun: this node's cores shared among its ranks."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // local_world())
+    return max(1, usable_cores() // local_world())
 
 
 def decorrelate_rng(seed: int) -> None:
@@ -137,13 +137,13 @@ def own_rank_state(ckpt: dict[str, Any]) -> tuple[dict[str, Any], str]:
         return {"rng": ckpt["rng"], "partial": ckpt.get("partial_epoch")}, ""
     part = ckpt.get("partial_epoch")
     redo = f"; the {part['batches']} batches of epoch {part['epoch']} it had done are trained again" if part else ""
-    note = (f"note: {ckpt_world_words(saved)} wrote this checkpoint, this run has {world()}: continuing from the "
+    note = (f"note: {_processes(saved)} wrote this checkpoint, this run has {world()}: continuing from the "
             f"end of epoch {ckpt['epoch']}{redo}. Batches and updates per epoch change, so the result is close to "
             f"but not the same as an uninterrupted run (resume with {saved} for an exact one)")
     return {"rng": ckpt["rng"] if is_main() else None, "partial": None}, note
 
 
-def ckpt_world_words(n: int) -> str:
+def _processes(n: int) -> str:
     return "a single process" if n == 1 else f"{n} processes"
 
 

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from engine.errors import AppError
+from common.errors import AppError
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

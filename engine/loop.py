@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from engine import faults
+from common import faults
+from common.errors import AppError
 from engine.distributed import BatchAgreement, all_sum, is_dist
-from engine.errors import AppError
 from engine.runtime import AmpPolicy
 
 

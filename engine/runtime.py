@@ -6,12 +6,13 @@ import os
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager
+from typing import Any, ContextManager
 
 import numpy as np
 import torch
 
-from engine.errors import UsageError
+from common.cores import usable_cores
+from common.errors import UsageError
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -46,10 +47,7 @@ def default_threads() -> int:
     speed, 1 thread at 100 % of its own). So cores that are busy when training starts are left
     out. ``--threads N`` overrides; see bench/threads.py.
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     try:
         busy = _busy_cores()
     except (OSError, ValueError, IndexError):  # no /proc/stat: not Linux
@@ -139,5 +137,3 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     model = getattr(model, "_orig_mod", model)
     return getattr(model, "module", model)
 
-
-Fn = Callable[..., Any]

@@ -17,21 +17,22 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
-from data import DataBundle, load_from_config
-from data.check import enforce_strict, report_of
-from data.loader import balanced_sample_weights, batch_count, loss_weights, make_loader
-from data.transforms import resize_uint8
+from data import DataBundle, prepare_data, preprocessing_of
+from data.loader import balanced_sample_weights, loss_weights, make_loader
+from data.order import batch_count
 from engine import config as config_mod
 from engine import distributed as ddp
-from engine import faults
-from engine.checkpoint import load_checkpoint, remove_stale_temps, save_checkpoint
+from common import faults
+from common.fileio import remove_stale_temps
+from engine.checkpoint import prune_epoch_files, save_checkpoint
 from engine.config import Config
 from engine.early_stopping import EarlyStopping
 from engine.ema import make_ema
-from engine.errors import UsageError
+from common.errors import UsageError
 from engine.history import plot_curves, write_metrics_csv
 from engine.interrupt import GracefulStop
 from engine.loop import NonFiniteGuard, epoch_summary, evaluate, global_stats, train_one_epoch
+from engine.model_io import load_model_from_checkpoint
 from engine.optim import build_optimizer
 from engine.run import start_run
 from engine.runtime import amp_policy, resolve_device, rng_state, seed_everything, set_rng_state, set_threads, unwrap
@@ -51,25 +52,6 @@ class Components:
     swa: bool = False  # ema is SWA's equal average, updated at SWA epoch ends
 
 
-def preprocessing_of(bundle: DataBundle) -> dict[str, Any]:
-    """What a later user of the model needs to feed it images exactly as in evaluation."""
-    h, w = bundle.image_size
-    return {"input_size": [h, w], "channels": bundle.channels, "mean": list(bundle.mean), "std": list(bundle.std),
-            "resize": "bilinear-antialias", "scale": "0-255 -> 0-1, then (x - mean) / std"}
-
-
-def prepare_data(cfg: Config) -> DataBundle:
-    """Load the dataset at its training size; ``bundle.report`` holds the dataset check's findings."""
-    bundle = load_from_config(cfg)
-    enforce_strict(report_of(bundle), cfg.strict_data)
-    if cfg.image_size and bundle.image_size != (cfg.image_size, cfg.image_size):
-        size = (cfg.image_size, cfg.image_size)
-        for split in bundle.splits().values():
-            if split.in_memory:  # streamed splits are decoded at their size already
-                split.images = resize_uint8(split.images, size)  # once, not every batch
-    return bundle
-
-
 def steps_per_epoch(num_train: int, batch_size: int, accum_steps: int, world: int = 1) -> int:
     """Optimizer updates per epoch; under torchrun a batch is ``batch_size`` on each of ``world`` ranks."""
     return math.ceil(batch_count(num_train, batch_size, (0, world), lockstep=True) / accum_steps)
@@ -84,7 +66,7 @@ def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp)
     optimizer = build_optimizer(cfg.optimizer, model, ddp.scaled_lr(cfg.lr, cfg.lr_scaling), cfg.weight_decay,
                                 cfg.momentum)
     spe = steps_per_epoch(len(bundle.train), cfg.batch_size, cfg.accum_steps, ddp.world())
-    plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps)
+    plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps, cfg.monitor)
     scheduler = build_scheduler(optimizer, cfg.scheduler, cfg.scheduler_params, plan,
                                 cfg.warmup_mode, cfg.warmup_start_factor)
     mode = "min" if cfg.monitor == "val_loss" else "max"
@@ -213,11 +195,11 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     val_loader = make_loader(bundle.val, max(cfg.batch_size, 256), pre, device, channels_last=cfg.channels_last,
                              num_workers=cfg.num_workers, strict=cfg.strict_data, shard=shard)
     say(f"{cfg.model} on {cfg.dataset}: {len(bundle.train)}/{len(bundle.val)}/"
-          f"{len(bundle.test) if bundle.test else 0} train/val/test images, {len(bundle.class_names)} classes, "
-          f"{sum(p.numel() for p in c.model.parameters()):,} parameters, device {device}"
-          f"{' (' + str(threads) + ' threads)' if device.type == 'cpu' else ''}, AMP "
-          f"{str(amp.dtype).removeprefix('torch.') if amp.enabled else 'off'}; "
-          f"{c.plan.steps_per_epoch} updates/epoch, warmup {c.plan.warmup_steps} updates{ddp.describe(cfg)}")
+        f"{len(bundle.test) if bundle.test else 0} train/val/test images, {len(bundle.class_names)} classes, "
+        f"{sum(p.numel() for p in c.model.parameters()):,} parameters, device {device}"
+        f"{' (' + str(threads) + ' threads)' if device.type == 'cpu' else ''}, AMP "
+        f"{str(amp.dtype).removeprefix('torch.') if amp.enabled else 'off'}; "
+        f"{c.plan.steps_per_epoch} updates/epoch, warmup {c.plan.warmup_steps} updates{ddp.describe(cfg)}")
 
     guard = NonFiniteGuard(cfg.max_nonfinite)
     if start.checkpoint is not None:
@@ -226,7 +208,8 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     # SWA's BN statistics come from the training images without augmentation, in a fixed order.
     bn_loader = make_loader(bundle.train, cfg.batch_size, pre, device, channels_last=cfg.channels_last,
                             num_workers=cfg.num_workers, strict=cfg.strict_data) if c.swa else None
-    with GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop:  # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume
+    # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume
+    with GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop:
         for epoch in range(first_epoch + 1, cfg.epochs + 1):
             train_loader.set_epoch(epoch)
             stats, global_step = train_one_epoch(
@@ -248,8 +231,8 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
                 update_bn(bn_loader, c.ema, device)
             val_loss, val_acc = evaluate(eval_model(c), val_loader, amp, tta=cfg.tta)
             in_warmup = c.scheduler.epoch_start_t < c.plan.warmup_steps  # this epoch was (partly) warmup
-            c.scheduler.step_epoch(val_loss)
             monitored = val_loss if cfg.monitor == "val_loss" else val_acc
+            c.scheduler.step_epoch(monitored)  # plateau follows --monitor (mode max for val_acc)
             improved = c.stopper.update(monitored, epoch, counts=not in_warmup)
             history.append({"epoch": epoch, "lr": stats.lr, "train_loss": stats.loss, "train_acc": stats.acc,
                             "val_loss": val_loss, "val_acc": val_acc, "seconds": round(stats.seconds, 3)})
@@ -265,6 +248,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
                 paths.append(run_dir / f"epoch_{epoch:03d}.pt")
             if ddp.is_main():
                 save_checkpoint(state, *paths, run_dir / "last.pt")
+                prune_epoch_files(run_dir, cfg.keep_last)  # after the commit point: a crash never loses the newest
             faults.point("epoch_end", release=stop)  # tests: pause here until signalled
             if c.stopper.should_stop:
                 stop_reason = (f"early stopping: {cfg.monitor} has not improved by more than {cfg.min_delta:g} "
@@ -274,28 +258,25 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
                 break
             if ddp.any_rank(stop()) and epoch < cfg.epochs:
                 raise interrupted(stop, f"the end of epoch {epoch}", run_dir)
-    return finish(cfg, run_dir, bundle, device, amp, stop_reason)
+    return finish(cfg, run_dir, bundle, device, stop_reason)
 
 
-def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device, amp, stop_reason: str
+def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device, stop_reason: str
            ) -> dict[str, Any]:
     """Score best.pt on the test split (val if there is none) and write ``summary.json``."""
     ddp.barrier()  # rank 0 has finished writing best.pt
-    best = load_checkpoint(run_dir / "best.pt")
-    model = build_model(cfg.model, len(bundle.class_names), bundle.channels, bundle.image_size[0], width=cfg.width,
-                        depth=cfg.depth, dropout=cfg.dropout).to(device)
-    model.load_state_dict(inference_weights(best))
+    best = load_model_from_checkpoint(run_dir / "best.pt", device)  # as evaluate.py will read it
     split_name = "test" if bundle.test is not None else "val"
-    loader = make_loader(bundle.split(split_name), 256, best["preprocessing"], device, num_workers=cfg.num_workers,
+    loader = make_loader(bundle.split(split_name), 256, best.preprocessing, device, num_workers=cfg.num_workers,
                          strict=cfg.strict_data, shard=(ddp.rank(), ddp.world()))
-    loss, acc = evaluate(model, loader, amp, tta=cfg.tta)
-    summary = {"run_dir": str(run_dir), "best_epoch": best["epoch"], "best_metric": best["best_metric"],
+    loss, acc = evaluate(best.model, loader, best.amp, tta=best.cfg.tta)
+    summary = {"run_dir": str(run_dir), "best_epoch": best.epoch, "best_metric": best.best_metric,
                "monitor": cfg.monitor, f"{split_name}_loss": loss, f"{split_name}_acc": acc,
                "stopped_early": bool(stop_reason), "stop_reason": stop_reason or f"finished all {cfg.epochs} epochs"}
     if not ddp.is_main():
         return summary
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"{split_name} accuracy of best.pt (epoch {best['epoch']}): {acc:.4f}  |  run folder: {run_dir}")
+    print(f"{split_name} accuracy of best.pt (epoch {best.epoch}): {acc:.4f}  |  run folder: {run_dir}")
     return summary
 
 
@@ -308,12 +289,3 @@ def interrupted(stop: GracefulStop, where: str, run_dir: Path) -> BaseException:
 
 def _silent(*_args, **_kwargs) -> None:
     """``print`` on ranks other than 0."""
-
-
-def inference_weights(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The state_dict to predict with: the EMA weights when the run kept them."""
-    ema = ckpt.get("ema")
-    if ema and int(ema.get("n_averaged", 1)) > 0:  # an SWA run saved before its first averaged epoch has none
-        prefix = "module."
-        return {k[len(prefix):]: v for k, v in ema.items() if k.startswith(prefix)}
-    return ckpt["model"]

@@ -5,7 +5,7 @@ subprocess. The model is timm's ``test_efficientnet_gn`` (GroupNorm, 100k parame
 off: GroupNorm normalises each image alone, so 2 ranks x batch B compute exactly the function
 1 process x batch 2B computes. (The Custom CNN's BatchNorm normalises over each rank's part of the
 batch, as in every DDP run without ``--sync_bn``, and that is a different function, not a rounding
-difference.) Moments are reached with engine/faults.py holds, never by sleeping.
+difference.) Moments are reached with common/faults.py holds, never by sleeping.
 """
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from data.loader import batch_count, make_loader, shard_slices
+from data.loader import make_loader
+from data.order import batch_count, shard_slices
 from data.types import Split
 
 PRE = {"input_size": [8, 8], "channels": 1, "mean": [0.5], "std": [0.25]}
