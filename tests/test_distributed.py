@@ -76,7 +76,7 @@ def test_two_ranks_equal_one_process_with_the_global_batch(two_ranks, tmp_path):
         for k in ("train_acc", "val_acc"):  # counts: a near-tie logit may flip one image at most
             assert b[k] == pytest.approx(a[k], abs=1.5 / 180), (a, b)
 
-    from evaluation.inference import load_model_from_checkpoint  # evaluate/predict read it unchanged
+    from engine.model_io import load_model_from_checkpoint  # the one path evaluate/predict read it by
     load_model_from_checkpoint(two_ranks / "best.pt", torch.device("cpu"))
 
 
