@@ -108,6 +108,13 @@ def threads_per_rank() -> int:
     return max(1, usable_cores() // local_world())
 
 
+def workers_per_rank(num_workers: int) -> int:
+    """``--num_workers -1`` under torchrun: data-loader workers from this rank's share of the cores."""
+    if num_workers >= 0 or not is_dist():
+        return num_workers
+    return max(0, min(8, usable_cores() // local_world() - 1))
+
+
 def decorrelate_rng(seed: int) -> None:
     """Ranks > 0 get their own torch RNG stream (dropout masks); rank 0 keeps the single-process one."""
     if rank() > 0:

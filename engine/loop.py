@@ -185,6 +185,8 @@ def predict_logits(model: nn.Module, loader: Iterable, amp: AmpPolicy, tta: bool
                 logits = (logits + model(x.flip(3))) / 2
         all_logits.append(logits.float().cpu())
         all_labels.append(y.cpu())
+    if not all_logits:  # under torchrun a rank can hold no image of a small split
+        return torch.empty(0, 0), torch.empty(0, dtype=torch.long)
     return torch.cat(all_logits), torch.cat(all_labels)
 
 
@@ -197,8 +199,9 @@ def evaluate(model: nn.Module, loader: Iterable, amp: AmpPolicy,
     """
     logits, labels = predict_logits(model, loader, amp, tta)
     if is_dist():  # each rank holds a shard: sum losses and hits, count images, all-reduce, then divide
-        loss_sum, hits, n = all_sum([nn.functional.cross_entropy(logits, labels, reduction="sum").item(),
-                                     (logits.argmax(1) == labels).sum().item(), len(labels)])
+        local = [nn.functional.cross_entropy(logits, labels, reduction="sum").item(),
+                 (logits.argmax(1) == labels).sum().item(), len(labels)] if len(labels) else [0.0, 0.0, 0.0]
+        loss_sum, hits, n = all_sum(local)
         return loss_sum / n, hits / n
     loss = nn.functional.cross_entropy(logits, labels)
     return loss.item(), (logits.argmax(1) == labels).float().mean().item()

@@ -189,11 +189,12 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.label_smoothing)
     sample_weights = balanced_sample_weights(bundle.train.labels, k) if cfg.balanced_sampler else None
     shard = (ddp.rank(), ddp.world())  # each rank's part of every global batch (the whole batch alone)
+    workers = ddp.workers_per_rank(cfg.num_workers)  # streamed data: this node's cores shared by its ranks
     train_loader = make_loader(bundle.train, cfg.batch_size, pre, device, augment_preset=cfg.augment, shuffle=True,
                                seed=cfg.seed, sample_weights=sample_weights, channels_last=cfg.channels_last,
-                               num_workers=cfg.num_workers, strict=cfg.strict_data, shard=shard)
+                               num_workers=workers, strict=cfg.strict_data, shard=shard)
     val_loader = make_loader(bundle.val, max(cfg.batch_size, 256), pre, device, channels_last=cfg.channels_last,
-                             num_workers=cfg.num_workers, strict=cfg.strict_data, shard=shard)
+                             num_workers=workers, strict=cfg.strict_data, shard=shard)
     say(f"{cfg.model} on {cfg.dataset}: {len(bundle.train)}/{len(bundle.val)}/"
         f"{len(bundle.test) if bundle.test else 0} train/val/test images, {len(bundle.class_names)} classes, "
         f"{sum(p.numel() for p in c.model.parameters()):,} parameters, device {device}"
@@ -207,7 +208,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     stop_reason = ""
     # SWA's BN statistics come from the training images without augmentation, in a fixed order.
     bn_loader = make_loader(bundle.train, cfg.batch_size, pre, device, channels_last=cfg.channels_last,
-                            num_workers=cfg.num_workers, strict=cfg.strict_data) if c.swa else None
+                            num_workers=workers, strict=cfg.strict_data) if c.swa else None
     # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume
     with GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop:
         for epoch in range(first_epoch + 1, cfg.epochs + 1):
@@ -267,7 +268,8 @@ def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device,
     ddp.barrier()  # rank 0 has finished writing best.pt
     best = load_model_from_checkpoint(run_dir / "best.pt", device)  # as evaluate.py will read it
     split_name = "test" if bundle.test is not None else "val"
-    loader = make_loader(bundle.split(split_name), 256, best.preprocessing, device, num_workers=cfg.num_workers,
+    loader = make_loader(bundle.split(split_name), 256, best.preprocessing, device,
+                         num_workers=ddp.workers_per_rank(cfg.num_workers),
                          strict=cfg.strict_data, shard=(ddp.rank(), ddp.world()))
     loss, acc = evaluate(best.model, loader, best.amp, tta=best.cfg.tta)
     summary = {"run_dir": str(run_dir), "best_epoch": best.epoch, "best_metric": best.best_metric,
