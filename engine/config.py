@@ -82,6 +82,7 @@ class Config:
     threads: int = 0  # torch intra-op threads; 0 picks from the machine
     deterministic: bool = False
     max_nonfinite: int = 3  # consecutive non-finite losses before training stops
+    tensorboard: bool = False  # also write TensorBoard event files to <run>/tb/
     # --- several processes (torchrun) ---
     lr_scaling: str = "none"  # none | linear | sqrt: --lr times world size, or its square root
     sync_bn: bool = False  # BatchNorm statistics over the global batch (SyncBatchNorm, CUDA)

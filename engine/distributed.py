@@ -188,6 +188,14 @@ def gather_to_main(obj: Any) -> list[Any] | None:
     return out
 
 
+def gather_rows(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Each tensor's rows from every rank, concatenated in rank order, on rank 0 (unchanged alone)."""
+    if not is_dist():
+        return tensors
+    parts = gather_to_main(tuple(t.cpu() for t in tensors))
+    return tuple(torch.cat(col) for col in zip(*parts)) if parts is not None else tensors
+
+
 def barrier() -> None:
     if is_dist():
         dist.barrier()

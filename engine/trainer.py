@@ -5,6 +5,7 @@ step the schedule, update early stopping, record the row, then save (RNG state i
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
@@ -31,11 +32,13 @@ from engine.ema import make_ema
 from common.errors import UsageError
 from engine.history import plot_curves, write_metrics_csv
 from engine.interrupt import GracefulStop
-from engine.loop import NonFiniteGuard, epoch_summary, evaluate, global_stats, train_one_epoch
+from engine.loop import (NonFiniteGuard, epoch_summary, evaluate, global_stats, predict_logits, scores,
+                         train_one_epoch)
 from engine.model_io import load_model_from_checkpoint
 from engine.optim import build_optimizer
 from engine.run import start_run
 from engine.runtime import amp_policy, resolve_device, rng_state, seed_everything, set_rng_state, set_threads, unwrap
+from engine.tensorboard import TensorBoardSink
 from models import build_model
 from schedulers import Plan, build_scheduler, is_horizon_free, make_plan, uses_swa
 
@@ -209,15 +212,16 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     # SWA's BN statistics come from the training images without augmentation, in a fixed order.
     bn_loader = make_loader(bundle.train, cfg.batch_size, pre, device, channels_last=cfg.channels_last,
                             num_workers=workers, strict=cfg.strict_data) if c.swa else None
-    # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume
-    with GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop:
+    sink = TensorBoardSink(run_dir, global_step) if cfg.tensorboard and ddp.is_main() else None
+    # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume. An error closes the sink.
+    with GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop, sink or contextlib.nullcontext():
         for epoch in range(first_epoch + 1, cfg.epochs + 1):
             train_loader.set_epoch(epoch)
             stats, global_step = train_one_epoch(
                 c.model, train_loader, criterion, c.optimizer, c.scheduler, c.scaler, amp, epoch=epoch,
                 global_step=global_step, accum_steps=cfg.accum_steps, grad_clip=cfg.grad_clip, guard=guard,
                 ema=None if c.swa else c.ema, progress=progress if ddp.is_main() else False, should_stop=stop,
-                resume_from=partial)
+                resume_from=partial, on_update=sink and sink.update)
             partial = None
             ddp.broadcast_buffers(c.model)  # every rank evaluates (and rank 0 saves) rank 0's BN statistics
             if stats.batches < len(train_loader):  # cut short by a signal: save the position in the epoch
@@ -238,6 +242,8 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
             history.append({"epoch": epoch, "lr": stats.lr, "train_loss": stats.loss, "train_acc": stats.acc,
                             "val_loss": val_loss, "val_acc": val_acc, "seconds": round(stats.seconds, 3)})
             say(epoch_summary(epoch, cfg.epochs, stats, val_loss, val_acc, improved))
+            if sink is not None:
+                sink.epoch(global_step, history[-1])
             state = checkpoint_state(c, cfg, bundle, epoch, global_step, history, guard.consecutive)
             if ddp.is_main():
                 write_metrics_csv(history, run_dir / "metrics.csv")
@@ -259,25 +265,33 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
                 break
             if ddp.any_rank(stop()) and epoch < cfg.epochs:
                 raise interrupted(stop, f"the end of epoch {epoch}", run_dir)
-    return finish(cfg, run_dir, bundle, device, stop_reason)
+    return finish(cfg, run_dir, bundle, device, stop_reason, sink)
 
 
-def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device, stop_reason: str
-           ) -> dict[str, Any]:
-    """Score best.pt on the test split (val if there is none) and write ``summary.json``."""
+def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device, stop_reason: str,
+           sink: TensorBoardSink | None = None) -> dict[str, Any]:
+    """Score best.pt on the test split (val if there is none) and write ``summary.json``; TensorBoard
+    gets the confusion matrix and the hparams, and ``sink`` is closed."""
     ddp.barrier()  # rank 0 has finished writing best.pt
     best = load_model_from_checkpoint(run_dir / "best.pt", device)  # as evaluate.py will read it
     split_name = "test" if bundle.test is not None else "val"
     loader = make_loader(bundle.split(split_name), 256, best.preprocessing, device,
                          num_workers=ddp.workers_per_rank(cfg.num_workers),
                          strict=cfg.strict_data, shard=(ddp.rank(), ddp.world()))
-    loss, acc = evaluate(best.model, loader, best.amp, tta=best.cfg.tta)
+    logits, labels = predict_logits(best.model, loader, best.amp, tta=best.cfg.tta)
+    loss, acc = scores(logits, labels)
+    if cfg.tensorboard:  # the confusion matrix counts every rank's images
+        logits, labels = ddp.gather_rows(logits, labels)
     summary = {"run_dir": str(run_dir), "best_epoch": best.epoch, "best_metric": best.best_metric,
                "monitor": cfg.monitor, f"{split_name}_loss": loss, f"{split_name}_acc": acc,
                "stopped_early": bool(stop_reason), "stop_reason": stop_reason or f"finished all {cfg.epochs} epochs"}
     if not ddp.is_main():
         return summary
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if sink is not None:
+        sink.finish(best.global_step, cfg, labels.numpy(), logits.argmax(1).numpy(), bundle.class_names,
+                    {f"{split_name}_acc": acc, f"{split_name}_loss": loss, "best_epoch": best.epoch})
+        sink.close()
     print(f"{split_name} accuracy of best.pt (epoch {best.epoch}): {acc:.4f}  |  run folder: {run_dir}")
     return summary
 
