@@ -211,15 +211,20 @@ def broadcast_buffers(model: nn.Module) -> None:
             dist.broadcast(buf, src=0)
 
 
-def wrap(model: nn.Module, device: torch.device, sync_bn: bool) -> nn.Module:
-    """DistributedDataParallel around ``model`` (unchanged in a single process)."""
+def wrap(model: nn.Module, device: torch.device, sync_bn: bool, partly_frozen: bool = False) -> nn.Module:
+    """DistributedDataParallel around ``model`` (unchanged in a single process).
+
+    ``partly_frozen`` (``--freeze_epochs``): the backbone gets no gradients for a while, which DDP
+    must be told (``find_unused_parameters``), or it would wait for those gradients forever.
+    """
     if not is_dist():
         return model
     if sync_bn:
         if device.type != "cuda":
             raise UsageError("--sync_bn needs CUDA: PyTorch's SyncBatchNorm has no CPU (gloo) implementation")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
+                                               find_unused_parameters=partly_frozen)
 
 
 class BatchAgreement:

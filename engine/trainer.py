@@ -29,7 +29,7 @@ from engine.checkpoint import prune_epoch_files, save_checkpoint
 from engine.config import Config
 from engine.early_stopping import EarlyStopping
 from engine.ema import make_ema
-from common.errors import UsageError
+from common.errors import AppError, UsageError
 from engine.history import plot_curves, write_metrics_csv
 from engine.interrupt import GracefulStop
 from engine.loop import (NonFiniteGuard, epoch_summary, evaluate, global_stats, predict_logits, scores,
@@ -39,7 +39,7 @@ from engine.optim import build_optimizer
 from engine.run import start_run
 from engine.runtime import amp_policy, resolve_device, rng_state, seed_everything, set_rng_state, set_threads, unwrap
 from engine.tensorboard import TensorBoardSink
-from models import build_model
+from models import build_model, set_backbone_frozen
 from schedulers import Plan, build_scheduler, is_horizon_free, make_plan, uses_swa
 
 
@@ -63,11 +63,11 @@ def steps_per_epoch(num_train: int, batch_size: int, accum_steps: int, world: in
 def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp) -> Components:
     model = build_model(cfg.model, len(bundle.class_names), bundle.channels, bundle.image_size[0], width=cfg.width,
                         depth=cfg.depth, dropout=cfg.dropout, pretrained=cfg.pretrained,
-                        pretrained_weights=cfg.pretrained_weights).to(device)
+                        pretrained_weights=cfg.pretrained_weights, verbose=True).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optimizer, model, ddp.scaled_lr(cfg.lr, cfg.lr_scaling), cfg.weight_decay,
-                                cfg.momentum)
+                                cfg.momentum, cfg.backbone_lr_mult)
     spe = steps_per_epoch(len(bundle.train), cfg.batch_size, cfg.accum_steps, ddp.world())
     plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps, cfg.monitor)
     scheduler = build_scheduler(optimizer, cfg.scheduler, cfg.scheduler_params, plan,
@@ -79,7 +79,7 @@ def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp)
         ema = make_ema(model, cfg.ema)
     elif swa:  # equal average of parameters; BN statistics are recomputed for it (update_bn)
         ema = AveragedModel(model)
-    return Components(ddp.wrap(model, device, cfg.sync_bn), optimizer, scheduler, amp.make_scaler(),
+    return Components(ddp.wrap(model, device, cfg.sync_bn, partly_frozen=cfg.freeze_epochs > 0), optimizer, scheduler, amp.make_scaler(),
                       EarlyStopping(cfg.early_stopping, cfg.min_delta, mode), ema, plan, swa)
 
 
@@ -160,7 +160,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     device = device or resolve_device(cfg.device)
     amp = amp_policy(cfg.amp, cfg.amp_dtype, device)
     seed_everything(cfg.seed, cfg.deterministic)
-    bundle = prepare_data(cfg)
+    bundle = prepare_data(cfg, start.checkpoint["class_names"] if start.checkpoint is not None else None)
     c = build_components(cfg, bundle, device, amp)
     ddp.decorrelate_rng(cfg.seed)  # dropout masks differ between ranks; rank 0 keeps the 1-process stream
     pre = preprocessing_of(bundle)
@@ -217,6 +217,12 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     with GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop, sink or contextlib.nullcontext():
         for epoch in range(first_epoch + 1, cfg.epochs + 1):
             train_loader.set_epoch(epoch)
+            if cfg.freeze_epochs:  # a function of the epoch alone, so a resumed run freezes the same way
+                set_backbone_frozen(unwrap(c.model), epoch <= cfg.freeze_epochs)
+                if epoch in (1, first_epoch + 1, cfg.freeze_epochs + 1):
+                    say(f"epoch {epoch}: " + (f"training the classifier head only until epoch {cfg.freeze_epochs} "
+                          f"(backbone and its BatchNorm statistics frozen)" if epoch <= cfg.freeze_epochs
+                          else "backbone unfrozen: training every layer"))
             stats, global_step = train_one_epoch(
                 c.model, train_loader, criterion, c.optimizer, c.scheduler, c.scaler, amp, epoch=epoch,
                 global_step=global_step, accum_steps=cfg.accum_steps, grad_clip=cfg.grad_clip, guard=guard,
@@ -273,6 +279,12 @@ def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device,
     """Score best.pt on the test split (val if there is none) and write ``summary.json``; TensorBoard
     gets the confusion matrix and the hparams, and ``sink`` is closed."""
     ddp.barrier()  # rank 0 has finished writing best.pt
+    if not (run_dir / "best.pt").is_file():  # every epoch's validation metric was NaN/inf
+        if sink is not None:
+            sink.close()  # the epochs' curves stay readable
+        raise AppError(f"{cfg.monitor} was non-finite in every epoch, so no epoch was a best and there is no "
+                       f"best.pt (the final weights are in {run_dir / 'last.pt'}). Lower --lr, set --grad_clip, "
+                       f"or check the data")
     best = load_model_from_checkpoint(run_dir / "best.pt", device)  # as evaluate.py will read it
     split_name = "test" if bundle.test is not None else "val"
     loader = make_loader(bundle.split(split_name), 256, best.preprocessing, device,
