@@ -7,6 +7,7 @@ Examples:
     python train.py --run_name exp1 --resume auto               # continue exp1, or start it
     python train.py --resume checkpoints/exp1/epoch_002.pt --run_name exp1_branch
     python train.py --dataset folder --data_dir my_images --check_data   # dataset report only
+    torchrun --standalone --nproc_per_node 4 train.py           # 4 GPUs (DDP); --device cpu: gloo processes
 """
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if script.get("check_data"):  # the dataset check alone: report, exit status, no run folder
         from data import run_check
         return run_check(cfg)
+    from engine.distributed import peer_failures
     from engine.trainer import fit  # heavy imports only once the command line is known to be good
-    fit(cfg, script["cli_keys"])
+    with peer_failures():  # under torchrun: another process died -> one line, not a traceback
+        fit(cfg, script["cli_keys"])
     return 0
 
 

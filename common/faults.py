@@ -8,6 +8,7 @@ marks those moments with :func:`point`; a test process sets ``IMGCLF_FAULTS`` to
     IMGCLF_FAULTS="write:last.pt#2=hold:/tmp/m"      # halfway through writing last.pt the 2nd time
     IMGCLF_FAULTS="write:last.pt#2=enospc"           # ... fail that write as a full disk would
     IMGCLF_FAULTS="step#5=hold:/tmp/a;epoch_end#1=hold:/tmp/b"   # several, ';'-separated
+    IMGCLF_FAULTS="step#3@1=enospc"                  # under torchrun: only in the process of RANK 1
 
 ``hold`` creates the marker file (the test waits for it, then sends its signal) and waits until
 the point's ``release()`` says so -- e.g. until a SIGINT was received -- or until it is killed.
@@ -31,10 +32,12 @@ def _parse(spec: str) -> dict[tuple[str, int], tuple[str, str]]:
     for entry in filter(None, (e.strip() for e in spec.split(";"))):
         left, _, right = entry.partition("=")
         name, _, n = left.rpartition("#")
+        n, _, rank = n.partition("@")
         action, _, arg = right.partition(":")
-        if not name or not n.isdigit() or action not in ("hold", "enospc"):
-            raise ValueError(f"bad {ENV} entry {entry!r}; expected POINT#N=hold:MARKER or POINT#N=enospc")
-        out[(name, int(n))] = (action, arg)
+        if not name or not n.isdigit() or not (rank == "" or rank.isdigit()) or action not in ("hold", "enospc"):
+            raise ValueError(f"bad {ENV} entry {entry!r}; expected POINT#N[@RANK]=hold:MARKER or POINT#N=enospc")
+        if rank == "" or int(rank) == int(os.environ.get("RANK", "0")):
+            out[(name, int(n))] = (action, arg)
     return out
 
 

@@ -12,7 +12,6 @@ the in-memory epoch of the same files bit for bit.
 """
 from __future__ import annotations
 
-import math
 import sys
 from typing import Iterator
 
@@ -21,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from common.cores import usable_cores
 from data.images import ImageDecodeError, decode_file
-from data.order import epoch_generator, epoch_order
+from data.order import batch_count, epoch_generator, epoch_order, shard_slices
 from data.transforms import draw_params, eval_transform, fit_image, preset_params, shift_flip
 
 
@@ -71,22 +70,26 @@ class EpochBatchSampler(Sampler):
     """Yields batches of (index, dy, dx, flip), drawn exactly as TensorLoader draws an epoch."""
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, preset: str, size: int,
-                 sample_weights: torch.Tensor | None = None):
+                 sample_weights: torch.Tensor | None = None, shard: tuple[int, int] = (0, 1)):
+        self.shard = shard  # (rank, world): drawn for the global batch, this rank's part kept
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.preset, self.size, self.sample_weights = preset, size, sample_weights
         self.epoch = 0
 
     def __len__(self) -> int:
-        return math.ceil(self.n / self.batch_size)
+        return batch_count(self.n, self.batch_size, self.shard, self.shuffle)
 
     def __iter__(self) -> Iterator[list[tuple[int, int, int, bool]]]:
         gen = epoch_generator(self.seed, self.epoch)
         order = epoch_order(self.n, gen, self.shuffle, self.sample_weights)
-        for start in range(0, self.n, self.batch_size):
-            idx = order[start:start + self.batch_size].tolist()
-            zeros = [0] * len(idx)
-            dy, dx, flips = draw_params(len(idx), self.preset, self.size, gen) if self.preset != "none" else (
+        for start, size, lo, hi in shard_slices(self.n, self.batch_size, self.shard, self.shuffle):
+            dy, dx, flips = draw_params(size, self.preset, self.size, gen) if self.preset != "none" else (
                 None, None, None)
+            if hi == lo:
+                continue
+            dy, dx, flips = (p[lo:hi] if p is not None else None for p in (dy, dx, flips))
+            idx = order[start + lo:start + hi].tolist()
+            zeros = [0] * len(idx)
             yield list(zip(idx, dy.tolist() if dy is not None else zeros, dx.tolist() if dx is not None else zeros,
                            flips.tolist() if flips is not None else [False] * len(idx)))
 
@@ -97,12 +100,12 @@ class DiskLoader:
     def __init__(self, dataset: FileDataset, batch_size: int, preprocessing: dict, device: torch.device,
                  augment_preset: str = "none", shuffle: bool = False, seed: int = 0,
                  sample_weights: torch.Tensor | None = None, channels_last: bool = False,
-                 num_workers: int = -1, strict: bool = False):
+                 num_workers: int = -1, strict: bool = False, shard: tuple[int, int] = (0, 1)):
         dataset.pad = preset_params(augment_preset, dataset.size)[0]
         self.dataset, self.batch_size, self.pre, self.device = dataset, batch_size, preprocessing, device
         self.channels_last, self.strict = channels_last, strict
         self.sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, seed, augment_preset, dataset.size,
-                                         sample_weights)
+                                         sample_weights, shard)
         workers = resolve_workers(num_workers)
         cuda = device.type == "cuda"
         # Persistent workers: re-forking every epoch costs seconds on big folders, and the sampler
@@ -117,7 +120,7 @@ class DiskLoader:
         self.sampler.epoch = epoch
 
     def __len__(self) -> int:
-        return math.ceil(len(self.dataset) / self.batch_size)
+        return len(self.sampler)
 
     @property
     def num_samples(self) -> int:

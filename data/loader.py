@@ -1,19 +1,23 @@
 """Batches from uint8 tensors resident on the training device, in a reproducible order.
 
 Each epoch's order and augmentations come from a generator seeded by (seed, epoch), so a run
-resumed at any epoch boundary sees exactly the batches the uninterrupted run saw. ``make_loader``
+resumed at any epoch boundary sees exactly the batches the uninterrupted run saw.
+
+Under torchrun every rank walks the same order in *global* batches of ``batch_size * world`` and
+keeps its own contiguous slice of each (``shard_slices``). Augmentation parameters are drawn for
+the whole global batch and sliced, so 2 ranks x batch B see exactly the images and augmentations
+that 1 process x batch 2B sees. ``make_loader``
 picks this loader for in-memory splits and :class:`data.disk_loader.DiskLoader` for streamed ones;
 both yield the same (inputs, labels) batches.
 """
 from __future__ import annotations
 
-import math
 from typing import Iterator
 
 import torch
 
-from data.order import epoch_generator, epoch_order
-from data.transforms import augment, eval_transform
+from data.order import batch_count, epoch_generator, epoch_order, shard_slices
+from data.transforms import apply_params, draw_params, eval_transform
 from data.types import Split
 
 
@@ -37,7 +41,8 @@ class TensorLoader:
 
     def __init__(self, split: Split, batch_size: int, preprocessing: dict, device: torch.device,
                  augment_preset: str = "none", shuffle: bool = False, seed: int = 0,
-                 sample_weights: torch.Tensor | None = None, channels_last: bool = False):
+                 sample_weights: torch.Tensor | None = None, channels_last: bool = False,
+                 shard: tuple[int, int] = (0, 1)):
         self.images = split.images.to(device)
         self.labels = split.labels.to(device)
         self.batch_size = batch_size
@@ -48,13 +53,14 @@ class TensorLoader:
         self.seed = seed
         self.sample_weights = sample_weights  # balanced sampling: draw with replacement by weight
         self.channels_last = channels_last
+        self.shard = shard  # (rank, world): this process's part of every global batch
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return math.ceil(len(self.labels) / self.batch_size)
+        return batch_count(self.num_samples, self.batch_size, self.shard, self.shuffle)
 
     @property
     def num_samples(self) -> int:
@@ -63,11 +69,15 @@ class TensorLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         gen = epoch_generator(self.seed, self.epoch)
         order = epoch_order(self.num_samples, gen, self.shuffle, self.sample_weights).to(self.device)
-        for start in range(0, self.num_samples, self.batch_size):
-            idx = order[start:start + self.batch_size]
+        size_px = self.images.shape[-2]
+        for start, size, lo, hi in shard_slices(self.num_samples, self.batch_size, self.shard, self.shuffle):
+            params = draw_params(size, self.augment_preset, size_px, gen) if self.augment_preset != "none" else None
+            if hi == lo:
+                continue
+            idx = order[start + lo:start + hi]
             x = self.images[idx]
-            if self.augment_preset != "none":
-                x = augment(x, self.augment_preset, gen)
+            if params is not None:
+                x = apply_params(x, self.augment_preset, *(p[lo:hi] if p is not None else None for p in params))
             x = eval_transform(x, self.pre)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -77,13 +87,16 @@ class TensorLoader:
 def make_loader(split: Split, batch_size: int, preprocessing: dict, device: torch.device, *,
                 augment_preset: str = "none", shuffle: bool = False, seed: int = 0,
                 sample_weights: torch.Tensor | None = None, channels_last: bool = False,
-                num_workers: int = -1, strict: bool = False):
-    """TensorLoader for an in-memory split, DiskLoader (DataLoader workers) for a streamed one."""
+                num_workers: int = -1, strict: bool = False, shard: tuple[int, int] = (0, 1)):
+    """TensorLoader for an in-memory split, DiskLoader (DataLoader workers) for a streamed one.
+
+    ``shard=(rank, world)`` gives this process its part of every global batch of ``batch_size * world``.
+    """
     if split.in_memory:
         return TensorLoader(split, batch_size, preprocessing, device, augment_preset, shuffle, seed,
-                            sample_weights, channels_last)
+                            sample_weights, channels_last, shard)
     from data.disk_loader import DiskLoader, FileDataset
     size, channels = preprocessing["input_size"][0], preprocessing["channels"]
     dataset = FileDataset(split.ids, split.labels, channels, size)
     return DiskLoader(dataset, batch_size, preprocessing, device, augment_preset, shuffle, seed, sample_weights,
-                      channels_last, num_workers, strict)
+                      channels_last, num_workers, strict, shard)

@@ -84,8 +84,13 @@ def _translate_grouped(x: torch.Tensor, pad: int, dy: torch.Tensor, dx: torch.Te
 
 def augment(x: torch.Tensor, preset: str, gen: torch.Generator) -> torch.Tensor:
     """Apply an augmentation preset to a uint8 batch (N, C, H, W) on its device."""
+    return apply_params(x, preset, *draw_params(x.shape[0], preset, x.shape[-2], gen))
+
+
+def apply_params(x: torch.Tensor, preset: str, dy: torch.Tensor | None, dx: torch.Tensor | None,
+                 flips: torch.Tensor | None) -> torch.Tensor:
+    """Augment a uint8 batch with parameters from ``draw_params`` (a rank's slice of a global batch's)."""
     pad, _ = preset_params(preset, x.shape[-2])
-    dy, dx, flips = draw_params(x.shape[0], preset, x.shape[-2], gen)
     if dy is not None:
         x = _translate(x, pad, dy, dx)
     if flips is not None:  # mirror only the chosen images: torch.where over the batch is ~3x slower

@@ -86,6 +86,9 @@ class Config:
     deterministic: bool = False
     max_nonfinite: int = 3  # consecutive non-finite losses before training stops
     tensorboard: bool = False  # also write TensorBoard event files to <run>/tb/
+    # --- several processes (torchrun) ---
+    lr_scaling: str = "none"  # none | linear | sqrt: --lr times world size, or its square root
+    sync_bn: bool = False  # BatchNorm statistics over the global batch (SyncBatchNorm, CUDA)
 
 
 DEFAULT_YAML = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"

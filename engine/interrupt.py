@@ -15,6 +15,7 @@ import shlex
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from common.errors import AppError
@@ -35,8 +36,18 @@ class Interrupted(AppError):
 def resume_command(run_dir: Path) -> str:
     """The one command that continues this run (or starts it, if nothing was saved yet)."""
     script = sys.argv[0] if sys.argv and sys.argv[0].endswith("train.py") else "train.py"
-    return (f"python {shlex.quote(script)} --checkpoint_dir {shlex.quote(str(run_dir.parent))} "
+    return (f"{launcher()} {shlex.quote(script)} --checkpoint_dir {shlex.quote(str(run_dir.parent))} "
             f"--run_name {shlex.quote(run_dir.name)} --resume auto")
+
+
+def launcher() -> str:
+    """``python``, or the torchrun command that started this process (same number of processes)."""
+    world, local = int(os.environ.get("WORLD_SIZE", "1")), os.environ.get("LOCAL_WORLD_SIZE", "1")
+    if world <= 1:
+        return "python"
+    if str(world) == local:
+        return f"torchrun --standalone --nproc_per_node {local}"
+    return f"torchrun <the same --nnodes/--rdzv flags> --nproc_per_node {local}"
 
 
 class GracefulStop:
@@ -44,10 +55,16 @@ class GracefulStop:
 
     Outside the main thread (e.g. training started from a worker thread) signals cannot be
     caught, so the handlers are simply not installed and the default behaviour stays.
+
+    ``coalesce_s``: under torchrun a Ctrl-C reaches each worker twice within milliseconds (SIGINT
+    from the terminal, SIGTERM forwarded by the launcher); a second signal that soon is the same
+    request, not the "quit at once" one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, coalesce_s: float = 0.0) -> None:
         self.signum: int | None = None
+        self.coalesce_s = coalesce_s
+        self._first = 0.0
         self._previous: dict[int, object] = {}
 
     def __call__(self) -> bool:
@@ -66,11 +83,13 @@ class GracefulStop:
     def _handle(self, signum: int, frame) -> None:
         name = signal.Signals(signum).name
         # os.write, not print: a handler may run while the main thread is inside print().
+        if self.signum is not None and time.monotonic() - self._first < self.coalesce_s:
+            return
         if self.signum is not None:
             os.write(2, f"\n{name} again: exiting now; files on disk are complete (last.pt is the "
                         f"last saved state)\n".encode())
             os._exit(128 + signum)
-        self.signum = signum
+        self.signum, self._first = signum, time.monotonic()
         os.write(2, f"\n{name}: finishing the current step and saving last.pt "
                     f"(press Ctrl-C again to quit at once)\n".encode())
 

@@ -6,6 +6,7 @@ The scheduler hears about an update only when the scaler really applied it.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 from common import faults
 from common.errors import AppError
+from engine.distributed import BatchAgreement, all_sum, is_dist
 from engine.runtime import AmpPolicy
 
 
@@ -95,6 +97,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
     # does. Freeing them right after the step was sometimes slower on CPU (in a profile of
     # bench/loop_overhead.py zero_grad took ~2.5 ms a call there, ~0.1 ms here); never faster.
     clear_grads = True
+    # Under torchrun: one all-reduce per batch so all ranks drop, weigh and stop alike (no-op alone).
+    agree = BatchAgreement(should_stop, getattr(criterion, "weight", None))
     for i, (x, y) in enumerate(bar):
         if i < start_batch:
             continue  # consumed before the interruption: drawn (same augmentation draws), not trained on
@@ -102,7 +106,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
         with amp.autocast():
             out = model(x)
             loss = criterion(out, y)
-        loss_value = loss.item()  # one sync per batch: needed to refuse a non-finite update in fp32
+        loss_value, share = agree.loss_value(loss, y)  # one sync per batch: refuses a non-finite update in fp32
         if not scaler.is_enabled() and guard is not None and not guard.check(loss_value, epoch, global_step + 1):
             dropped += 1
             clear_grads = True  # this update's accumulated gradients go too
@@ -110,7 +114,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
         if clear_grads:
             optimizer.zero_grad(set_to_none=True)
             clear_grads = False
-        scaler.scale(loss / accum_steps).backward()
+        scaler.scale((loss * share if share != 1.0 else loss) / accum_steps).backward()
         if (i + 1) % accum_steps == 0 or i + 1 == n_batches:
             if grad_clip > 0:
                 scaler.unscale_(optimizer)
@@ -140,7 +144,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
             bar.set_postfix(loss=f"{total_loss.item() / max(seen, 1):.4f}", acc=f"{correct.item() / max(seen, 1):.3f}",
                             lr=f"{lr:.3g}", img_s=f"{rate:.0f}", refresh=False)
         # Stop only where an update just completed: a half-accumulated gradient is not saved.
-        if should_stop() and (i + 1) % accum_steps == 0 and i + 1 < n_batches:
+        if agree.stop_requested() and (i + 1) % accum_steps == 0 and i + 1 < n_batches:
             break
     seconds = time.perf_counter() - start
     bar.close()
@@ -148,6 +152,15 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
                        seconds=seconds, images=seen, updates=updates, skipped_updates=skipped,
                        nonfinite_batches=dropped, batches=done, loss_sum=total_loss.item(), correct=int(correct.item()))
     return stats, global_step
+
+
+def global_stats(stats: EpochStats) -> EpochStats:
+    """The epoch over all ranks: loss and accuracy from all-reduced sums and counts (as is, alone)."""
+    if not is_dist():
+        return stats
+    loss_sum, correct, images = all_sum([stats.loss_sum, stats.correct, stats.images])
+    return dataclasses.replace(stats, loss=loss_sum / max(images, 1), acc=correct / max(images, 1),
+                               images=int(images), loss_sum=loss_sum, correct=int(correct))
 
 
 def epoch_summary(epoch: int, epochs: int, stats: EpochStats, val_loss: float, val_acc: float,
@@ -178,6 +191,8 @@ def predict_logits(model: nn.Module, loader: Iterable, amp: AmpPolicy, tta: bool
                 logits = (logits + model(x.flip(3))) / 2
         all_logits.append(logits.float().cpu())
         all_labels.append(y.cpu())
+    if not all_logits:  # under torchrun a rank can hold no image of a small split
+        return torch.empty(0, 0), torch.empty(0, dtype=torch.long)
     return torch.cat(all_logits), torch.cat(all_labels)
 
 
@@ -192,6 +207,11 @@ def evaluate(model: nn.Module, loader: Iterable, amp: AmpPolicy,
 
 
 def scores(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    """Plain cross-entropy and accuracy of ``logits`` (see ``evaluate``)."""
+    """Plain cross-entropy and accuracy of ``logits`` (see ``evaluate``); under torchrun, of every rank's."""
+    if is_dist():  # each rank holds a shard: sum losses and hits, count images, all-reduce, then divide
+        local = [nn.functional.cross_entropy(logits, labels, reduction="sum").item(),
+                 (logits.argmax(1) == labels).sum().item(), len(labels)] if len(labels) else [0.0, 0.0, 0.0]
+        loss_sum, hits, n = all_sum(local)
+        return loss_sum / n, hits / n
     loss = nn.functional.cross_entropy(logits, labels)
     return loss.item(), (logits.argmax(1) == labels).float().mean().item()

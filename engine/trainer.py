@@ -9,6 +9,8 @@ import contextlib
 import dataclasses
 import json
 import math
+import signal
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,9 @@ from torch.optim.swa_utils import AveragedModel, update_bn
 
 from data import DataBundle, prepare_data, preprocessing_of
 from data.loader import balanced_sample_weights, loss_weights, make_loader
+from data.order import batch_count
 from engine import config as config_mod
+from engine import distributed as ddp
 from common import faults
 from common.fileio import remove_stale_temps
 from engine.checkpoint import prune_epoch_files, save_checkpoint
@@ -29,7 +33,8 @@ from engine.ema import make_ema
 from common.errors import AppError, UsageError
 from engine.history import plot_curves, write_metrics_csv
 from engine.interrupt import GracefulStop
-from engine.loop import NonFiniteGuard, epoch_summary, evaluate, predict_logits, scores, train_one_epoch
+from engine.loop import (NonFiniteGuard, epoch_summary, evaluate, global_stats, predict_logits, scores,
+                         train_one_epoch)
 from engine.lr_finder import LRFind, range_test, report, write_outputs
 from engine.model_io import load_model_from_checkpoint
 from engine.optim import build_optimizer
@@ -53,8 +58,9 @@ class Components:
     swa: bool = False  # ema is SWA's equal average, updated at SWA epoch ends
 
 
-def steps_per_epoch(num_train: int, batch_size: int, accum_steps: int) -> int:
-    return math.ceil(math.ceil(num_train / batch_size) / accum_steps)
+def steps_per_epoch(num_train: int, batch_size: int, accum_steps: int, world: int = 1) -> int:
+    """Optimizer updates per epoch; under torchrun a batch is ``batch_size`` on each of ``world`` ranks."""
+    return math.ceil(batch_count(num_train, batch_size, (0, world), lockstep=True) / accum_steps)
 
 
 def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp) -> Components:
@@ -63,8 +69,9 @@ def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp)
                         pretrained_weights=cfg.pretrained_weights, verbose=True).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.backbone_lr_mult)
-    spe = steps_per_epoch(len(bundle.train), cfg.batch_size, cfg.accum_steps)
+    optimizer = build_optimizer(cfg.optimizer, model, ddp.scaled_lr(cfg.lr, cfg.lr_scaling), cfg.weight_decay,
+                                cfg.momentum, cfg.backbone_lr_mult)
+    spe = steps_per_epoch(len(bundle.train), cfg.batch_size, cfg.accum_steps, ddp.world())
     plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps, cfg.monitor)
     scheduler = build_scheduler(optimizer, cfg.scheduler, cfg.scheduler_params, plan,
                                 cfg.warmup_mode, cfg.warmup_start_factor)
@@ -75,8 +82,8 @@ def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp)
         ema = make_ema(model, cfg.ema)
     elif swa:  # equal average of parameters; BN statistics are recomputed for it (update_bn)
         ema = AveragedModel(model)
-    return Components(model, optimizer, scheduler, amp.make_scaler(), EarlyStopping(cfg.early_stopping,
-                      cfg.min_delta, mode), ema, plan, swa)
+    return Components(ddp.wrap(model, device, cfg.sync_bn, partly_frozen=cfg.freeze_epochs > 0), optimizer, scheduler, amp.make_scaler(),
+                      EarlyStopping(cfg.early_stopping, cfg.min_delta, mode), ema, plan, swa)
 
 
 def restore(c: Components, ckpt: dict[str, Any], cfg: Config, num_classes: int) -> None:
@@ -93,11 +100,24 @@ def restore(c: Components, ckpt: dict[str, Any], cfg: Config, num_classes: int) 
     except RuntimeError as e:
         raise UsageError(f"checkpoint weights do not fit model '{cfg.model}': {str(e).splitlines()[0]}") from None
     c.optimizer.load_state_dict(ckpt["optimizer"])
-    c.scheduler.load_state_dict(ckpt["scheduler"])
+    if ckpt.get("world_size", 1) == ddp.world():
+        c.scheduler.load_state_dict(ckpt["scheduler"])
+    else:  # updates per epoch changed with the global batch: replay the finished epochs at the new length
+        replay_schedule(c.scheduler, c.plan.steps_per_epoch, ckpt.get("history", [])[:ckpt["epoch"]])
     c.scaler.load_state_dict(ckpt["scaler"])
     c.stopper.load_state_dict(ckpt["early_stopping"])
     if c.ema is not None and ckpt.get("ema") is not None:
         c.ema.load_state_dict(ckpt["ema"])
+
+
+def replay_schedule(scheduler, steps_per_epoch: int, history: list[dict]) -> None:
+    """Step a fresh schedule through finished epochs (plateau decisions from their val losses)."""
+    with warnings.catch_warnings():  # no optimizer.step() happens here, on purpose
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+        for row in history:
+            for _ in range(steps_per_epoch):
+                scheduler.step_update()
+            scheduler.step_epoch(row["val_loss"])
 
 
 def checkpoint_state(c: Components, cfg: Config, bundle: DataBundle, epoch: int, global_step: int,
@@ -105,6 +125,8 @@ def checkpoint_state(c: Components, cfg: Config, bundle: DataBundle, epoch: int,
     """Everything needed to continue exactly; ``epoch`` counts completed epochs, ``partial`` is the
     position and accumulators inside the next one when an interrupt cut it short."""
     return {
+        "world_size": ddp.world(),  # resume with the same world size is exact; see rank_states
+        "rank_states": ddp.gather_to_main({"rng": rng_state(), "partial": partial}) if ddp.is_dist() else None,
         "nonfinite_consecutive": nonfinite,  # the guard's count must not reset on resume
         "partial_epoch": partial,
         "model": unwrap(c.model).state_dict(),
@@ -127,16 +149,18 @@ def checkpoint_state(c: Components, cfg: Config, bundle: DataBundle, epoch: int,
 def eval_model(c: Components) -> nn.Module:
     """The weights evaluation uses: the EMA average when enabled, else the trained model."""
     # An SWA average exists only from its first epoch on; until then the trained model is evaluated.
-    return c.ema.module if c.ema is not None and c.ema.n_averaged > 0 else c.model
+    return c.ema.module if c.ema is not None and c.ema.n_averaged > 0 else unwrap(c.model)  # no DDP collectives
 
 
 def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[str, Any]:
     """Train (or resume) a run and return its summary."""
     start = start_run(cfg, cli_keys)
     cfg, run_dir = start.cfg, start.run_dir
-    print(start.message)
-    threads = set_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    device = ddp.setup(cfg.device)  # None unless started by torchrun
+    say = print if ddp.is_main() else _silent  # one writer: global rank 0
+    say(start.message)
+    threads = set_threads(cfg.threads or (ddp.threads_per_rank() if device else 0))
+    device = device or resolve_device(cfg.device)
     amp = amp_policy(cfg.amp, cfg.amp_dtype, device)
     seed_everything(cfg.seed, cfg.deterministic)
     bundle = prepare_data(cfg, start.checkpoint["class_names"] if start.checkpoint is not None else None)
@@ -144,71 +168,84 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
         cfg = (choose_lr(cfg, bundle, device, amp, run_dir / "lr_find") if start.checkpoint is None
                else dataclasses.replace(cfg, lr=float(start.checkpoint["config"]["lr"])))
     c = build_components(cfg, bundle, device, amp)
+    ddp.decorrelate_rng(cfg.seed)  # dropout masks differ between ranks; rank 0 keeps the 1-process stream
     pre = preprocessing_of(bundle)
-    first_epoch, global_step, history = 0, 0, []
+    first_epoch, global_step, history, partial = 0, 0, [], None
     if start.checkpoint is not None:
         restore(c, start.checkpoint, cfg, len(bundle.class_names))
         first_epoch, global_step = start.checkpoint["epoch"], start.checkpoint["global_step"]
         history = [r for r in start.checkpoint.get("history", []) if r["epoch"] <= first_epoch]
-        set_rng_state(start.checkpoint["rng"])
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config_mod.save_yaml(cfg, run_dir / "config.yaml")
-    except OSError as e:
-        raise UsageError(f"cannot write the run folder {run_dir}: {e.strerror or e}; choose a writable "
-                         f"--checkpoint_dir") from None
-    for tmp in remove_stale_temps(run_dir):
-        print(f"removed {tmp.name}, a partial write left by a killed run")
-    recorder = RunRecorder(cfg, run_dir)  # the results database (--results_db)
+        own, note = ddp.own_rank_state(start.checkpoint)  # this rank's RNG and position in the epoch
+        if note:  # saved by another number of processes: continue from the epoch boundary
+            say(note)
+            global_step = first_epoch * c.plan.steps_per_epoch
+        if own["rng"] is not None:
+            set_rng_state(own["rng"])
+        partial = own["partial"]
+    if ddp.is_main():
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            config_mod.save_yaml(cfg, run_dir / "config.yaml")
+        except OSError as e:
+            raise UsageError(f"cannot write the run folder {run_dir}: {e.strerror or e}; choose a writable "
+                             f"--checkpoint_dir") from None
+        for tmp in remove_stale_temps(run_dir):
+            say(f"removed {tmp.name}, a partial write left by a killed run")
+    # The results database (--results_db) is written by rank 0 alone, like every other file.
+    recorder = RunRecorder(cfg if ddp.is_main() else dataclasses.replace(cfg, results_db="none"), run_dir)
     recorder.start(c.model if start.checkpoint is None else None, history)
 
-    print(bundle.report.summary())
+    say(bundle.report.summary())
     k = len(bundle.class_names)
     weights = loss_weights(bundle.train.labels, k).to(device) if cfg.class_weights == "auto" else None
     criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.label_smoothing)
     sample_weights = balanced_sample_weights(bundle.train.labels, k) if cfg.balanced_sampler else None
+    shard = (ddp.rank(), ddp.world())  # each rank's part of every global batch (the whole batch alone)
+    workers = ddp.workers_per_rank(cfg.num_workers)  # streamed data: this node's cores shared by its ranks
     train_loader = make_loader(bundle.train, cfg.batch_size, pre, device, augment_preset=cfg.augment, shuffle=True,
                                seed=cfg.seed, sample_weights=sample_weights, channels_last=cfg.channels_last,
-                               num_workers=cfg.num_workers, strict=cfg.strict_data)
+                               num_workers=workers, strict=cfg.strict_data, shard=shard)
     val_loader = make_loader(bundle.val, max(cfg.batch_size, 256), pre, device, channels_last=cfg.channels_last,
-                             num_workers=cfg.num_workers, strict=cfg.strict_data)
-    print(f"{cfg.model} on {cfg.dataset}: {len(bundle.train)}/{len(bundle.val)}/"
-          f"{len(bundle.test) if bundle.test else 0} train/val/test images, {len(bundle.class_names)} classes, "
-          f"{sum(p.numel() for p in c.model.parameters()):,} parameters, device {device}"
-          f"{' (' + str(threads) + ' threads)' if device.type == 'cpu' else ''}, AMP "
-          f"{str(amp.dtype).removeprefix('torch.') if amp.enabled else 'off'}; "
-          f"{c.plan.steps_per_epoch} updates/epoch, warmup {c.plan.warmup_steps} updates")
+                             num_workers=workers, strict=cfg.strict_data, shard=shard)
+    say(f"{cfg.model} on {cfg.dataset}: {len(bundle.train)}/{len(bundle.val)}/"
+        f"{len(bundle.test) if bundle.test else 0} train/val/test images, {len(bundle.class_names)} classes, "
+        f"{sum(p.numel() for p in c.model.parameters()):,} parameters, device {device}"
+        f"{' (' + str(threads) + ' threads)' if device.type == 'cpu' else ''}, AMP "
+        f"{str(amp.dtype).removeprefix('torch.') if amp.enabled else 'off'}; "
+        f"{c.plan.steps_per_epoch} updates/epoch, warmup {c.plan.warmup_steps} updates{ddp.describe(cfg)}")
 
     guard = NonFiniteGuard(cfg.max_nonfinite)
-    partial = None
     if start.checkpoint is not None:
         guard.consecutive = start.checkpoint.get("nonfinite_consecutive", 0)
-        partial = start.checkpoint.get("partial_epoch")
     stop_reason = ""
     # SWA's BN statistics come from the training images without augmentation, in a fixed order.
     bn_loader = make_loader(bundle.train, cfg.batch_size, pre, device, channels_last=cfg.channels_last,
-                            num_workers=cfg.num_workers, strict=cfg.strict_data) if c.swa else None
-    sink = TensorBoardSink(run_dir, global_step) if cfg.tensorboard else None
+                            num_workers=workers, strict=cfg.strict_data) if c.swa else None
+    sink = TensorBoardSink(run_dir, global_step) if cfg.tensorboard and ddp.is_main() else None
     # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume. An error closes the sink.
-    with GracefulStop() as stop, recorder, sink or contextlib.nullcontext():
+    with GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop, recorder, sink or contextlib.nullcontext():
         for epoch in range(first_epoch + 1, cfg.epochs + 1):
             train_loader.set_epoch(epoch)
             if cfg.freeze_epochs:  # a function of the epoch alone, so a resumed run freezes the same way
-                set_backbone_frozen(c.model, epoch <= cfg.freeze_epochs)
+                set_backbone_frozen(unwrap(c.model), epoch <= cfg.freeze_epochs)
                 if epoch in (1, first_epoch + 1, cfg.freeze_epochs + 1):
-                    print(f"epoch {epoch}: " + (f"training the classifier head only until epoch {cfg.freeze_epochs} "
+                    say(f"epoch {epoch}: " + (f"training the classifier head only until epoch {cfg.freeze_epochs} "
                           f"(backbone and its BatchNorm statistics frozen)" if epoch <= cfg.freeze_epochs
                           else "backbone unfrozen: training every layer"))
             stats, global_step = train_one_epoch(
                 c.model, train_loader, criterion, c.optimizer, c.scheduler, c.scaler, amp, epoch=epoch,
                 global_step=global_step, accum_steps=cfg.accum_steps, grad_clip=cfg.grad_clip, guard=guard,
-                ema=None if c.swa else c.ema, progress=progress, should_stop=stop, resume_from=partial,
-                on_update=sink and sink.update)
+                ema=None if c.swa else c.ema, progress=progress if ddp.is_main() else False, should_stop=stop,
+                resume_from=partial, on_update=sink and sink.update)
             partial = None
+            ddp.broadcast_buffers(c.model)  # every rank evaluates (and rank 0 saves) rank 0's BN statistics
             if stats.batches < len(train_loader):  # cut short by a signal: save the position in the epoch
-                save_checkpoint(checkpoint_state(c, cfg, bundle, epoch - 1, global_step, history, guard.consecutive,
-                                                 stats.partial_state(epoch)), run_dir / "last.pt")
-                raise stop.error(f"epoch {epoch}, batch {stats.batches}/{len(train_loader)}", run_dir)
+                state = checkpoint_state(c, cfg, bundle, epoch - 1, global_step, history, guard.consecutive,
+                                         stats.partial_state(epoch))
+                if ddp.is_main():
+                    save_checkpoint(state, run_dir / "last.pt")
+                raise interrupted(stop, f"epoch {epoch}, batch {stats.batches}/{len(train_loader)}", run_dir)
+            stats = global_stats(stats)  # sums and counts over all ranks
             if c.swa and c.scheduler.swa_active:  # before evaluating: val loss, best.pt use the average
                 c.ema.update_parameters(c.model)
                 update_bn(bn_loader, c.ema, device)
@@ -219,29 +256,31 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
             improved = c.stopper.update(monitored, epoch, counts=not in_warmup)
             history.append({"epoch": epoch, "lr": stats.lr, "train_loss": stats.loss, "train_acc": stats.acc,
                             "val_loss": val_loss, "val_acc": val_acc, "seconds": round(stats.seconds, 3)})
-            print(epoch_summary(epoch, cfg.epochs, stats, val_loss, val_acc, improved))
+            say(epoch_summary(epoch, cfg.epochs, stats, val_loss, val_acc, improved))
             if sink is not None:
                 sink.epoch(global_step, history[-1])
-            write_metrics_csv(history, run_dir / "metrics.csv")
-            recorder.epoch(history)
-            plot_curves(history, run_dir / "curves.png")
             state = checkpoint_state(c, cfg, bundle, epoch, global_step, history, guard.consecutive)
+            if ddp.is_main():
+                write_metrics_csv(history, run_dir / "metrics.csv")
+                recorder.epoch(history)
+                plot_curves(history, run_dir / "curves.png")
             # last.pt goes last: it is the commit point. A crash before it re-runs this epoch, which
             # rewrites best.pt / epoch_NNN.pt identically; after it, they are already complete.
             paths = [run_dir / "best.pt"] if improved else []
             if cfg.save_every and epoch % cfg.save_every == 0:
                 paths.append(run_dir / f"epoch_{epoch:03d}.pt")
-            save_checkpoint(state, *paths, run_dir / "last.pt")
-            prune_epoch_files(run_dir, cfg.keep_last)  # after the commit point: a crash never loses the newest
+            if ddp.is_main():
+                save_checkpoint(state, *paths, run_dir / "last.pt")
+                prune_epoch_files(run_dir, cfg.keep_last)  # after the commit point: a crash never loses the newest
             faults.point("epoch_end", release=stop)  # tests: pause here until signalled
             if c.stopper.should_stop:
                 stop_reason = (f"early stopping: {cfg.monitor} has not improved by more than {cfg.min_delta:g} "
                                f"for {c.stopper.bad_epochs} epochs (best {c.stopper.best:.4f} at epoch "
                                f"{c.stopper.best_epoch})")
-                print(stop_reason)
+                say(stop_reason)
                 break
-            if stop() and epoch < cfg.epochs:
-                raise stop.error(f"the end of epoch {epoch}", run_dir)
+            if ddp.any_rank(stop()) and epoch < cfg.epochs:
+                raise interrupted(stop, f"the end of epoch {epoch}", run_dir)
     return finish(cfg, run_dir, bundle, device, stop_reason, sink, recorder)
 
 
@@ -262,9 +301,10 @@ def lr_range_test(cfg: Config, bundle: DataBundle, device: torch.device, amp, st
 
 def choose_lr(cfg: Config, bundle: DataBundle, device: torch.device, amp, out_dir: Path) -> Config:
     """``--lr auto``: the LR range test's suggestion becomes the run's LR (and so its config.yaml's)."""
-    result = lr_range_test(cfg, bundle, device, amp)
-    write_outputs(result, out_dir)
-    print(f"--lr auto: {report(result)}; plot in {out_dir / 'lr_find.png'}")
+    result = lr_range_test(cfg, bundle, device, amp)  # every rank: the same images, so the same suggestion
+    if ddp.is_main():
+        write_outputs(result, out_dir)
+        print(f"--lr auto: {report(result)}; plot in {out_dir / 'lr_find.png'}")
     return dataclasses.replace(cfg, lr=float(f"{result.steepest:.3g}"))
 
 
@@ -272,6 +312,7 @@ def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device,
            sink: TensorBoardSink | None = None, recorder: RunRecorder | None = None) -> dict[str, Any]:
     """Score best.pt on the test split (val if there is none) and write ``summary.json``; TensorBoard
     gets the confusion matrix and the hparams, and ``sink`` is closed; so does the results database."""
+    ddp.barrier()  # rank 0 has finished writing best.pt
     if not (run_dir / "best.pt").is_file():  # every epoch's validation metric was NaN/inf
         if sink is not None:
             sink.close()  # the epochs' curves stay readable
@@ -282,13 +323,18 @@ def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device,
                        f"or check the data")
     best = load_model_from_checkpoint(run_dir / "best.pt", device)  # as evaluate.py will read it
     split_name = "test" if bundle.test is not None else "val"
-    loader = make_loader(bundle.split(split_name), 256, best.preprocessing, device, num_workers=cfg.num_workers,
-                         strict=cfg.strict_data)
+    loader = make_loader(bundle.split(split_name), 256, best.preprocessing, device,
+                         num_workers=ddp.workers_per_rank(cfg.num_workers),
+                         strict=cfg.strict_data, shard=(ddp.rank(), ddp.world()))
     logits, labels = predict_logits(best.model, loader, best.amp, tta=best.cfg.tta)
     loss, acc = scores(logits, labels)
+    # Every rank's images (a collective: all ranks call it): per-class metrics and the confusion matrix.
+    logits, labels = ddp.gather_rows(logits, labels)
     summary = {"run_dir": str(run_dir), "best_epoch": best.epoch, "best_metric": best.best_metric,
                "monitor": cfg.monitor, f"{split_name}_loss": loss, f"{split_name}_acc": acc,
                "stopped_early": bool(stop_reason), "stop_reason": stop_reason or f"finished all {cfg.epochs} epochs"}
+    if not ddp.is_main():
+        return summary
     summary["per_class"] = class_metrics(labels.tolist(), logits.argmax(1).tolist(), bundle.class_names)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if recorder is not None:
@@ -299,3 +345,14 @@ def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device,
         sink.close()
     print(f"{split_name} accuracy of best.pt (epoch {best.epoch}): {acc:.4f}  |  run folder: {run_dir}")
     return summary
+
+
+def interrupted(stop: GracefulStop, where: str, run_dir: Path) -> BaseException:
+    """Rank 0 says where it stopped and how to resume; other ranks leave quietly with the same status."""
+    if stop.signum is None:  # only another rank was signalled
+        stop.signum = signal.SIGTERM
+    return stop.error(where, run_dir) if ddp.is_main() else SystemExit(128 + stop.signum)
+
+
+def _silent(*_args, **_kwargs) -> None:
+    """``print`` on ranks other than 0."""

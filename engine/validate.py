@@ -52,6 +52,8 @@ def check_config(cfg: Config) -> None:
     _require(cfg.grad_clip >= 0, "--grad_clip must be >= 0 (0 disables it)")
     _require(cfg.threads >= 0, "--threads must be >= 0 (0 picks from the machine)")
     _require(cfg.num_workers >= -1, f"--num_workers must be >= -1 (got {cfg.num_workers}); -1 picks from the machine")
+    _require(cfg.lr_scaling in ("none", "linear", "sqrt"),
+             f"unknown --lr_scaling '{cfg.lr_scaling}'; valid: none, linear, sqrt")
     _require(cfg.data_mode in ("auto", "memory", "stream"),
              f"unknown --data_mode '{cfg.data_mode}'; valid: auto, memory, stream")
     _require(cfg.dataset != "folder" or Path(cfg.data_dir).is_dir(),
