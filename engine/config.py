@@ -44,7 +44,7 @@ class Config:
     dropout: float = 0.1
     pretrained: bool = False
     pretrained_weights: str = ""
-    channels_last: bool = False
+    channels_last: str = "auto"  # auto (measured at start, see engine/autotune.py) | on | off
     # --- optimisation ---
     epochs: int = 15
     batch_size: int = 64
@@ -75,9 +75,9 @@ class Config:
     # --- runtime ---
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    amp: bool = False
+    amp: str = "auto"  # auto (chosen by measurement at start) | on | off; YAML true/false also work
     amp_dtype: str = "auto"  # auto (float16 on CUDA, bfloat16 on CPU) | float16 | bfloat16
-    threads: int = 0  # torch intra-op threads; 0 picks from the machine
+    threads: int = 0  # torch intra-op threads; 0 picks from the machine (a run records its choice)
     deterministic: bool = False
     max_nonfinite: int = 3  # consecutive non-finite losses before training stops
 
@@ -86,6 +86,9 @@ FIELD_TYPES: dict[str, Any] = typing.get_type_hints(Config)
 FIELDS = [f.name for f in dataclasses.fields(Config)]
 # Flags that steer a command but are not part of the run's config.
 SCRIPT_FLAGS = {"config", "debug", "check_data"}
+# auto | on | off settings; YAML booleans (and old configs' true/false) mean on/off.
+TRI_STATE = ("amp", "channels_last")
+_TRI_VALUES = {"auto": "auto", "on": "on", "off": "off", "true": "on", "false": "off", True: "on", False: "off"}
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -108,7 +111,19 @@ def _closest(key: str, valid: Sequence[str]) -> str:
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
+def tri_state(key: str, value: Any) -> str:
+    """``value`` of an auto|on|off key as 'auto', 'on' or 'off' (booleans of older configs included)."""
+    norm = None
+    if isinstance(value, (str, bool)):
+        norm = _TRI_VALUES.get(value.lower() if isinstance(value, str) else value)
+    if norm is None:
+        raise UsageError(f"config key '{key}' must be auto, on or off (or true/false), got {value!r}")
+    return norm
+
+
 def _check_type(key: str, value: Any) -> Any:
+    if key in TRI_STATE:
+        return tri_state(key, value)
     want = FIELD_TYPES[key]
     ok = {
         bool: isinstance(value, bool),
@@ -176,7 +191,11 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
         if f.name == "scheduler_params":
             continue
         t = FIELD_TYPES[f.name]
-        if t is bool:
+        if f.name in TRI_STATE:  # --amp alone = on, --amp auto|on|off, --no-amp = off
+            p.add_argument(f"--{f.name}", nargs="?", const="on", metavar="auto|on|off",
+                           help=f"(default: {f.default}; alone: on)")
+            p.add_argument(f"--no-{f.name}", dest=f.name, action="store_const", const="off", help="same as off")
+        elif t is bool:
             p.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, help=f"(default: {f.default})")
         else:
             p.add_argument(f"--{f.name}", type=t, metavar=metavars.get(f.name, t.__name__.upper()),
@@ -231,7 +250,11 @@ def to_dict(cfg: Config) -> dict[str, Any]:
 
 def from_dict(values: dict[str, Any]) -> Config:
     """Rebuild a Config saved in a checkpoint, ignoring keys a newer version dropped."""
-    return Config(**{k: v for k, v in values.items() if k in FIELD_TYPES})
+    kept = {k: v for k, v in values.items() if k in FIELD_TYPES}
+    for key in TRI_STATE:  # older checkpoints saved amp/channels_last as booleans
+        if key in kept:
+            kept[key] = tri_state(key, kept[key])
+    return Config(**kept)
 
 
 def save_yaml(cfg: Config, path: str | Path) -> None:

@@ -5,9 +5,10 @@ step the schedule, update early stopping, record the row, then save (RNG state i
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from data.loader import balanced_sample_weights, loss_weights, make_loader
 from data.transforms import resize_uint8
 from engine import config as config_mod
 from engine import faults
+from engine.autotune import Choice, decide
 from engine.checkpoint import load_checkpoint, remove_stale_temps, save_checkpoint
 from engine.config import Config
 from engine.early_stopping import EarlyStopping
@@ -46,6 +48,7 @@ class Components:
     ema: AveragedModel | None  # averaged weights: an EMA per update (--ema) or SWA per epoch (SWALR)
     plan: Plan
     swa: bool = False  # ema is SWA's equal average, updated at SWA epoch ends
+    runtime: dict = field(default_factory=dict)  # the auto choices and their evidence (autotune.Choice)
 
 
 def preprocessing_of(bundle: DataBundle) -> dict[str, Any]:
@@ -75,7 +78,7 @@ def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp)
     model = build_model(cfg.model, len(bundle.class_names), bundle.channels, bundle.image_size[0], width=cfg.width,
                         depth=cfg.depth, dropout=cfg.dropout, pretrained=cfg.pretrained,
                         pretrained_weights=cfg.pretrained_weights).to(device)
-    if cfg.channels_last:
+    if cfg.channels_last == "on":
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.momentum)
     spe = steps_per_epoch(len(bundle.train), cfg.batch_size, cfg.accum_steps)
@@ -135,7 +138,27 @@ def checkpoint_state(c: Components, cfg: Config, bundle: DataBundle, epoch: int,
         "class_names": list(bundle.class_names),
         "preprocessing": preprocessing_of(bundle),
         "history": history,
+        "runtime": c.runtime,
     }
+
+
+def runtime_choice(cfg: Config, bundle: DataBundle, device: torch.device, threads: int,
+                   recorded: dict | None) -> Choice:
+    """AMP and memory format for this run: ``auto`` measured (engine/autotune.py), on/off as given."""
+    if recorded and (cfg.amp, cfg.channels_last) == (("on" if recorded["amp"] else "off"),
+                                                     ("on" if recorded["channels_last"] else "off")):
+        # Resumed with the run's own choices: replayed exactly, not measured or re-judged today.
+        fields = {k: v for k, v in recorded.items() if k in Choice.__dataclass_fields__}
+        return Choice(**{**fields, "reason": f"recorded in the checkpoint ({recorded['reason']})",
+                         "warning": "", "cached": False})
+    k, (h, w) = len(bundle.class_names), bundle.image_size
+
+    def model_fn() -> nn.Module:  # a throwaway copy of the run's model, for timing only
+        return build_model(cfg.model, k, bundle.channels, h, width=cfg.width, depth=cfg.depth, dropout=cfg.dropout)
+
+    key = {"model": cfg.model, "width": cfg.width, "depth": cfg.depth, "classes": k}
+    return decide(cfg.amp, cfg.amp_dtype, cfg.channels_last, device, threads, model_fn, key,
+                  (cfg.batch_size, bundle.channels, h, w), k)
 
 
 def eval_model(c: Components) -> nn.Module:
@@ -149,12 +172,19 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     start = start_run(cfg, cli_keys)
     cfg, run_dir = start.cfg, start.run_dir
     print(start.message)
+    seed_everything(cfg.seed, cfg.deterministic)  # before CUDA starts: --deterministic sets cuBLAS up
     threads = set_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    amp = amp_policy(cfg.amp, cfg.amp_dtype, device)
-    seed_everything(cfg.seed, cfg.deterministic)
     bundle = prepare_data(cfg)
+    choice = runtime_choice(cfg, bundle, device, threads, start.checkpoint and start.checkpoint.get("runtime"))
+    # The decisions go into the run's config (config.yaml, checkpoints): --resume replays them exactly.
+    cfg = dataclasses.replace(cfg, threads=threads, amp="on" if choice.amp else "off",
+                              amp_dtype=choice.dtype if choice.amp else cfg.amp_dtype,
+                              channels_last="on" if choice.channels_last else "off")
+    amp = amp_policy(choice.amp, choice.dtype, device)
     c = build_components(cfg, bundle, device, amp)
+    c.runtime = {**asdict(choice), "threads": threads}
+    cl = choice.channels_last
     pre = preprocessing_of(bundle)
     first_epoch, global_step, history = 0, 0, []
     if start.checkpoint is not None:
@@ -177,16 +207,18 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.label_smoothing)
     sample_weights = balanced_sample_weights(bundle.train.labels, k) if cfg.balanced_sampler else None
     train_loader = make_loader(bundle.train, cfg.batch_size, pre, device, augment_preset=cfg.augment, shuffle=True,
-                               seed=cfg.seed, sample_weights=sample_weights, channels_last=cfg.channels_last,
+                               seed=cfg.seed, sample_weights=sample_weights, channels_last=cl,
                                num_workers=cfg.num_workers, strict=cfg.strict_data)
-    val_loader = make_loader(bundle.val, max(cfg.batch_size, 256), pre, device, channels_last=cfg.channels_last,
+    val_loader = make_loader(bundle.val, max(cfg.batch_size, 256), pre, device, channels_last=cl,
                              num_workers=cfg.num_workers, strict=cfg.strict_data)
     print(f"{cfg.model} on {cfg.dataset}: {len(bundle.train)}/{len(bundle.val)}/"
           f"{len(bundle.test) if bundle.test else 0} train/val/test images, {len(bundle.class_names)} classes, "
           f"{sum(p.numel() for p in c.model.parameters()):,} parameters, device {device}"
-          f"{' (' + str(threads) + ' threads)' if device.type == 'cpu' else ''}, AMP "
-          f"{str(amp.dtype).removeprefix('torch.') if amp.enabled else 'off'}; "
+          f"{' (' + str(threads) + ' threads)' if device.type == 'cpu' else ''}; "
           f"{c.plan.steps_per_epoch} updates/epoch, warmup {c.plan.warmup_steps} updates")
+    print(choice.line())
+    if choice.warning:
+        print(choice.warning)
 
     guard = NonFiniteGuard(cfg.max_nonfinite)
     partial = None
@@ -195,7 +227,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
         partial = start.checkpoint.get("partial_epoch")
     stop_reason = ""
     # SWA's BN statistics come from the training images without augmentation, in a fixed order.
-    bn_loader = make_loader(bundle.train, cfg.batch_size, pre, device, channels_last=cfg.channels_last,
+    bn_loader = make_loader(bundle.train, cfg.batch_size, pre, device, channels_last=cl,
                             num_workers=cfg.num_workers, strict=cfg.strict_data) if c.swa else None
     with GracefulStop() as stop:  # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume
         for epoch in range(first_epoch + 1, cfg.epochs + 1):
