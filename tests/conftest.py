@@ -5,6 +5,7 @@ import csv
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 torch.set_num_threads(2)
+# Module-scoped fixtures run before the per-test cache below: they, too, never touch ~/.cache.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="imgclf-test-cache-")
 
 # Small and quick, but still the real code path. Exactness is a CPU property: --device cpu even
 # where a GPU exists (GPU behaviour has its own tests, skipped without one); AMP and the memory
