@@ -79,6 +79,7 @@ class Config:
     amp_dtype: str = "auto"  # auto (float16 on CUDA, bfloat16 on CPU) | float16 | bfloat16
     threads: int = 0  # torch intra-op threads; 0 picks from the machine (a run records its choice)
     deterministic: bool = False
+    compile: bool = False  # torch.compile the training forward/backward (see bench/compile_speed.py)
     max_nonfinite: int = 3  # consecutive non-finite losses before training stops
 
 

@@ -161,6 +161,14 @@ def runtime_choice(cfg: Config, bundle: DataBundle, device: torch.device, thread
                   (cfg.batch_size, bundle.channels, h, w), k)
 
 
+def compiled(model: nn.Module, device: torch.device) -> nn.Module:
+    """``--compile``: torch.compile for training. The default mode: CUDA graphs ("reduce-overhead")
+    would need a fixed batch shape and no host-side work per step; max-autotune's minutes of kernel
+    search rarely pay off in one run. The last, smaller batch of an epoch compiles once more."""
+    print(f"--compile: torch.compile(mode='default') on {device.type}; the first steps compile (cold start)")
+    return torch.compile(model, mode="default")
+
+
 def eval_model(c: Components) -> nn.Module:
     """The weights evaluation uses: the EMA average when enabled, else the trained model."""
     # An SWA average exists only from its first epoch on; until then the trained model is evaluated.
@@ -229,11 +237,12 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     # SWA's BN statistics come from the training images without augmentation, in a fixed order.
     bn_loader = make_loader(bundle.train, cfg.batch_size, pre, device, channels_last=cl,
                             num_workers=cfg.num_workers, strict=cfg.strict_data) if c.swa else None
+    train_model = compiled(c.model, device) if cfg.compile else c.model  # checkpoints keep the plain module
     with GracefulStop() as stop:  # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume
         for epoch in range(first_epoch + 1, cfg.epochs + 1):
             train_loader.set_epoch(epoch)
             stats, global_step = train_one_epoch(
-                c.model, train_loader, criterion, c.optimizer, c.scheduler, c.scaler, amp, epoch=epoch,
+                train_model, train_loader, criterion, c.optimizer, c.scheduler, c.scaler, amp, epoch=epoch,
                 global_step=global_step, accum_steps=cfg.accum_steps, grad_clip=cfg.grad_clip, guard=guard,
                 ema=None if c.swa else c.ema, progress=progress, should_stop=stop, resume_from=partial)
             partial = None

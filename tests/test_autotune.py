@@ -5,6 +5,7 @@ machine having bfloat16 instructions or on how busy it is.
 """
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -168,3 +169,12 @@ def test_deterministic_resume_on_cuda_is_bit_identical(tmp_path, capsys):
           "--device", "cuda")
     full, res = (load_checkpoint(tmp_path / "ck" / n / "last.pt")["model"] for n in ("full", "res"))
     assert all(torch.equal(full[k], res[k]) for k in full)
+
+
+@pytest.mark.slow  # torch.compile's cold start: tens of seconds even for this tiny model
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile on CPU needs a C++ compiler")
+def test_compile_trains_and_checkpoints_the_plain_module(run_train, tmp_path):
+    out = run_train("--epochs", "1", "--compile", "--run_name", "c")
+    assert "--compile: torch.compile(mode='default')" in out
+    weights = load_checkpoint(tmp_path / "ck" / "c" / "last.pt")["model"]
+    assert weights and not any(k.startswith("_orig_mod") for k in weights)  # loadable without compiling
