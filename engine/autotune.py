@@ -129,6 +129,8 @@ def _write_cache(key: str, choice: Choice) -> None:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def _step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype | None

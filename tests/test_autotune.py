@@ -18,7 +18,6 @@ from engine import autotune, runtime
 from engine.checkpoint import load_checkpoint
 from engine.config import from_dict, parse_args
 
-AUTO = ["--amp", "auto", "--channels_last", "auto"]
 SMALL = ["--width", "8", "--depth", "2", "--batch_size", "128", "--device", "cpu"]  # FAST without fixed choices
 
 
@@ -50,22 +49,22 @@ def bf16(monkeypatch):
     monkeypatch.setattr(autotune, "cpu_bf16", lambda: (True, "this CPU (AVX512) has native bfloat16"))
 
 
-def test_auto_without_native_bf16_is_float32_says_why_records_and_caches(run_train, tmp_path, no_bf16, monkeypatch):
+def test_auto_without_native_bf16_is_float32_says_why_records_and_caches(tmp_path, capsys, no_bf16, monkeypatch):
     measure = fake_times(float32=2.0, float32_cl=1.0)
     monkeypatch.setattr(autotune, "measure", measure)
-    out = run_train("--epochs", "1", "--run_name", "a", *AUTO)
+    out = train(tmp_path, capsys, "--epochs", "1", "--run_name", "a", "--threads", "1")
     assert "AMP off, channels_last on: this CPU (AVX2) has no native bfloat16; channels_last on measured 2.00x" in out
     assert len(measure.calls) == 1 and {c[0] for c in measure.calls[0][1]} == {"float32"}  # bf16 never timed
     assert measure.calls[0][0] == (128, 1, 8, 8)  # the run's batch shape
     saved = yaml.safe_load((tmp_path / "ck" / "a" / "config.yaml").read_text())
-    assert (saved["amp"], saved["channels_last"], saved["threads"]) == ("off", "on", 2)
+    assert (saved["amp"], saved["channels_last"], saved["threads"]) == ("off", "on", 1)
     runtime_record = load_checkpoint(tmp_path / "ck" / "a" / "last.pt")["runtime"]
     assert runtime_record["channels_last"] and not runtime_record["amp"]
     assert runtime_record["ms_per_image"] == {"float32": 2000.0, "float32+channels_last": 1000.0}
 
-    out = run_train("--epochs", "1", "--run_name", "b", *AUTO)  # same machine, model and shape: the cache
+    out = train(tmp_path, capsys, "--epochs", "1", "--run_name", "b", "--threads", "1")  # same machine, model, shape
     assert "(cached decision)" in out and len(measure.calls) == 1
-    args = ["auto", "auto", "auto", torch.device("cpu"), 2, None, {"model": "custom", "width": 8, "depth": 2,
+    args = ["auto", "auto", "auto", torch.device("cpu"), 1, None, {"model": "custom", "width": 8, "depth": 2,
                                                                    "classes": 10}, (64, 1, 8, 8), 10]
     autotune.decide(*args)  # another batch shape: measured again
     assert len(measure.calls) == 2 and autotune.decide(*args).cached
@@ -84,10 +83,10 @@ def test_auto_with_native_bf16_takes_the_faster_and_resume_replays_it(tmp_path, 
     assert yaml.safe_load((tmp_path / "ck" / "r2" / "config.yaml").read_text())["amp"] == "on"
 
 
-def test_explicit_amp_on_without_bf16_runs_but_warns_with_the_factor(run_train, no_bf16, monkeypatch):
+def test_explicit_amp_on_without_bf16_runs_but_warns_with_the_factor(tmp_path, capsys, no_bf16, monkeypatch):
     measure = fake_times(float32=1.0, bfloat16=10.4)
     monkeypatch.setattr(autotune, "measure", measure)
-    out = run_train("--epochs", "1", "--amp", "on")
+    out = train(tmp_path, capsys, "--epochs", "1", "--amp", "on", "--channels_last", "off", "--threads", "1")
     assert "AMP bfloat16, channels_last off" in out
     assert out.count("bfloat16 measured 10.4x slower than float32") == 1
     assert measure.calls[0][0][0] == 16  # the slow path is timed on a few images only
@@ -147,6 +146,7 @@ def test_default_threads_ignore_load_that_does_not_persist(monkeypatch):
     assert runtime.default_threads(lambda interval: next(samples)) == 1
 
 
+@pytest.mark.slow  # 2 threads beside a spinning process: OpenMP waits, by design of the test
 def test_resume_keeps_the_runs_thread_count_while_another_process_is_busy(tmp_path, capsys):
     common = ["--amp", "off", "--channels_last", "off", "--epochs", "2", "--save_every", "1", "--seed", "4"]
     train(tmp_path, capsys, *common, "--threads", "2", "--run_name", "full")
@@ -173,8 +173,9 @@ def test_deterministic_resume_on_cuda_is_bit_identical(tmp_path, capsys):
 
 @pytest.mark.slow  # torch.compile's cold start: tens of seconds even for this tiny model
 @pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile on CPU needs a C++ compiler")
-def test_compile_trains_and_checkpoints_the_plain_module(run_train, tmp_path):
-    out = run_train("--epochs", "1", "--compile", "--run_name", "c")
+def test_compile_trains_and_checkpoints_the_plain_module(tmp_path, capsys):
+    out = train(tmp_path, capsys, "--epochs", "1", "--compile", "--run_name", "c", "--threads", "1", "--amp", "off",
+                "--channels_last", "off")
     assert "--compile: torch.compile(mode='default')" in out
     weights = load_checkpoint(tmp_path / "ck" / "c" / "last.pt")["model"]
     assert weights and not any(k.startswith("_orig_mod") for k in weights)  # loadable without compiling
