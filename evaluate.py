@@ -16,8 +16,8 @@ import dataclasses
 from pathlib import Path
 from typing import Sequence
 
-from engine.errors import AppError, run_cli
-from evaluation import cli_parser
+from common.errors import AppError, run_cli
+from common.cli import cli_parser
 
 
 def build_parser():
@@ -40,8 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from data.loader import make_loader
     from engine.loop import predict_logits
     from engine.runtime import resolve_device
-    from engine.trainer import prepare_data
-    from evaluation.inference import load_model_from_checkpoint
+    from data import prepare_data
+    from engine.model_io import load_model_from_checkpoint
     from evaluation.metrics import evaluate_predictions
     from evaluation.report import EVAL_FILES, format_evaluation, write_evaluation
 

@@ -16,20 +16,20 @@ Examples:
 """
 from __future__ import annotations
 
-import argparse
 import csv
 from pathlib import Path
 from typing import Sequence
 
-from engine.config import Config, _Parser, apply_overrides, scheduler_flags
-from engine.errors import UsageError, run_cli
+from common.cli import ArgParser
+from common.errors import UsageError, run_cli
+from engine.config import Config, apply_overrides, scheduler_flags
 from engine.validate import check_warmup
 
 DEFAULTS = Config()
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    p = _Parser(description=__doc__, allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter)
+def get_args_parser() -> ArgParser:
+    p = ArgParser(description=__doc__)
     p.add_argument("--scheduler", metavar="NAME", help="any catalog name (see --list)")
     p.add_argument("--lr", type=float, default=DEFAULTS.lr, help=f"base LR (default: {DEFAULTS.lr})")
     p.add_argument("--epochs", type=int, help="epochs of training")

@@ -17,8 +17,8 @@ import sys
 import time
 from typing import Sequence
 
-from engine.errors import AppError, UsageError, run_cli
-from evaluation import cli_parser
+from common.errors import AppError, UsageError, run_cli
+from common.cli import cli_parser
 
 
 def build_parser():
@@ -43,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from engine.runtime import resolve_device
-    from evaluation.inference import NO_SUCH_FILE, load_model_from_checkpoint, predict_files, predict_probs
+    from engine.model_io import load_model_from_checkpoint
+    from evaluation.inference import NO_SUCH_FILE, predict_files, predict_probs
     from evaluation.inputs import expand_inputs
     from evaluation.report import format_prediction, latency_summary, write_predictions
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from engine.config import parse_args
-from engine.errors import run_cli
+from common.errors import run_cli
 from engine.validate import check_config
 
 
@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg, script = parse_args(argv, description=__doc__)
     check_config(cfg)
     if script.get("check_data"):  # the dataset check alone: report, exit status, no run folder
-        from data.check import run_check
+        from data import run_check
         return run_check(cfg)
     from engine.trainer import fit  # heavy imports only once the command line is known to be good
     fit(cfg, script["cli_keys"])

@@ -6,12 +6,14 @@ adding one line to ``DATASETS``. Loaders take what they need from the keyword ar
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
+from common.errors import unknown_name
 from data import csv_list, digits, folder
+from data.check import enforce_strict, report_of
 from data.torchvision_sets import LOADERS as TORCHVISION_LOADERS
+from data.transforms import resize_uint8
 from data.types import DataBundle, Split
-from engine.errors import unknown_name
 
 DATASETS: dict[str, Callable[..., DataBundle]] = {
     "digits": digits.load,                    # bundled with scikit-learn, no files needed
@@ -34,4 +36,32 @@ def load_from_config(cfg, verify: bool = False) -> DataBundle:
                         verify=verify, num_workers=cfg.num_workers)
 
 
-__all__ = ["DATASETS", "DataBundle", "Split", "load_dataset", "load_from_config"]
+def preprocessing_of(bundle: DataBundle) -> dict[str, Any]:
+    """What a later user of the model needs to feed it images exactly as in evaluation."""
+    h, w = bundle.image_size
+    return {"input_size": [h, w], "channels": bundle.channels, "mean": list(bundle.mean), "std": list(bundle.std),
+            "resize": "bilinear-antialias", "scale": "0-255 -> 0-1, then (x - mean) / std"}
+
+
+def run_check(cfg) -> int:
+    """``train.py --check_data``: load and verify every image, print the report; exit status."""
+    report = report_of(load_from_config(cfg, verify=True))
+    print(report.format())
+    return 1 if cfg.strict_data and report.bad_files else 0
+
+
+def prepare_data(cfg) -> DataBundle:
+    """Load the dataset a Config describes at its training size; ``bundle.report`` holds the dataset check's
+    findings (``--strict_data`` turns unreadable files into an error)."""
+    bundle = load_from_config(cfg)
+    enforce_strict(report_of(bundle), cfg.strict_data)
+    if cfg.image_size and bundle.image_size != (cfg.image_size, cfg.image_size):
+        size = (cfg.image_size, cfg.image_size)
+        for split in bundle.splits().values():
+            if split.in_memory:  # streamed splits are decoded at their size already
+                split.images = resize_uint8(split.images, size)  # once, not every batch
+    return bundle
+
+
+__all__ = ["DATASETS", "DataBundle", "Split", "load_dataset", "load_from_config", "prepare_data",
+           "preprocessing_of", "run_check"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from engine.errors import AppError
+from common.errors import AppError
 
 IMBALANCE_RATIO = 10  # max/min training images per class above which training is likely to suffer
 LIST_LIMIT = 20  # paths listed per problem in the full report; the rest are counted
@@ -135,11 +135,3 @@ def enforce_strict(report: DataReport, strict: bool) -> None:
         shown = "; ".join(report.bad_files[:5]) + (" ..." if len(report.bad_files) > 5 else "")
         raise DataError(f"{len(report.bad_files)} unreadable image(s) and --strict_data is set: {shown}. "
                         f"Fix or remove them, or drop --strict_data to skip them")
-
-
-def run_check(cfg) -> int:
-    """``train.py --check_data``: load and verify every image, print the report; exit status."""
-    from data import load_from_config
-    report = report_of(load_from_config(cfg, verify=True))
-    print(report.format())
-    return 1 if cfg.strict_data and report.bad_files else 0

@@ -13,15 +13,15 @@ the in-memory epoch of the same files bit for bit.
 from __future__ import annotations
 
 import math
-import os
 import sys
 from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from common.cores import usable_cores
 from data.images import ImageDecodeError, decode_file
-from data.loader import epoch_generator, epoch_order
+from data.order import epoch_generator, epoch_order
 from data.transforms import draw_params, eval_transform, fit_image, preset_params, shift_flip
 
 
@@ -29,8 +29,7 @@ def resolve_workers(num_workers: int) -> int:
     """``-1`` picks one worker per core, leaving one core to the training loop (at most 8)."""
     if num_workers >= 0:
         return num_workers
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(8, cores - 1))
+    return max(0, min(8, usable_cores() - 1))
 
 
 class FileDataset(Dataset):

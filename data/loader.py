@@ -15,19 +15,9 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
+from data.order import epoch_generator, epoch_order
 from data.transforms import augment, draw_params, eval_transform, preset_params
 from data.types import Split
-
-
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-
-
-def epoch_order(n: int, gen: torch.Generator, shuffle: bool, sample_weights: torch.Tensor | None) -> torch.Tensor:
-    """The epoch's sample indices; with ``sample_weights``, n draws with replacement by weight."""
-    if sample_weights is not None:
-        return torch.multinomial(sample_weights, n, replacement=True, generator=gen)
-    return torch.randperm(n, generator=gen) if shuffle else torch.arange(n)
 
 
 def class_counts(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

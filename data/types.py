@@ -66,7 +66,7 @@ class DataBundle:
     def split(self, name: str) -> Split:
         s = {"train": self.train, "val": self.val, "test": self.test}.get(name)
         if s is None:
-            from engine.errors import UsageError
+            from common.errors import UsageError
             raise UsageError(f"dataset '{self.name}' has no '{name}' split")
         return s
 

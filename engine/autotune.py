@@ -30,6 +30,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from common.errors import UsageError
+
 BUDGET_S = 2.5  # whole measurement, all candidates; the limit is ~3 s
 MIN_GAIN = 1.05  # a non-default choice must be at least 5 % faster: noise must not flip decisions
 # oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) that still include its bfloat16 kernels.
@@ -202,7 +204,6 @@ def decide(amp: str, amp_dtype: str, channels_last: str, device: torch.device, t
     native, why = {"cpu": cpu_bf16, "cuda": lambda: (True, "CUDA GPU")}.get(
         device.type, lambda: (False, f"no autocast measured on {device.type}"))()
     if amp_dtype not in ("auto", "float16", "bfloat16"):
-        from engine.errors import UsageError
         raise UsageError(f"unknown amp_dtype '{amp_dtype}'; valid: auto, float16, bfloat16")
     on_dtype = amp_dtype if amp_dtype != "auto" else ("float16" if device.type == "cuda" else "bfloat16")
     if amp == "off" or device.type == "mps" or (amp == "auto" and device.type == "cpu" and not native):

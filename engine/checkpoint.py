@@ -1,90 +1,48 @@
 """Checkpoints: one self-describing dict, written atomically, read without running any code.
 
-Writes go to a temp file in the same folder, are fsynced and renamed over the target, so a
-crash or a full disk mid-write never leaves a broken file under the final name. Reads use
+Writes are atomic (:func:`common.fileio.write_atomic`): a crash or a full disk mid-write never
+leaves a broken file under the final name. Reads use
 ``weights_only=True``: a file carrying a pickled object that would run code is refused.
 """
 from __future__ import annotations
 
 import io
-import os
 import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from engine import faults
-from engine.errors import AppError, UsageError
+from common.errors import AppError, UsageError
+from common.fileio import link_atomic, write_atomic
 
 VERSION = 1
-TMP_PREFIX = "."  # temp files are hidden and never end in .pt: ``*.pt`` globs see only whole files
 REQUIRED_KEYS = ("model", "config", "class_names", "preprocessing", "version")
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_atomic(data: bytes, path: Path) -> None:
-    """Write ``data`` to ``path`` via temp file + fsync + rename; the old file survives a failure."""
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.tmp-{os.getpid()}")
-    view, half = memoryview(data), len(data) // 2
-    try:
-        with open(tmp, "wb") as f:
-            # Two halves so the tests can crash or fill the disk with a half-written temp file.
-            f.write(view[:half])
-            f.flush()
-            faults.point(f"write:{path.name}")
-            f.write(view[half:])
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise AppError(f"could not write {path}: {e.strerror or e}. The previous file is intact; "
-                       f"free disk space or choose another --checkpoint_dir, then --resume auto") from None
-    _fsync_dir(path.parent)
-
-
-def remove_stale_temps(folder: Path) -> list[Path]:
-    """Delete temp files left by a process killed mid-write (not those of a live process)."""
-    removed = []
-    for tmp in Path(folder).glob(f"{TMP_PREFIX}*.tmp-*"):
-        pid = tmp.name.rpartition(".tmp-")[2]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-            continue  # another process is writing into this folder right now
-        tmp.unlink(missing_ok=True)
-        removed.append(tmp)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def save_checkpoint(state: dict[str, Any], *paths: Path) -> None:
-    """Serialise ``state`` once and write it atomically to each of ``paths``."""
+    """Serialise ``state`` once and write it atomically under each of ``paths``, in order.
+
+    The first path gets the file; the others become hard links to it (copies where the file
+    system has no links), so ``best.pt`` and ``last.pt`` of one epoch share their bytes on disk.
+    """
     buf = io.BytesIO()
     torch.save({**state, "version": VERSION}, buf)
-    data = buf.getvalue()
-    for path in paths:
-        write_atomic(data, Path(path))
+    first, *others = [Path(p) for p in paths]
+    write_atomic(buf.getvalue(), first)
+    for path in others:
+        link_atomic(first, path)
+
+
+def prune_epoch_files(folder: Path, keep: int) -> list[Path]:
+    """``--keep_last N``: delete all but the ``keep`` newest ``epoch_NNN.pt`` (0 keeps them all)."""
+    if keep <= 0:
+        return []
+    numbered = [p for p in Path(folder).glob("epoch_*.pt") if p.stem[len("epoch_"):].isdigit()]
+    old = sorted(numbered, key=lambda p: int(p.stem[len("epoch_"):]))[:-keep]
+    for path in old:
+        path.unlink(missing_ok=True)
+    return old
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

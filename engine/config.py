@@ -20,7 +20,8 @@ from typing import Any, Sequence
 
 import yaml
 
-from engine.errors import UsageError
+from common.cli import ArgParser
+from common.errors import UsageError
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Config:
     run_name: str = ""  # default: <model>_<dataset>
     checkpoint_dir: str = "checkpoints"
     save_every: int = 0
+    keep_last: int = 0  # keep the N newest epoch_NNN.pt files; 0 keeps all
     resume: str = ""  # PATH or 'auto'
     # --- runtime ---
     seed: int = 0
@@ -173,17 +175,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises a one-line UsageError instead of printing usage and exiting."""
-
-    def error(self, message: str) -> typing.NoReturn:  # type: ignore[override]
-        raise UsageError(message)
-
-
-def build_parser(description: str = "") -> argparse.ArgumentParser:
+def build_parser(description: str = "") -> ArgParser:
     """Every Config field as a ``--flag``; only flags actually given override YAML."""
-    p = _Parser(description=description, allow_abbrev=False,
-                formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=argparse.SUPPRESS)
+    p = ArgParser(description=description, argument_default=argparse.SUPPRESS)
     p.add_argument("--config", help="YAML file of settings (CLI flags override it)")
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     p.add_argument("--check_data", action="store_true", help="check the dataset, print the report and exit")
@@ -205,10 +199,10 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     return p
 
 
-def scheduler_flags(rest: Sequence[str], parser: argparse.ArgumentParser) -> dict[str, Any]:
+def scheduler_flags(rest: Sequence[str], parser: ArgParser) -> dict[str, Any]:
     """Parse leftover ``--scheduler_<param> VALUE`` pairs; anything else is an unknown flag."""
     out: dict[str, Any] = {}
-    flags = [a for a in parser._option_string_actions if a.startswith("--")]
+    flags = parser.flags
     i = 0
     while i < len(rest):
         arg = rest[i]
@@ -228,7 +222,12 @@ def scheduler_flags(rest: Sequence[str], parser: argparse.ArgumentParser) -> dic
 
 
 def parse_args(argv: Sequence[str] | None, description: str = "") -> tuple[Config, dict[str, Any]]:
-    """Resolve the config from defaults, YAML and CLI. Returns (config, script_flags, cli_keys)."""
+    """Resolve the config from defaults, YAML and CLI.
+
+    Returns ``(config, script)``: ``script`` holds the flags that steer the command but are not part
+    of the run's config (``--config``, ``--debug``, ``--check_data``) and ``cli_keys``, the config
+    keys given on the command line (a resumed run applies only those on top of its saved config).
+    """
     parser = build_parser(description)
     ns, rest = parser.parse_known_args(argv)
     given = vars(ns)

@@ -1,8 +1,9 @@
 """Weight EMA whose decay warms up, so early epochs aren't judged on mostly-random weights.
 
 A fixed decay of 0.999 keeps 81 % of the initial weights after 200 updates; validating that
-average after the first epoch measures the initialisation, not training. As in timm's ModelEma,
-the decay used for update n is ``min(decay, (1 + n) / (10 + n))``: a short average at first,
+average after the first epoch measures the initialisation, not training. As TensorFlow's
+ExponentialMovingAverage does when given ``num_updates``, the decay used for update n is
+``min(decay, (1 + n) / (10 + n))``: a short average at first,
 the full one once there are enough updates. Stateless apart from ``n_averaged``, which
 ``AveragedModel`` keeps in its own state_dict, so a resume continues the same decays.
 """

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from engine.checkpoint import write_atomic
+from common.fileio import write_atomic
 
 COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
 

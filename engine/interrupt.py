@@ -17,7 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
-from engine.errors import AppError
+from common.errors import AppError
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from engine import faults
-from engine.errors import AppError
+from common import faults
+from common.errors import AppError
 from engine.runtime import AmpPolicy
 
 

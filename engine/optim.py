@@ -6,7 +6,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from engine.errors import unknown_name
+from common.errors import unknown_name
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.checkpoint import load_checkpoint
 from engine.config import Config, from_dict
-from engine.errors import UsageError
+from common.errors import UsageError
 
 # Settings a resumed run cannot change: they define the model, its data or the schedule's shape.
 FROZEN_ON_RESUME = ("model", "width", "depth", "dataset", "image_size", "scheduler", "warmup_epochs",

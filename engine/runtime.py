@@ -6,12 +6,13 @@ import os
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager
+from typing import Any, ContextManager
 
 import numpy as np
 import torch
 
-from engine.errors import UsageError
+from common.cores import usable_cores
+from common.errors import UsageError
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -56,10 +57,7 @@ def default_threads(busy_cores: Callable[[float], float] | None = None) -> int:
     ``--resume`` reuses the run's recorded count; see bench/threads.py.
     """
     busy_cores = busy_cores or _busy_cores
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     try:
         busy = busy_cores(0.25)
         if int(busy + 0.5) > 0:
@@ -151,5 +149,3 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     model = getattr(model, "_orig_mod", model)
     return getattr(model, "module", model)
 
-
-Fn = Callable[..., Any]

@@ -16,21 +16,21 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
-from data import DataBundle, load_from_config
-from data.check import enforce_strict, report_of
+from common import faults
+from common.errors import UsageError
+from common.fileio import remove_stale_temps
+from data import DataBundle, prepare_data, preprocessing_of
 from data.loader import balanced_sample_weights, loss_weights, make_loader
-from data.transforms import resize_uint8
 from engine import config as config_mod
-from engine import faults
 from engine.autotune import Choice, decide
-from engine.checkpoint import load_checkpoint, remove_stale_temps, save_checkpoint
+from engine.checkpoint import prune_epoch_files, save_checkpoint
 from engine.config import Config
 from engine.early_stopping import EarlyStopping
 from engine.ema import make_ema
-from engine.errors import UsageError
 from engine.history import plot_curves, write_metrics_csv
 from engine.interrupt import GracefulStop
 from engine.loop import NonFiniteGuard, epoch_summary, evaluate, train_one_epoch
+from engine.model_io import load_model_from_checkpoint
 from engine.optim import build_optimizer
 from engine.run import start_run
 from engine.runtime import amp_policy, resolve_device, rng_state, seed_everything, set_rng_state, set_threads, unwrap
@@ -49,25 +49,6 @@ class Components:
     plan: Plan
     swa: bool = False  # ema is SWA's equal average, updated at SWA epoch ends
     runtime: dict = field(default_factory=dict)  # the auto choices and their evidence (autotune.Choice)
-
-
-def preprocessing_of(bundle: DataBundle) -> dict[str, Any]:
-    """What a later user of the model needs to feed it images exactly as in evaluation."""
-    h, w = bundle.image_size
-    return {"input_size": [h, w], "channels": bundle.channels, "mean": list(bundle.mean), "std": list(bundle.std),
-            "resize": "bilinear-antialias", "scale": "0-255 -> 0-1, then (x - mean) / std"}
-
-
-def prepare_data(cfg: Config) -> DataBundle:
-    """Load the dataset at its training size; ``bundle.report`` holds the dataset check's findings."""
-    bundle = load_from_config(cfg)
-    enforce_strict(report_of(bundle), cfg.strict_data)
-    if cfg.image_size and bundle.image_size != (cfg.image_size, cfg.image_size):
-        size = (cfg.image_size, cfg.image_size)
-        for split in bundle.splits().values():
-            if split.in_memory:  # streamed splits are decoded at their size already
-                split.images = resize_uint8(split.images, size)  # once, not every batch
-    return bundle
 
 
 def steps_per_epoch(num_train: int, batch_size: int, accum_steps: int) -> int:
@@ -270,6 +251,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
             if cfg.save_every and epoch % cfg.save_every == 0:
                 paths.append(run_dir / f"epoch_{epoch:03d}.pt")
             save_checkpoint(state, *paths, run_dir / "last.pt")
+            prune_epoch_files(run_dir, cfg.keep_last)  # after the commit point: a crash never loses the newest
             faults.point("epoch_end", release=stop)  # tests: pause here until signalled
             if c.stopper.should_stop:
                 stop_reason = (f"early stopping: {cfg.monitor} has not improved by more than {cfg.min_delta:g} "
@@ -279,32 +261,20 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
                 break
             if stop() and epoch < cfg.epochs:
                 raise stop.error(f"the end of epoch {epoch}", run_dir)
-    return finish(cfg, run_dir, bundle, device, amp, stop_reason)
+    return finish(cfg, run_dir, bundle, device, stop_reason)
 
 
-def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device, amp, stop_reason: str
+def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device, stop_reason: str
            ) -> dict[str, Any]:
     """Score best.pt on the test split (val if there is none) and write ``summary.json``."""
-    best = load_checkpoint(run_dir / "best.pt")
-    model = build_model(cfg.model, len(bundle.class_names), bundle.channels, bundle.image_size[0], width=cfg.width,
-                        depth=cfg.depth, dropout=cfg.dropout).to(device)
-    model.load_state_dict(inference_weights(best))
+    best = load_model_from_checkpoint(run_dir / "best.pt", device)  # as evaluate.py will read it
     split_name = "test" if bundle.test is not None else "val"
-    loader = make_loader(bundle.split(split_name), 256, best["preprocessing"], device, num_workers=cfg.num_workers,
+    loader = make_loader(bundle.split(split_name), 256, best.preprocessing, device, num_workers=cfg.num_workers,
                          strict=cfg.strict_data)
-    loss, acc = evaluate(model, loader, amp, tta=cfg.tta)
-    summary = {"run_dir": str(run_dir), "best_epoch": best["epoch"], "best_metric": best["best_metric"],
+    loss, acc = evaluate(best.model, loader, best.amp, tta=best.cfg.tta)
+    summary = {"run_dir": str(run_dir), "best_epoch": best.epoch, "best_metric": best.best_metric,
                "monitor": cfg.monitor, f"{split_name}_loss": loss, f"{split_name}_acc": acc,
                "stopped_early": bool(stop_reason), "stop_reason": stop_reason or f"finished all {cfg.epochs} epochs"}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"{split_name} accuracy of best.pt (epoch {best['epoch']}): {acc:.4f}  |  run folder: {run_dir}")
+    print(f"{split_name} accuracy of best.pt (epoch {best.epoch}): {acc:.4f}  |  run folder: {run_dir}")
     return summary
-
-
-def inference_weights(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The state_dict to predict with: the EMA weights when the run kept them."""
-    ema = ckpt.get("ema")
-    if ema and int(ema.get("n_averaged", 1)) > 0:  # an SWA run saved before its first averaged epoch has none
-        prefix = "module."
-        return {k[len(prefix):]: v for k, v in ema.items() if k.startswith(prefix)}
-    return ckpt["model"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.config import Config
-from engine.errors import UsageError, unknown_name
+from common.errors import UsageError, unknown_name
 
 
 def _require(ok: bool, message: str) -> None:
@@ -33,6 +33,7 @@ def check_config(cfg: Config) -> None:
     _require(cfg.early_stopping >= 0, f"--early_stopping PATIENCE must be >= 0 (got {cfg.early_stopping}); 0 disables it")
     _require(cfg.min_delta >= 0, f"--min_delta must be >= 0 (got {cfg.min_delta})")
     _require(cfg.save_every >= 0, f"--save_every must be >= 0 (got {cfg.save_every})")
+    _require(cfg.keep_last >= 0, f"--keep_last must be >= 0 (got {cfg.keep_last}; 0 keeps every epoch file)")
     check_warmup(cfg)
     _require(0 < cfg.val_split < 1 and 0 <= cfg.test_split < 1 and cfg.val_split + cfg.test_split < 1,
              "--val_split must be in (0, 1), --test_split in [0, 1), and together below 1")

@@ -11,77 +11,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
-from torch import nn
 
 from data.images import ImageDecodeError, decode_file
 from data.transforms import eval_transform
-from engine import config as config_mod
-from engine.checkpoint import load_checkpoint
-from engine.config import Config
-from engine.errors import AppError, UsageError
 from engine.loop import predict_logits
-from engine.runtime import AmpPolicy, amp_policy
-from engine.trainer import inference_weights
-from models import build_model
-
-PREPROCESSING_KEYS = ("input_size", "channels", "mean", "std")
-
-
-@dataclass
-class LoadedModel:
-    """A model ready for inference, with everything its checkpoint says about its input."""
-
-    model: nn.Module
-    cfg: Config
-    class_names: list[str]
-    preprocessing: dict[str, Any]
-    device: torch.device
-    amp: AmpPolicy
-    path: Path
-
-    @property
-    def channels(self) -> int:
-        return int(self.preprocessing["channels"])
-
-
-def load_model_from_checkpoint(path: str | Path, device: torch.device) -> LoadedModel:
-    """Build the checkpoint's model with its inference weights (EMA when kept), in eval mode.
-
-    Raises AppError for missing/corrupt/other-version files (via ``load_checkpoint``) and for
-    weights that do not fit the architecture the checkpoint names.
-    """
-    path = Path(path)
-    ckpt = load_checkpoint(path)
-    cfg = config_mod.from_dict(ckpt["config"])
-    pre = ckpt["preprocessing"]
-    missing = [k for k in PREPROCESSING_KEYS if k not in pre]
-    if missing:
-        raise AppError(f"{path} does not describe its preprocessing (missing {', '.join(missing)}); retrain "
-                       f"with this version to get a self-describing checkpoint")
-    names = [str(n) for n in ckpt["class_names"]]
-    try:
-        # No pretrained download or weight file: the checkpoint's own weights replace them anyway.
-        model = build_model(cfg.model, len(names), int(pre["channels"]), int(pre["input_size"][0]),
-                            width=cfg.width, depth=cfg.depth, dropout=cfg.dropout)
-    except UsageError as e:  # e.g. a timm architecture this install does not have
-        raise AppError(f"cannot rebuild the model of {path}: {e}") from None
-    try:
-        model.load_state_dict(inference_weights(ckpt))
-    except RuntimeError as e:
-        raise AppError(f"the weights in {path} do not fit model '{cfg.model}' "
-                       f"({str(e).splitlines()[0][:160]}); the checkpoint is damaged or was edited") from None
-    model.to(device).eval()
-    # The run's own autocast, as its validation and final test used: evaluate.py then reproduces
-    # summary.json's accuracy, not one a few images off. A float16 run (a GPU's: its GradScaler
-    # state is saved) read on a CPU runs in float32 instead: CPUs have no float16 autocast, and
-    # bfloat16 would be neither the run's numbers nor fast on CPUs without bf16 instructions.
-    gpu_float16 = bool(ckpt.get("scaler")) or cfg.amp_dtype == "float16"
-    amp = amp_policy(cfg.amp == "on" and not (device.type == "cpu" and gpu_float16), cfg.amp_dtype, device)
-    return LoadedModel(model, cfg, names, dict(pre), device, amp, path)
-
+from engine.model_io import LoadedModel
 
 def predict_probs(loaded: LoadedModel, x: torch.Tensor) -> torch.Tensor:
     """Class probabilities (N, classes) on the CPU for a preprocessed batch."""

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from engine.checkpoint import write_atomic
+from common.fileio import write_atomic
 from evaluation.metrics import calibration_bins
 
 

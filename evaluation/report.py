@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from engine.checkpoint import write_atomic
+from common.fileio import write_atomic
 from evaluation.inference import Prediction
 from evaluation.metrics import Evaluation, most_confused
 from evaluation.plots import plot_confusion_matrix, plot_reliability

@@ -14,7 +14,7 @@ from typing import Callable
 
 from torch import nn
 
-from engine.errors import AppError, UsageError, unknown_name
+from common.errors import AppError, UsageError, unknown_name
 from models.custom_cnn import CustomCNN
 from models.weights import load_pretrained_file
 

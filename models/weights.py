@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.errors import AppError
+from common.errors import AppError
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

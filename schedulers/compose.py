@@ -24,7 +24,7 @@ import copy
 import math
 from typing import Any
 
-from engine.errors import UsageError
+from common.errors import UsageError
 from schedulers.registry import (Param, Plan, ScheduleSpec, deliver_epoch, deliver_update, get_spec,
                                  is_horizon_free, register, resolve_params)
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from torch.optim import Optimizer
 
-from engine.errors import UsageError, unknown_name
+from common.errors import UsageError, unknown_name
 
 GRANULARITIES = ("update", "epoch", "metric", "events")
 

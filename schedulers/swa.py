@@ -37,7 +37,9 @@ class SWAPhase:
         return self.epochs >= self.swa_start
 
     def step(self) -> None:
-        # Averaging and SWALR start together, as in torch's example (`if epoch > swa_start`).
+        # Averaging and SWALR start together, from 1-based epoch swa_start + 1: exactly ``swa_start``
+        # epochs are trained before. (torch's example tests `epoch > swa_start` on a 0-based counter,
+        # which trains swa_start + 1 epochs first; the count here is the one the help text states.)
         self.epochs += 1
         if self.epochs > self.swa_start:
             self.swalr.step()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from torch.optim import lr_scheduler as tls
 
-from engine.errors import UsageError
+from common.errors import UsageError
 from schedulers.formulas import WSD_DECAYS, HFFactor
 from schedulers.registry import Param, Plan, ScheduleSpec, register
 

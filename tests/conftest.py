@@ -51,7 +51,7 @@ def run_train(tmp_path, capsys):
 
 # --- the real command line, as a subprocess (signals, exit status, stderr) ---
 def cli_env(faults: str = "") -> dict:
-    """Environment for a child ``train.py``: unbuffered output, optional engine/faults.py hooks."""
+    """Environment for a child ``train.py``: unbuffered output, optional common/faults.py hooks."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("IMGCLF_FAULTS", None)
     if faults:

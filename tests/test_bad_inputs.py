@@ -34,7 +34,7 @@ class Case:
     code: int
     says: tuple  # fragments of the one error line
     script: str = "train.py"
-    faults: str = ""  # engine/faults.py hooks, e.g. a full disk
+    faults: str = ""  # common/faults.py hooks, e.g. a full disk
 
 
 class RunsCode:

@@ -6,8 +6,8 @@ import os
 import pytest
 import torch
 
-from engine.checkpoint import VERSION, load_checkpoint, save_checkpoint
-from engine.errors import AppError
+from common.errors import AppError
+from engine.checkpoint import VERSION, load_checkpoint, prune_epoch_files, save_checkpoint
 
 
 def minimal(value=1.0):
@@ -20,6 +20,36 @@ def test_round_trip_and_version(tmp_path):
         ck = load_checkpoint(tmp_path / name)
         assert ck["version"] == VERSION and torch.equal(ck["model"]["w"], torch.full((3,), 2.0))
     assert sorted(os.listdir(tmp_path)) == ["a.pt", "b.pt"]  # no temp files left behind
+
+
+def test_one_state_under_two_names_is_one_file_and_stays_correct(tmp_path):
+    best, last = tmp_path / "best.pt", tmp_path / "last.pt"
+    save_checkpoint(minimal(1.0), best, last)
+    assert os.path.samefile(best, last)  # a hard link, not a second copy
+    save_checkpoint(minimal(2.0), last)  # the next epoch did not improve: only last.pt moves on
+    assert not os.path.samefile(best, last)
+    assert torch.equal(load_checkpoint(best)["model"]["w"], torch.full((3,), 1.0))
+    assert torch.equal(load_checkpoint(last)["model"]["w"], torch.full((3,), 2.0))
+
+
+def test_copies_where_links_are_not_possible(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise OSError(18, "Invalid cross-device link")  # EXDEV
+    monkeypatch.setattr(os, "link", no_links)
+    save_checkpoint(minimal(3.0), tmp_path / "best.pt", tmp_path / "last.pt")
+    assert not os.path.samefile(tmp_path / "best.pt", tmp_path / "last.pt")
+    assert torch.equal(load_checkpoint(tmp_path / "last.pt")["model"]["w"], torch.full((3,), 3.0))
+    assert sorted(os.listdir(tmp_path)) == ["best.pt", "last.pt"]
+
+
+def test_keep_last_prunes_the_oldest_epoch_files_by_number(tmp_path):
+    for epoch in (8, 9, 10, 999, 1000):
+        save_checkpoint(minimal(float(epoch)), tmp_path / f"epoch_{epoch:03d}.pt")
+    (tmp_path / "epoch_notes.pt").write_text("not a numbered epoch file: left alone")
+    removed = prune_epoch_files(tmp_path, 2)
+    assert sorted(p.name for p in removed) == ["epoch_008.pt", "epoch_009.pt", "epoch_010.pt"]
+    assert sorted(os.listdir(tmp_path)) == ["epoch_1000.pt", "epoch_999.pt", "epoch_notes.pt"]
+    assert prune_epoch_files(tmp_path, 0) == []  # 0 keeps all
 
 
 def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from engine.config import Config, FIELDS, apply_overrides, parse_args, save_yaml, load_yaml
-from engine.errors import UsageError
+from common.errors import UsageError
 from engine.validate import check_config
 
 ROOT_CONFIGS = __import__("pathlib").Path(__file__).resolve().parents[1] / "configs"

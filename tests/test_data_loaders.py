@@ -12,7 +12,7 @@ from data import folder
 from data.disk_loader import DiskLoader
 from data.loader import TensorLoader, balanced_sample_weights, loss_weights, make_loader
 from data.types import Split
-from engine.trainer import preprocessing_of
+from data import preprocessing_of
 
 CPU = torch.device("cpu")
 

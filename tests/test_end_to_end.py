@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
 
 from conftest import read_csv
 from engine.checkpoint import load_checkpoint
-from engine.errors import UsageError
+from common.errors import UsageError
 
 CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "scaler", "early_stopping", "epoch", "global_step",
                    "best_metric", "rng", "config", "class_names", "preprocessing", "version"}
@@ -118,3 +119,13 @@ def test_ema_decay_warms_up_and_tracks_integer_buffers():
     d = 2 / 11  # min(0.99, (1 + 1) / (10 + 1)): early updates average over few steps
     assert torch.allclose(ema.module[0].weight, before * d + model[0].weight * (1 - d))
     assert ema.module[1].num_batches_tracked == model[1].num_batches_tracked
+
+
+def test_keep_last_and_best_shared_with_last(run_train, tmp_path):
+    """--keep_last 2 leaves the two newest epoch files; a best epoch's files are one file on disk."""
+    run_train("--epochs", "4", "--save_every", "1", "--keep_last", "2", "--run_name", "k")
+    run_dir = tmp_path / "ck" / "k"
+    assert sorted(p.name for p in run_dir.glob("epoch_*.pt")) == ["epoch_003.pt", "epoch_004.pt"]
+    assert os.path.samefile(run_dir / "epoch_004.pt", run_dir / "last.pt")
+    best_epoch = load_checkpoint(run_dir / "best.pt")["epoch"]
+    assert os.path.samefile(run_dir / "best.pt", run_dir / "last.pt") == (best_epoch == 4)

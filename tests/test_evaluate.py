@@ -10,7 +10,7 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 
 import evaluate as evaluate_script
 from conftest import FAST, read_csv
-from engine.errors import AppError, UsageError, run_cli
+from common.errors import AppError, UsageError, run_cli
 from evaluation.metrics import calibration_bins, expected_calibration_error
 
 METRIC_KEYS = {"accuracy", "top5_accuracy", "macro_f1", "weighted_f1", "ece", "num_samples", "per_class"}
@@ -28,8 +28,8 @@ def run_dir(tmp_path_factory):
 def split_predictions(ckpt_path, split_name):
     """Probabilities and labels for a split, computed independently of evaluate.py's metric code."""
     from data.loader import TensorLoader
-    from engine.trainer import prepare_data
-    from evaluation.inference import load_model_from_checkpoint
+    from data import prepare_data
+    from engine.model_io import load_model_from_checkpoint
     loaded = load_model_from_checkpoint(ckpt_path, torch.device("cpu"))
     split = prepare_data(loaded.cfg).split(split_name)
     loader = TensorLoader(split, 64, loaded.preprocessing, torch.device("cpu"))
@@ -149,7 +149,7 @@ def test_evaluate_reproduces_the_runs_own_test_accuracy_with_amp_and_tta(tmp_pat
     metrics = json.loads((tmp_path / "amp" / "eval_test" / "metrics.json").read_text())
     assert metrics["accuracy"] == pytest.approx(summary["test_acc"], abs=1e-6)  # one image is 1/360
 
-    from evaluation.inference import load_model_from_checkpoint
+    from engine.model_io import load_model_from_checkpoint
     loaded = load_model_from_checkpoint(tmp_path / "amp" / "best.pt", torch.device("cpu"))
     assert loaded.amp.enabled and loaded.amp.dtype == torch.bfloat16
     # A float16 run from a GPU (its GradScaler state saved), read on a CPU: float32, not a refusal.

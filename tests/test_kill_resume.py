@@ -4,7 +4,7 @@ Each test starts the real CLI as a subprocess and compares it with one uninterru
 same seeded CPU configuration: final ``model`` weights bit for bit, every ``epoch_NNN.pt``, and the
 ``metrics.csv`` rows (all columns but the wall-clock ``seconds``).
 
-The moments are reached deterministically, not by sleeping: ``IMGCLF_FAULTS`` (engine/faults.py)
+The moments are reached deterministically, not by sleeping: ``IMGCLF_FAULTS`` (common/faults.py)
 makes the child stop at a named point -- the N-th optimizer update, halfway through the N-th write
 of ``last.pt``, right after the N-th epoch was saved -- and create a marker file. The test waits
 for the marker, then sends its signal. A held child continues only once it has received a signal.

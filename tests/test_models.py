@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.errors import AppError, UsageError
+from common.errors import AppError, UsageError
 from models import MODELS, build_model
 from models.weights import load_pretrained_file
 

@@ -5,7 +5,7 @@ import pytest
 
 import plot_schedule
 from conftest import read_csv
-from engine.errors import UsageError
+from common.errors import UsageError
 from schedulers import SCHEDULES
 from schedulers.simulate import simulate
 

@@ -13,7 +13,7 @@ from PIL import Image
 import evaluate as evaluate_script
 import predict as predict_script
 from conftest import FAST, read_csv
-from engine.errors import UsageError, run_cli
+from common.errors import UsageError, run_cli
 from models import MODELS
 
 VARIANTS = ("gray", "rgb", "rgba", "palette", "gray16")
@@ -44,7 +44,7 @@ def setup(tmp_path_factory):
     import train as train_script
     from engine import config as config_mod
     from engine.checkpoint import load_checkpoint
-    from engine.trainer import prepare_data
+    from data import prepare_data
     root = tmp_path_factory.mktemp("predict")
     train_script.main(["--checkpoint_dir", str(root), "--run_name", "tiny", *FAST, "--epochs", "2"])
     ckpt = root / "tiny" / "best.pt"
@@ -145,7 +145,7 @@ def test_every_factory_model_loads_without_model_flags(name, tmp_path, capsys):
     """A checkpoint of each registered model predicts with no model flags, as its own forward pass does."""
     from engine import config as config_mod
     from engine.checkpoint import save_checkpoint
-    from evaluation.inference import load_model_from_checkpoint
+    from engine.model_io import load_model_from_checkpoint
     from models import build_model
     cfg = config_mod.Config(model=name, width=8, depth=2)
     model = build_model(name, 4, 3, 32, width=cfg.width, depth=cfg.depth).eval()

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from engine.checkpoint import load_checkpoint
-from engine.errors import UsageError
-from engine.trainer import inference_weights
+from common.errors import UsageError
+from engine.model_io import inference_weights
 
 
 def test_swa_averages_epoch_end_weights_and_predicts_with_them(run_train, tmp_path):

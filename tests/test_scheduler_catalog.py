@@ -12,7 +12,7 @@ import torch
 from torch.optim import lr_scheduler as tls
 from torch.optim.swa_utils import SWALR
 
-from engine.errors import UsageError
+from common.errors import UsageError
 from schedulers import SCHEDULES, Plan, build_scheduler, is_horizon_free, resolve_params
 from schedulers.simulate import make_optimizer, simulate
 

@@ -1,0 +1,8 @@
+"""The bottom layer: what every other package may use, importing nothing of the project.
+
+- :mod:`common.errors` — errors a user can act on and the one-line CLI wrapper;
+- :mod:`common.cli` — the argument parser every entry script uses;
+- :mod:`common.fileio` — atomic file writes;
+- :mod:`common.faults` — test hooks that make crash moments reachable;
+- :mod:`common.cores` — the cores this process may use.
+"""
