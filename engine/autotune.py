@@ -152,14 +152,24 @@ def _step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: to
     return step
 
 
+class Inconclusive(Exception):
+    """The measurement ran far past its budget: the machine is too busy for timings to mean anything."""
+
+
 def measure(model_fn: Callable[[], torch.nn.Module], shape: tuple[int, ...], num_classes: int,
             device: torch.device, candidates: list[tuple[str, bool]], budget_s: float = BUDGET_S,
             rounds: int = 5) -> dict[tuple[str, bool], float]:
     """Seconds per image of each (dtype name, channels_last) candidate, on a throwaway model.
 
     Candidates are timed in turns (one step each per round, best of the rounds), so load from
-    other processes that comes and goes falls on all of them alike instead of on one.
+    other processes that comes and goes falls on all of them alike instead of on one. Raises
+    ``Inconclusive`` past twice the budget (the machine is busy; the result would be noise).
     """
+    deadline = time.perf_counter() + 2 * budget_s
+
+    def check() -> None:
+        if time.perf_counter() > deadline:
+            raise Inconclusive
     dtypes = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(0)
@@ -182,11 +192,14 @@ def measure(model_fn: Callable[[], torch.nn.Module], shape: tuple[int, ...], num
         fns = steps(batch)
         for fn in fns.values():
             fn()  # one-off kernel selection and allocations: not timed
+            check()
         best = {c: float("inf") for c in candidates}
         end = time.perf_counter() + budget_s * 2 / 3
-        for _ in range(rounds):
+        for r in range(rounds):
             for c, fn in fns.items():
                 best[c] = min(best[c], fn())  # the minimum: other processes only ever add time
+                if r == 0:
+                    check()  # later rounds only refine a complete one
             if time.perf_counter() > end:
                 break
     return {c: t / batch for c, t in best.items()}
@@ -236,7 +249,13 @@ def decide(amp: str, amp_dtype: str, channels_last: str, device: torch.device, t
             pass  # written by another version: measure again
     if warn_slow:
         shape = (min(shape[0], 16), *shape[1:])
-    times = measure(model_fn, shape, num_classes, device, candidates)
+    try:
+        times = measure(model_fn, shape, num_classes, device, candidates)
+    except Inconclusive:  # keep the default, say so, and measure again next time (nothing cached)
+        d, cl = candidates[0]
+        return Choice(d != "float32", d if d != "float32" else on_dtype, cl,
+                      f"{why}; timing inconclusive (the machine is busy): kept {_name(d, cl)}",
+                      warning="warning: --amp on: the slowdown could not be measured (machine busy)" if warn_slow else "")
     choice = _pick(times, dtypes, layouts, amp, why, warn_slow)
     _write_cache(key, choice)
     return choice

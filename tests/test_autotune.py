@@ -108,7 +108,7 @@ def test_measure_times_every_candidate_on_a_real_model_without_touching_the_rng(
     torch.manual_seed(1)
     before = torch.get_rng_state()
     times = autotune.measure(lambda: build_model("custom", 10, 1, 8, width=8, depth=2), (32, 1, 8, 8), 10,
-                             torch.device("cpu"), [("float32", False), ("float32", True)], budget_s=0.2)
+                             torch.device("cpu"), [("float32", False), ("float32", True)], budget_s=10)
     assert set(times) == {("float32", False), ("float32", True)} and all(0 < t < 1 for t in times.values())
     assert torch.equal(torch.get_rng_state(), before)
 
@@ -179,3 +179,20 @@ def test_compile_trains_and_checkpoints_the_plain_module(tmp_path, capsys):
     assert "--compile: torch.compile(mode='default')" in out
     weights = load_checkpoint(tmp_path / "ck" / "c" / "last.pt")["model"]
     assert weights and not any(k.startswith("_orig_mod") for k in weights)  # loadable without compiling
+
+
+def test_a_measurement_far_over_budget_keeps_the_default_and_is_not_cached(bf16, monkeypatch):
+    def too_busy(*args, **kwargs):
+        raise autotune.Inconclusive
+    monkeypatch.setattr(autotune, "measure", too_busy)
+    args = ("auto", "auto", "auto", torch.device("cpu"), 1, None, {"m": 2}, (4, 1, 8, 8), 10)
+    choice = autotune.decide(*args)
+    assert (choice.amp, choice.channels_last) == (False, False) and "timing inconclusive" in choice.reason
+    assert not autotune.cache_path().exists()
+
+
+def test_measure_gives_up_past_twice_its_budget():
+    from models import build_model
+    with pytest.raises(autotune.Inconclusive):
+        autotune.measure(lambda: build_model("custom", 10, 1, 8, width=8, depth=2), (32, 1, 8, 8), 10,
+                         torch.device("cpu"), [("float32", False), ("float32", True)], budget_s=1e-6)
