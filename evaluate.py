@@ -1,34 +1,41 @@
-"""Evaluate a checkpoint on its dataset's val or test split: metrics, confusion matrix, errors, calibration.
+"""Evaluate a checkpoint (or an ensemble of them) on its dataset's val or test split.
 
 The model, classes, preprocessing and dataset all come from the checkpoint; no model flags.
+Several ``--checkpoint``s of the same classes form an ensemble: each member reads the images with
+its own preprocessing, their probabilities are averaged, and each member is reported beside it.
 
 Examples:
     python evaluate.py --checkpoint checkpoints/custom_digits/best.pt            # test split
     python evaluate.py --checkpoint checkpoints/exp1/best.pt --split val --output_dir reports/exp1_val
     python evaluate.py --checkpoint run/best.pt --data_dir /data/moved           # dataset moved since training
+    python evaluate.py --checkpoint run/best.pt --explain 20                     # + top_losses.png
+    python evaluate.py --checkpoint custom/best.pt --checkpoint effnet/best.pt   # ensemble of two
 
-Writes to OUT (default ``<run folder>/eval_<split>/``): metrics.json, confusion_matrix.csv,
-confusion_matrix.png, misclassified.csv, reliability.png.
+Writes to OUT (default ``<run folder>/eval_<split>/``, ``eval_<split>_ensemble/`` for an ensemble):
+metrics.json, confusion_matrix.csv, confusion_matrix.png, misclassified.csv, reliability.png; with
+``--explain K`` also top_losses.png (the K most confident mistakes with their Grad-CAM heat maps).
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Sequence
 
-from common.errors import AppError, run_cli
 from common.cli import cli_parser
+from common.errors import UsageError, run_cli
 
 
 def build_parser():
     p = cli_parser(__doc__)
-    p.add_argument("--checkpoint", required=True, metavar="PATH", help="a .pt file written by train.py")
+    p.add_argument("--checkpoint", required=True, action="append", metavar="PATH",
+                   help="a .pt file written by train.py (or .onnx from export.py); repeat for an ensemble")
     p.add_argument("--split", choices=("val", "test"), default=None,
                    help="split to evaluate (default: test, or val when the dataset has no test split)")
     p.add_argument("--data_dir", default=None, metavar="D", help="dataset location, if not the one used in training")
     p.add_argument("--output_dir", default=None, metavar="OUT", help="default: <run folder>/eval_<split>/")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
     p.add_argument("--batch_size", type=int, default=256, metavar="N", help="(default: 256)")
+    p.add_argument("--explain", type=int, default=0, metavar="K",
+                   help="also draw top_losses.png: the K most confident mistakes with their Grad-CAMs")
     return p
 
 
@@ -37,50 +44,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Heavy imports only once the command line is known to be good.
     import torch
 
-    from data.loader import make_loader
-    from engine.loop import predict_logits
     from engine.runtime import resolve_device
-    from data import prepare_data
-    from engine.model_io import load_model_from_checkpoint
+    from evaluation.ensemble import check_same_samples, load_members, score_split
     from evaluation.metrics import evaluate_predictions
-    from evaluation.report import EVAL_FILES, format_evaluation, write_evaluation
+    from evaluation.report import EVAL_FILES, format_evaluation, format_members, write_evaluation
 
-    device = resolve_device(args.device)
-    loaded = load_model_from_checkpoint(args.checkpoint, device)
-    cfg = loaded.cfg
-    if args.data_dir is not None:
-        cfg = dataclasses.replace(cfg, data_dir=args.data_dir)
-    bundle = prepare_data(cfg)  # the same dataset, split and resize as in training
-    if [str(c) for c in bundle.class_names] != loaded.class_names:
-        raise AppError(f"dataset '{cfg.dataset}' in {cfg.data_dir} has classes {_preview(bundle.class_names)} but "
-                       f"the checkpoint was trained on {_preview(loaded.class_names)}; pass the --data_dir it "
-                       f"was trained on")
-    split_name = args.split or ("test" if bundle.test is not None else "val")
-    split = bundle.split(split_name)
-    run_folder = Path(args.checkpoint).resolve().parent
-    out_dir = Path(args.output_dir) if args.output_dir else run_folder / f"eval_{split_name}"
-
-    # The training code's own loader: in-memory or streamed from disk, whichever the split is.
-    loader = make_loader(split, max(1, args.batch_size), loaded.preprocessing, device,
-                         num_workers=cfg.num_workers, strict=cfg.strict_data)
-    logits, labels = predict_logits(loaded.model, loader, loaded.amp, tta=cfg.tta)
-    ids = [split.sample_id(i) for i in range(len(split))]
-    if len(labels) != len(split):  # a streamed split skipped unreadable files: positions no longer match
-        print(f"warning: {len(split) - len(labels)} unreadable files were skipped; misclassified.csv numbers "
-              f"the samples that were read instead of naming them")
-        ids = [f"read sample {i}" for i in range(len(labels))]
-    ev = evaluate_predictions(labels.numpy(), torch.softmax(logits, 1).numpy(), loaded.class_names)
-    print(f"{cfg.model} from {args.checkpoint} on {cfg.dataset} ({split_name} split)")
-    print(format_evaluation(ev, loaded.class_names, split_name))
-    write_evaluation(ev, loaded.class_names, ids, out_dir)
+    members = load_members(args.checkpoint, resolve_device(args.device))
+    scored = [score_split(m, args.data_dir, args.split, args.batch_size) for m in members]
+    check_same_samples(members, scored)
+    first, ref = members[0], scored[0]
+    if not ref.complete:
+        print(f"warning: {len(ref.split) - len(ref.labels)} unreadable files were skipped; misclassified.csv "
+              f"numbers the samples that were read instead of naming them")
+    names, labels = first.class_names, ref.labels.numpy()
+    probs = torch.stack([s.probs for s in scored]).mean(0).numpy()
+    ensemble = len(members) > 1
+    suffix = "_ensemble" if ensemble else ""
+    out_dir = (Path(args.output_dir) if args.output_dir
+               else Path(args.checkpoint[0]).resolve().parent / f"eval_{ref.split_name}{suffix}")
+    ev = evaluate_predictions(labels, probs, names)
+    if ensemble:
+        member_evs = [evaluate_predictions(labels, s.probs.numpy(), names) for s in scored]
+        print(format_members(members, member_evs, ev, ref.split_name))
+        ev.metrics["members"] = [{"checkpoint": str(m.path), "model": m.cfg.model, **_headline(e)}
+                                 for m, e in zip(members, member_evs)]
+        print()
+    what = " + ".join(f"{m.cfg.model} ({m.path})" for m in members)
+    print(f"{'ensemble of ' if ensemble else ''}{what} on {first.cfg.dataset} ({ref.split_name} split)")
+    print(format_evaluation(ev, names, ref.split_name))
+    write_evaluation(ev, names, ref.ids, out_dir)
     print(f"wrote {', '.join(EVAL_FILES)} to {out_dir}")
+    if args.explain > 0:
+        _top_losses(first, ref, probs, labels, args.explain, out_dir)
     return 0
 
 
-def _preview(names: Sequence, limit: int = 6) -> str:
-    names = [str(n) for n in names]
-    more = f", ... ({len(names)} in all)" if len(names) > limit else ""
-    return "[" + ", ".join(names[:limit]) + more + "]"
+def _headline(ev) -> dict:
+    return {k: ev.metrics[k] for k in ("accuracy", "top5_accuracy", "macro_f1", "ece")}
+
+
+def _top_losses(loaded, scored, probs, labels, k: int, out_dir: Path) -> None:
+    """CAMs of the first member (a PyTorch checkpoint) for the K most confident mistakes."""
+    from evaluation.cam import Explainer
+    from evaluation.explain import split_image, top_loss_indices, write_top_losses
+    if not scored.complete:
+        print("warning: --explain skipped: unreadable files were skipped, so samples cannot be matched")
+        return
+    idx = top_loss_indices(probs, labels, k)
+    if len(idx) == 0:
+        print("no misclassified samples: no top_losses.png")
+        return
+    try:
+        explainer = Explainer(loaded)
+    except UsageError as e:  # an .onnx first member: the evaluation itself is written, say why no picture
+        print(f"warning: --explain skipped: {e}")
+        return
+    images = [split_image(scored.split, int(i), loaded.channels) for i in idx]
+    write_top_losses(explainer, images, probs, labels, idx, out_dir / "top_losses.png")
+    print(f"wrote top_losses.png ({len(idx)} most confident mistakes) to {out_dir}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ rules (``--scheduler_<param> VALUE``, checked against the registry) -- what you 
 training does.
 
 Examples:
-    python plot_schedule.py --list                                # the catalog with hyperparameters
+    python plot_schedule.py --list                                # the catalog, torch's aliases, the presets
+    python plot_schedule.py --scheduler step_default --epochs 10 --steps_per_epoch 20 --png p.png   # preset A0_007
+    python plot_schedule.py --scheduler cosine --scheduler_T_max 5 --epochs 10 --steps_per_epoch 20  # torch's name
     python plot_schedule.py --scheduler cosine --warmup_epochs 1 --epochs 10 --steps_per_epoch 50 --png lr.png
     python plot_schedule.py --scheduler step --scheduler_step_size 3 --epochs 10 --steps_per_epoch 20 --csv lr.csv
     python plot_schedule.py --scheduler plateau --scheduler_patience 1 --epochs 8 --steps_per_epoch 10 \\
@@ -30,7 +32,7 @@ DEFAULTS = Config()
 
 def get_args_parser() -> ArgParser:
     p = ArgParser(description=__doc__)
-    p.add_argument("--scheduler", metavar="NAME", help="any catalog name (see --list)")
+    p.add_argument("--scheduler", metavar="NAME", help="any catalog name or preset (see --list)")
     p.add_argument("--lr", type=float, default=DEFAULTS.lr, help=f"base LR (default: {DEFAULTS.lr})")
     p.add_argument("--epochs", type=int, help="epochs of training")
     p.add_argument("--steps_per_epoch", type=int, help="optimizer updates per epoch (batches / accum_steps)")
@@ -40,13 +42,16 @@ def get_args_parser() -> ArgParser:
     p.add_argument("--warmup_start_factor", type=float, default=DEFAULTS.warmup_start_factor,
                    help=f"first update's LR as a fraction of the handover LR (default: {DEFAULTS.warmup_start_factor})")
     p.add_argument("--val_losses", metavar="V1,V2,...", default="",
-                   help="per-epoch validation losses for metric-driven schedules (default: no improvement)")
+                   help="per-epoch values of the monitored metric for metric-driven schedules (default: no "
+                        "improvement)")
+    p.add_argument("--monitor", default=DEFAULTS.monitor, choices=("val_loss", "val_acc"),
+                   help="what --val_losses are: val_acc makes plateau's mode max, as in training")
     p.add_argument("--csv", metavar="OUT.csv", help="write step,epoch,lr: one row per update (both 1-based)")
     p.add_argument("--png", metavar="OUT.png", help="draw the curve(s)")
     p.add_argument("--compare", nargs="+", metavar="NAME2", default=[],
                    help="more schedules on the same plot, with their default hyperparameters")
-    p.add_argument("--list", action="store_true", help="print the catalog and exit")
-    p.add_argument("--markdown", action="store_true", help="with --list: print the README table")
+    p.add_argument("--list", action="store_true", help="print the catalog, torch's argument names and the presets")
+    p.add_argument("--markdown", action="store_true", help="with --list: print the README tables")
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     p.epilog = "Schedule hyperparameters: --scheduler_<param> VALUE (see --list)."
     return p
@@ -89,9 +94,9 @@ def draw(curves: dict[str, list], title: str, path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = get_args_parser()
     ns, rest = parser.parse_known_args(argv)
-    from schedulers.listing import catalog_markdown, catalog_text
+    from schedulers.listing import catalog_markdown, catalog_text, presets_markdown
     if ns.list:
-        print(catalog_markdown() if ns.markdown else catalog_text())
+        print(catalog_markdown() + "\n\n" + presets_markdown() if ns.markdown else catalog_text())
         return 0
     missing = [f"--{k}" for k in ("scheduler", "epochs", "steps_per_epoch") if getattr(ns, k) is None]
     if missing:
@@ -99,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.epochs < 1 or ns.steps_per_epoch < 1 or ns.lr <= 0:
         raise UsageError("--epochs and --steps_per_epoch must be >= 1, --lr > 0")
     cfg = apply_overrides(DEFAULTS, {"scheduler": ns.scheduler, "lr": ns.lr, "epochs": ns.epochs,
+                                     "monitor": ns.monitor,
                                      "warmup_epochs": ns.warmup_epochs, "warmup_steps": ns.warmup_steps,
                                      "warmup_mode": ns.warmup_mode, "warmup_start_factor": ns.warmup_start_factor,
                                      **scheduler_flags(rest, parser)}, source="command line")
@@ -106,8 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from schedulers import make_plan, resolve_params
     from schedulers.simulate import simulate
-    for name in (cfg.scheduler, *ns.compare):
-        resolve_params(name, cfg.scheduler_params if name == cfg.scheduler else {})  # all names checked first
+    for name in (cfg.scheduler, *ns.compare):  # all names checked first; presets scale with --epochs
+        resolve_params(name, cfg.scheduler_params if name == cfg.scheduler else {}, cfg.epochs, cfg.monitor)
     plan = make_plan(cfg.epochs, ns.steps_per_epoch, cfg.warmup_epochs, cfg.warmup_steps)
     losses = _losses(ns.val_losses)
     curves = {}
@@ -115,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = cfg.scheduler_params if name == cfg.scheduler else {}
         label = name + "".join(f" {k}={v}" for k, v in params.items())
         curves[label] = simulate(name, params, cfg.epochs, ns.steps_per_epoch, plan.warmup_steps, cfg.lr, losses,
-                                 cfg.warmup_mode, cfg.warmup_start_factor)
+                                 cfg.warmup_mode, cfg.warmup_start_factor, monitor=cfg.monitor)
     main_points = next(iter(curves.values()))
     if ns.csv:
         write_csv(main_points, ns.steps_per_epoch, Path(ns.csv))

@@ -3,6 +3,8 @@
 Images go through exactly the checkpoint's evaluation preprocessing (its channel count, input
 size and normalisation), so grayscale, RGBA, palette and 16-bit files all work with any model.
 One row per image: path, the top-k classes with probabilities, and the per-image latency.
+Several ``--checkpoint``s of the same classes form an ensemble (probabilities averaged, each member
+with its own preprocessing); an ``.onnx`` file from export.py runs through onnxruntime.
 An unreadable file gets an error row and the others are still predicted; the exit status is
 non-zero only when nothing could be predicted.
 
@@ -10,6 +12,8 @@ Examples:
     python predict.py --checkpoint checkpoints/custom_digits/best.pt photos/
     python predict.py --checkpoint run/best.pt "shots/**/*.png" one.jpg --topk 3 --output preds.csv
     python predict.py --checkpoint run/best.pt img/ --output preds.json --batch_size 64 --device cpu
+    python predict.py --checkpoint run/best.onnx img/                                  # onnxruntime
+    python predict.py --checkpoint custom/best.pt --checkpoint effnet/best.pt img/     # ensemble
 """
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ from common.cli import cli_parser
 
 def build_parser():
     p = cli_parser(__doc__)
-    p.add_argument("--checkpoint", required=True, metavar="PATH", help="a .pt file written by train.py")
+    p.add_argument("--checkpoint", required=True, action="append", metavar="PATH",
+                   help="a .pt file written by train.py (or .onnx from export.py); repeat for an ensemble")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or globs")
     p.add_argument("--topk", type=int, default=5, metavar="K", help="classes shown per image (default: 5)")
     p.add_argument("--output", default=None, metavar="FILE", help="also write the rows to FILE.csv or FILE.json")
@@ -43,8 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from engine.runtime import resolve_device
-    from engine.model_io import load_model_from_checkpoint
-    from evaluation.inference import NO_SUCH_FILE, predict_files, predict_probs
+    from evaluation.ensemble import ensemble_predictions, load_members
+    from evaluation.inference import NO_SUCH_FILE, predict_probs
     from evaluation.inputs import expand_inputs
     from evaluation.report import format_prediction, latency_summary, write_predictions
 
@@ -53,15 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"warning: no image files in {raw}", file=sys.stderr)
     if not found.paths:
         raise AppError(f"nothing to predict: no image files found in {', '.join(args.inputs)}")
-    loaded = load_model_from_checkpoint(args.checkpoint, resolve_device(args.device))
-    names, k = loaded.class_names, min(args.topk, len(loaded.class_names))
-    # One throw-away forward pass: lazy initialisation would otherwise be billed to the first image.
-    h, w = loaded.preprocessing["input_size"]
-    predict_probs(loaded, torch.zeros(1, loaded.channels, h, w, device=loaded.device))
+    members = load_members(args.checkpoint, resolve_device(args.device))
+    names, k = members[0].class_names, min(args.topk, len(members[0].class_names))
+    for loaded in members:  # a throw-away forward pass: lazy initialisation would be billed to the first image
+        h, w = loaded.preprocessing["input_size"]
+        predict_probs(loaded, torch.zeros(1, loaded.channels, h, w, device=loaded.device))
 
     preds = []
     start = time.perf_counter()
-    for pred in predict_files(loaded, found.paths, args.batch_size):
+    for pred in ensemble_predictions(members, found.paths, args.batch_size):
         print(format_prediction(pred, names, k), flush=True)
         preds.append(pred)
     seconds = time.perf_counter() - start

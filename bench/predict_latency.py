@@ -4,6 +4,8 @@ ours      evaluation.inference.predict_files: torchvision.io decode (C), the one
           tensor, the evaluation loop's predict_logits.
 baseline  the usual hand-written script: PIL.Image.open -> convert -> torchvision.transforms
           (Resize, ToTensor, Normalize) per image -> model call.
+onnx      ours with the model exported by export.py (--dynamic_batch) and run by onnxruntime on the
+          CPU, as ``predict.py --checkpoint model.onnx`` does (skipped with --no_onnx).
 
 Both use the same model, the same PNG files and the same threads, measured in one run, and
 their top-1 labels are checked to agree. Without --checkpoint the model is the Custom CNN with
@@ -33,6 +35,7 @@ from engine import config as config_mod  # noqa: E402
 from engine.checkpoint import save_checkpoint  # noqa: E402
 from engine.model_io import load_model_from_checkpoint  # noqa: E402
 from evaluation.inference import predict_files  # noqa: E402
+from evaluation.export import export_onnx  # noqa: E402
 from models import build_model  # noqa: E402
 
 
@@ -121,6 +124,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=512, help="images in the throughput pass")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--no_onnx", action="store_true", help="leave out the onnxruntime column")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -134,6 +138,10 @@ def main() -> None:
         mine, base = ours(loaded, args.batch_size), baseline(loaded)
         agree = (mine(paths).argmax(1) == base(paths).argmax(1)).float().mean().item()
         fns = {"ours": mine, "baseline": base}
+        if not args.no_onnx:
+            export_onnx(load_model_from_checkpoint(ckpt, torch.device("cpu")), tmp / "model.onnx", True)
+            fns["onnx"] = ours(load_model_from_checkpoint(tmp / "model.onnx", torch.device("cpu")), args.batch_size)
+            onnx_agree = (fns["onnx"](paths).argmax(1) == mine(paths).argmax(1)).float().mean().item()
         single = single_latency(fns, paths, args.calls)
         rate = throughput(fns, paths, args.batch_size, 3)
         rows = {name: (*single[name], rate[name]) for name in fns}
@@ -141,12 +149,14 @@ def main() -> None:
     params = sum(x.numel() for x in loaded.model.parameters())
     print(f"model {loaded.cfg.model} ({params:,} parameters), input {loaded.channels}x{size[0]}x{size[1]} PNG, "
           f"device {args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"{'':34}{'ours':>12}{'baseline':>12}")
-    print(f"{'single image, median (ms)':34}{rows['ours'][0]:12.2f}{rows['baseline'][0]:12.2f}")
-    print(f"{'single image, p90 (ms)':34}{rows['ours'][1]:12.2f}{rows['baseline'][1]:12.2f}")
-    print(f"{f'batch of {args.batch_size}, throughput (img/s)':34}{rows['ours'][2]:12.0f}{rows['baseline'][2]:12.0f}")
+    print(f"{'':34}" + "".join(f"{name:>12}" for name in rows))
+    print(f"{'single image, median (ms)':34}" + "".join(f"{r[0]:12.2f}" for r in rows.values()))
+    print(f"{'single image, p90 (ms)':34}" + "".join(f"{r[1]:12.2f}" for r in rows.values()))
+    print(f"{f'batch of {args.batch_size}, throughput (img/s)':34}" + "".join(f"{r[2]:12.0f}" for r in rows.values()))
     print(f"({args.calls} single-image calls; throughput: best of 3 passes over {args.images} images; "
-          f"top-1 agreement ours vs baseline {agree:.1%}; baseline = PIL + torchvision.transforms per image)")
+          f"top-1 agreement ours vs baseline {agree:.1%}"
+          + ("" if args.no_onnx else f", onnx vs ours {onnx_agree:.1%}")
+          + "; baseline = PIL + torchvision.transforms per image)")
 
 
 if __name__ == "__main__":

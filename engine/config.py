@@ -83,6 +83,7 @@ class Config:
     deterministic: bool = False
     compile: bool = False  # torch.compile the training forward/backward (see bench/compile_speed.py)
     max_nonfinite: int = 3  # consecutive non-finite losses before training stops
+    tensorboard: bool = False  # also write TensorBoard event files to <run>/tb/
 
 
 FIELD_TYPES: dict[str, Any] = typing.get_type_hints(Config)

@@ -68,13 +68,15 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
                     scheduler, scaler: torch.amp.GradScaler, amp: AmpPolicy, *, epoch: int, global_step: int,
                     accum_steps: int = 1, grad_clip: float = 0.0, guard: NonFiniteGuard | None = None,
                     ema: nn.Module | None = None, should_stop=lambda: False,
-                    progress: bool | None = None, resume_from: dict | None = None) -> tuple[EpochStats, int]:
+                    progress: bool | None = None, resume_from: dict | None = None,
+                    on_update=None) -> tuple[EpochStats, int]:
     """Train one epoch; returns the stats and the new global step (optimizer updates so far).
 
     ``should_stop()`` is polled after every optimizer update; when it is true the epoch ends early
     (``stats.batches < len(loader)``). ``resume_from`` (a ``partial_state``) continues such an epoch:
     the loader must replay the same epoch, and its first ``batches`` batches are drawn and discarded,
     so every random draw of the data pipeline happens exactly as in the uninterrupted run.
+    ``on_update(global_step, lr)`` is called after each applied update (e.g. TensorBoard's LR curve).
     """
     model.train()
     acc = resume_from or {}
@@ -131,6 +133,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
                 updates += 1
                 global_step += 1
                 scheduler.step_update()
+                if on_update is not None:
+                    on_update(global_step, lr)
                 if ema is not None:
                     ema.update_parameters(model)
                 faults.point("step", release=should_stop)  # tests: pause here until signalled
@@ -189,6 +193,10 @@ def evaluate(model: nn.Module, loader: Iterable, amp: AmpPolicy,
     The loss is plain cross-entropy (no label smoothing or class weights) so that val_loss means
     the same thing whatever the training recipe: plateau and early stopping compare like with like.
     """
-    logits, labels = predict_logits(model, loader, amp, tta)
+    return scores(*predict_logits(model, loader, amp, tta))
+
+
+def scores(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Plain cross-entropy and accuracy of ``logits`` (see ``evaluate``)."""
     loss = nn.functional.cross_entropy(logits, labels)
     return loss.item(), (logits.argmax(1) == labels).float().mean().item()

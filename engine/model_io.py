@@ -36,6 +36,7 @@ class LoadedModel:
     path: Path
     epoch: int  # completed epochs when the checkpoint was saved
     best_metric: float | None  # the monitored value early stopping had as best then
+    global_step: int = 0  # optimizer updates when the checkpoint was saved
 
     @property
     def channels(self) -> int:
@@ -46,9 +47,15 @@ def load_model_from_checkpoint(path: str | Path, device: torch.device) -> Loaded
     """Build the checkpoint's model with its inference weights (EMA when kept), in eval mode.
 
     Raises AppError for missing/corrupt/other-version files (via ``load_checkpoint``) and for
-    weights that do not fit the architecture the checkpoint names.
+    weights that do not fit the architecture the checkpoint names. An ``.onnx`` file written by
+    export.py loads too: onnxruntime runs it on the CPU (``device`` is then ignored).
     """
     path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        from engine.onnx_model import read_onnx
+        module, cfg, names, pre = read_onnx(path)
+        cpu = torch.device("cpu")
+        return LoadedModel(module, cfg, names, pre, cpu, amp_policy(False, "auto", cpu), path, 0, None)
     ckpt = load_checkpoint(path)
     cfg = config_mod.from_dict(ckpt["config"])
     pre = ckpt["preprocessing"]
@@ -76,7 +83,7 @@ def load_model_from_checkpoint(path: str | Path, device: torch.device) -> Loaded
     gpu_float16 = bool(ckpt.get("scaler")) or cfg.amp_dtype == "float16"
     amp = amp_policy(cfg.amp == "on" and not (device.type == "cpu" and gpu_float16), cfg.amp_dtype, device)
     return LoadedModel(model, cfg, names, dict(pre), device, amp, path, int(ckpt.get("epoch", 0)),
-                       ckpt.get("best_metric"))
+                       ckpt.get("best_metric"), int(ckpt.get("global_step", 0)))
 
 
 def inference_weights(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -5,6 +5,7 @@ step the schedule, update early stopping, record the row, then save (RNG state i
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -29,11 +30,12 @@ from engine.early_stopping import EarlyStopping
 from engine.ema import make_ema
 from engine.history import plot_curves, write_metrics_csv
 from engine.interrupt import GracefulStop
-from engine.loop import NonFiniteGuard, epoch_summary, evaluate, train_one_epoch
+from engine.loop import NonFiniteGuard, epoch_summary, evaluate, predict_logits, scores, train_one_epoch
 from engine.model_io import load_model_from_checkpoint
 from engine.optim import build_optimizer
 from engine.run import start_run
 from engine.runtime import amp_policy, resolve_device, rng_state, seed_everything, set_rng_state, set_threads, unwrap
+from engine.tensorboard import TensorBoardSink
 from models import build_model
 from schedulers import Plan, build_scheduler, is_horizon_free, make_plan, uses_swa
 
@@ -63,7 +65,7 @@ def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp)
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.momentum)
     spe = steps_per_epoch(len(bundle.train), cfg.batch_size, cfg.accum_steps)
-    plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps)
+    plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps, cfg.monitor)
     scheduler = build_scheduler(optimizer, cfg.scheduler, cfg.scheduler_params, plan,
                                 cfg.warmup_mode, cfg.warmup_start_factor)
     mode = "min" if cfg.monitor == "val_loss" else "max"
@@ -219,13 +221,16 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     bn_loader = make_loader(bundle.train, cfg.batch_size, pre, device, channels_last=cl,
                             num_workers=cfg.num_workers, strict=cfg.strict_data) if c.swa else None
     train_model = compiled(c.model, device) if cfg.compile else c.model  # checkpoints keep the plain module
-    with GracefulStop() as stop:  # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume
+    sink = TensorBoardSink(run_dir, global_step) if cfg.tensorboard else None
+    # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume. An error closes the sink.
+    with GracefulStop() as stop, sink or contextlib.nullcontext():
         for epoch in range(first_epoch + 1, cfg.epochs + 1):
             train_loader.set_epoch(epoch)
             stats, global_step = train_one_epoch(
                 train_model, train_loader, criterion, c.optimizer, c.scheduler, c.scaler, amp, epoch=epoch,
                 global_step=global_step, accum_steps=cfg.accum_steps, grad_clip=cfg.grad_clip, guard=guard,
-                ema=None if c.swa else c.ema, progress=progress, should_stop=stop, resume_from=partial)
+                ema=None if c.swa else c.ema, progress=progress, should_stop=stop, resume_from=partial,
+                on_update=sink and sink.update)
             partial = None
             if stats.batches < len(train_loader):  # cut short by a signal: save the position in the epoch
                 save_checkpoint(checkpoint_state(c, cfg, bundle, epoch - 1, global_step, history, guard.consecutive,
@@ -236,12 +241,14 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
                 update_bn(bn_loader, c.ema, device)
             val_loss, val_acc = evaluate(eval_model(c), val_loader, amp, tta=cfg.tta)
             in_warmup = c.scheduler.epoch_start_t < c.plan.warmup_steps  # this epoch was (partly) warmup
-            c.scheduler.step_epoch(val_loss)
             monitored = val_loss if cfg.monitor == "val_loss" else val_acc
+            c.scheduler.step_epoch(monitored)  # plateau follows --monitor (mode max for val_acc)
             improved = c.stopper.update(monitored, epoch, counts=not in_warmup)
             history.append({"epoch": epoch, "lr": stats.lr, "train_loss": stats.loss, "train_acc": stats.acc,
                             "val_loss": val_loss, "val_acc": val_acc, "seconds": round(stats.seconds, 3)})
             print(epoch_summary(epoch, cfg.epochs, stats, val_loss, val_acc, improved))
+            if sink is not None:
+                sink.epoch(global_step, history[-1])
             write_metrics_csv(history, run_dir / "metrics.csv")
             plot_curves(history, run_dir / "curves.png")
             state = checkpoint_state(c, cfg, bundle, epoch, global_step, history, guard.consecutive)
@@ -261,20 +268,26 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
                 break
             if stop() and epoch < cfg.epochs:
                 raise stop.error(f"the end of epoch {epoch}", run_dir)
-    return finish(cfg, run_dir, bundle, device, stop_reason)
+    return finish(cfg, run_dir, bundle, device, stop_reason, sink)
 
 
-def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device, stop_reason: str
-           ) -> dict[str, Any]:
-    """Score best.pt on the test split (val if there is none) and write ``summary.json``."""
+def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device, stop_reason: str,
+           sink: TensorBoardSink | None = None) -> dict[str, Any]:
+    """Score best.pt on the test split (val if there is none) and write ``summary.json``; TensorBoard
+    gets the confusion matrix and the hparams, and ``sink`` is closed."""
     best = load_model_from_checkpoint(run_dir / "best.pt", device)  # as evaluate.py will read it
     split_name = "test" if bundle.test is not None else "val"
     loader = make_loader(bundle.split(split_name), 256, best.preprocessing, device, num_workers=cfg.num_workers,
                          strict=cfg.strict_data)
-    loss, acc = evaluate(best.model, loader, best.amp, tta=best.cfg.tta)
+    logits, labels = predict_logits(best.model, loader, best.amp, tta=best.cfg.tta)
+    loss, acc = scores(logits, labels)
     summary = {"run_dir": str(run_dir), "best_epoch": best.epoch, "best_metric": best.best_metric,
                "monitor": cfg.monitor, f"{split_name}_loss": loss, f"{split_name}_acc": acc,
                "stopped_early": bool(stop_reason), "stop_reason": stop_reason or f"finished all {cfg.epochs} epochs"}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if sink is not None:
+        sink.finish(best.global_step, cfg, labels.numpy(), logits.argmax(1).numpy(), bundle.class_names,
+                    {f"{split_name}_acc": acc, f"{split_name}_loss": loss, "best_epoch": best.epoch})
+        sink.close()
     print(f"{split_name} accuracy of best.pt (epoch {best.epoch}): {acc:.4f}  |  run folder: {run_dir}")
     return summary

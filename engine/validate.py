@@ -62,7 +62,7 @@ def check_config(cfg: Config) -> None:
     from schedulers import WARMUP_MODES, resolve_params, uses_swa
 
     _require(cfg.warmup_mode in WARMUP_MODES, f"unknown --warmup_mode '{cfg.warmup_mode}'; valid: {', '.join(WARMUP_MODES)}")
-    resolve_params(cfg.scheduler, cfg.scheduler_params)
+    resolve_params(cfg.scheduler, cfg.scheduler_params, cfg.epochs, cfg.monitor)  # presets scale with --epochs
     from engine.optim import OPTIMIZERS
     from models import valid_model
 

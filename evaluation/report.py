@@ -110,3 +110,14 @@ def latency_summary(preds: Sequence[Prediction], seconds: float, batch_size: int
                  f"(decode + preprocess + share of a batch of up to {batch_size}); "
                  f"total {seconds:.2f} s, {len(ok) / max(seconds, 1e-9):.0f} images/s")
     return line
+
+
+def format_members(members, member_evs: Sequence[Evaluation], ensemble: Evaluation, split: str) -> str:
+    """One line per ensemble member and one for the ensemble: accuracy, macro F1, ECE."""
+    rows = [(f"{m.cfg.model} ({m.path})", e) for m, e in zip(members, member_evs)]
+    rows.append((f"ensemble (mean of {len(members)} members' probabilities)", ensemble))
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{split}: {'member':<{width}}  accuracy  macro F1     ECE"]
+    lines += [f"{'':{len(split) + 2}}{label:<{width}}  {e.metrics['accuracy']:8.4f}  {e.macro[2]:8.4f}  "
+              f"{e.metrics['ece']:.4f}" for label, e in rows]
+    return "\n".join(lines)

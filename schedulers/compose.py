@@ -4,7 +4,7 @@ torch's own SequentialLR/ChainedScheduler refuse ReduceLROnPlateau (its ``step``
 and step every child on the same call, so children of different granularity cannot be mixed.
 These compositions take both training events themselves (granularity ``events``) and pass each
 child the events its own granularity asks for -- per update, per epoch, or per epoch with the
-validation loss. Where every child shares torch's semantics they match torch's classes step for
+monitored metric. Where every child shares torch's semantics they match torch's classes step for
 step (tests/test_scheduler_catalog.py checks it).
 
 Config (YAML)::
@@ -62,7 +62,7 @@ def _check(kind: str):
 def build_child(optimizer, name: str, params: dict, plan: Plan) -> tuple[str, Any]:
     """(granularity, scheduler) of catalog entry ``name`` built on ``optimizer`` for ``plan``."""
     spec = get_spec(name)
-    return spec.granularity, spec.build(optimizer, resolve_params(name, params), plan)
+    return spec.granularity, spec.build(optimizer, resolve_params(name, params, plan.epochs, plan.monitor), plan)
 
 
 def _lrs(optimizer) -> list[float]:
@@ -104,7 +104,7 @@ class Sequential(_Composition):
     def step_update(self) -> None:
         deliver_update(*self.children[self.phase])
 
-    def step_epoch(self, val_loss: float | None = None) -> None:
+    def step_epoch(self, metric: float | None = None) -> None:
         self.epochs += 1
         if self.phase < len(self.milestones) and self.epochs >= self.milestones[self.phase]:
             # torch's SequentialLR: the epoch that reaches a milestone starts the next child
@@ -114,7 +114,7 @@ class Sequential(_Composition):
             self.children[self.phase][1].load_state_dict(copy.deepcopy(state))
             _set_lrs(self.optimizer, lrs)
         else:
-            deliver_epoch(*self.children[self.phase], val_loss)
+            deliver_epoch(*self.children[self.phase], metric)
 
     @property
     def swa_active(self) -> bool:
@@ -135,9 +135,9 @@ class Chained(_Composition):
         for child in self.children:
             deliver_update(*child)
 
-    def step_epoch(self, val_loss: float | None = None) -> None:
+    def step_epoch(self, metric: float | None = None) -> None:
         for child in self.children:
-            deliver_epoch(*child, val_loss)
+            deliver_epoch(*child, metric)
 
     @property
     def swa_active(self) -> bool:
@@ -155,9 +155,9 @@ def _phase_plans(plan: Plan, milestones: list[int]) -> list[Plan]:
     if not milestones:
         return [plan]
     spe, warm_epochs = plan.steps_per_epoch, math.ceil(plan.warmup_steps / plan.steps_per_epoch)
-    plans = [Plan(milestones[0] + warm_epochs, spe, plan.warmup_steps)]
-    plans += [Plan(b - a, spe) for a, b in zip(milestones, milestones[1:])]
-    return plans + [Plan(max(1, plan.horizon_epochs - milestones[-1]), spe)]
+    plans = [Plan(milestones[0] + warm_epochs, spe, plan.warmup_steps, plan.monitor)]
+    plans += [Plan(b - a, spe, 0, plan.monitor) for a, b in zip(milestones, milestones[1:])]
+    return plans + [Plan(max(1, plan.horizon_epochs - milestones[-1]), spe, 0, plan.monitor)]
 
 
 def _sequential(optimizer, p: dict, plan: Plan) -> Sequential:

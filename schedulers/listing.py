@@ -1,10 +1,12 @@
-"""The catalog as text: ``plot_schedule.py --list`` (terminal) and ``--list --markdown`` (README).
+"""The catalog and the presets as text: ``plot_schedule.py --list`` (terminal) and ``--list --markdown``
+(README).
 
 Both are rendered from the registry, so the documentation cannot drift from what the code accepts.
 """
 from __future__ import annotations
 
-from schedulers.registry import SCHEDULES, Param, ScheduleSpec, is_horizon_free
+from schedulers.presets import PRESETS, REFERENCE_EPOCHS
+from schedulers.registry import SCHEDULES, Param, ScheduleSpec, is_horizon_free, preset_of
 
 GRANULARITY_WORDS = {
     "update": "per update",
@@ -56,9 +58,53 @@ def catalog_text() -> str:
             rng = f"  {_range(param)}" if _range(param) else ""
             lines.append(f"    --scheduler_{pname:<16} {param.type.__name__:<5} default {_default(param)}{rng}  "
                          f"-- {param.help}{unit}")
+        for alias, ours in spec.param_aliases.items():
+            lines.append(f"    --scheduler_{alias:<16} torch's name for --scheduler_{ours}")
     lines.append("Warmup (any schedule): --warmup_epochs W | --warmup_steps N, --warmup_mode "
                  "linear|exponential|cosine|constant, --warmup_start_factor F (default 0.01)")
+    return "\n".join(lines) + "\n\n" + presets_text()
+
+
+def _values(params: dict) -> str:
+    """A preset's values as written (for a 100-epoch run)."""
+    def one(v):
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            return "[" + ", ".join(c["name"] + "(" + ", ".join(f"{k}={x:g}" if isinstance(x, float) else f"{k}={x}"
+                                                               for k, x in c.items() if k != "name") + ")"
+                                   for c in v) + "]"
+        if isinstance(v, bool):
+            return str(v).lower()
+        return f"{v:g}" if isinstance(v, float) else str(v)
+    return ", ".join(f"{k}={one(v)}" for k, v in params.items())
+
+
+def _preset_names(pid: str) -> str:
+    name = PRESETS[pid]["name"]
+    return f"{pid} {name}" if preset_of(name) else f"{pid} ({name}*)"
+
+
+def presets_text() -> str:
+    """The seed presets, with their entry and values for a 100-epoch run."""
+    lines = [f"Presets: --scheduler A0_001 ... A0_035 or the name; values as written are for a "
+             f"{REFERENCE_EPOCHS}-epoch run. For another --epochs, values in epochs (step sizes, milestones, "
+             f"t_max, t_0, total_iters, patience, swa_start, anneal_epochs) scale in proportion (whole epochs "
+             f"rounded, >= 1): step_size 30 becomes 3 with --epochs 10; rates and LRs do not. Any "
+             f"--scheduler_<param> overrides a preset's value. (*: that name is also a catalog alias, which it keeps; "
+             f"select the preset by its id.)"]
+    for pid, p in PRESETS.items():
+        note = f"  [{p['note']}]" if p["note"] else ""
+        lines.append(f"  {_preset_names(pid):<36} {p['scheduler']}: {_values(p['params'])}{note}")
     return "\n".join(lines)
+
+
+def presets_markdown() -> str:
+    """The README's preset table."""
+    rows = ["| id | name | variant (seed table) | entry: values for 100 epochs | notes |", "|---|---|---|---|---|"]
+    for pid, p in PRESETS.items():
+        name = f"`{p['name']}`" if preset_of(p["name"]) else f"(`{p['name']}`: id only)"
+        rows.append(f"| `{pid}` | {name} | {p['variant']} | `{p['scheduler']}`: {_values(p['params'])} | "
+                    f"{p['note'] or ''} |")
+    return "\n".join(rows)
 
 
 def catalog_markdown() -> str:
@@ -68,6 +114,7 @@ def catalog_markdown() -> str:
     for spec in _ordered():
         names = f"`{spec.name}`" + (" (" + ", ".join(f"`{a}`" for a in spec.aliases) + ")" if spec.aliases else "")
         params = ", ".join(f"`{k}`={_default(p)}" + (f" ({p.unit})" if p.unit else "") for k, p in spec.params.items())
+        params += "".join(f"; torch's `{a}` = `{o}`" for a, o in spec.param_aliases.items())
         rows.append(f"| {names} | {spec.summary} | {GRANULARITY_WORDS[spec.granularity]} | {params or '—'} | "
                     f"{_resume_word(spec)} |")
     return "\n".join(rows)

@@ -30,11 +30,11 @@ def make_optimizer(base_lrs: Sequence[float]) -> torch.optim.Optimizer:
 def simulate(name: str, params: dict, epochs: int, steps_per_epoch: int, warmup_steps: int = 0,
              base_lr: float = 0.1, val_losses: Sequence[float] | None = None, warmup_mode: str = "linear",
              warmup_start_factor: float = 0.01, base_lrs: Sequence[float] | None = None,
-             group: int = 0) -> list[LRPoint]:
-    """LR used for every update of ``epochs`` x ``steps_per_epoch``; ``val_losses`` feed metric schedules
-    (missing epochs repeat the first value: no improvement)."""
+             group: int = 0, monitor: str = "val_loss") -> list[LRPoint]:
+    """LR used for every update of ``epochs`` x ``steps_per_epoch``; ``val_losses`` (values of ``monitor``)
+    feed metric schedules (missing epochs repeat the first value: no improvement)."""
     opt = make_optimizer(base_lrs or [base_lr])
-    sched = build_scheduler(opt, name, params, Plan(epochs, steps_per_epoch, warmup_steps),
+    sched = build_scheduler(opt, name, params, Plan(epochs, steps_per_epoch, warmup_steps, monitor),
                             warmup_mode, warmup_start_factor)
     losses = list(val_losses or [])
     points = []

@@ -19,7 +19,7 @@ from typing import Any
 
 from torch.optim.swa_utils import SWALR
 
-from schedulers.registry import Param, Plan, ScheduleSpec, get_spec, register
+from schedulers.registry import Param, Plan, ScheduleSpec, get_spec, register, resolve_params
 
 
 class SWAPhase:
@@ -63,12 +63,12 @@ def _build(optimizer, p: dict, plan: Plan) -> SWAPhase:
 
 
 def uses_swa(name: str, params: dict) -> bool:
-    """Whether schedule ``name`` (or any entry of a composition) is SWALR, so weights are averaged."""
-    spec = get_spec(name)
-    if spec.name == "SWALR":
+    """Whether schedule ``name`` (or any entry of a composition, presets included) is SWALR, so weights
+    are averaged. ``params`` must be valid (resolve_params has checked them)."""
+    if get_spec(name).name == "SWALR":
         return True
-    children = params.get("schedulers") or (spec.params["schedulers"].default if "schedulers" in spec.params else [])
-    return any(isinstance(c, dict) and uses_swa(c.get("name", ""), c) for c in children)
+    children = resolve_params(name, params).get("schedulers") or []
+    return any(uses_swa(c["name"], {k: v for k, v in c.items() if k != "name"}) for c in children)
 
 
 register(ScheduleSpec(

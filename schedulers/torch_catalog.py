@@ -8,11 +8,19 @@ horizon-dependent (``--epochs`` cannot change on resume) unless the value is giv
 Where a length defaults to the horizon, it is ``horizon - 1`` updates so that the *last* update of
 training runs at the schedule's end value (the LR for update t is set after update t - 1).
 SequentialLR, ChainedScheduler (compose.py) and SWALR (swa.py) live in their own files.
+
+torch's own argument names are accepted too: where ours differ they are ``param_aliases``
+(``T_max``, ``T_0``, ``T_mult``; plateau's ``gamma`` is its ``factor``, as for StepLR); where ours
+had no equivalent they are hyperparameters here (CyclicLR/OneCycleLR ``max_lr``, ``base_lr``,
+momentum cycling; OneCycleLR ``epochs``/``steps_per_epoch``; plateau ``mode``, ``threshold_mode``,
+``eps``). Callables (``lr_lambda``, ``scale_fn`` and its ``scale_mode``) cannot come from a config, and
+``last_epoch`` is a checkpoint's job: those are refused with the rest.
 """
 from __future__ import annotations
 
 from torch.optim import lr_scheduler as tls
 
+from common.errors import UsageError
 from schedulers.formulas import FORMULAS, Formula
 from schedulers.registry import Param, Plan, ScheduleSpec, register
 
@@ -133,6 +141,7 @@ register(ScheduleSpec(
 
 register(ScheduleSpec(
     name="CosineAnnealingLR", aliases=("cosine",), granularity="update", horizon_free=_given("t_max"),
+    param_aliases={"T_max": "t_max"},
     summary="half-cosine from the base LR to eta_min over the rest of training",
     params={
         "t_max": Param(float, None, low=0.0, unit="epochs",
@@ -144,7 +153,7 @@ register(ScheduleSpec(
 
 register(ScheduleSpec(
     name="CosineAnnealingWarmRestarts", aliases=("warm_restarts", "sgdr"), granularity="update",
-    horizon_free=True,
+    horizon_free=True, param_aliases={"T_0": "t_0", "T_mult": "t_mult"},
     summary="cosine to eta_min, then restart at the base LR; cycles of t_0 epochs, x t_mult each time",
     params={
         "t_0": Param(float, 5.0, low=0.0, unit="epochs", help="epochs of the first cycle"),
@@ -160,61 +169,120 @@ def _group_lrs(opt) -> list[float]:
     return [g["lr"] for g in opt.param_groups]
 
 
+def _peaks(opt, p: dict, name: str) -> list[float]:
+    """Each group's peak LR: ``max_lr`` when given (torch's meaning: it replaces --lr), else the group's LR."""
+    lrs = _group_lrs(opt)
+    if p["max_lr"] is None:
+        return lrs
+    if any(lr != p["max_lr"] for lr in lrs):
+        print(f"note: {name} max_lr {p['max_lr']:g} is the peak LR; it overrides --lr {lrs[0]:g}")
+    return [p["max_lr"]] * len(lrs)
+
+
+def _momentum(p: dict) -> dict:
+    """torch's momentum cycling: SGD's momentum or Adam(W)'s beta1 moves against the LR."""
+    return {"cycle_momentum": p["cycle_momentum"], "base_momentum": p["base_momentum"],
+            "max_momentum": p["max_momentum"]}
+
+
+def _momentum_params(base: float, top: float) -> dict[str, Param]:
+    return {
+        "cycle_momentum": Param(bool, False, help="cycle SGD momentum / Adam beta1 inversely to the LR "
+                                                  "(torch's default is true)"),
+        "base_momentum": Param(float, base, low=0.0, high=1.0, help="momentum (beta1) at the LR's peak"),
+        "max_momentum": Param(float, top, low=0.0, high=1.0, help="momentum (beta1) at the LR's bottom"),
+    }
+
+
 def _cyclic(opt, p: dict, plan: Plan):
-    # The configured LR of each param group is the peak; the bottom is base_factor x that.
-    peaks = _group_lrs(opt)
+    # The peak is max_lr or each group's configured LR; the bottom base_lr or base_factor x the peak.
+    peaks = _peaks(opt, p, "CyclicLR")
+    bases = [p["base_lr"]] * len(peaks) if p["base_lr"] is not None else [lr * p["base_factor"] for lr in peaks]
+    if any(b > m for b, m in zip(bases, peaks)):
+        raise UsageError(f"CyclicLR base_lr {bases[0]:g} is above its peak {peaks[0]:g} (max_lr or --lr)")
     up = plan.updates(p["step_size_up"])
     down = plan.updates(p["step_size_down"]) if p["step_size_down"] is not None else None
-    return tls.CyclicLR(opt, base_lr=[lr * p["base_factor"] for lr in peaks], max_lr=peaks, step_size_up=up,
-                        step_size_down=down, mode=p["mode"], gamma=p["gamma"], cycle_momentum=False)
+    return tls.CyclicLR(opt, base_lr=bases, max_lr=peaks, step_size_up=up, step_size_down=down, mode=p["mode"],
+                        gamma=p["gamma"], **_momentum(p))
 
 
 register(ScheduleSpec(
     name="CyclicLR", aliases=("cyclic",), granularity="update", horizon_free=True,
-    summary="triangular cycles between base_factor x LR and the LR (momentum left alone)",
+    summary="triangular cycles between base_factor x LR (or base_lr) and the LR (or max_lr)",
     params={
-        "base_factor": Param(float, 0.1, low=0.0, high=1.0, help="bottom of the cycle as a fraction of the LR"),
+        "base_factor": Param(float, 0.1, low=0.0, high=1.0, help="bottom of the cycle as a fraction of the peak"),
+        "base_lr": Param(float, None, low=0.0, help="bottom of the cycle as an LR (overrides base_factor)"),
+        "max_lr": Param(float, None, low=0.0, help="peak LR (default: --lr, which it overrides)"),
         "step_size_up": Param(float, 2.0, low=0.0, unit="epochs", help="epochs from bottom to peak"),
         "step_size_down": Param(float, None, low=0.0, unit="epochs", help="epochs from peak to bottom (default: up)"),
         "mode": Param(str, "triangular", choices=("triangular", "triangular2", "exp_range"), help="amplitude policy"),
         "gamma": Param(float, 1.0, low=0.0, high=1.0, help="exp_range decay per update"),
+        **_momentum_params(0.8, 0.9),
     },
     build=_cyclic,
 ))
 
 
+def _onecycle_total(p: dict, plan: Plan) -> int:
+    """torch's rule: total_steps, else epochs x steps_per_epoch (each defaulting to the run's), else the rest."""
+    if p["total_steps"] is not None:
+        return p["total_steps"]
+    if p["epochs"] is not None or p["steps_per_epoch"] is not None:
+        return (p["epochs"] or plan.epochs) * (p["steps_per_epoch"] or plan.steps_per_epoch)
+    return plan.horizon_steps
+
+
 def _onecycle(opt, p: dict, plan: Plan):
-    total = p["total_steps"] if p["total_steps"] is not None else plan.horizon_steps
-    return tls.OneCycleLR(opt, max_lr=_group_lrs(opt), total_steps=total, pct_start=p["pct_start"],
+    total = _onecycle_total(p, plan)
+    if total < plan.horizon_steps:  # torch raises on the first step past the cycle, mid-run
+        raise UsageError(f"OneCycleLR lasts {total} updates but this run has {plan.horizon_steps} after warmup; "
+                         f"leave total_steps/epochs/steps_per_epoch out to fit the run")
+    return tls.OneCycleLR(opt, max_lr=_peaks(opt, p, "OneCycleLR"), total_steps=total, pct_start=p["pct_start"],
                           anneal_strategy=p["anneal_strategy"], div_factor=p["div_factor"],
-                          final_div_factor=p["final_div_factor"], three_phase=p["three_phase"], cycle_momentum=False)
+                          final_div_factor=p["final_div_factor"], three_phase=p["three_phase"], **_momentum(p))
 
 
 register(ScheduleSpec(
-    name="OneCycleLR", aliases=("onecycle",), granularity="update", horizon_free=_given("total_steps"),
-    summary="rise from LR/div_factor to the LR, then anneal far below it (one cycle over the rest)",
+    name="OneCycleLR", aliases=("onecycle",), granularity="update",
+    horizon_free=lambda p: p["total_steps"] is not None or None not in (p["epochs"], p["steps_per_epoch"]),
+    summary="rise from LR/div_factor to the LR (or max_lr), then anneal far below it (one cycle over the rest)",
     params={
+        "max_lr": Param(float, None, low=0.0, help="peak LR (default: --lr, which it overrides)"),
         "total_steps": Param(int, None, low=1, unit="updates", help="cycle length (default: the rest of training)"),
+        "epochs": Param(int, None, low=1, help="with steps_per_epoch: total_steps = epochs x steps_per_epoch "
+                                               "(default: the run's)"),
+        "steps_per_epoch": Param(int, None, low=1, help="updates per epoch for that product (default: the run's)"),
         "pct_start": Param(float, 0.3, low=0.0, high=1.0, help="fraction of the cycle spent rising"),
         "anneal_strategy": Param(str, "cos", choices=("cos", "linear"), help="shape of both phases"),
         "div_factor": Param(float, 25.0, low=1.0, help="starting LR = LR / div_factor"),
         "final_div_factor": Param(float, 1e4, low=1.0, help="final LR = starting LR / final_div_factor"),
         "three_phase": Param(bool, False, help="mirror the rise before the final anneal"),
+        **_momentum_params(0.85, 0.95),
     },
     build=_onecycle,
 ))
 
+def _plateau(opt, p: dict, plan: Plan):
+    mode = p["mode"] or ("max" if plan.monitor == "val_acc" else "min")  # resolve_params fills it in training
+    return tls.ReduceLROnPlateau(opt, mode=mode, factor=p["factor"], patience=p["patience"],
+                                 threshold=p["threshold"], threshold_mode=p["threshold_mode"], cooldown=p["cooldown"],
+                                 min_lr=p["min_lr"], eps=p["eps"])
+
+
 register(ScheduleSpec(
     name="ReduceLROnPlateau", aliases=("plateau",), granularity="metric", horizon_free=True,
-    summary="multiply the LR by factor when the validation loss stops improving",
+    param_aliases={"gamma": "factor"},
+    summary="multiply the LR by factor when the monitored metric (--monitor) stops improving",
     params={
-        "patience": Param(int, 2, low=0, help="epochs without improvement before a decay"),
+        "patience": Param(int, 2, low=0, unit="epochs", help="epochs without improvement before a decay"),
         "factor": Param(float, 0.1, low=0.0, high=1.0, help="decay factor"),
-        "threshold": Param(float, 1e-4, low=0.0, help="relative improvement that counts"),
-        "cooldown": Param(int, 0, low=0, help="epochs to wait after a decay"),
+        "mode": Param(str, None, choices=("min", "max"), help="min: lower is better, max: higher (default: from "
+                                                              "--monitor: val_loss min, val_acc max)"),
+        "threshold": Param(float, 1e-4, low=0.0, help="improvement that counts"),
+        "threshold_mode": Param(str, "rel", choices=("rel", "abs"), help="threshold relative to the best, or absolute"),
+        "cooldown": Param(int, 0, low=0, unit="epochs", help="epochs to wait after a decay"),
         "min_lr": Param(float, 0.0, low=0.0, help="LR floor"),
+        "eps": Param(float, 1e-8, low=0.0, help="LR changes smaller than this are skipped"),
     },
-    build=lambda opt, p, plan: tls.ReduceLROnPlateau(
-        opt, mode="min", factor=p["factor"], patience=p["patience"], threshold=p["threshold"],
-        cooldown=p["cooldown"], min_lr=p["min_lr"]),
+    build=_plateau,
 ))

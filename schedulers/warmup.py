@@ -1,9 +1,9 @@
 """The warmup wrapper: the single place that knows how and when a schedule is stepped.
 
 The training loop only reports events -- ``step_update()`` after every optimizer update that
-really happened, ``step_epoch(val_loss)`` at every epoch end -- and this wrapper turns them into
-warmup, ``step()`` for per-update or per-epoch schedules, or ``step(val_loss)`` for
-ReduceLROnPlateau, according to the schedule's declared granularity.
+really happened, ``step_epoch(metric)`` at every epoch end, with the monitored metric (``--monitor``: val_loss or
+val_acc) -- and this wrapper turns them into warmup, ``step()`` for per-update or per-epoch
+schedules, or ``step(metric)`` for ReduceLROnPlateau, according to the schedule's declared granularity.
 
 Warmup multiplies each param group's *handover* LR (the LR the wrapped schedule starts at) by a
 factor rising from ``start_factor`` to 1 over ``warmup_steps`` updates, so the LR is continuous
@@ -24,6 +24,7 @@ from typing import Any
 
 from torch.optim import Optimizer
 
+from common.errors import UsageError
 from schedulers.registry import deliver_epoch, deliver_update
 
 WARMUP_MODES = ("linear", "exponential", "cosine", "constant")
@@ -66,6 +67,7 @@ class WarmupScheduler:
         # Building the inner schedule set each group's LR to the schedule's starting value;
         # that is where warmup has to arrive.
         self.handover_lrs = [g["lr"] for g in optimizer.param_groups]
+        self.schedule: dict[str, Any] | None = None  # what the name resolved to (build_scheduler sets it)
         if self.warmup_steps > 0:
             self._set_warmup_lr()
 
@@ -79,12 +81,12 @@ class WarmupScheduler:
         self.t += 1
         deliver_update(self.granularity, self.inner)
 
-    def step_epoch(self, val_loss: float | None = None) -> None:
-        """Call at every epoch end, after validation."""
+    def step_epoch(self, metric: float | None = None) -> None:
+        """Call at every epoch end, after validation, with the monitored metric."""
         # The epoch in which warmup ends belongs to warmup: the wrapped schedule counts
         # epochs from the first one that starts after the handover.
         if self.epoch_start_t >= self.warmup_steps:
-            deliver_epoch(self.granularity, self.inner, val_loss)
+            deliver_epoch(self.granularity, self.inner, metric)
         self.epoch_start_t = self.t
 
     # --- queries ---
@@ -115,6 +117,9 @@ class WarmupScheduler:
             "start_factor": self.start_factor,
             "handover_lrs": list(self.handover_lrs),
             "inner": self.inner.state_dict(),
+            # For the record (a preset's scaled values, torch aliases mapped): resume rebuilds the
+            # schedule from the run's config, which may change hyperparameters on purpose.
+            "schedule": self.schedule,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -125,3 +130,11 @@ class WarmupScheduler:
         self.start_factor = state["start_factor"]
         self.handover_lrs = list(state["handover_lrs"])
         self.inner.load_state_dict(state["inner"])
+        # ReduceLROnPlateau restores its saved mode: stepped now with another metric, it would compare
+        # accuracies as if they were losses (or the reverse) and silently misfire.
+        saved_mode = state["inner"].get("mode") if self.granularity == "metric" else None
+        mode = (self.schedule or {}).get("params", {}).get("mode")
+        if saved_mode and mode and saved_mode != mode:
+            metric = "val_loss" if saved_mode == "min" else "val_acc"
+            raise UsageError(f"this run's plateau schedule was stepped with {metric} (mode {saved_mode}); resume it "
+                             f"with --monitor {metric}")

@@ -6,7 +6,7 @@ import pytest
 import plot_schedule
 from conftest import read_csv
 from common.errors import UsageError
-from schedulers import SCHEDULES
+from schedulers import PRESETS, SCHEDULES
 from schedulers.simulate import simulate
 
 
@@ -50,8 +50,31 @@ def test_list_names_every_schedule_and_markdown_is_a_table(capsys):
     text = capsys.readouterr().out
     assert all(name in text for name in SCHEDULES) and "--scheduler_patience" in text
     plot_schedule.main(["--list", "--markdown"])
-    table = capsys.readouterr().out.splitlines()
-    assert table[0].startswith("| name") and len(table) == 2 + len(SCHEDULES)
+    catalog, presets = capsys.readouterr().out.strip().split("\n\n")
+    assert catalog.startswith("| name") and len(catalog.splitlines()) == 2 + len(SCHEDULES)
+    assert presets.startswith("| id") and len(presets.splitlines()) == 2 + len(PRESETS)
+
+
+def test_list_shows_torch_names_and_the_presets_in_their_own_section(capsys):
+    plot_schedule.main(["--list"])
+    catalog, _, presets = capsys.readouterr().out.partition("\nPresets:")
+    for alias, ours in [("T_max", "t_max"), ("T_0", "t_0"), ("T_mult", "t_mult"), ("gamma", "factor")]:
+        assert f"--scheduler_{alias:<16} torch's name for --scheduler_{ours}" in catalog
+    for torch_name in ("max_lr", "base_lr", "cycle_momentum", "base_momentum", "max_momentum", "threshold_mode",
+                       "eps", "steps_per_epoch", "mode"):
+        assert f"--scheduler_{torch_name} " in catalog
+    assert "100-epoch run" in presets and "step_size 30 becomes 3 with --epochs 10" in presets
+    assert all(pid in presets for pid in PRESETS) and "A0_035 swalr_linear" in presets
+    assert "A0_012 (exponential*)" in presets  # the catalog's older alias keeps the name
+
+
+def test_a_preset_with_a_torch_alias_override_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "c.csv"
+    plot_schedule.main(["--scheduler", "cosine_min", "--scheduler_T_max", "2", "--lr", "0.1", "--epochs", "10",
+                        "--steps_per_epoch", "2", "--csv", str(out)])
+    lrs = [float(r["lr"]) for r in read_csv(out)]
+    assert lrs == [p.lr for p in simulate("cosine", {"t_max": 2, "eta_min": 0.001}, 10, 2, base_lr=0.1)]
+    assert lrs[4] == pytest.approx(0.001)  # T_max 2 epochs as given, not scaled to the 10-epoch run
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -72,6 +95,7 @@ def test_errors_are_one_line_usage_errors(argv, message):
 def test_readme_catalog_table_is_the_generated_one():
     from pathlib import Path
 
-    from schedulers.listing import catalog_markdown
+    from schedulers.listing import catalog_markdown, presets_markdown
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert catalog_markdown() in readme, "regenerate it: python plot_schedule.py --list --markdown"
+    assert presets_markdown() in readme, "regenerate it: python plot_schedule.py --list --markdown"
