@@ -33,7 +33,7 @@ def build_parser():
     p.add_argument("--data_dir", default=None, metavar="D", help="dataset location, if not the one used in training")
     p.add_argument("--output_dir", default=None, metavar="OUT", help="default: <run folder>/eval_<split>/")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
-    p.add_argument("--batch_size", type=int, default=256, metavar="N", help="(default: 256)")
+    p.add_argument("--batch_size", type=int, default=256, metavar="N", help="images per forward pass (default: 256)")
     p.add_argument("--explain", type=int, default=0, metavar="K",
                    help="also draw top_losses.png: the K most confident mistakes with their Grad-CAMs")
     return p

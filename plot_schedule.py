@@ -38,7 +38,8 @@ def get_args_parser() -> ArgParser:
     p.add_argument("--steps_per_epoch", type=int, help="optimizer updates per epoch (batches / accum_steps)")
     p.add_argument("--warmup_epochs", type=float, default=0.0, help="warmup length in epochs (fractional allowed)")
     p.add_argument("--warmup_steps", type=int, default=0, help="or warmup length in updates")
-    p.add_argument("--warmup_mode", default=DEFAULTS.warmup_mode, choices=("linear", "exponential", "cosine", "constant"))
+    p.add_argument("--warmup_mode", default=DEFAULTS.warmup_mode, choices=("linear", "exponential", "cosine", "constant"),
+                   help="shape of the warmup rise")
     p.add_argument("--warmup_start_factor", type=float, default=DEFAULTS.warmup_start_factor,
                    help=f"first update's LR as a fraction of the handover LR (default: {DEFAULTS.warmup_start_factor})")
     p.add_argument("--val_losses", metavar="V1,V2,...", default="",

@@ -29,11 +29,12 @@ def load_dataset(name: str, data_dir: str, **kwargs) -> DataBundle:
     return DATASETS[name](data_dir, **kwargs)
 
 
-def load_from_config(cfg, verify: bool = False) -> DataBundle:
-    """The dataset a Config describes; ``verify`` decodes even streamed files (for --check_data)."""
+def load_from_config(cfg, verify: bool = False, class_names: list[str] | None = None) -> DataBundle:
+    """The dataset a Config describes; ``verify`` decodes even streamed files (for --check_data);
+    ``class_names`` (a checkpoint's) keeps that run's class order for the same set of classes."""
     return load_dataset(cfg.dataset, cfg.data_dir, val_split=cfg.val_split, test_split=cfg.test_split,
                         seed=cfg.seed, strict=cfg.strict_data, image_size=cfg.image_size, data_mode=cfg.data_mode,
-                        verify=verify, num_workers=cfg.num_workers)
+                        verify=verify, num_workers=cfg.num_workers, class_names=class_names)
 
 
 def preprocessing_of(bundle: DataBundle) -> dict[str, Any]:
@@ -50,10 +51,11 @@ def run_check(cfg) -> int:
     return 1 if cfg.strict_data and report.bad_files else 0
 
 
-def prepare_data(cfg) -> DataBundle:
+def prepare_data(cfg, class_names: list[str] | None = None) -> DataBundle:
     """Load the dataset a Config describes at its training size; ``bundle.report`` holds the dataset check's
-    findings (``--strict_data`` turns unreadable files into an error)."""
-    bundle = load_from_config(cfg)
+    findings (``--strict_data`` turns unreadable files into an error). ``class_names``: a checkpoint's,
+    whose class order (and so split) the bundle keeps."""
+    bundle = load_from_config(cfg, class_names=class_names)
     enforce_strict(report_of(bundle), cfg.strict_data)
     if cfg.image_size and bundle.image_size != (cfg.image_size, cfg.image_size):
         size = (cfg.image_size, cfg.image_size)

@@ -22,6 +22,12 @@ class DataError(AppError):
     """Bad files under --strict_data, or a dataset with nothing usable in it."""
 
 
+class TooFewClasses(DataError):
+    """A training split with fewer than two classes: a usage mistake (exit status 2), not a crash."""
+
+    exit_code = 2
+
+
 @dataclass
 class DataReport:
     """Everything the check found; ``counts`` is split -> class -> usable images."""
@@ -38,6 +44,7 @@ class DataReport:
     sizes: Counter = field(default_factory=Counter)  # (width, height) -> files
     notes: list[str] = field(default_factory=list)  # what the loader decided (split, resize, streaming)
     channels: int = 0  # what every image was converted to (file datasets)
+    exif_rotated: int = 0  # images whose EXIF Orientation tag turns or mirrors them when decoded
 
     def warnings(self) -> list[str]:
         """One line per problem worth a user's attention."""

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from data.check import DataError, DataReport
+from data.check import DataError, DataReport, TooFewClasses
 from data.disk_loader import FileDataset, collate, resolve_workers
+from data.images import orientation
 from data.split import SPLIT_SEED, stratified_split
 from data.types import DataBundle, Split, channel_stats
 
@@ -50,15 +51,19 @@ def is_hidden(name: str) -> bool:
 
 
 def class_order(names) -> list[str]:
-    """Sorted class names; all-digit names numerically ("2" before "10")."""
-    return sorted(set(names), key=lambda s: (0, int(s), "") if s.isdigit() else (1, 0, s))
+    """Class names as plain sorted strings, exactly torchvision's ``ImageFolder`` order ("10" before "2"),
+    so indices match models and code written against ImageFolder."""
+    return sorted(set(names))
 
 
-def probe(path: str) -> tuple[str, tuple[int, int]]:
-    """(mode, (width, height)) from the header only; raises for files that are not images."""
+def probe(path: str) -> tuple[str, tuple[int, int], int]:
+    """(mode, (width, height) as displayed, EXIF orientation) from the header only; raises for
+    files that are not images."""
     from PIL import Image
     with Image.open(path) as im:
-        return im.mode, im.size
+        turn = orientation(im)
+        w, h = im.size
+        return im.mode, ((h, w) if turn >= 5 else (w, h)), turn  # 5-8 are quarter turns
 
 
 def default_size(sizes: Counter) -> int:
@@ -95,13 +100,14 @@ def probe_all(files: FileList, report: DataReport) -> list[int]:
     good = []
     for i, path in enumerate(files.paths):
         try:
-            mode, size = probe(path)
+            mode, size, turn = probe(path)
         except Exception as e:  # PIL raises several types for non-images and unreadable files
             why = "not an image (unknown format)" if type(e).__name__ == "UnidentifiedImageError" else str(e)
             report.bad_files.append(f"{path}: {why or type(e).__name__}")
             continue
         report.modes[mode] += 1
         report.sizes[size] += 1
+        report.exif_rotated += turn != 1
         good.append(i)
     if not good:
         raise DataError(f"no readable images in {files.source}" + (
@@ -111,8 +117,12 @@ def probe_all(files: FileList, report: DataReport) -> list[int]:
 
 
 def build_bundle(files: FileList, name: str, val_split: float, test_split: float, image_size: int = 0,
-                 data_mode: str = "auto", verify: bool = False, num_workers: int = -1) -> DataBundle:
+                 data_mode: str = "auto", verify: bool = False, num_workers: int = -1,
+                 class_names: list[str] | None = None) -> DataBundle:
     """Probe, size, split, then decode once or stream: the DataBundle of a file dataset.
+
+    ``class_names`` (a checkpoint's) fixes the class -> index order when it names the same classes,
+    so a run trained under an older order gets its own indices and its own split back.
 
     The split is drawn from the file list before decoding, so it is the same in memory and when
     streamed, and one newly corrupt file does not reshuffle every other image's split.
@@ -125,11 +135,15 @@ def build_bundle(files: FileList, name: str, val_split: float, test_split: float
         report.notes.append(f"images resized to {side}x{side} (median short side, at most {MAX_DEFAULT_SIZE}; "
                             f"--image_size N to choose)")
     paths = [files.paths[i] for i in good]
-    class_names = class_order(files.classes[i] for i in good)
+    found = class_order(files.classes[i] for i in good)
+    class_names = list(class_names) if class_names and sorted(class_names) == found else found
     index = {c: k for k, c in enumerate(class_names)}
     labels = torch.tensor([index[files.classes[i]] for i in good], dtype=torch.long)
     split_of = np.array([files.splits[i] or "" for i in good], dtype=object)
     parts = assign_splits(split_of, labels.numpy(), val_split, test_split, report)
+    require_two_classes(files.source, class_names, labels[torch.from_numpy(parts[0])])
+    if report.exif_rotated:
+        report.notes.append(f"{report.exif_rotated} images rotated by their EXIF tag (as photo viewers show them)")
 
     ds = FileDataset(paths, labels, channels, side)
     estimate = len(good) * channels * side * side
@@ -154,6 +168,16 @@ def build_bundle(files: FileList, name: str, val_split: float, test_split: float
     mean, std = stream_stats(ds, train, num_workers) if stream else channel_stats(train.images)
     return DataBundle(name, class_names, train, val, test, mean, std,
                       input_shape=(channels, side, side), report=report)
+
+
+def require_two_classes(source: str, class_names: list[str], train_labels: torch.Tensor) -> None:
+    """A classifier needs at least two classes to train on; one class "learns" loss 0 and accuracy 1."""
+    counts = train_labels.bincount(minlength=len(class_names)).tolist()
+    found = [f"{c} ({n} images)" for c, n in zip(class_names, counts) if n > 0]
+    if len(found) < 2:
+        raise TooFewClasses(f"{source}: the training split has images of {len(found)} class"
+                            f"{'' if len(found) == 1 else 'es'} ({', '.join(found) or 'none'}); a classifier needs "
+                            f"at least 2: one folder (or CSV label) per class, e.g. D/<class>/*.jpg")
 
 
 def assign_splits(split_of: np.ndarray, labels: np.ndarray, val_frac: float, test_frac: float,

@@ -6,8 +6,8 @@ Layouts (``--data_dir D``):
     D/<class>/*   one folder, split into train/val/test by a seeded stratified split
                   (--val_split, --test_split)
 
-Classes are the sorted union of class folders over all splits, so a class missing from one split
-keeps its index. Hidden entries (any dot-name: .ipynb_checkpoints, .DS_Store) are never classes.
+Classes are the sorted union of class folders over all splits (plain string order, as torchvision's
+ImageFolder: "1", "10", "2"), so a class missing from one split keeps its index. Hidden entries (any dot-name: .ipynb_checkpoints, .DS_Store) are never classes.
 Images may sit in sub-folders of a class folder.
 
 Example:
@@ -90,7 +90,9 @@ def scan_folder(root: str | Path) -> FileList:
 
 
 def load(data_dir: str, val_split: float = 0.1, test_split: float = 0.2, image_size: int = 0,
-         data_mode: str = "auto", verify: bool = False, num_workers: int = -1, **_) -> DataBundle:
+         data_mode: str = "auto", verify: bool = False, num_workers: int = -1,
+         class_names: list[str] | None = None, **_) -> DataBundle:
     """The folder at ``data_dir`` as a DataBundle (decoded in memory or streamed, see file_sets)."""
     return build_bundle(scan_folder(data_dir), "folder", val_split, test_split, image_size=image_size,
-                        data_mode=data_mode, verify=verify, num_workers=num_workers)
+                        data_mode=data_mode, verify=verify, num_workers=num_workers,
+                        class_names=class_names)

@@ -1,8 +1,10 @@
 """Decode one image file to a uint8 tensor (C, H, W) with the channels a model expects.
 
 torchvision.io decodes JPEG/PNG/WebP/GIF (palette, gray+alpha, RGBA and 16-bit included) in C;
-other formats (BMP, TIFF, ...) fall back to Pillow. Shared by dataset loading and prediction,
-so a picture is turned into a tensor the same way everywhere.
+other formats (BMP, TIFF, ...) fall back to Pillow. Shared by dataset loading (the in-memory
+cache and the streamed loader), evaluation and prediction, so a picture is turned into a tensor
+the same way everywhere. The EXIF Orientation tag is applied on every path: a phone stores a
+portrait photo as landscape pixels plus "rotate 90°", and a model must see what people see.
 """
 from __future__ import annotations
 
@@ -19,6 +21,20 @@ class ImageDecodeError(Exception):
     """A file that is missing, truncated, corrupt or not an image."""
 
 
+EXIF_ORIENTATION = 0x0112  # 1 = as stored; 2-8 = mirrored and/or rotated; 5-8 swap width and height
+
+
+def orientation(im) -> int:
+    """The EXIF Orientation of an open PIL image (1 when absent or unreadable), from its header."""
+    if im.format == "PNG" and "exif" not in im.info:
+        return 1  # Pillow would decode every pixel to look for an eXIf chunk after them: probing stays cheap
+    try:
+        value = int(im.getexif().get(EXIF_ORIENTATION, 1))
+    except Exception:  # a damaged EXIF block must not make a readable picture unreadable
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
 def _to_uint8(t: torch.Tensor) -> torch.Tensor:
     if t.dtype == torch.uint8:
         return t
@@ -28,10 +44,11 @@ def _to_uint8(t: torch.Tensor) -> torch.Tensor:
 
 
 def _pillow(path: Path, channels: int) -> torch.Tensor:
-    from PIL import Image
+    from PIL import Image, ImageOps
     try:
         with Image.open(path) as im:
             im.load()
+            im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im, dtype=np.float64) / 257.0
                 im = Image.fromarray(arr.clip(0, 255).astype(np.uint8), "L")
@@ -46,7 +63,8 @@ def _pillow(path: Path, channels: int) -> torch.Tensor:
 def decode_file(path: str | Path, channels: int) -> torch.Tensor:
     """``path`` as uint8 (channels, H, W); ``channels`` is 1 (gray) or 3 (RGB).
 
-    Alpha is dropped, palettes are expanded, 16-bit is scaled to 8-bit. Raises ImageDecodeError.
+    Alpha is dropped, palettes are expanded, 16-bit is scaled to 8-bit, the EXIF orientation is
+    applied. Raises ImageDecodeError.
     """
     path = Path(path)
     mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
@@ -55,7 +73,7 @@ def decode_file(path: str | Path, channels: int) -> torch.Tensor:
     except (RuntimeError, OSError) as e:
         raise ImageDecodeError(f"{path}: cannot read ({e})") from None
     try:
-        return _to_uint8(decode_image(data, mode=mode))
+        return _to_uint8(decode_image(data, mode=mode, apply_exif_orientation=True))
     except RuntimeError as e:
         if "Unsupported image file" in str(e):
             return _pillow(path, channels)

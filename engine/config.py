@@ -45,6 +45,8 @@ class Config:
     dropout: float = 0.1
     pretrained: bool = False
     pretrained_weights: str = ""
+    freeze_epochs: int = 0  # train only the classifier head for the first N epochs
+    backbone_lr_mult: float = 1.0  # backbone LR = this x the head's LR
     channels_last: str = "auto"  # auto (measured at start, see engine/autotune.py) | on | off
     # --- optimisation ---
     epochs: int = 15
@@ -86,6 +88,7 @@ class Config:
     tensorboard: bool = False  # also write TensorBoard event files to <run>/tb/
 
 
+DEFAULT_YAML = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
 FIELD_TYPES: dict[str, Any] = typing.get_type_hints(Config)
 FIELDS = [f.name for f in dataclasses.fields(Config)]
 # Flags that steer a command but are not part of the run's config.
@@ -176,6 +179,25 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def field_help(path: Path = DEFAULT_YAML) -> dict[str, str]:
+    """Each setting's meaning: the comment beside it in configs/default.yaml, the one place that
+    documents every setting (so a field added there with a comment gets its ``--help`` text too)."""
+    out: dict[str, str] = {}
+    block = ""
+    for line in path.read_text().splitlines():
+        m = re.match(r"^(\s*)(\w+):\s*(.*?)\s*(?:#\s*(.*))?$", line)
+        if not m or line.lstrip().startswith("#"):
+            continue
+        indent, key, value, comment = m.groups()
+        if not indent:
+            block = key if value == "" else ""
+            if comment:
+                out[key] = comment
+        elif block == "scheduler" and key == "name" and comment:  # the block's `name:` line documents --scheduler
+            out["scheduler"] = comment
+    return out
+
+
 def build_parser(description: str = "") -> ArgParser:
     """Every Config field as a ``--flag``; only flags actually given override YAML."""
     p = ArgParser(description=description, argument_default=argparse.SUPPRESS)
@@ -183,19 +205,19 @@ def build_parser(description: str = "") -> ArgParser:
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     p.add_argument("--check_data", action="store_true", help="check the dataset, print the report and exit")
     metavars = {"early_stopping": "PATIENCE", "resume": "PATH|auto"}
+    meaning = field_help()
     for f in dataclasses.fields(Config):
         if f.name == "scheduler_params":
             continue
         t = FIELD_TYPES[f.name]
+        text = f"{meaning.get(f.name, '')} (default: {f.default!r})".lstrip().replace("%", "%%")
         if f.name in TRI_STATE:  # --amp alone = on, --amp auto|on|off, --no-amp = off
-            p.add_argument(f"--{f.name}", nargs="?", const="on", metavar="auto|on|off",
-                           help=f"(default: {f.default}; alone: on)")
+            p.add_argument(f"--{f.name}", nargs="?", const="on", metavar="auto|on|off", help=text + "; alone: on")
             p.add_argument(f"--no-{f.name}", dest=f.name, action="store_const", const="off", help="same as off")
         elif t is bool:
-            p.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, help=f"(default: {f.default})")
+            p.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, help=text)
         else:
-            p.add_argument(f"--{f.name}", type=t, metavar=metavars.get(f.name, t.__name__.upper()),
-                           help=f"(default: {f.default!r})")
+            p.add_argument(f"--{f.name}", type=t, metavar=metavars.get(f.name, t.__name__.upper()), help=text)
     p.epilog = "Scheduler hyperparameters: --scheduler_<param> VALUE (see `python plot_schedule.py --list`)."
     return p
 

@@ -10,7 +10,8 @@ class EarlyStopping:
 
     ``patience=0`` only tracks the best value (for ``best.pt``). An improvement must beat the best
     by more than ``min_delta``. Epochs that don't count (inside warmup) can still set a new best
-    but never use up patience.
+    but never use up patience. A non-finite value (NaN/inf from a diverged model) is never a best
+    and counts as an epoch without improvement.
     """
 
     def __init__(self, patience: int = 0, min_delta: float = 0.0, mode: str = "min"):
@@ -24,6 +25,8 @@ class EarlyStopping:
         self.bad_epochs = 0
 
     def is_better(self, value: float) -> bool:
+        if not math.isfinite(value):  # NaN compares False, but -inf would beat any loss
+            return False
         if self.mode == "min":
             return value < self.best - self.min_delta
         return value > self.best + self.min_delta
@@ -33,7 +36,7 @@ class EarlyStopping:
         if self.is_better(value):
             self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
             return True
-        if counts:
+        if counts or not math.isfinite(value):  # a diverged epoch uses up patience even in warmup
             self.bad_epochs += 1
         return False
 

@@ -165,6 +165,8 @@ def epoch_summary(epoch: int, epochs: int, stats: EpochStats, val_loss: float, v
         extra += f" | AMP skipped {stats.skipped_updates} updates"
     if stats.nonfinite_batches:
         extra += f" | {stats.nonfinite_batches} non-finite batches dropped"
+    if not (math.isfinite(val_loss) and math.isfinite(val_acc)):
+        extra += " | non-finite validation: not a best, counts as no improvement"
     return (f"epoch {epoch:3d}/{epochs} | lr {stats.lr:.3g} | train loss {stats.loss:.4f} acc {stats.acc:.4f} | "
             f"val loss {val_loss:.4f} acc {val_acc:.4f} | {stats.seconds:.1f}s "
             f"({stats.images / max(stats.seconds, 1e-9):.0f} img/s){' *' if improved else ''}{extra}")

@@ -18,7 +18,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
 from common import faults
-from common.errors import UsageError
+from common.errors import AppError, UsageError
 from common.fileio import remove_stale_temps
 from data import DataBundle, prepare_data, preprocessing_of
 from data.loader import balanced_sample_weights, loss_weights, make_loader
@@ -36,7 +36,7 @@ from engine.optim import build_optimizer
 from engine.run import start_run
 from engine.runtime import amp_policy, resolve_device, rng_state, seed_everything, set_rng_state, set_threads, unwrap
 from engine.tensorboard import TensorBoardSink
-from models import build_model
+from models import build_model, set_backbone_frozen
 from schedulers import Plan, build_scheduler, is_horizon_free, make_plan, uses_swa
 
 
@@ -60,10 +60,10 @@ def steps_per_epoch(num_train: int, batch_size: int, accum_steps: int) -> int:
 def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp) -> Components:
     model = build_model(cfg.model, len(bundle.class_names), bundle.channels, bundle.image_size[0], width=cfg.width,
                         depth=cfg.depth, dropout=cfg.dropout, pretrained=cfg.pretrained,
-                        pretrained_weights=cfg.pretrained_weights).to(device)
+                        pretrained_weights=cfg.pretrained_weights, verbose=True).to(device)
     if cfg.channels_last == "on":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.momentum)
+    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.backbone_lr_mult)
     spe = steps_per_epoch(len(bundle.train), cfg.batch_size, cfg.accum_steps)
     plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps, cfg.monitor)
     scheduler = build_scheduler(optimizer, cfg.scheduler, cfg.scheduler_params, plan,
@@ -166,7 +166,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     seed_everything(cfg.seed, cfg.deterministic)  # before CUDA starts: --deterministic sets cuBLAS up
     threads = set_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    bundle = prepare_data(cfg)
+    bundle = prepare_data(cfg, start.checkpoint["class_names"] if start.checkpoint is not None else None)
     choice = runtime_choice(cfg, bundle, device, threads, start.checkpoint and start.checkpoint.get("runtime"))
     # The decisions go into the run's config (config.yaml, checkpoints): --resume replays them exactly.
     cfg = dataclasses.replace(cfg, threads=threads, amp="on" if choice.amp else "off",
@@ -226,6 +226,12 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     with GracefulStop() as stop, sink or contextlib.nullcontext():
         for epoch in range(first_epoch + 1, cfg.epochs + 1):
             train_loader.set_epoch(epoch)
+            if cfg.freeze_epochs:  # a function of the epoch alone, so a resumed run freezes the same way
+                set_backbone_frozen(c.model, epoch <= cfg.freeze_epochs)
+                if epoch in (1, first_epoch + 1, cfg.freeze_epochs + 1):
+                    print(f"epoch {epoch}: " + (f"training the classifier head only until epoch {cfg.freeze_epochs} "
+                          f"(backbone and its BatchNorm statistics frozen)" if epoch <= cfg.freeze_epochs
+                          else "backbone unfrozen: training every layer"))
             stats, global_step = train_one_epoch(
                 train_model, train_loader, criterion, c.optimizer, c.scheduler, c.scaler, amp, epoch=epoch,
                 global_step=global_step, accum_steps=cfg.accum_steps, grad_clip=cfg.grad_clip, guard=guard,
@@ -275,6 +281,12 @@ def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device,
            sink: TensorBoardSink | None = None) -> dict[str, Any]:
     """Score best.pt on the test split (val if there is none) and write ``summary.json``; TensorBoard
     gets the confusion matrix and the hparams, and ``sink`` is closed."""
+    if not (run_dir / "best.pt").is_file():  # every epoch's validation metric was NaN/inf
+        if sink is not None:
+            sink.close()  # the epochs' curves stay readable
+        raise AppError(f"{cfg.monitor} was non-finite in every epoch, so no epoch was a best and there is no "
+                       f"best.pt (the final weights are in {run_dir / 'last.pt'}). Lower --lr, set --grad_clip, "
+                       f"or check the data")
     best = load_model_from_checkpoint(run_dir / "best.pt", device)  # as evaluate.py will read it
     split_name = "test" if bundle.test is not None else "val"
     loader = make_loader(bundle.split(split_name), 256, best.preprocessing, device, num_workers=cfg.num_workers,

@@ -35,6 +35,10 @@ def check_config(cfg: Config) -> None:
     _require(cfg.save_every >= 0, f"--save_every must be >= 0 (got {cfg.save_every})")
     _require(cfg.keep_last >= 0, f"--keep_last must be >= 0 (got {cfg.keep_last}; 0 keeps every epoch file)")
     check_warmup(cfg)
+    _require(0 <= cfg.freeze_epochs <= cfg.epochs,
+             f"--freeze_epochs must be in [0, --epochs {cfg.epochs}] (got {cfg.freeze_epochs}); 0 trains every layer")
+    _require(cfg.backbone_lr_mult > 0, f"--backbone_lr_mult must be > 0 (got {cfg.backbone_lr_mult}); to keep the "
+             f"backbone fixed use --freeze_epochs")
     _require(0 < cfg.val_split < 1 and 0 <= cfg.test_split < 1 and cfg.val_split + cfg.test_split < 1,
              "--val_split must be in (0, 1), --test_split in [0, 1), and together below 1")
     _require(cfg.monitor in ("val_loss", "val_acc"), f"unknown --monitor '{cfg.monitor}'; valid: val_loss, val_acc")

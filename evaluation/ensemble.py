@@ -71,7 +71,7 @@ class Scored:
 def score_split(loaded: LoadedModel, data_dir: str | None, split_name: str | None, batch_size: int) -> Scored:
     """The checkpoint's own dataset, split and resize as in training, through its eval preprocessing."""
     cfg = loaded.cfg if data_dir is None else dataclasses.replace(loaded.cfg, data_dir=data_dir)
-    bundle = prepare_data(cfg)
+    bundle = prepare_data(cfg, loaded.class_names)  # the checkpoint's class order, and so its split
     if [str(c) for c in bundle.class_names] != loaded.class_names:
         raise AppError(f"dataset '{cfg.dataset}' in {cfg.data_dir} has classes {preview(bundle.class_names)} but "
                        f"the checkpoint was trained on {preview(loaded.class_names)}; pass the --data_dir it "

@@ -2,9 +2,11 @@
 
 >>> model = build_model("efficientnet_b0", num_classes=10, in_channels=1, image_size=32)
 
-Grayscale input works with RGB architectures: timm adapts the stem to ``in_chans`` (summing
-pretrained RGB filters). ``pretrained=True`` downloads from timm's hub; ``pretrained_weights``
-loads a local file instead, with no network.
+Grayscale input works with RGB architectures: the stem is adapted to ``in_chans`` (pretrained RGB
+filters summed), for hub weights by timm and for local files by ``models.weights``.
+``pretrained=True`` downloads from timm's hub; ``pretrained_weights`` loads a local file instead,
+with no network (see models/weights.py). Either way the classifier head is new, sized for the
+dataset's classes; ``models.transfer`` freezes the rest for ``--freeze_epochs``.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from torch import nn
 
 from common.errors import AppError, UsageError, unknown_name
 from models.custom_cnn import CustomCNN
+from models.transfer import head_keys, set_backbone_frozen, split_parameters
 from models.weights import load_pretrained_file
 
 
@@ -53,7 +56,8 @@ def _timm(name: str) -> Callable[..., nn.Module]:
                 raise
             raise AppError(f"could not fetch pretrained weights for '{name}' from timm's hub "
                            f"({type(e).__name__}; offline?). Use --pretrained_weights PATH to load a local "
-                           f"file, or drop --pretrained") from None
+                           f"file (README 'Transfer learning' names offline ImageNet weights), or drop --pretrained"
+                           ) from None
     return build
 
 
@@ -75,8 +79,11 @@ def valid_model(name: str) -> None:
 
 def build_model(name: str, num_classes: int, in_channels: int, image_size: int, *, width: int = 32,
                 depth: int = 3, dropout: float = 0.1, pretrained: bool = False,
-                pretrained_weights: str = "") -> nn.Module:
-    """Build model ``name`` with a ``num_classes`` head for ``in_channels`` x ``image_size`` input."""
+                pretrained_weights: str = "", verbose: bool = False) -> nn.Module:
+    """Build model ``name`` with a ``num_classes`` head for ``in_channels`` x ``image_size`` input.
+
+    ``verbose`` prints what pretrained weights were loaded (training does; evaluation, which
+    replaces them with a checkpoint's, does not ask for any)."""
     valid_model(name)
     builder = MODELS.get(name) or _timm(name)
     if pretrained and name == "custom":
@@ -84,8 +91,13 @@ def build_model(name: str, num_classes: int, in_channels: int, image_size: int, 
     model = builder(num_classes=num_classes, in_channels=in_channels, image_size=image_size, width=width,
                     depth=depth, dropout=dropout, pretrained=pretrained and not pretrained_weights)
     if pretrained_weights:
-        load_pretrained_file(model, pretrained_weights)
+        report = load_pretrained_file(model, pretrained_weights, name)
+        if verbose:
+            print(report.line())
+    elif pretrained and verbose:
+        print(f"pretrained weights for {name} from timm's hub (new head: {', '.join(head_keys(model))})")
     return model
 
 
-__all__ = ["MODELS", "CustomCNN", "build_model", "valid_model"]
+__all__ = ["MODELS", "CustomCNN", "build_model", "head_keys", "set_backbone_frozen", "split_parameters",
+           "valid_model"]
