@@ -1,9 +1,10 @@
 # Two commands on a fresh machine:  `make demo` (set up + train on the bundled digits), `make test`.
+# `make test-quick` leaves out the tests marked slow (whole runs, kill/resume): one command, ~half the time.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test test-quick install clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -18,6 +19,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+test-quick: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) checkpoints .pytest_cache

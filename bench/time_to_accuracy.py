@@ -31,7 +31,7 @@ from engine.config import Config, apply_overrides, load_yaml  # noqa: E402
 from engine.loop import NonFiniteGuard, evaluate, train_one_epoch  # noqa: E402
 from engine.runtime import amp_policy, seed_everything, set_threads  # noqa: E402
 from data import prepare_data, preprocessing_of  # noqa: E402
-from engine.trainer import build_components, eval_model  # noqa: E402
+from engine.trainer import build_components, eval_model, runtime_choice  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -40,12 +40,16 @@ def project(cfg: Config, target: float) -> list[tuple[float, float]]:
     """(cumulative seconds, val accuracy) per epoch, using the trainer's functions."""
     seed_everything(cfg.seed)
     bundle = prepare_data(cfg)
-    amp = amp_policy(cfg.amp, cfg.amp_dtype, CPU)
+    choice = runtime_choice(cfg, bundle, CPU, torch.get_num_threads(), None)  # train.py's auto choices
+    print(f"  project  {choice.line()}")
+    cfg = dataclasses.replace(cfg, amp="on" if choice.amp else "off", channels_last="on" if choice.channels_last
+                              else "off")
+    amp = amp_policy(choice.amp, choice.dtype, CPU)
     c = build_components(cfg, bundle, CPU, amp)
     pre = preprocessing_of(bundle)
     train = make_loader(bundle.train, cfg.batch_size, pre, CPU, augment_preset=cfg.augment, shuffle=True,
-                        seed=cfg.seed, channels_last=cfg.channels_last)
-    val = make_loader(bundle.val, 512, pre, CPU, channels_last=cfg.channels_last)
+                        seed=cfg.seed, channels_last=choice.channels_last)
+    val = make_loader(bundle.val, 512, pre, CPU, channels_last=choice.channels_last)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     out, elapsed, step = [], 0.0, 0
     for epoch in range(1, cfg.epochs + 1):
@@ -81,7 +85,7 @@ def typical(cfg: Config, target: float, workers: int) -> list[tuple[float, float
     train = DataLoader(Subset(full_train, tr), batch_size=cfg.batch_size, shuffle=True, num_workers=workers,
                        persistent_workers=workers > 0)
     val = DataLoader(Subset(full_val, va), batch_size=512, num_workers=workers, persistent_workers=workers > 0)
-    plain_cfg = dataclasses.replace(cfg, channels_last=False, amp=False, ema=0.0)
+    plain_cfg = dataclasses.replace(cfg, channels_last="off", amp="off", ema=0.0)
     c = build_components(plain_cfg, bundle, CPU, amp_policy(False, "auto", CPU))
     model, opt, sched = c.model, c.optimizer, c.scheduler
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)

@@ -9,6 +9,8 @@ batch, so normalisation is written exactly once.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -127,9 +129,14 @@ def eval_transform(x: torch.Tensor, pre: dict) -> torch.Tensor:
     x = x.float().div_(255.0)
     if tuple(x.shape[-2:]) != (h, w):
         x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-    mean = torch.tensor(pre["mean"], device=x.device).view(1, -1, 1, 1)
-    std = torch.tensor(pre["std"], device=x.device).view(1, -1, 1, 1)
+    mean, std = _norm_tensors(tuple(pre["mean"]), tuple(pre["std"]), x.device)
     return x.sub_(mean).div_(std)  # in place on the fresh float copy: same numbers as (x - mean) / std
+
+
+@functools.lru_cache(maxsize=8)
+def _norm_tensors(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Made once per device: a fresh host->GPU copy per batch would make the host wait for the GPU."""
+    return (torch.tensor(mean, device=device).view(1, -1, 1, 1), torch.tensor(std, device=device).view(1, -1, 1, 1))
 
 
 def resize_uint8(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

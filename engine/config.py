@@ -47,7 +47,7 @@ class Config:
     pretrained_weights: str = ""
     freeze_epochs: int = 0  # train only the classifier head for the first N epochs
     backbone_lr_mult: float = 1.0  # backbone LR = this x the head's LR
-    channels_last: bool = False
+    channels_last: str = "auto"  # auto (measured at start, see engine/autotune.py) | on | off
     # --- optimisation ---
     epochs: int = 15
     batch_size: int = 64
@@ -80,10 +80,11 @@ class Config:
     # --- runtime ---
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    amp: bool = False
+    amp: str = "auto"  # auto (chosen by measurement at start) | on | off; YAML true/false also work
     amp_dtype: str = "auto"  # auto (float16 on CUDA, bfloat16 on CPU) | float16 | bfloat16
-    threads: int = 0  # torch intra-op threads; 0 picks from the machine
+    threads: int = 0  # torch intra-op threads; 0 picks from the machine (a run records its choice)
     deterministic: bool = False
+    compile: bool = False  # torch.compile the training forward/backward (see bench/compile_speed.py)
     max_nonfinite: int = 3  # consecutive non-finite losses before training stops
     tensorboard: bool = False  # also write TensorBoard event files to <run>/tb/
     # --- several processes (torchrun) ---
@@ -97,6 +98,9 @@ LR_AUTO = "auto"  # the one non-float value of ``lr``: replaced by the LR finder
 FIELDS = [f.name for f in dataclasses.fields(Config)]
 # Flags that steer a command but are not part of the run's config.
 SCRIPT_FLAGS = {"config", "debug", "check_data"}
+# auto | on | off settings; YAML booleans (and old configs' true/false) mean on/off.
+TRI_STATE = ("amp", "channels_last")
+_TRI_VALUES = {"auto": "auto", "on": "on", "off": "off", "true": "on", "false": "off", True: "on", False: "off"}
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -119,7 +123,19 @@ def _closest(key: str, valid: Sequence[str]) -> str:
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
+def tri_state(key: str, value: Any) -> str:
+    """``value`` of an auto|on|off key as 'auto', 'on' or 'off' (booleans of older configs included)."""
+    norm = None
+    if isinstance(value, (str, bool)):
+        norm = _TRI_VALUES.get(value.lower() if isinstance(value, str) else value)
+    if norm is None:
+        raise UsageError(f"config key '{key}' must be auto, on or off (or true/false), got {value!r}")
+    return norm
+
+
 def _check_type(key: str, value: Any) -> Any:
+    if key in TRI_STATE:
+        return tri_state(key, value)
     want = FIELD_TYPES[key]
     if key == "lr" and value == LR_AUTO:
         return value
@@ -214,7 +230,10 @@ def build_parser(description: str = "") -> ArgParser:
             continue
         t = FIELD_TYPES[f.name]
         text = f"{meaning.get(f.name, '')} (default: {f.default!r})".lstrip().replace("%", "%%")
-        if t is bool:
+        if f.name in TRI_STATE:  # --amp alone = on, --amp auto|on|off, --no-amp = off
+            p.add_argument(f"--{f.name}", nargs="?", const="on", metavar="auto|on|off", help=text + "; alone: on")
+            p.add_argument(f"--no-{f.name}", dest=f.name, action="store_const", const="off", help="same as off")
+        elif t is bool:
             p.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, help=text)
         else:
             p.add_argument(f"--{f.name}", type=types.get(f.name, t), metavar=metavars.get(f.name, t.__name__.upper()),
@@ -274,7 +293,11 @@ def to_dict(cfg: Config) -> dict[str, Any]:
 
 def from_dict(values: dict[str, Any]) -> Config:
     """Rebuild a Config saved in a checkpoint, ignoring keys a newer version dropped."""
-    return Config(**{k: v for k, v in values.items() if k in FIELD_TYPES})
+    kept = {k: v for k, v in values.items() if k in FIELD_TYPES}
+    for key in TRI_STATE:  # older checkpoints saved amp/channels_last as booleans
+        if key in kept:
+            kept[key] = tri_state(key, kept[key])
+    return Config(**kept)
 
 
 def save_yaml(cfg: Config, path: str | Path) -> None:

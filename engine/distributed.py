@@ -188,6 +188,15 @@ def gather_to_main(obj: Any) -> list[Any] | None:
     return out
 
 
+def from_main(obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank (``obj`` alone): one decision, e.g. a measured AMP choice, for all."""
+    if not is_dist():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def gather_rows(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Each tensor's rows from every rank, concatenated in rank order, on rank 0 (unchanged alone)."""
     if not is_dist():
@@ -242,10 +251,15 @@ class BatchAgreement:
         self.class_weight = class_weight
         self.stop = False
 
-    def loss_value(self, loss: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-        """(loss value for the non-finite guard: NaN if any rank's is non-finite, this rank's share)."""
+    def loss_value(self, loss: torch.Tensor, labels: torch.Tensor, need_value: bool = True
+                   ) -> tuple[float | None, float]:
+        """(loss value for the non-finite guard: NaN if any rank's is non-finite, this rank's share).
+
+        Alone and without ``need_value`` (a GradScaler guards float16 on the device) it reads
+        nothing back from the device: the value is None.
+        """
         if not is_dist():
-            return loss.item(), 1.0
+            return (loss.item() if need_value else None), 1.0
         w = self.class_weight
         denom = w[labels].sum().double() if w is not None else torch.tensor(float(labels.shape[0]),
                                                                              dtype=torch.float64)

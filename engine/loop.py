@@ -83,8 +83,11 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
     model.train()
     acc = resume_from or {}
     start_batch = int(acc.get("batches", 0))
-    total_loss = torch.tensor(float(acc.get("loss_sum", 0.0)), dtype=torch.float64)
-    correct = torch.tensor(int(acc.get("correct", 0)), dtype=torch.int64, device=next(model.parameters()).device)
+    device = next(model.parameters()).device
+    # Sums stay on the device (float64: not on MPS) and are read every 10 batches, not every batch.
+    sum_device = device if device.type in ("cpu", "cuda") else torch.device("cpu")
+    total_loss = torch.tensor(float(acc.get("loss_sum", 0.0)), dtype=torch.float64, device=sum_device)
+    correct = torch.tensor(int(acc.get("correct", 0)), dtype=torch.int64, device=device)
     seen, updates = int(acc.get("seen", 0)), int(acc.get("updates", 0))
     skipped, dropped = int(acc.get("skipped", 0)), int(acc.get("dropped", 0))
     lr = acc.get("lr", optimizer.param_groups[0]["lr"])
@@ -99,6 +102,10 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
     clear_grads = True
     # Under torchrun: one all-reduce per batch so all ranks drop, weigh and stop alike (no-op alone).
     agree = BatchAgreement(should_stop, getattr(criterion, "weight", None))
+    # The guard must see each loss before its backward: one read per batch, unless a GradScaler
+    # (float16) does the job on the device by skipping steps with inf/nan gradients.
+    check_each_loss = guard is not None and not scaler.is_enabled()
+    scale = scaler.get_scale() if scaler.is_enabled() else 0.0  # read once per update, not twice
     for i, (x, y) in enumerate(bar):
         if i < start_batch:
             continue  # consumed before the interruption: drawn (same augmentation draws), not trained on
@@ -106,8 +113,9 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
         with amp.autocast():
             out = model(x)
             loss = criterion(out, y)
-        loss_value, share = agree.loss_value(loss, y)  # one sync per batch: refuses a non-finite update in fp32
-        if not scaler.is_enabled() and guard is not None and not guard.check(loss_value, epoch, global_step + 1):
+        # One read per batch only where needed: the fp32 guard, or the ranks' agreement under torchrun.
+        loss_value, share = agree.loss_value(loss, y, need_value=check_each_loss)
+        if check_each_loss and not guard.check(loss_value, epoch, global_step + 1):
             dropped += 1
             clear_grads = True  # this update's accumulated gradients go too
             continue
@@ -119,12 +127,13 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
             if grad_clip > 0:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            scale_before = scaler.get_scale() if scaler.is_enabled() else 0.0
+            scale_before = scale
             lr = optimizer.param_groups[0]["lr"]
             scaler.step(optimizer)
             scaler.update()
             clear_grads = True
-            if scaler.is_enabled() and scaler.get_scale() < scale_before:
+            scale = scaler.get_scale() if scaler.is_enabled() else 0.0
+            if scale < scale_before:
                 skipped += 1  # inf/nan gradients: the optimizer did not step, so neither does the LR
             else:
                 updates += 1
@@ -137,7 +146,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
                 faults.point("step", release=should_stop)  # tests: pause here until signalled
         n = y.shape[0]
         seen += n
-        total_loss += loss_value * n
+        total_loss += loss.detach().to(sum_device, torch.float64) * n  # == loss.item() * n, in float64
         correct += (out.argmax(1) == y).sum()
         if i % 10 == 0 or i + 1 == n_batches:
             rate = seen / max(time.perf_counter() - start, 1e-9)

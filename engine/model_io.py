@@ -81,7 +81,7 @@ def load_model_from_checkpoint(path: str | Path, device: torch.device) -> Loaded
     # state is saved) read on a CPU runs in float32 instead: CPUs have no float16 autocast, and
     # bfloat16 would be neither the run's numbers nor fast on CPUs without bf16 instructions.
     gpu_float16 = bool(ckpt.get("scaler")) or cfg.amp_dtype == "float16"
-    amp = amp_policy(cfg.amp and not (device.type == "cpu" and gpu_float16), cfg.amp_dtype, device)
+    amp = amp_policy(cfg.amp == "on" and not (device.type == "cpu" and gpu_float16), cfg.amp_dtype, device)
     return LoadedModel(model, cfg, names, dict(pre), device, amp, path, int(ckpt.get("epoch", 0)),
                        ckpt.get("best_metric"), int(ckpt.get("global_step", 0)))
 

@@ -16,11 +16,17 @@ from common.errors import UsageError
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed python, numpy and torch; ``deterministic`` also asks torch for deterministic kernels."""
+    """Seed python, numpy and torch; ``deterministic`` also asks torch for deterministic kernels.
+
+    On CUDA that makes a resumed run bit-identical to an uninterrupted one: deterministic
+    algorithms (ops without one warn), no cuDNN autotuning, and cuBLAS's fixed workspace, which
+    cuBLAS reads when it starts, so call this before the first CUDA operation.
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
 
@@ -39,17 +45,23 @@ def _busy_cores(interval: float = 0.25) -> float:
     return (os.cpu_count() or 1) * (busy1 - busy0) / max(total1 - total0, 1)
 
 
-def default_threads() -> int:
+def default_threads(busy_cores: Callable[[float], float] | None = None) -> int:
     """Intra-op threads: the cores this process may use, minus those other processes keep busy.
 
     OpenMP threads wait for each other by spinning; one that shares its core with a busy process
     stalls the rest (measured here, 2 cores with one busy: 2 threads ran at 35 % of their idle
     speed, 1 thread at 100 % of its own). So cores that are busy when training starts are left
-    out. ``--threads N`` overrides; see bench/threads.py.
+    out - but only load that persists: a first 0.25 s sample that sees busy cores is checked
+    again over 1 s, and the smaller count is used, so a short process that happened to run at
+    start (a compiler, a test) does not halve the run's speed. ``--threads N`` overrides, and
+    ``--resume`` reuses the run's recorded count; see bench/threads.py.
     """
+    busy_cores = busy_cores or _busy_cores
     cores = usable_cores()
     try:
-        busy = _busy_cores()
+        busy = busy_cores(0.25)
+        if int(busy + 0.5) > 0:
+            busy = min(busy, busy_cores(1.0))
     except (OSError, ValueError, IndexError):  # no /proc/stat: not Linux
         busy = 0.0
     return max(1, cores - int(busy + 0.5))

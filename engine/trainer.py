@@ -11,7 +11,7 @@ import json
 import math
 import signal
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +19,19 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
+from common import faults
+from common.errors import AppError, UsageError
+from common.fileio import remove_stale_temps
 from data import DataBundle, prepare_data, preprocessing_of
 from data.loader import balanced_sample_weights, loss_weights, make_loader
 from data.order import batch_count
 from engine import config as config_mod
 from engine import distributed as ddp
-from common import faults
-from common.fileio import remove_stale_temps
+from engine.autotune import Choice, decide
 from engine.checkpoint import prune_epoch_files, save_checkpoint
 from engine.config import Config
 from engine.early_stopping import EarlyStopping
 from engine.ema import make_ema
-from common.errors import AppError, UsageError
 from engine.history import plot_curves, write_metrics_csv
 from engine.interrupt import GracefulStop
 from engine.loop import (NonFiniteGuard, epoch_summary, evaluate, global_stats, predict_logits, scores,
@@ -56,6 +57,7 @@ class Components:
     ema: AveragedModel | None  # averaged weights: an EMA per update (--ema) or SWA per epoch (SWALR)
     plan: Plan
     swa: bool = False  # ema is SWA's equal average, updated at SWA epoch ends
+    runtime: dict = field(default_factory=dict)  # the auto choices and their evidence (autotune.Choice)
 
 
 def steps_per_epoch(num_train: int, batch_size: int, accum_steps: int, world: int = 1) -> int:
@@ -67,7 +69,7 @@ def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp)
     model = build_model(cfg.model, len(bundle.class_names), bundle.channels, bundle.image_size[0], width=cfg.width,
                         depth=cfg.depth, dropout=cfg.dropout, pretrained=cfg.pretrained,
                         pretrained_weights=cfg.pretrained_weights, verbose=True).to(device)
-    if cfg.channels_last:
+    if cfg.channels_last == "on":
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optimizer, model, ddp.scaled_lr(cfg.lr, cfg.lr_scaling), cfg.weight_decay,
                                 cfg.momentum, cfg.backbone_lr_mult)
@@ -143,7 +145,36 @@ def checkpoint_state(c: Components, cfg: Config, bundle: DataBundle, epoch: int,
         "class_names": list(bundle.class_names),
         "preprocessing": preprocessing_of(bundle),
         "history": history,
+        "runtime": c.runtime,
     }
+
+
+def runtime_choice(cfg: Config, bundle: DataBundle, device: torch.device, threads: int,
+                   recorded: dict | None) -> Choice:
+    """AMP and memory format for this run: ``auto`` measured (engine/autotune.py), on/off as given."""
+    if recorded and (cfg.amp, cfg.channels_last) == (("on" if recorded["amp"] else "off"),
+                                                     ("on" if recorded["channels_last"] else "off")):
+        # Resumed with the run's own choices: replayed exactly, not measured or re-judged today.
+        fields = {k: v for k, v in recorded.items() if k in Choice.__dataclass_fields__}
+        return Choice(**{**fields, "reason": f"recorded in the checkpoint ({recorded['reason']})",
+                         "warning": "", "cached": False})
+    k, (h, w) = len(bundle.class_names), bundle.image_size
+
+    def model_fn() -> nn.Module:  # a throwaway copy of the run's model, for timing only
+        return build_model(cfg.model, k, bundle.channels, h, width=cfg.width, depth=cfg.depth, dropout=cfg.dropout)
+
+    key = {"model": cfg.model, "width": cfg.width, "depth": cfg.depth, "classes": k}
+    return decide(cfg.amp, cfg.amp_dtype, cfg.channels_last, device, threads, model_fn, key,
+                  (cfg.batch_size, bundle.channels, h, w), k)
+
+
+def compiled(model: nn.Module, device: torch.device) -> nn.Module:
+    """``--compile``: torch.compile for training. The default mode: CUDA graphs ("reduce-overhead")
+    would need a fixed batch shape and no host-side work per step; max-autotune's minutes of kernel
+    search rarely pay off in one run. The last, smaller batch of an epoch compiles once more."""
+    if ddp.is_main():
+        print(f"--compile: torch.compile(mode='default') on {device.type}; the first steps compile (cold start)")
+    return torch.compile(model, mode="default")
 
 
 def eval_model(c: Components) -> nn.Module:
@@ -156,18 +187,27 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     """Train (or resume) a run and return its summary."""
     start = start_run(cfg, cli_keys)
     cfg, run_dir = start.cfg, start.run_dir
+    seed_everything(cfg.seed, cfg.deterministic)  # before CUDA starts: --deterministic sets cuBLAS up
     device = ddp.setup(cfg.device)  # None unless started by torchrun
     say = print if ddp.is_main() else _silent  # one writer: global rank 0
     say(start.message)
     threads = set_threads(cfg.threads or (ddp.threads_per_rank() if device else 0))
     device = device or resolve_device(cfg.device)
-    amp = amp_policy(cfg.amp, cfg.amp_dtype, device)
-    seed_everything(cfg.seed, cfg.deterministic)
     bundle = prepare_data(cfg, start.checkpoint["class_names"] if start.checkpoint is not None else None)
+    recorded = start.checkpoint and start.checkpoint.get("runtime")
+    # Every rank trains with rank 0's measured choice (each measuring alone could differ by noise).
+    choice = ddp.from_main(runtime_choice(cfg, bundle, device, threads, recorded))
+    # The decisions go into the run's config (config.yaml, checkpoints): --resume replays them exactly.
+    cfg = dataclasses.replace(cfg, threads=threads, amp="on" if choice.amp else "off",
+                              amp_dtype=choice.dtype if choice.amp else cfg.amp_dtype,
+                              channels_last="on" if choice.channels_last else "off")
+    amp = amp_policy(choice.amp, choice.dtype, device)
     if cfg.lr == config_mod.LR_AUTO:  # resuming (e.g. a sweep's re-run) keeps the LR chosen at the start
         cfg = (choose_lr(cfg, bundle, device, amp, run_dir / "lr_find") if start.checkpoint is None
                else dataclasses.replace(cfg, lr=float(start.checkpoint["config"]["lr"])))
     c = build_components(cfg, bundle, device, amp)
+    c.runtime = {**asdict(choice), "threads": threads}
+    cl = choice.channels_last
     ddp.decorrelate_rng(cfg.seed)  # dropout masks differ between ranks; rank 0 keeps the 1-process stream
     pre = preprocessing_of(bundle)
     first_epoch, global_step, history, partial = 0, 0, [], None
@@ -203,24 +243,27 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     shard = (ddp.rank(), ddp.world())  # each rank's part of every global batch (the whole batch alone)
     workers = ddp.workers_per_rank(cfg.num_workers)  # streamed data: this node's cores shared by its ranks
     train_loader = make_loader(bundle.train, cfg.batch_size, pre, device, augment_preset=cfg.augment, shuffle=True,
-                               seed=cfg.seed, sample_weights=sample_weights, channels_last=cfg.channels_last,
+                               seed=cfg.seed, sample_weights=sample_weights, channels_last=cl,
                                num_workers=workers, strict=cfg.strict_data, shard=shard)
-    val_loader = make_loader(bundle.val, max(cfg.batch_size, 256), pre, device, channels_last=cfg.channels_last,
+    val_loader = make_loader(bundle.val, max(cfg.batch_size, 256), pre, device, channels_last=cl,
                              num_workers=workers, strict=cfg.strict_data, shard=shard)
     say(f"{cfg.model} on {cfg.dataset}: {len(bundle.train)}/{len(bundle.val)}/"
         f"{len(bundle.test) if bundle.test else 0} train/val/test images, {len(bundle.class_names)} classes, "
         f"{sum(p.numel() for p in c.model.parameters()):,} parameters, device {device}"
-        f"{' (' + str(threads) + ' threads)' if device.type == 'cpu' else ''}, AMP "
-        f"{str(amp.dtype).removeprefix('torch.') if amp.enabled else 'off'}; "
+        f"{' (' + str(threads) + ' threads)' if device.type == 'cpu' else ''}; "
         f"{c.plan.steps_per_epoch} updates/epoch, warmup {c.plan.warmup_steps} updates{ddp.describe(cfg)}")
+    say(choice.line())
+    if choice.warning:
+        say(choice.warning)
 
     guard = NonFiniteGuard(cfg.max_nonfinite)
     if start.checkpoint is not None:
         guard.consecutive = start.checkpoint.get("nonfinite_consecutive", 0)
     stop_reason = ""
     # SWA's BN statistics come from the training images without augmentation, in a fixed order.
-    bn_loader = make_loader(bundle.train, cfg.batch_size, pre, device, channels_last=cfg.channels_last,
+    bn_loader = make_loader(bundle.train, cfg.batch_size, pre, device, channels_last=cl,
                             num_workers=workers, strict=cfg.strict_data) if c.swa else None
+    train_model = compiled(c.model, device) if cfg.compile else c.model  # checkpoints keep the plain module
     sink = TensorBoardSink(run_dir, global_step) if cfg.tensorboard and ddp.is_main() else None
     # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume. An error closes the sink.
     with GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop, recorder, sink or contextlib.nullcontext():
@@ -233,7 +276,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
                           f"(backbone and its BatchNorm statistics frozen)" if epoch <= cfg.freeze_epochs
                           else "backbone unfrozen: training every layer"))
             stats, global_step = train_one_epoch(
-                c.model, train_loader, criterion, c.optimizer, c.scheduler, c.scaler, amp, epoch=epoch,
+                train_model, train_loader, criterion, c.optimizer, c.scheduler, c.scaler, amp, epoch=epoch,
                 global_step=global_step, accum_steps=cfg.accum_steps, grad_clip=cfg.grad_clip, guard=guard,
                 ema=None if c.swa else c.ema, progress=progress if ddp.is_main() else False, should_stop=stop,
                 resume_from=partial, on_update=sink and sink.update)

@@ -5,6 +5,7 @@ import csv
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,9 +15,20 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 torch.set_num_threads(2)
+# Module-scoped fixtures run before the per-test cache below: they, too, never touch ~/.cache.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="imgclf-test-cache-")
 
-# Small and quick, but still the real code path.
-FAST = ["--width", "8", "--depth", "2", "--batch_size", "128", "--threads", "2"]
+# Small and quick, but still the real code path. Exactness is a CPU property: --device cpu even
+# where a GPU exists (GPU behaviour has its own tests, skipped without one); AMP and the memory
+# format fixed, so no test depends on a timing (auto has its own tests: tests/test_autotune.py).
+FAST = ["--width", "8", "--depth", "2", "--batch_size", "128", "--threads", "2", "--device", "cpu", "--amp", "off",
+        "--channels_last", "off"]
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Each test measures its own AMP/channels_last decisions (engine/autotune.py): no shared cache file."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg_cache"))
 
 
 def train(tmp_path: Path, *args: str) -> None:

@@ -125,7 +125,8 @@ def outcomes(tmp_path_factory):
     before = snapshot(earlier)
 
     def run(case: Case) -> subprocess.CompletedProcess:
-        prefix = ["--checkpoint_dir", root] if case.script == "train.py" else []
+        # CPU even where a GPU exists: every child starting CUDA made this fixture outlast timeouts there.
+        prefix = ["--checkpoint_dir", root, "--device", "cpu"] if case.script == "train.py" else []
         return cli(case.script, *prefix, *case.args, faults=case.faults)
     with ThreadPoolExecutor(max_workers=2) as pool:  # the machine has 2 cores; each child is mostly imports
         results = dict(zip(table, pool.map(run, table.values())))

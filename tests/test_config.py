@@ -46,7 +46,8 @@ def test_new_scheduler_on_cli_drops_yaml_params(tmp_path):
     ({"epoch": 3}, "did you mean 'epochs'"),
     ({"lr": "fast"}, "'lr' must be float"),
     ({"epochs": 2.5}, "'epochs' must be int"),
-    ({"amp": "yes"}, "'amp' must be bool"),
+    ({"amp": "yes"}, "'amp' must be auto, on or off"),
+    ({"tta": "yes"}, "'tta' must be bool"),
 ])
 def test_yaml_rejects_unknown_keys_and_wrong_types(tmp_path, data, fragment):
     with pytest.raises(UsageError, match=fragment):

@@ -97,6 +97,7 @@ def test_early_stopping_says_why_and_keeps_best(run_train, tmp_path):
     assert best["epoch"] == 1 and best["early_stopping"]["bad_epochs"] == 0
 
 
+@pytest.mark.slow
 def test_default_run_reaches_97_percent(run_train, tmp_path):
     """The documented default: `python train.py` -> >= 97 % test accuracy on digits."""
     import train as train_script
