@@ -47,15 +47,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = dataclasses.replace(cfg, lr=own.start_lr)
     check_config(cfg)
     from engine.lr_finder import report, write_outputs
-    from engine.runtime import amp_policy, resolve_device, seed_everything, set_threads
     from data import prepare_data
-    from engine.trainer import lr_range_test
+    from engine.runtime import resolve_device, seed_everything, set_threads
+    from engine.trainer import lr_range_test, resolve_runtime
 
-    set_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    amp = amp_policy(cfg.amp, cfg.amp_dtype, device)
     seed_everything(cfg.seed, cfg.deterministic)
+    threads = set_threads(cfg.threads)
+    device = resolve_device(cfg.device)
     bundle = prepare_data(cfg)
+    cfg, choice, amp = resolve_runtime(cfg, bundle, device, threads, None)  # as train.py would train it
+    print(choice.line())
     print(f"LR range test: {cfg.model} on {cfg.dataset}, {cfg.optimizer}, batch {cfg.batch_size}, device {device}, "
           f"{own.num_iter} updates from {own.start_lr:g} to {own.end_lr:g}")
     result = lr_range_test(cfg, bundle, device, amp, own.start_lr, own.end_lr, own.num_iter)

@@ -168,6 +168,20 @@ def runtime_choice(cfg: Config, bundle: DataBundle, device: torch.device, thread
                   (cfg.batch_size, bundle.channels, h, w), k)
 
 
+def resolve_runtime(cfg: Config, bundle: DataBundle, device: torch.device, threads: int, recorded: dict | None
+                    ) -> tuple[Config, Choice, Any]:
+    """The run's AMP, memory format and threads, decided once and written into its config.
+
+    The decisions go into config.yaml and checkpoints, so ``--resume`` replays them exactly. Every
+    rank takes rank 0's measured choice (each measuring alone could differ by noise).
+    """
+    choice = ddp.from_main(runtime_choice(cfg, bundle, device, threads, recorded))
+    cfg = dataclasses.replace(cfg, threads=threads, amp="on" if choice.amp else "off",
+                              amp_dtype=choice.dtype if choice.amp else cfg.amp_dtype,
+                              channels_last="on" if choice.channels_last else "off")
+    return cfg, choice, amp_policy(choice.amp, choice.dtype, device)
+
+
 def compiled(model: nn.Module, device: torch.device) -> nn.Module:
     """``--compile``: torch.compile for training. The default mode: CUDA graphs ("reduce-overhead")
     would need a fixed batch shape and no host-side work per step; max-autotune's minutes of kernel
@@ -195,13 +209,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     device = device or resolve_device(cfg.device)
     bundle = prepare_data(cfg, start.checkpoint["class_names"] if start.checkpoint is not None else None)
     recorded = start.checkpoint and start.checkpoint.get("runtime")
-    # Every rank trains with rank 0's measured choice (each measuring alone could differ by noise).
-    choice = ddp.from_main(runtime_choice(cfg, bundle, device, threads, recorded))
-    # The decisions go into the run's config (config.yaml, checkpoints): --resume replays them exactly.
-    cfg = dataclasses.replace(cfg, threads=threads, amp="on" if choice.amp else "off",
-                              amp_dtype=choice.dtype if choice.amp else cfg.amp_dtype,
-                              channels_last="on" if choice.channels_last else "off")
-    amp = amp_policy(choice.amp, choice.dtype, device)
+    cfg, choice, amp = resolve_runtime(cfg, bundle, device, threads, recorded)
     if cfg.lr == config_mod.LR_AUTO:  # resuming (e.g. a sweep's re-run) keeps the LR chosen at the start
         cfg = (choose_lr(cfg, bundle, device, amp, run_dir / "lr_find") if start.checkpoint is None
                else dataclasses.replace(cfg, lr=float(start.checkpoint["config"]["lr"])))
@@ -334,7 +342,7 @@ def lr_range_test(cfg: Config, bundle: DataBundle, device: torch.device, amp, st
     c = build_components(dataclasses.replace(cfg, lr=start_lr, scheduler="constant", scheduler_params={}, ema=0.0,
                                              warmup_epochs=0.0, warmup_steps=0), bundle, device, amp)
     loader = make_loader(bundle.train, cfg.batch_size, preprocessing_of(bundle), device, augment_preset=cfg.augment,
-                         shuffle=True, seed=cfg.seed, channels_last=cfg.channels_last, num_workers=cfg.num_workers,
+                         shuffle=True, seed=cfg.seed, channels_last=cfg.channels_last == "on", num_workers=cfg.num_workers,
                          strict=cfg.strict_data)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     result = range_test(c.model, c.optimizer, loader, criterion, amp, start_lr, end_lr, num_iter)
