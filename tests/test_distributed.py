@@ -21,7 +21,7 @@ import torch
 from conftest import ROOT, cli, cli_env, read_csv, wait_for_file
 from engine.checkpoint import load_checkpoint
 
-ARGS = ["--device", "cpu", "--threads", "1", "--model", "test_efficientnet_gn", "--dropout", "0", "--epochs", "2",
+ARGS = ["--device", "cpu", "--amp", "off", "--channels_last", "off", "--threads", "1", "--model", "test_efficientnet_gn", "--dropout", "0", "--epochs", "2",
         "--seed", "3", "--save_every", "1"]
 B = 32  # per rank: 1257 images / (2 x 32) -> 20 updates per epoch, the last global batch split 21/20
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals, gloo")]
@@ -113,7 +113,7 @@ def test_a_rank_that_raises_ends_the_whole_job(tmp_path):
     # Rank 1 fails at its 3rd update; rank 0 is then waiting in the next all-reduce. The job must
     # end with an error within seconds, not sit in gloo's 30-minute collective timeout.
     start = time.monotonic()
-    done = run(torchrun("--device", "cpu", "--threads", "1", "--width", "8", "--depth", "2", "--epochs", "1",
+    done = run(torchrun("--device", "cpu", "--amp", "off", "--channels_last", "off", "--threads", "1", "--width", "8", "--depth", "2", "--epochs", "1",
                         "--checkpoint_dir", tmp_path), faults="step#3@1=enospc", timeout=120)
     elapsed = time.monotonic() - start
     assert done.returncode != 0
