@@ -10,7 +10,8 @@ marks those moments with :func:`point`; a test process sets ``IMGCLF_FAULTS`` to
     IMGCLF_FAULTS="step#5=hold:/tmp/a;epoch_end#1=hold:/tmp/b"   # several, ';'-separated
     IMGCLF_FAULTS="step#3@1=enospc"                  # under torchrun: only in the process of RANK 1
 
-``hold`` creates the marker file (the test waits for it, then sends its signal) and waits until
+A ``{pid}`` in a marker's name is replaced by the process id, so several processes given the same
+variable (a sweep's jobs) each leave their own marker. ``hold`` creates the marker file (the test waits for it, then sends its signal) and waits until
 the point's ``release()`` says so -- e.g. until a SIGINT was received -- or until it is killed.
 Counts are per process. Without the variable :func:`point` returns at once.
 """
@@ -56,7 +57,7 @@ def point(name: str, release: Callable[[], bool] = lambda: False) -> None:
     action, arg = fault
     if action == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    Path(arg).write_text(str(os.getpid()))
+    Path(arg.replace("{pid}", str(os.getpid()))).write_text(str(os.getpid()))  # {pid}: one marker per process
     deadline = time.monotonic() + MAX_HOLD_S
     while not release():
         if time.monotonic() > deadline:

@@ -93,3 +93,44 @@ def test_lr_auto_trains_with_the_suggestion_from_the_same_initial_weights(tmp_pa
     assert hashes["auto"] == hashes["manual"]  # the range test trained a copy, and the RNG was restored
     # Same LR, same start: the first epoch is the same as if the LR had been given by hand.
     assert read_csv(run / "metrics.csv")[0]["val_acc"] == read_csv(tmp_path / "ck" / "manual" / "metrics.csv")[0]["val_acc"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_job_resumably_and_the_same_command_finishes_them(tmp_path):
+    """Both jobs held mid-epoch; one SIGINT to the sweep: each saves last.pt and is recorded as stopped;
+    the same command again resumes both to the end without duplicating an epoch row."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT, cli_env
+    ck, marks = tmp_path / "ck", tmp_path / "marks"
+    marks.mkdir()
+    args = [sys.executable, "sweep.py", "--schedulers", "step", "cosine", "--jobs", "2", "--name", "s", "--",
+            "--checkpoint_dir", str(ck), *TINY]
+    # Each job pauses at its 3rd update (epoch 1) until it is signalled, leaving marks/<pid>.
+    proc = subprocess.Popen(args, cwd=ROOT, env=cli_env(faults=f"step#3=hold:{marks}/{{pid}}"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(marks.iterdir())) < 2:  # both jobs are inside epoch 1 now
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the two jobs did not reach their 3rd update"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT, out + err
+    assert "stopped after" in out and "Run the same command again to continue" in out
+    sweep = ck / "s"
+    for name in ("step_s0", "cosine_s0"):
+        assert (sweep / name / "last.pt").is_file() and not (sweep / name / "summary.json").exists()
+    with ResultsDB(ck / "results.db") as db:
+        assert {r["status"] for r in db.query("SELECT status FROM runs")} == {"stopped"}
+
+    again = subprocess.run(args, cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "0 already finished, 2 to run" in again.stdout
+    with ResultsDB(ck / "results.db") as db:
+        assert {r["status"] for r in db.query("SELECT status FROM runs")} == {"finished"}
+        rows = db.query("SELECT run_id, epoch, COUNT(*) AS n FROM scheduler_results GROUP BY run_id, epoch")
+    assert len(rows) == 4 and all(r["n"] == 1 for r in rows)  # 2 runs x 2 epochs, each once
