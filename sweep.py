@@ -16,7 +16,6 @@ and <name>/leaderboard.md, .csv) and overlay plots <name>/lr.png and <name>/val_
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from data.images import decode_file
-from engine.model_io import LoadedModel
 from evaluation.cam import Explainer, display_rgb, overlay
 from evaluation.cam_plots import save_explanation, save_top_losses
 from evaluation.inference import predict_probs, preprocess

@@ -75,3 +75,29 @@ def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 60) -> No
         if time.monotonic() > deadline:
             pytest.fail(f"child did not reach {path.name} within {timeout} s")
         time.sleep(0.02)
+
+
+def nan_on_forwards(monkeypatch, calls, *, training: bool, first_model_only: bool = False) -> None:
+    """Make models that training builds output NaN on the given (1-based) forward calls of one mode
+    (training-mode: the updates; evaluation-mode: the validation passes). ``first_model_only``
+    leaves later builds clean, e.g. the model rebuilt from best.pt for the final test."""
+    import engine.trainer
+    real_build = engine.trainer.build_model
+    built = []
+
+    def build(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        built.append(model)
+        if first_model_only and len(built) > 1:
+            return model
+        count = [0]
+
+        def hook(module, inputs, output):
+            if module.training == training:
+                count[0] += 1
+                if count[0] in calls:
+                    return torch.full_like(output, float("nan"))
+            return output
+        model.register_forward_hook(hook)
+        return model
+    monkeypatch.setattr(engine.trainer, "build_model", build)

@@ -10,8 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-import engine.trainer
-from conftest import read_csv
+from conftest import nan_on_forwards, read_csv
 from engine.checkpoint import load_checkpoint
 from engine.loop import NonFiniteGuard, NonFiniteLoss, epoch_summary, train_one_epoch
 from engine.runtime import AmpPolicy
@@ -21,21 +20,7 @@ UPDATES_PER_EPOCH = 10  # 1257 digits training images, --batch_size 128 (conftes
 
 def nan_on_training_forwards(monkeypatch, calls: range) -> None:
     """Make the model output NaN on the given (1-based) training-mode forward calls."""
-    real_build = engine.trainer.build_model
-
-    def build(*args, **kwargs):
-        model = real_build(*args, **kwargs)
-        count = [0]
-
-        def hook(module, inputs, output):
-            if module.training:
-                count[0] += 1
-                if count[0] in calls:
-                    return torch.full_like(output, float("nan"))
-            return output
-        model.register_forward_hook(hook)
-        return model
-    monkeypatch.setattr(engine.trainer, "build_model", build)
+    nan_on_forwards(monkeypatch, calls, training=True)
 
 
 def test_consecutive_nonfinite_losses_stop_and_keep_last_good_checkpoint(run_train, tmp_path, monkeypatch):

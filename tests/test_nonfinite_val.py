@@ -7,9 +7,8 @@ import json
 import math
 
 import pytest
-import torch
 
-import engine.trainer
+from conftest import nan_on_forwards
 from engine.checkpoint import load_checkpoint
 from engine.early_stopping import EarlyStopping
 from common.errors import AppError
@@ -18,25 +17,7 @@ from common.errors import AppError
 def nan_on_eval_forwards(monkeypatch, calls) -> None:
     """Make the trained model output NaN on the given (1-based) evaluation-mode forward calls
     (the model rebuilt from best.pt for the final test stays clean)."""
-    real_build = engine.trainer.build_model
-    built = []
-
-    def build(*args, **kwargs):
-        model = real_build(*args, **kwargs)
-        built.append(model)
-        if len(built) > 1:
-            return model
-        count = [0]
-
-        def hook(module, inputs, output):
-            if not module.training:
-                count[0] += 1
-                if count[0] in calls:
-                    return torch.full_like(output, float("nan"))
-            return output
-        model.register_forward_hook(hook)
-        return model
-    monkeypatch.setattr(engine.trainer, "build_model", build)
+    nan_on_forwards(monkeypatch, calls, training=False, first_model_only=True)
 
 
 @pytest.mark.parametrize("mode,bad", [("min", math.nan), ("min", -math.inf), ("max", math.nan), ("max", math.inf)])
