@@ -101,12 +101,25 @@ class ResultsDB:
     def __init__(self, path: str | Path, timeout: float = 30.0):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(self.path), timeout=timeout)
+        # IMMEDIATE: a write transaction takes the write lock when it begins, waiting up to the busy
+        # timeout; a deferred one that reads first and then writes can get SQLITE_BUSY at once in WAL
+        # mode when another process committed in between (no waiting can resolve that upgrade).
+        self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level="IMMEDIATE")
         self.conn.row_factory = sqlite3.Row
         self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        self.conn.execute("PRAGMA journal_mode = WAL")  # readers never block the writer, nor it them
-        with self.conn:
-            self.conn.executescript(SCHEMA)
+        # Two processes creating the file at once: switching to WAL and creating the tables can
+        # report "locked" without waiting for the busy timeout, so the set-up is retried until it.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode = WAL")  # readers never block the writer, nor it them
+                with self.conn:
+                    self.conn.executescript(SCHEMA)
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def close(self) -> None:
         self.conn.close()
