@@ -62,24 +62,32 @@ def step_flops(model: torch.nn.Module, batch: int) -> int:
     return counter.get_total_flops()
 
 
-def time_train_step(cfg: Config, batch: int, dtype: torch.dtype | None, cl: bool, steps: int) -> float:
+def step_times(cfg: Config, batch: int, dtype: torch.dtype | None, cl: bool, steps: int,
+               compile_it: bool = False) -> list[float]:
+    """Seconds of ``steps + 1`` training steps (forward, loss, backward, AdamW) on random inputs;
+    the first is the warm-up (with ``compile_it``, the torch.compile cold start)."""
     torch.manual_seed(0)
     fmt = torch.channels_last if cl else torch.contiguous_format
     model = model_of(cfg).to(memory_format=fmt).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    step_model = torch.compile(model, mode="default") if compile_it else model
     x = torch.randn(batch, *SHAPE).contiguous(memory_format=fmt)
     y = torch.randint(0, CLASSES, (batch,))
-    best = float("inf")
-    for i in range(steps + 1):  # step 0 is the warm-up
+    times = []
+    for _ in range(steps + 1):
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=dtype) if dtype else contextlib.nullcontext():
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(step_model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if i:
-            best = min(best, time.perf_counter() - t0)
-    return best
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def time_train_step(cfg: Config, batch: int, dtype: torch.dtype | None, cl: bool, steps: int) -> float:
+    """The best steady step, after one warm-up step."""
+    return min(step_times(cfg, batch, dtype, cl, steps)[1:])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,16 +12,13 @@ back. AMP and the memory format are the ones ``train.py`` would pick here (engin
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.amp_speed import CLASSES, SHAPE, cpu_line, model_of  # noqa: E402
+from bench.amp_speed import CLASSES, SHAPE, cpu_line, model_of, step_times  # noqa: E402
 from engine import autotune  # noqa: E402
 from engine.config import Config, apply_overrides, load_yaml  # noqa: E402
 from engine.runtime import set_threads  # noqa: E402
@@ -29,22 +26,7 @@ from engine.runtime import set_threads  # noqa: E402
 
 def run(cfg: Config, batch: int, steps: int, compile_it: bool, dtype, cl: bool) -> tuple[float, float]:
     """(first step seconds, best steady step seconds)."""
-    torch.manual_seed(0)
-    fmt = torch.channels_last if cl else torch.contiguous_format
-    model = model_of(cfg).to(memory_format=fmt).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    step_model = torch.compile(model, mode="default") if compile_it else model
-    x = torch.randn(batch, *SHAPE).contiguous(memory_format=fmt)
-    y = torch.randint(0, CLASSES, (batch,))
-    times = []
-    for _ in range(steps + 1):
-        t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=dtype) if dtype else contextlib.nullcontext():
-            loss = F.cross_entropy(step_model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - t0)
+    times = step_times(cfg, batch, dtype, cl, steps, compile_it)
     return times[0], min(times[1:])
 
 
