@@ -77,6 +77,22 @@ def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 60) -> No
         time.sleep(0.02)
 
 
+
+def signal_when_held(cmd: list, env: dict, marker: Path, sig: int, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Start ``cmd``, wait until it creates ``marker`` (a faults.py hold), send ``sig`` and wait for
+    its exit; a child left running by a failed assertion is killed."""
+    proc = subprocess.Popen([str(a) for a in cmd], cwd=ROOT, text=True, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for_file(marker, proc, timeout=timeout)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
 def nan_on_forwards(monkeypatch, calls, *, training: bool, first_model_only: bool = False) -> None:
     """Make models that training builds output NaN on the given (1-based) forward calls of one mode
     (training-mode: the updates; evaluation-mode: the validation passes). ``first_model_only``

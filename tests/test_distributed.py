@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, cli, cli_env, read_csv, wait_for_file
+from conftest import ROOT, cli, cli_env, read_csv, signal_when_held
 from engine.checkpoint import load_checkpoint
 
 ARGS = ["--device", "cpu", "--amp", "off", "--channels_last", "off", "--threads", "1", "--model", "test_efficientnet_gn", "--dropout", "0", "--epochs", "2",
@@ -84,17 +84,9 @@ def test_sigterm_to_the_launcher_mid_epoch_then_resume_auto_is_exact(two_ranks, 
     run_dir, marker = tmp_path / "r", tmp_path / "held"
     cmd = torchrun(*ARGS, "--batch_size", B, "--checkpoint_dir", tmp_path, "--run_name", "r", "--resume", "auto")
     # Both ranks hold after their 25th update (epoch 2, batch 5) until the signal has reached them.
-    proc = subprocess.Popen(cmd, cwd=ROOT, text=True, env=env(f"step#25=hold:{marker}"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_for_file(marker, proc, timeout=120)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode != 0
+    stopped = signal_when_held(cmd, env(f"step#25=hold:{marker}"), marker, signal.SIGTERM, timeout=120)
+    err = stopped.stderr
+    assert stopped.returncode != 0
     assert "interrupted: SIGTERM at epoch 2" in err, err
     saved = load_checkpoint(run_dir / "last.pt")
     assert saved["epoch"] == 1 and saved["world_size"] == 2 and len(saved["rank_states"]) == 2

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, cli, cli_env, read_csv, wait_for_file
+from conftest import ROOT, cli, cli_env, read_csv, signal_when_held, wait_for_file
 from engine.checkpoint import load_checkpoint
 
 # 1257 training images / batch 64 -> 20 updates per epoch: update 30 is the middle of epoch 2.
@@ -44,18 +44,9 @@ def reference(tmp_path_factory) -> Path:
 def run_until(args: list, hold_at: str, tmp_path: Path, sig: int) -> subprocess.CompletedProcess:
     """Start ``train.py ARGS``, wait until it holds at ``hold_at`` (faults.py syntax), send ``sig``."""
     marker = tmp_path / f"held-{hold_at.replace(':', '_').replace('#', '_')}"
-    proc = subprocess.Popen([sys.executable, "train.py", *map(str, args)], cwd=ROOT, text=True,
-                            env=cli_env(f"{hold_at}=hold:{marker}"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_for_file(marker, proc)
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    done = signal_when_held([sys.executable, "train.py", *args], cli_env(f"{hold_at}=hold:{marker}"), marker, sig)
     marker.unlink()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return done
 
 
 def assert_every_checkpoint_loads(run_dir: Path) -> None:
