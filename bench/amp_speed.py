@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine import autotune  # noqa: E402
-from engine.config import Config, apply_overrides, load_yaml  # noqa: E402
+from engine.config import Config, apply_overrides, load_yaml, model_args  # noqa: E402
 from engine.runtime import set_threads  # noqa: E402
 from models import build_model  # noqa: E402
 
@@ -51,7 +51,7 @@ def nominal_peak_gflops(threads: int) -> float:
 
 
 def model_of(cfg: Config) -> torch.nn.Module:
-    return build_model(cfg.model, CLASSES, SHAPE[0], SHAPE[1], width=cfg.width, depth=cfg.depth, dropout=cfg.dropout)
+    return build_model(cfg.model, CLASSES, SHAPE[0], SHAPE[1], **model_args(cfg))
 
 
 def step_flops(model: torch.nn.Module, batch: int) -> int:
@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
         batch = a.batch or cfg.batch_size
         model = model_of(cfg)
         gflop_img = step_flops(model, batch) / batch / 1e9
-        print(f"\n{path}: {cfg.model} width {cfg.width} depth {cfg.depth}, batch {batch}, "
+        shape = f"widths {cfg.widths}" if cfg.widths else f"width {cfg.width} depth {cfg.depth}"
+        print(f"\n{path}: {cfg.model} {shape}, batch {batch}, "
               f"{gflop_img * 1e3:.1f} MFLOP per image (forward+backward)")
         print(f"  {'kind':24s} {'ms/step':>9s} {'img/s':>8s} {'GFLOP/s':>8s} {'% peak':>7s} {'vs fp32':>8s}")
         base = None
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
             import os
             os.environ["XDG_CACHE_HOME"] = tmp  # measure afresh
             t0 = time.perf_counter()
-            key = {"model": cfg.model, "width": cfg.width, "depth": cfg.depth, "classes": CLASSES}
+            key = {"model": cfg.model, "width": cfg.width, "depth": cfg.depth, "widths": cfg.widths, "classes": CLASSES}
             choice = autotune.decide("auto", "auto", "auto", torch.device("cpu"), threads, lambda: model_of(cfg), key,
                                      (batch, *SHAPE), CLASSES)
             print(f"  train.py's auto choice ({time.perf_counter() - t0:.1f} s to decide): {choice.line()}")

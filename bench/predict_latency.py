@@ -42,7 +42,7 @@ from models import build_model  # noqa: E402
 def synthetic_checkpoint(folder: Path, image_size: int, channels: int, num_classes: int) -> Path:
     """A default-config Custom CNN checkpoint (random weights) describing ``image_size`` input."""
     cfg = config_mod.Config()
-    model = build_model(cfg.model, num_classes, channels, image_size, width=cfg.width, depth=cfg.depth)
+    model = build_model(cfg.model, num_classes, channels, image_size, **config_mod.model_args(cfg))
     pre = {"input_size": [image_size, image_size], "channels": channels, "mean": [0.5] * channels,
            "std": [0.25] * channels}
     path = folder / "bench.pt"

@@ -42,6 +42,7 @@ class Config:
     model: str = "custom"
     width: int = 32
     depth: int = 3
+    widths: str = ""  # custom CNN: channels of each stage, comma-separated; replaces width and depth
     dropout: float = 0.1
     pretrained: bool = False
     pretrained_weights: str = ""
@@ -136,6 +137,8 @@ def tri_state(key: str, value: Any) -> str:
 def _check_type(key: str, value: Any) -> Any:
     if key in TRI_STATE:
         return tri_state(key, value)
+    if key == "widths" and isinstance(value, (list, int)):  # YAML [16, 48] or a lone 16
+        value = ",".join(str(v) for v in (value if isinstance(value, list) else [value]))
     want = FIELD_TYPES[key]
     if key == "lr" and value == LR_AUTO:
         return value
@@ -285,6 +288,21 @@ def parse_args(argv: Sequence[str] | None, description: str = "") -> tuple[Confi
     cfg = apply_overrides(cfg, given, source="command line")
     script["cli_keys"] = sorted(given)
     return cfg, script
+
+
+def stage_widths(cfg: Config) -> tuple[int, ...]:
+    """``widths`` as integers (empty: the custom CNN doubles ``width`` for ``depth`` stages)."""
+    parts = [p.strip() for p in cfg.widths.split(",")] if cfg.widths.strip() else []
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise UsageError(f"--widths must be positive integers separated by commas, e.g. 16,48,96,192 "
+                         f"(got {cfg.widths!r})")
+    return tuple(int(p) for p in parts)
+
+
+def model_args(cfg: Config) -> dict[str, Any]:
+    """The architecture keywords of ``models.build_model``: one place, so that training, the
+    start-up measurement and every checkpoint reader build the same network."""
+    return {"width": cfg.width, "depth": cfg.depth, "widths": stage_widths(cfg), "dropout": cfg.dropout}
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

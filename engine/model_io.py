@@ -67,7 +67,7 @@ def load_model_from_checkpoint(path: str | Path, device: torch.device) -> Loaded
     try:
         # No pretrained download or weight file: the checkpoint's own weights replace them anyway.
         model = build_model(cfg.model, len(names), int(pre["channels"]), int(pre["input_size"][0]),
-                            width=cfg.width, depth=cfg.depth, dropout=cfg.dropout)
+                            **config_mod.model_args(cfg))
     except UsageError as e:  # e.g. a timm architecture this install does not have
         raise AppError(f"cannot rebuild the model of {path}: {e}") from None
     try:

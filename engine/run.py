@@ -11,7 +11,7 @@ from engine.config import Config, from_dict
 from common.errors import UsageError
 
 # Settings a resumed run cannot change: they define the model, its data or the schedule's shape.
-FROZEN_ON_RESUME = ("model", "width", "depth", "dataset", "image_size", "scheduler", "warmup_epochs",
+FROZEN_ON_RESUME = ("model", "width", "depth", "widths", "dataset", "image_size", "scheduler", "warmup_epochs",
                     "warmup_steps", "warmup_mode", "warmup_start_factor", "accum_steps", "batch_size",
                     "backbone_lr_mult")  # its param groups are in the optimizer state
 

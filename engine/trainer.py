@@ -66,8 +66,8 @@ def steps_per_epoch(num_train: int, batch_size: int, accum_steps: int, world: in
 
 
 def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp) -> Components:
-    model = build_model(cfg.model, len(bundle.class_names), bundle.channels, bundle.image_size[0], width=cfg.width,
-                        depth=cfg.depth, dropout=cfg.dropout, pretrained=cfg.pretrained,
+    model = build_model(cfg.model, len(bundle.class_names), bundle.channels, bundle.image_size[0],
+                        **config_mod.model_args(cfg), pretrained=cfg.pretrained,
                         pretrained_weights=cfg.pretrained_weights, verbose=True).to(device)
     if cfg.channels_last == "on":
         model = model.to(memory_format=torch.channels_last)
@@ -161,9 +161,11 @@ def runtime_choice(cfg: Config, bundle: DataBundle, device: torch.device, thread
     k, (h, w) = len(bundle.class_names), bundle.image_size
 
     def model_fn() -> nn.Module:  # a throwaway copy of the run's model, for timing only
-        return build_model(cfg.model, k, bundle.channels, h, width=cfg.width, depth=cfg.depth, dropout=cfg.dropout)
+        return build_model(cfg.model, k, bundle.channels, h, **config_mod.model_args(cfg))
 
     key = {"model": cfg.model, "width": cfg.width, "depth": cfg.depth, "classes": k}
+    if cfg.widths:  # only when set, so that decisions cached before --widths existed still apply
+        key["widths"] = list(config_mod.stage_widths(cfg))
     return decide(cfg.amp, cfg.amp_dtype, cfg.channels_last, device, threads, model_fn, key,
                   (cfg.batch_size, bundle.channels, h, w), k)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config import Config
+from engine.config import Config, stage_widths
 from common.errors import UsageError, unknown_name
 
 
@@ -47,6 +47,8 @@ def check_config(cfg: Config) -> None:
     _require(0 <= cfg.ema < 1, f"--ema must be in [0, 1) (got {cfg.ema}); 0 disables it")
     _require(0 <= cfg.dropout < 1, f"--dropout must be in [0, 1) (got {cfg.dropout})")
     _require(cfg.width >= 1 and cfg.depth >= 1, "--width and --depth must be >= 1")
+    _require(not stage_widths(cfg) or cfg.model == "custom",
+             f"--widths shapes the custom CNN only (got --model {cfg.model})")
     _require(cfg.image_size >= 0, "--image_size must be >= 0 (0 keeps the dataset's size)")
     _require(cfg.max_nonfinite >= 1, "--max_nonfinite must be >= 1")
     _require(cfg.grad_clip >= 0, "--grad_clip must be >= 0 (0 disables it)")

@@ -23,8 +23,8 @@ from models.weights import load_pretrained_file
 
 
 def _custom(num_classes: int, in_channels: int, image_size: int, width: int = 32, depth: int = 3,
-            dropout: float = 0.1, **_) -> nn.Module:
-    return CustomCNN(num_classes, in_channels, image_size, width=width, depth=depth, dropout=dropout)
+            dropout: float = 0.1, widths: tuple[int, ...] = (), **_) -> nn.Module:
+    return CustomCNN(num_classes, in_channels, image_size, width=width, depth=depth, dropout=dropout, widths=widths)
 
 
 HUB_HOST = ("huggingface.co", 443)
@@ -78,7 +78,7 @@ def valid_model(name: str) -> None:
 
 
 def build_model(name: str, num_classes: int, in_channels: int, image_size: int, *, width: int = 32,
-                depth: int = 3, dropout: float = 0.1, pretrained: bool = False,
+                depth: int = 3, dropout: float = 0.1, widths: tuple[int, ...] = (), pretrained: bool = False,
                 pretrained_weights: str = "", verbose: bool = False) -> nn.Module:
     """Build model ``name`` with a ``num_classes`` head for ``in_channels`` x ``image_size`` input.
 
@@ -89,7 +89,7 @@ def build_model(name: str, num_classes: int, in_channels: int, image_size: int, 
     if pretrained and name == "custom":
         raise UsageError("the custom model has no hub weights; use --pretrained_weights PATH")
     model = builder(num_classes=num_classes, in_channels=in_channels, image_size=image_size, width=width,
-                    depth=depth, dropout=dropout, pretrained=pretrained and not pretrained_weights)
+                    depth=depth, dropout=dropout, widths=widths, pretrained=pretrained and not pretrained_weights)
     if pretrained_weights:
         report = load_pretrained_file(model, pretrained_weights, name)
         if verbose:

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 import yaml
 
-from engine.config import Config, FIELDS, apply_overrides, parse_args, save_yaml, load_yaml
+from engine.config import Config, FIELDS, apply_overrides, load_yaml, model_args, parse_args, save_yaml, stage_widths
 from common.errors import UsageError
 from engine.validate import check_config
 
@@ -75,6 +75,9 @@ def test_cli_rejects(argv, fragment):
     ({"scheduler": "cosin"}, "Did you mean 'cosine'"),
     ({"dataset": "imagenet-1k"}, "unknown dataset"),
     ({"scheduler": "step", "scheduler_params": {"gamma": 2.0}}, "out of range"),
+    ({"widths": "16,x,64"}, "--widths must be positive integers"),
+    ({"widths": "16,0"}, "--widths must be positive integers"),
+    ({"widths": "16,32", "model": "efficientnet_b0"}, "custom CNN only"),
 ])
 def test_invalid_values(override, fragment):
     cfg = apply_overrides(Config(), override, "test")
@@ -97,6 +100,15 @@ def test_saved_config_round_trips(tmp_path):
     cfg = dataclasses.replace(Config(), scheduler="plateau", scheduler_params={"patience": 3}, lr=0.01)
     save_yaml(cfg, tmp_path / "r.yaml")
     assert apply_overrides(Config(), load_yaml(tmp_path / "r.yaml"), "r.yaml") == cfg
+
+
+@pytest.mark.parametrize("text", ["widths: [16, 48, 96]", "widths: 16,48,96"])
+def test_widths_from_yaml_list_or_text_and_cli(tmp_path, text):
+    (tmp_path / "w.yaml").write_text(text + "\n")
+    cfg, _ = parse_args(["--config", str(tmp_path / "w.yaml")])
+    assert stage_widths(cfg) == (16, 48, 96)
+    cfg, _ = parse_args(["--config", str(tmp_path / "w.yaml"), "--widths", "32,64"])
+    assert stage_widths(cfg) == (32, 64) and model_args(cfg)["widths"] == (32, 64)
 
 
 def test_exponent_floats_read_as_floats(tmp_path):

@@ -26,6 +26,15 @@ def test_custom_cnn_any_input_size(size):
     assert model(torch.randn(1, 1, size, size)).shape == (1, 3)
 
 
+def test_custom_cnn_explicit_stage_widths():
+    model = build_model("custom", 10, 1, 28, widths=(16, 48, 96, 192), width=64, depth=2)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    # stem + two convs per stage, each stage at its own width; width/depth are ignored
+    assert [c.out_channels for c in convs] == [16, 16, 16, 48, 48, 96, 96, 192, 192]
+    assert model.classifier.in_features == 192
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
 def test_unknown_model_lists_valid_names():
     with pytest.raises(UsageError, match=r"unknown model 'effnet'.*custom, efficientnet_b0"):
         build_model("effnet", 10, 3, 32)
