@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine import autotune  # noqa: E402
-from engine.config import Config, apply_overrides, load_yaml, model_args  # noqa: E402
+from engine.config import Config, apply_overrides, architecture_key, load_yaml, model_args  # noqa: E402
 from engine.runtime import set_threads  # noqa: E402
 from models import build_model  # noqa: E402
 
@@ -124,9 +124,8 @@ def main(argv: list[str] | None = None) -> None:
             import os
             os.environ["XDG_CACHE_HOME"] = tmp  # measure afresh
             t0 = time.perf_counter()
-            key = {"model": cfg.model, "width": cfg.width, "depth": cfg.depth, "widths": cfg.widths, "classes": CLASSES}
-            choice = autotune.decide("auto", "auto", "auto", torch.device("cpu"), threads, lambda: model_of(cfg), key,
-                                     (batch, *SHAPE), CLASSES)
+            choice = autotune.decide("auto", "auto", "auto", torch.device("cpu"), threads, lambda: model_of(cfg),
+                                     architecture_key(cfg, CLASSES), (batch, *SHAPE), CLASSES)
             print(f"  train.py's auto choice ({time.perf_counter() - t0:.1f} s to decide): {choice.line()}")
 
 

@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.amp_speed import CLASSES, SHAPE, cpu_line, model_of, step_times  # noqa: E402
 from engine import autotune  # noqa: E402
-from engine.config import Config, apply_overrides, load_yaml  # noqa: E402
+from engine.config import Config, apply_overrides, architecture_key, load_yaml  # noqa: E402
 from engine.runtime import set_threads  # noqa: E402
 
 
@@ -39,9 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     threads = set_threads(a.threads)
     cfg = apply_overrides(Config(), load_yaml(a.config), a.config)
     print(cpu_line())
-    key = {"model": cfg.model, "width": cfg.width, "depth": cfg.depth, "classes": CLASSES}
     choice = autotune.decide(cfg.amp, cfg.amp_dtype, cfg.channels_last, torch.device("cpu"), threads,
-                             lambda: model_of(cfg), key, (cfg.batch_size, *SHAPE), CLASSES)
+                             lambda: model_of(cfg), architecture_key(cfg, CLASSES), (cfg.batch_size, *SHAPE), CLASSES)
     dtype = getattr(torch, choice.dtype) if choice.amp else None
     print(f"{a.config}: batch {cfg.batch_size}, {threads} threads, {choice.line()}")
     eager_first, eager = run(cfg, cfg.batch_size, a.steps, False, dtype, choice.channels_last)

@@ -305,6 +305,11 @@ def model_args(cfg: Config) -> dict[str, Any]:
     return {"width": cfg.width, "depth": cfg.depth, "widths": stage_widths(cfg), "dropout": cfg.dropout}
 
 
+def architecture_key(cfg: Config, num_classes: int) -> dict[str, Any]:
+    """What identifies the network for the start-up measurement's cache (engine/autotune.py)."""
+    return {"model": cfg.model, "classes": num_classes, **model_args(cfg)}
+
+
 def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 

@@ -163,11 +163,8 @@ def runtime_choice(cfg: Config, bundle: DataBundle, device: torch.device, thread
     def model_fn() -> nn.Module:  # a throwaway copy of the run's model, for timing only
         return build_model(cfg.model, k, bundle.channels, h, **config_mod.model_args(cfg))
 
-    key = {"model": cfg.model, "width": cfg.width, "depth": cfg.depth, "classes": k}
-    if cfg.widths:  # only when set, so that decisions cached before --widths existed still apply
-        key["widths"] = list(config_mod.stage_widths(cfg))
-    return decide(cfg.amp, cfg.amp_dtype, cfg.channels_last, device, threads, model_fn, key,
-                  (cfg.batch_size, bundle.channels, h, w), k)
+    return decide(cfg.amp, cfg.amp_dtype, cfg.channels_last, device, threads, model_fn,
+                  config_mod.architecture_key(cfg, k), (cfg.batch_size, bundle.channels, h, w), k)
 
 
 def resolve_runtime(cfg: Config, bundle: DataBundle, device: torch.device, threads: int, recorded: dict | None
