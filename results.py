@@ -19,6 +19,7 @@ from typing import Sequence
 
 from common.cli import ArgParser
 from common.errors import UsageError, run_cli
+from resultsdb.table import FORMATS, render
 
 DEFAULT_DB = Path("checkpoints") / "results.db"
 
@@ -27,7 +28,7 @@ def build_parser() -> ArgParser:
     common = ArgParser(add_help=False)
     common.add_argument("--results_db", type=Path, default=None, metavar="PATH",
                         help=f"the database (default: {DEFAULT_DB}; for import: DIR/results.db)")
-    common.add_argument("--format", choices=("table", "csv", "json"), default="table", help="(default: table)")
+    common.add_argument("--format", choices=FORMATS, default="table", help="(default: table)")
     common.add_argument("--debug", action="store_true", help="show full tracebacks")
     p = ArgParser(description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=ArgParser)
@@ -53,7 +54,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from resultsdb import queries
     from resultsdb.db import ResultsDB
-    from resultsdb.table import render
 
     if args.command == "import":
         if not args.dir.is_dir():

@@ -45,10 +45,7 @@ def build_parser() -> ArgParser:
 def schedule_list(names: Sequence[str], all_presets: bool) -> list[str]:
     out = list(names)
     if all_presets:
-        try:
-            from schedulers.presets import PRESETS
-        except ImportError:
-            raise UsageError("--all_presets: this version has no scheduler presets (schedulers/presets.py)") from None
+        from schedulers.presets import PRESETS
         out += list(PRESETS)
     if not out:
         raise UsageError("give --schedulers NAME ... and/or --all_presets")

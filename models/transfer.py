@@ -28,9 +28,13 @@ def head_keys(model: nn.Module) -> list[str]:
     return [f"{prefix}.{k}" if prefix else k for k in module.state_dict()]
 
 
+def _head_ids(model: nn.Module) -> set[int]:
+    return {id(p) for p in head_module(model)[1].parameters()}
+
+
 def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """(head parameters, backbone parameters), each in the model's own order."""
-    head = {id(p) for p in head_module(model)[1].parameters()}
+    head = _head_ids(model)
     params = list(model.parameters())
     return [p for p in params if id(p) in head], [p for p in params if id(p) not in head]
 
@@ -45,7 +49,7 @@ def _backbone_bn_eval(model: nn.Module, _inputs) -> None:
 
 def set_backbone_frozen(model: nn.Module, frozen: bool) -> None:
     """Train only the head (``frozen``) or everything; idempotent, safe to call every epoch."""
-    head = {id(p) for p in head_module(model)[1].parameters()}
+    head = _head_ids(model)
     for p in model.parameters():
         p.requires_grad_(id(p) in head or not frozen)
     handle = getattr(model, "_imgclf_freeze_hook", None)

@@ -69,9 +69,10 @@ def import_run(db: ResultsDB, folder: Path) -> int:
         split = "test" if "test_acc" in summary else "val"
         db.write_classes(run_id, [{**r, **common, "split": split, "epoch": summary["best_epoch"]}
                                   for r in summary["per_class"]])
+    # eval_* rows are filed under best.pt's epoch, else the last one trained
+    epoch = summary.get("best_epoch") if summary else (int(rows[-1]["epoch"]) if rows else 0)
     for metrics in sorted(folder.glob("eval_*/metrics.json")):
         per = json.loads(metrics.read_text()).get("per_class") or {}
-        epoch = summary.get("best_epoch") if summary else (int(rows[-1]["epoch"]) if rows else 0)
         db.write_classes(run_id, [{**common, "split": metrics.parent.name.removeprefix("eval_"), "epoch": epoch,
                                    "class_id": i, "class_name": name, "accuracy": m["recall"],
                                    "precision": m["precision"], "recall": m["recall"], "f1_score": m["f1"],

@@ -31,8 +31,8 @@ def build_scheduler(optimizer: Optimizer, name: str, params: dict[str, Any], pla
     """Build schedule ``name`` (catalog name, alias or preset) on ``optimizer`` for ``plan``, wrapped with its
     warmup. The wrapper's ``schedule`` (also in its state_dict) records what ``name`` resolved to."""
     spec = get_spec(name)
-    resolved = resolve_params(name, params, plan.epochs, plan.monitor)
-    inner = spec.build(optimizer, resolved, plan)
+    schedule = describe_schedule(name, params, plan.epochs, plan.monitor)
+    inner = spec.build(optimizer, schedule["params"], plan)
     sched = WarmupScheduler(optimizer, inner, spec.granularity, plan.warmup_steps, warmup_mode, warmup_start_factor)
-    sched.schedule = {"scheduler": spec.name, "preset": preset_of(name), "params": resolved}
+    sched.schedule = schedule
     return sched
