@@ -22,7 +22,7 @@ import csv
 from pathlib import Path
 from typing import Sequence
 
-from common.cli import ArgParser
+from common.cli import ArgParser, cli_parser
 from common.errors import UsageError, run_cli
 from engine.config import Config, apply_overrides, scheduler_flags
 from engine.validate import check_warmup
@@ -31,7 +31,7 @@ DEFAULTS = Config()
 
 
 def get_args_parser() -> ArgParser:
-    p = ArgParser(description=__doc__)
+    p = cli_parser(__doc__)
     p.add_argument("--scheduler", metavar="NAME", help="any catalog name or preset (see --list)")
     p.add_argument("--lr", type=float, default=DEFAULTS.lr, help=f"base LR (default: {DEFAULTS.lr})")
     p.add_argument("--epochs", type=int, help="epochs of training")
@@ -53,7 +53,6 @@ def get_args_parser() -> ArgParser:
                    help="more schedules on the same plot, with their default hyperparameters")
     p.add_argument("--list", action="store_true", help="print the catalog, torch's argument names and the presets")
     p.add_argument("--markdown", action="store_true", help="with --list: print the README tables")
-    p.add_argument("--debug", action="store_true", help="show full tracebacks")
     p.epilog = "Schedule hyperparameters: --scheduler_<param> VALUE (see --list)."
     return p
 

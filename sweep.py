@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from engine.config import parse_args
-from common.cli import ArgParser
+from common.cli import ArgParser, cli_parser
 from common.errors import UsageError, run_cli
 
 ROOT = Path(__file__).resolve().parent
@@ -30,7 +30,7 @@ SET_BY_SWEEP = ("scheduler", "seed", "run_name", "resume")  # train.py flags the
 
 
 def build_parser() -> ArgParser:
-    p = ArgParser(description=__doc__, usage="python sweep.py --schedulers S [S ...] [--all_presets] "
+    p = cli_parser(__doc__, usage="python sweep.py --schedulers S [S ...] [--all_presets] "
                                              "[--seeds N [N ...]] [--jobs N] [--name NAME] -- [train.py flags]")
     p.add_argument("--schedulers", nargs="+", default=[], metavar="S", help="schedule names or preset ids")
     p.add_argument("--all_presets", action="store_true", help="add the 35 presets A0_001 ... A0_035")
@@ -38,7 +38,6 @@ def build_parser() -> ArgParser:
     p.add_argument("--jobs", type=int, default=0, metavar="N",
                    help="runs at a time (default: 1 on a GPU; on a CPU the free cores, threads split between jobs)")
     p.add_argument("--name", default="sweep", help="the sweep's folder under --checkpoint_dir (default: sweep)")
-    p.add_argument("--debug", action="store_true", help="show full tracebacks")
     return p
 
 

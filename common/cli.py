@@ -28,8 +28,8 @@ class ArgParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def cli_parser(description: str) -> ArgParser:
-    """A parser with the flags every entry script shares (``--debug``)."""
-    p = ArgParser(description=description)
+def cli_parser(description: str, **kwargs) -> ArgParser:
+    """A parser with the flags every entry script shares (``--debug``); ``kwargs`` go to ArgParser."""
+    p = ArgParser(description=description, **kwargs)
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     return p
