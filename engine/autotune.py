@@ -30,7 +30,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from common.errors import UsageError
+from common.errors import AppError, UsageError
+from common.fileio import write_atomic
 
 BUDGET_S = 2.5  # whole measurement, all candidates; the limit is ~3 s
 MIN_GAIN = 1.05  # a non-default choice must be at least 5 % faster: noise must not flip decisions
@@ -120,10 +121,8 @@ def _write_cache(key: str, choice: Choice) -> None:
     path = cache_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)  # readers see the old or the new file, never half of one
-    except OSError:
+        write_atomic(json.dumps(data, indent=1).encode(), path)  # readers see the old or the new file
+    except (OSError, AppError):
         pass  # a read-only home: decide again next time
 
 
