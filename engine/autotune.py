@@ -61,14 +61,8 @@ class Choice:
 
 # ---------------------------------------------------------------- capability probes
 def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    line = next((ln for ln in _lines("/proc/cpuinfo") if ln.startswith("flags")), "")
+    return set(line.split(":", 1)[1].split()) if line else set()
 
 
 def cpu_bf16() -> tuple[bool, str]:
