@@ -30,7 +30,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from common.errors import UsageError
+from common.errors import AppError, UsageError
+from common.fileio import write_atomic
 
 BUDGET_S = 2.5  # whole measurement, all candidates; the limit is ~3 s
 MIN_GAIN = 1.05  # a non-default choice must be at least 5 % faster: noise must not flip decisions
@@ -60,14 +61,8 @@ class Choice:
 
 # ---------------------------------------------------------------- capability probes
 def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    line = next((ln for ln in _lines("/proc/cpuinfo") if ln.startswith("flags")), "")
+    return set(line.split(":", 1)[1].split()) if line else set()
 
 
 def cpu_bf16() -> tuple[bool, str]:
@@ -120,10 +115,8 @@ def _write_cache(key: str, choice: Choice) -> None:
     path = cache_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)  # readers see the old or the new file, never half of one
-    except OSError:
+        write_atomic(json.dumps(data, indent=1).encode(), path)  # readers see the old or the new file
+    except (OSError, AppError):
         pass  # a read-only home: decide again next time
 
 

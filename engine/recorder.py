@@ -24,9 +24,14 @@ BUSY_TIMEOUT_S = 30.0  # a sweep's jobs write a few rows per epoch: a lock is he
 
 def db_path(cfg) -> Path | None:
     """``--results_db``: '' -> <checkpoint_dir>/results.db; 'none' -> no database."""
-    if cfg.results_db.lower() == "none":
+    return _db_file(cfg.results_db, Path(cfg.checkpoint_dir))
+
+
+def _db_file(setting: str, default_dir: Path) -> Path | None:
+    """A ``--results_db`` value as a file: '' -> <default_dir>/results.db; 'none' -> None."""
+    if setting.lower() == "none":
         return None
-    return Path(cfg.results_db) if cfg.results_db else Path(cfg.checkpoint_dir) / "results.db"
+    return Path(setting) if setting else default_dir / "results.db"
 
 
 def weights_hash(model: torch.nn.Module) -> str:
@@ -162,11 +167,10 @@ def record_evaluation(cfg, checkpoint: Path, epoch: int, split: str, per_class_m
     ``results_db``: the --results_db flag (None: the run's own setting, else <run folder>/../results.db,
     the checkpoint_dir it was trained in). Returns the database written, or None.
     """
-    setting = cfg.results_db if results_db is None else results_db
-    if setting.lower() == "none":
-        return None
     run_dir = checkpoint.resolve().parent
-    path = Path(setting) if setting else run_dir.parent / "results.db"
+    path = _db_file(cfg.results_db if results_db is None else results_db, run_dir.parent)
+    if path is None:
+        return None
     rows = [{"class_id": i, "class_name": name, "accuracy": m["recall"], "precision": m["precision"],
              "recall": m["recall"], "f1_score": m["f1"], "support": m["support"], "split": split,
              "model_name": cfg.model, "scheduler_type": cfg.scheduler, "epoch": epoch}

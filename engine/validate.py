@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config import Config, stage_widths
+from engine.config import LR_AUTO, Config, stage_widths
 from common.errors import UsageError, unknown_name
 
 
@@ -26,7 +26,7 @@ def check_warmup(cfg: Config) -> None:
 
 def check_config(cfg: Config) -> None:
     """Raise a one-line UsageError naming the first invalid value and what would be valid."""
-    _require(cfg.lr == "auto" or cfg.lr > 0, f"--lr must be > 0 (got {cfg.lr}), or 'auto' for the LR range test")
+    _require(cfg.lr == LR_AUTO or cfg.lr > 0, f"--lr must be > 0 (got {cfg.lr}), or '{LR_AUTO}' for the LR range test")
     _require(cfg.epochs >= 1, f"--epochs must be >= 1 (got {cfg.epochs})")
     _require(cfg.batch_size >= 1, f"--batch_size must be >= 1 (got {cfg.batch_size})")
     _require(cfg.accum_steps >= 1, f"--accum_steps must be >= 1 (got {cfg.accum_steps})")
