@@ -105,21 +105,22 @@ def restore(c: Components, ckpt: dict[str, Any], cfg: Config, num_classes: int) 
     if ckpt.get("world_size", 1) == ddp.world():
         c.scheduler.load_state_dict(ckpt["scheduler"])
     else:  # updates per epoch changed with the global batch: replay the finished epochs at the new length
-        replay_schedule(c.scheduler, c.plan.steps_per_epoch, ckpt.get("history", [])[:ckpt["epoch"]])
+        replay_schedule(c.scheduler, c.plan.steps_per_epoch, ckpt.get("history", [])[:ckpt["epoch"]], cfg.monitor)
     c.scaler.load_state_dict(ckpt["scaler"])
     c.stopper.load_state_dict(ckpt["early_stopping"])
     if c.ema is not None and ckpt.get("ema") is not None:
         c.ema.load_state_dict(ckpt["ema"])
 
 
-def replay_schedule(scheduler, steps_per_epoch: int, history: list[dict]) -> None:
-    """Step a fresh schedule through finished epochs (plateau decisions from their val losses)."""
+def replay_schedule(scheduler, steps_per_epoch: int, history: list[dict], monitor: str) -> None:
+    """Step a fresh schedule through finished epochs (plateau decisions from their ``monitor`` values,
+    as the live loop made them)."""
     with warnings.catch_warnings():  # no optimizer.step() happens here, on purpose
         warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
         for row in history:
             for _ in range(steps_per_epoch):
                 scheduler.step_update()
-            scheduler.step_epoch(row["val_loss"])
+            scheduler.step_epoch(row[monitor])
 
 
 def checkpoint_state(c: Components, cfg: Config, bundle: DataBundle, epoch: int, global_step: int,

@@ -11,6 +11,7 @@ from torch.optim import lr_scheduler as tls
 
 import plot_schedule
 from engine.checkpoint import load_checkpoint
+from engine.trainer import replay_schedule
 from common.errors import UsageError
 from schedulers import Plan, build_scheduler, resolve_params
 from schedulers.simulate import make_optimizer, simulate
@@ -78,6 +79,16 @@ def test_plateau_follows_the_monitored_metric():
     assert inner.mode == "min" and lrs == pytest.approx([LR, LR, LR / 10, LR / 100])
     with pytest.raises(UsageError, match="contradicts --monitor val_acc"):
         _plateau_lrs({"mode": "min"}, "val_acc", rising)
+
+
+def test_replayed_plateau_decides_on_the_monitored_metric_like_the_live_run():
+    # A resume with another world size replays finished epochs from the history (engine/trainer.py).
+    history = [{"val_loss": 0.5 + 0.1 * i, "val_acc": 0.5 + 0.1 * i} for i in range(4)]  # acc up, loss up
+    live, _ = _plateau_lrs({"patience": 0}, "val_acc", [row["val_acc"] for row in history])
+    opt = make_optimizer([LR])
+    sched = build_scheduler(opt, "plateau", {"patience": 0}, Plan(4, 1, 0, "val_acc"))
+    replay_schedule(sched, 1, history, "val_acc")
+    assert opt.param_groups[0]["lr"] == live[-1] == LR  # a val_loss replay would have cut it 3 times
 
 
 def test_a_plateau_run_cannot_resume_with_the_other_metric():
