@@ -7,7 +7,6 @@ prediction, the truth, the loss and the probability.
 """
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 from typing import Sequence
@@ -15,27 +14,13 @@ from typing import Sequence
 import numpy as np
 
 from common.fileio import write_atomic
-
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")  # files only: works on servers without a display
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def figure_png(fig, dpi: int = 100) -> bytes:
-    plt = _pyplot()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+from evaluation.plots import figure_png, pyplot
 
 
 def explanation_figure(rgb: np.ndarray, blended: np.ndarray, top: Sequence[tuple[str, float]],
                        title: str):
     """Input | overlay | top-k bar chart, as a matplotlib figure (the web page shows it directly)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.4), gridspec_kw={"width_ratios": [1, 1, 1.3]})
     axes[0].imshow(rgb, interpolation="nearest")
     axes[0].set_title("input (model's view)")
@@ -65,7 +50,7 @@ def save_explanation(path: Path, rgb: np.ndarray, blended: np.ndarray, top: Sequ
 
 def save_top_losses(path: Path, overlays: Sequence[np.ndarray], titles: Sequence[str], heading: str) -> None:
     """A grid of CAM overlays (at most 5 per row) with one title per cell."""
-    plt = _pyplot()
+    plt = pyplot()
     k = len(overlays)
     cols = min(5, max(k, 1))
     rows = max(1, math.ceil(k / cols))

@@ -15,14 +15,14 @@ import torch
 from data.images import decode_file
 from evaluation.cam import Explainer, display_rgb, overlay
 from evaluation.cam_plots import save_explanation, save_top_losses
-from evaluation.inference import predict_probs, preprocess
+from evaluation.inference import predict_probs, preprocess, top_classes
 
 
 @dataclass
 class Explanation:
     rgb: np.ndarray  # the input as shown (H, W, 3) float in [0, 1]
     blended: np.ndarray  # heat map over the input, uint8 (H, W, 3)
-    top: list[tuple[str, float]]  # top-3 (class, probability)
+    top: list[tuple[str, float]]  # top-k (class, probability), k=3 by default
     target: str  # the class the heat map explains
 
     def title(self, name: str, method: str, layer: str) -> str:
@@ -37,8 +37,7 @@ def explain_image(explainer: Explainer, image_u8: torch.Tensor, target: int | No
     cls = int(probs.argmax()) if target is None else target
     cam_map = explainer(x, [cls])[0]
     rgb = display_rgb(image_u8.cpu(), tuple(loaded.preprocessing["input_size"]))
-    p, idx = probs.topk(min(k, len(loaded.class_names)))
-    top = [(loaded.class_names[i], float(v)) for v, i in zip(p.tolist(), idx.tolist())]
+    top = top_classes(probs, loaded.class_names, k)
     return Explanation(rgb, overlay(rgb, cam_map), top, loaded.class_names[cls])
 
 

@@ -45,10 +45,13 @@ class Prediction:
     latency_ms: float = 0.0  # decode + preprocess of this file + its share of the batch's forward pass
 
     def top(self, class_names: Sequence[str], k: int) -> list[tuple[str, float]]:
-        if self.probs is None:
-            return []
-        p, idx = self.probs.topk(min(k, len(class_names)))
-        return [(class_names[i], float(v)) for v, i in zip(p.tolist(), idx.tolist())]
+        return [] if self.probs is None else top_classes(self.probs, class_names, k)
+
+
+def top_classes(probs: torch.Tensor, class_names: Sequence[str], k: int) -> list[tuple[str, float]]:
+    """The ``k`` most probable (class, probability) of one image's ``probs``, best first."""
+    p, idx = probs.topk(min(k, len(class_names)))
+    return [(class_names[i], float(v)) for v, i in zip(p.tolist(), idx.tolist())]
 
 
 def _reason(path: Path, err: ImageDecodeError) -> str:

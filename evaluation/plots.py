@@ -16,19 +16,25 @@ from common.fileio import write_atomic
 from evaluation.metrics import calibration_bins
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend: files only, works on servers without a display."""
     import matplotlib
-    matplotlib.use("Agg")  # files only: works on servers without a display
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 
 
-def _save(fig, path: Path, dpi: int) -> None:
-    plt = _pyplot()
+def figure_png(fig, dpi: int = 100) -> bytes:
+    """``fig`` as PNG bytes (tight bounding box); the figure is closed."""
+    plt = pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
-    write_atomic(buf.getvalue(), Path(path))
+    return buf.getvalue()
+
+
+def _save(fig, path: Path, dpi: int) -> None:
+    write_atomic(figure_png(fig, dpi), Path(path))
 
 
 def _short(name: str, limit: int = 18) -> str:
@@ -60,7 +66,7 @@ def _panel(ax, values: np.ndarray, labels: list[str], title: str, fmt, vmax: flo
 
 def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: Path) -> None:
     """Write counts (left) and row-normalized shares in % of the true class (right) side by side."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(class_names)
     labels = [_short(str(c)) for c in class_names]
     side = float(np.clip(0.2 * n + 2.5, 4.5, 22.0))  # inches per panel: ~0.2 in per class when large
@@ -91,7 +97,7 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: Path
 def plot_reliability(confidence: np.ndarray, correct: np.ndarray, ece: float, path: Path,
                      n_bins: int | None = None) -> None:
     """Reliability diagram: accuracy per confidence bin against the diagonal, with bin sizes below."""
-    plt = _pyplot()
+    plt = pyplot()
     kwargs = {} if n_bins is None else {"n_bins": n_bins}
     mean_conf, accuracy, counts = calibration_bins(confidence, correct, **kwargs)
     bins = len(counts)

@@ -21,7 +21,8 @@ import torch  # noqa: E402
 from data.images import IMAGE_EXTENSIONS, ImageDecodeError, decode_file  # noqa: E402
 from common.errors import AppError  # noqa: E402
 from engine.model_io import load_model_from_checkpoint  # noqa: E402
-from evaluation.inference import predict_probs, preprocess  # noqa: E402
+from evaluation.cam import METHODS  # noqa: E402
+from evaluation.inference import predict_probs, preprocess, top_classes  # noqa: E402
 from webapp.runs import leaderboard, list_runs, safe_checkpoint, upload_problem  # noqa: E402
 
 
@@ -81,19 +82,20 @@ def predict_tab(cfg, ckpt: Path, topk: int, method: str) -> None:
 
 def show_prediction(name: str, image: torch.Tensor, loaded, ckpt: str, mtime: float, topk: int, method: str,
                     device: str) -> None:
-    probs = predict_probs(loaded, preprocess(image, loaded))[0]
-    p, idx = probs.topk(min(topk, len(loaded.class_names)))
-    top = [(loaded.class_names[i], float(v)) for v, i in zip(p.tolist(), idx.tolist())]
+    try:  # the explanation's own forward pass gives the top classes too
+        from evaluation.explain import explain_image
+        ex, why = explain_image(explainer(ckpt, mtime, device, method), image, None, topk), None
+        top = ex.top
+    except AppError as e:  # e.g. an ONNX file: no gradients
+        ex, why = None, e
+        top = top_classes(predict_probs(loaded, preprocess(image, loaded))[0], loaded.class_names, topk)
     st.subheader(name)
     st.markdown(f"Predicted class: **{top[0][0]}** ({top[0][1]:.1%})")
     left, middle, right = st.columns(3)
     right.table([{"class": c, "probability": f"{v:.4f}"} for c, v in top])
-    try:
-        from evaluation.explain import explain_image
-        ex = explain_image(explainer(ckpt, mtime, device, method), image, None)
-    except AppError as e:  # e.g. an ONNX file: no gradients
+    if ex is None:
         left.image(image.permute(1, 2, 0).numpy(), caption="input", clamp=True)
-        middle.info(f"No heat map: {e}")
+        middle.info(f"No heat map: {why}")
         return
     left.image(ex.rgb, caption="input (model's view)", width="stretch")
     middle.image(ex.blended, caption=f"{method} of '{ex.target}'", width="stretch")
@@ -134,7 +136,7 @@ def main() -> None:
         run = st.selectbox("Run", runs, format_func=lambda r: r.name)
         file = st.selectbox("Checkpoint", run.checkpoints)
         topk = st.slider("Top-k classes", 1, 10, 5)
-        method = st.selectbox("Heat map", ("gradcam", "gradcam++", "eigencam"))
+        method = st.selectbox("Heat map", METHODS)
         if run.summary:
             acc = {k: v for k, v in run.summary.items() if k.endswith("_acc")}
             st.caption(", ".join(f"{k} {v:.4f}" for k, v in acc.items()))
