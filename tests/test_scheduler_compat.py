@@ -83,12 +83,13 @@ def test_plateau_follows_the_monitored_metric():
 
 def test_replayed_plateau_decides_on_the_monitored_metric_like_the_live_run():
     # A resume with another world size replays finished epochs from the history (engine/trainer.py).
-    history = [{"val_loss": 0.5 + 0.1 * i, "val_acc": 0.5 + 0.1 * i} for i in range(4)]  # acc up, loss up
+    history = [{"val_loss": 0.8 - 0.1 * i, "val_acc": 0.5 + 0.1 * i} for i in range(4)]  # both improving
     live, _ = _plateau_lrs({"patience": 0}, "val_acc", [row["val_acc"] for row in history])
     opt = make_optimizer([LR])
     sched = build_scheduler(opt, "plateau", {"patience": 0}, Plan(4, 1, 0, "val_acc"))
     replay_schedule(sched, 1, history, "val_acc")
-    assert opt.param_groups[0]["lr"] == live[-1] == LR  # a val_loss replay would have cut it 3 times
+    # Fed val_loss, the schedule (mode max for val_acc) would see it fall and cut the LR 3 times.
+    assert opt.param_groups[0]["lr"] == live[-1] == LR
 
 
 def test_a_plateau_run_cannot_resume_with_the_other_metric():
