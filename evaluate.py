@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_evaluation(ev, names, ref.split_name))
     write_evaluation(ev, names, ref.ids, out_dir)
     print(f"wrote {', '.join(EVAL_FILES)} to {out_dir}")
-    if not ensemble and hasattr(first, "epoch"):  # one PyTorch checkpoint: its run's class_data
+    if not ensemble and not first.is_onnx:  # one PyTorch checkpoint: its run's class_data
         from engine.recorder import record_evaluation
         db = record_evaluation(first.cfg, Path(first.path), first.epoch, ref.split_name, ev.metrics["per_class"],
                                args.results_db)

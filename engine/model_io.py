@@ -39,8 +39,17 @@ class LoadedModel:
     global_step: int = 0  # optimizer updates when the checkpoint was saved
 
     @property
+    def is_onnx(self) -> bool:
+        """An export.py ONNX file: no run, epoch or training state behind it."""
+        return is_onnx_path(self.path)
+
+    @property
     def channels(self) -> int:
         return int(self.preprocessing["channels"])
+
+
+def is_onnx_path(path: Path) -> bool:
+    return path.suffix.lower() == ".onnx"
 
 
 def load_model_from_checkpoint(path: str | Path, device: torch.device) -> LoadedModel:
@@ -51,7 +60,7 @@ def load_model_from_checkpoint(path: str | Path, device: torch.device) -> Loaded
     export.py loads too: onnxruntime runs it on the CPU (``device`` is then ignored).
     """
     path = Path(path)
-    if path.suffix.lower() == ".onnx":
+    if is_onnx_path(path):
         from engine.onnx_model import read_onnx
         module, cfg, names, pre = read_onnx(path)
         cpu = torch.device("cpu")

@@ -105,6 +105,12 @@ def test_onnx_export_verifies_and_predicts_like_the_checkpoint(runs, tmp_path, c
     for a, b in zip(pt, ox):
         assert a["predictions"][0]["class"] == b["predictions"][0]["class"]
         assert a["predictions"][0]["probability"] == pytest.approx(b["predictions"][0]["probability"], abs=1e-5)
+    # An exported file has no run behind it: evaluating it records nothing in a results database.
+    db = tmp_path / "r.db"
+    capsys.readouterr()
+    assert evaluate_script.main(["--checkpoint", str(out), "--output_dir", str(tmp_path / "ev"),
+                                 "--results_db", str(db)]) == 0
+    assert "recorded per-class metrics" not in capsys.readouterr().out and not db.exists()
 
 
 def test_torchscript_export_and_the_tolerance_check(runs, tmp_path, capsys, monkeypatch):
