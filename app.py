@@ -14,6 +14,7 @@ Examples:
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import sys
 from pathlib import Path
@@ -49,7 +50,7 @@ def streamlit_command(args) -> list[str]:
     """``python -m streamlit run webapp/page.py`` with the server settings, the page's own after ``--``."""
     return [sys.executable, "-m", "streamlit", "run", str(PAGE),
             "--server.address", args.host, "--server.port", str(args.port),
-            "--server.maxUploadSize", str(max(1, int(-(-args.max_upload_mb // 1)))),
+            "--server.maxUploadSize", str(max(1, math.ceil(args.max_upload_mb))),
             "--server.headless", "true", "--server.fileWatcherType", "none", "--server.runOnSave", "false",
             "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
             "--client.toolbarMode", "minimal",

@@ -39,7 +39,7 @@ CLASSES = 10
 
 def cpu_line() -> str:
     name = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    native, why = autotune.cpu_bf16()
+    _, why = autotune.cpu_bf16()
     return f"CPU: {name} | torch.backends.cpu.get_cpu_capability() = {torch.backends.cpu.get_cpu_capability()} | {why}"
 
 
