@@ -19,9 +19,10 @@ from typing import Sequence
 
 from common.cli import ArgParser
 from common.errors import UsageError, run_cli
+from resultsdb.db import DB_FILE
 from resultsdb.table import FORMATS, render
 
-DEFAULT_DB = Path("checkpoints") / "results.db"
+DEFAULT_DB = Path("checkpoints") / DB_FILE
 
 
 def build_parser() -> ArgParser:
@@ -59,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.dir.is_dir():
             raise UsageError(f"{args.dir} is not a folder; give the folder holding run folders (e.g. checkpoints)")
         from resultsdb.importer import import_dir
-        path = args.results_db or args.dir / "results.db"
+        path = args.results_db or args.dir / DB_FILE
         with ResultsDB(path) as db:
             folders = import_dir(db, args.dir)
             n_epochs = db.query("SELECT COUNT(*) AS n FROM scheduler_results")[0]["n"]

@@ -80,9 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for s in schedules:  # every run's exact command line is checked before the first one starts
         check_config(parse_args([*train_args, "--scheduler", s])[0])
 
+    from resultsdb.db import DB_FILE
     from resultsdb.jobs import Job, JobRunner
     sweep_dir = Path(cfg.checkpoint_dir) / args.name
-    db = cfg.results_db or str(Path(cfg.checkpoint_dir) / "results.db")
+    db = cfg.results_db or str(Path(cfg.checkpoint_dir) / DB_FILE)
     runs = [(s, seed) for seed in args.seeds for s in schedules]
     jobs_n, threads = jobs_and_threads(cfg.device, len(runs), args.jobs)
     if "threads" in script["cli_keys"] or cfg.threads:

@@ -17,7 +17,7 @@ import torch
 
 from engine import config as config_mod
 from engine.interrupt import Interrupted
-from resultsdb.db import ResultsDB, as_json, now
+from resultsdb.db import DB_FILE, ResultsDB, as_json, now
 
 BUSY_TIMEOUT_S = 30.0  # a sweep's jobs write a few rows per epoch: a lock is held for milliseconds
 
@@ -31,7 +31,7 @@ def _db_file(setting: str, default_dir: Path) -> Path | None:
     """A ``--results_db`` value as a file: '' -> <default_dir>/results.db; 'none' -> None."""
     if setting.lower() == "none":
         return None
-    return Path(setting) if setting else default_dir / "results.db"
+    return Path(setting) if setting else default_dir / DB_FILE
 
 
 def weights_hash(model: torch.nn.Module) -> str:

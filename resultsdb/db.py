@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 TASK = "img-classification"
+DB_FILE = "results.db"  # the database's name in a --checkpoint_dir, unless --results_db says otherwise
 STATUSES = ("running", "finished", "stopped", "failed")
 
 SCHEMA = """

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import AppError
+from resultsdb.db import DB_FILE
 
 MB = 1024 * 1024
-DB_NAME = "results.db"  # train.py's results database, <checkpoint_dir>/results.db when it exists
 LEADERBOARD_COLUMNS = ("run_dir", "model_name", "dataset", "scheduler_type", "status", "epochs", "best_epoch",
                        "monitor", "best_metric", "test_accuracy", "test_loss")
 
@@ -76,7 +76,7 @@ def leaderboard(root: Path) -> list[dict[str, Any]] | None:
     The file is opened read-only and only the columns it has are read, so a database written by
     another version (or being written by a running training) never breaks the page.
     """
-    path = root / DB_NAME
+    path = root / DB_FILE
     if not path.is_file():
         return None
     try:
