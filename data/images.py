@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_image, read_file
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".ppm", ".pgm"}
 
@@ -66,6 +65,9 @@ def decode_file(path: str | Path, channels: int) -> torch.Tensor:
     Alpha is dropped, palettes are expanded, 16-bit is scaled to 8-bit, the EXIF orientation is
     applied. Raises ImageDecodeError.
     """
+    # Imported here: torchvision pulls in torch._dynamo (~1 s), which a run on in-memory data
+    # (digits, Fashion-MNIST) never needs; a folder run pays it once per process.
+    from torchvision.io import ImageReadMode, decode_image, read_file
     path = Path(path)
     mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
     try:

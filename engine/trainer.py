@@ -32,7 +32,7 @@ from engine.checkpoint import prune_epoch_files, save_checkpoint
 from engine.config import Config
 from engine.early_stopping import EarlyStopping
 from engine.ema import make_ema
-from engine.history import plot_curves, write_metrics_csv
+from engine.history import CurvesWriter, write_metrics_csv
 from engine.interrupt import GracefulStop
 from engine.loop import (NonFiniteGuard, epoch_summary, evaluate, global_stats, predict_logits, scores,
                          train_one_epoch)
@@ -274,7 +274,9 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     train_model = compiled(c.model, device) if cfg.compile else c.model  # checkpoints keep the plain module
     sink = TensorBoardSink(run_dir, global_step) if cfg.tensorboard and ddp.is_main() else None
     # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume. An error closes the sink.
-    with GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop, recorder, sink or contextlib.nullcontext():
+    curves = CurvesWriter(run_dir / "curves.png")  # rank 0 updates it; drawn at most every 10 s and on leaving
+    with (GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop, recorder, sink or contextlib.nullcontext(),
+          curves):
         for epoch in range(first_epoch + 1, cfg.epochs + 1):
             train_loader.set_epoch(epoch)
             if cfg.freeze_epochs:  # a function of the epoch alone, so a resumed run freezes the same way
@@ -314,7 +316,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
             if ddp.is_main():
                 write_metrics_csv(history, run_dir / "metrics.csv")
                 recorder.epoch(history)
-                plot_curves(history, run_dir / "curves.png")
+                curves.update(history)
             # last.pt goes last: it is the commit point. A crash before it re-runs this epoch, which
             # rewrites best.pt / epoch_NNN.pt identically; after it, they are already complete.
             paths = [run_dir / "best.pt"] if improved else []

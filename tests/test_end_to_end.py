@@ -129,3 +129,40 @@ def test_keep_last_and_best_shared_with_last(run_train, tmp_path):
     assert os.path.samefile(run_dir / "epoch_004.pt", run_dir / "last.pt")
     best_epoch = load_checkpoint(run_dir / "best.pt")["epoch"]
     assert os.path.samefile(run_dir / "best.pt", run_dir / "last.pt") == (best_epoch == 4)
+
+
+def test_curves_png_is_redrawn_at_most_every_interval_and_always_at_the_end(run_train, tmp_path, monkeypatch):
+    import engine.history as history
+    drawn = []
+    real = history.plot_curves
+    monkeypatch.setattr(history, "plot_curves", lambda rows, path: (drawn.append(len(rows)), real(rows, path)))
+    run_train("--epochs", "5", "--run_name", "quick")  # epochs of ~0.1 s: inside one 10 s interval
+    assert drawn == [1, 5]  # the first epoch at once, the rest when training ends
+    assert (tmp_path / "ck" / "quick" / "curves.png").stat().st_size > 0
+    drawn.clear()
+    monkeypatch.setattr(history.CurvesWriter, "interval_s", 0.0)
+    run_train("--epochs", "3", "--run_name", "every")
+    assert drawn == [1, 2, 3]  # slow epochs (interval passed): every epoch is drawn
+
+
+def test_curves_left_by_an_error_show_every_finished_epoch_and_the_error_stays(tmp_path, monkeypatch):
+    from engine.history import CurvesWriter
+    import engine.history as history
+    drawn = []
+    monkeypatch.setattr(history, "plot_curves", lambda rows, path: drawn.append(len(rows)))
+    with pytest.raises(KeyboardInterrupt):
+        with CurvesWriter(tmp_path / "c.png") as curves:
+            for n in (1, 2, 3):
+                curves.update([{}] * n)
+            raise KeyboardInterrupt
+    assert drawn == [1, 3]
+
+    def broken(rows, path):
+        raise OSError("No space left on device")
+    with pytest.raises(RuntimeError, match="the real failure"):  # not masked by the drawing's own error
+        with CurvesWriter(tmp_path / "c.png") as curves:
+            curves.update([{}])  # drawn
+            monkeypatch.setattr(history, "plot_curves", broken)
+            curves.update([{}, {}])  # within the interval: left for the exit, where drawing fails
+            raise RuntimeError("the real failure")
+    assert drawn == [1, 3, 1]
