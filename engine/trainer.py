@@ -344,7 +344,8 @@ def lr_range_test(cfg: Config, bundle: DataBundle, device: torch.device, amp, st
     c = build_components(dataclasses.replace(cfg, lr=start_lr, scheduler="constant", scheduler_params={}, ema=0.0,
                                              warmup_epochs=0.0, warmup_steps=0), bundle, device, amp)
     loader = make_loader(bundle.train, cfg.batch_size, preprocessing_of(bundle), device, augment_preset=cfg.augment,
-                         shuffle=True, seed=cfg.seed, channels_last=cfg.channels_last == "on", num_workers=cfg.num_workers,
+                         shuffle=True, seed=cfg.seed, channels_last=cfg.channels_last == "on",
+                         num_workers=ddp.workers_per_rank(cfg.num_workers),  # as training: cores shared by ranks
                          strict=cfg.strict_data)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     result = range_test(c.model, c.optimizer, loader, criterion, amp, start_lr, end_lr, num_iter)

@@ -134,3 +134,24 @@ def test_ctrl_c_stops_every_job_resumably_and_the_same_command_finishes_them(tmp
         assert {r["status"] for r in db.query("SELECT status FROM runs")} == {"finished"}
         rows = db.query("SELECT run_id, epoch, COUNT(*) AS n FROM scheduler_results GROUP BY run_id, epoch")
     assert len(rows) == 4 and all(r["n"] == 1 for r in rows)  # 2 runs x 2 epochs, each once
+
+
+def test_lr_range_test_shares_the_cores_between_ranks_as_training_does(tmp_path, monkeypatch):
+    """Under torchrun, --num_workers -1 means this rank's share of the cores, in the range test too."""
+    import engine.trainer as trainer
+    from data import prepare_data
+    from engine.config import parse_args
+    asked = []
+    monkeypatch.setattr(trainer.ddp, "workers_per_rank", lambda n: asked.append(n) or 3)
+    real = trainer.make_loader
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen["num_workers"] = kwargs["num_workers"]
+        return real(*args, **{**kwargs, "num_workers": 0})
+    monkeypatch.setattr(trainer, "make_loader", spy)
+    from engine.runtime import amp_policy
+    cfg, _ = parse_args([*FAST, "--num_workers", "-1"])
+    cpu = trainer.torch.device("cpu")
+    trainer.lr_range_test(cfg, prepare_data(cfg), cpu, amp_policy(False, "auto", cpu), num_iter=3)
+    assert asked == [-1] and seen["num_workers"] == 3
