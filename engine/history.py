@@ -78,10 +78,9 @@ class CurvesWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.flush()
-            return
-        try:  # leaving on an error or a signal: draw what there is, but never hide that error
+        try:
             self.flush()
         except Exception:
-            pass
+            if exc_type is None:
+                raise
+            # leaving on an error or a signal already: that one is what the user must see

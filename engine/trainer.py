@@ -274,7 +274,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     train_model = compiled(c.model, device) if cfg.compile else c.model  # checkpoints keep the plain module
     sink = TensorBoardSink(run_dir, global_step) if cfg.tensorboard and ddp.is_main() else None
     # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume. An error closes the sink.
-    curves = CurvesWriter(run_dir / "curves.png")  # rank 0 updates it; drawn at most every 10 s and on leaving
+    curves = CurvesWriter(run_dir / "curves.png")  # rank 0 updates it; not redrawn after every epoch
     with (GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop, recorder, sink or contextlib.nullcontext(),
           curves):
         for epoch in range(first_epoch + 1, cfg.epochs + 1):
