@@ -8,6 +8,7 @@ portrait photo as landscape pixels plus "rotate 90°", and a model must see what
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,44 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".
 
 class ImageDecodeError(Exception):
     """A file that is missing, truncated, corrupt or not an image."""
+
+
+class ImageError(Exception):
+    """An image refused or unreadable; the message is one line and names the source."""
+
+
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own Image.MAX_IMAGE_PIXELS: about 0.25 GB of RGB at 8 bits
+
+
+def open_image(source: str | Path | bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+    """A decoded PIL image (the first frame of an animation) from a path or bytes.
+
+    The pixel count is read from the header and checked against ``max_pixels`` before any pixel is
+    decoded, so a small file that expands to gigabytes costs nothing. Raises ImageError.
+    """
+    from PIL import Image
+    name = "the upload" if isinstance(source, (bytes, bytearray)) else Path(source).name
+    stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    try:
+        with Image.open(stream) as im:  # lazy: only the header is read here
+            width, height = im.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageError(f"{name} is {width}×{height} = {width * height:,} pixels; the limit is "
+                                 f"{max_pixels:,} pixels")
+            im.seek(0)
+            im.load()
+            return im.copy()
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as e:  # Pillow's own guard, when it is stricter than ours
+        raise ImageError(f"{name} has too many pixels ({str(e).split('(')[0].strip()})") from None
+    except Image.UnidentifiedImageError:  # its message repeats the path or a BytesIO's address
+        raise ImageError(f"{name} is not a readable image (not a known image format)") from None
+    except Exception as e:  # Pillow raises many types for bad files
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        if not isinstance(source, (bytes, bytearray)):
+            reason = reason.replace(str(source), name)
+        raise ImageError(f"{name} is not a readable image ({reason})") from None
 
 
 EXIF_ORIENTATION = 0x0112  # 1 = as stored; 2-8 = mirrored and/or rotated; 5-8 swap width and height

@@ -1,15 +1,14 @@
 """The Streamlit page that ``app.py`` serves: predict uploaded images with a run, and browse the runs.
 
-Run through ``python app.py`` (it passes the settings after ``--``). The model is loaded once per
-checkpoint file (``st.cache_resource``); an image goes through predict.py's decode and eval
-preprocessing, so the page and the command line give the same classes.
+Run through ``python app.py`` (it passes the settings after ``--``). One run selector in the sidebar
+serves both tabs; runs are offered one dataset·model group at a time. Every file is read through
+the folder boundary (webapp/boundary.py), every error is one line without server paths, and every
+percentage is written the same way (webapp/board.py's ``pct``).
 """
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,18 +17,22 @@ sys.path.insert(0, str(ROOT))  # streamlit puts only this script's folder on the
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from data.images import IMAGE_EXTENSIONS, ImageDecodeError, decode_file  # noqa: E402
 from common.errors import AppError  # noqa: E402
+from data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS  # noqa: E402
 from engine.model_io import load_model_from_checkpoint  # noqa: E402
 from evaluation.cam import METHODS  # noqa: E402
 from evaluation.inference import predict_probs, preprocess, top_classes  # noqa: E402
-from webapp.runs import leaderboard, list_runs, safe_checkpoint, upload_problem  # noqa: E402
+from webapp.board import SORT_COLUMN, pct, read_board  # noqa: E402
+from webapp.boundary import Boundary  # noqa: E402
+from webapp.runs import RunInfo, groups, list_runs, run_image, safe_checkpoint  # noqa: E402
+from webapp.uploads import decode_upload, upload_problem  # noqa: E402
 
 
 def settings() -> argparse.Namespace:
     p = argparse.ArgumentParser()
     p.add_argument("--checkpoint_dir", default="checkpoints")
     p.add_argument("--max_upload_mb", type=float, default=10)
+    p.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS)
     p.add_argument("--device", default="cpu")
     return p.parse_args(sys.argv[1:])
 
@@ -46,24 +49,24 @@ def explainer(path: str, mtime: float, device: str, method: str):
     return Explainer(load(path, mtime, device), method)
 
 
-def decode_upload(name: str, data: bytes, channels: int) -> torch.Tensor:
-    """predict.py's decoder needs a file: write the bytes to a private temp file first."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"upload{Path(name).suffix.lower()}"
-        path.write_bytes(data)
-        try:
-            return decode_file(path, channels)
-        except ImageDecodeError as e:  # name the upload, not the private temp file
-            raise ImageDecodeError(str(e).replace(f"'{path}'", name).replace(str(path), name)) from None
+def limits_text(cfg) -> str:
+    return f"at most {cfg.max_upload_mb:g} MB and {cfg.max_pixels:,} pixels each"
 
 
-def predict_tab(cfg, ckpt: Path, topk: int, method: str) -> None:
-    uploads = st.file_uploader("Images to classify", type=sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS),
-                               accept_multiple_files=True, max_upload_size=max(1, math.ceil(cfg.max_upload_mb)),
-                               help=f"one or many; at most {cfg.max_upload_mb:g} MB each")
+# --- Predict ----------------------------------------------------------------------------------
+def predict_tab(cfg, box: Boundary, run: RunInfo, file: str, topk: int, method: str) -> None:
+    kinds = ", ".join(e.lstrip(".").upper() for e in sorted(IMAGE_EXTENSIONS))
+    # Any type, and app.py's transport limit (twice ours): what we refuse is refused here, in words on
+    # the page; Streamlit's browser-side refusals would show only a red chip with a tooltip.
+    transport = st.get_option("server.maxUploadSize")
+    uploads = st.file_uploader(f"Images to classify ({limits_text(cfg)})", accept_multiple_files=True,
+                               help=f"accepted: {kinds}")
     if not uploads:
-        st.info("Upload one or more images: the page shows the top classes and the Grad-CAM heat map.")
+        st.info(f"Upload one or more images ({kinds}; {limits_text(cfg)}): the page shows the top classes and "
+                f"the Grad-CAM heat map. Files over {transport} MB are stopped by the "
+                f"browser before they reach the page.")
         return
+    ckpt = safe_checkpoint(box, run.name, file)
     mtime = ckpt.stat().st_mtime
     loaded = load(str(ckpt), mtime, cfg.device)
     for up in uploads:
@@ -72,10 +75,9 @@ def predict_tab(cfg, ckpt: Path, topk: int, method: str) -> None:
             st.error(f"Refused: {problem}")
             continue
         try:
-            image = decode_upload(up.name, up.getvalue(), loaded.channels)
-        except ImageDecodeError as e:
-            reason = str(e).removeprefix(f"{up.name}: ")
-            st.error(f"Refused: {up.name} is not a readable image ({reason})")
+            image = decode_upload(up.name, up.getvalue(), loaded.channels, cfg.max_pixels)
+        except ValueError as e:
+            st.error(f"Refused: {box.one_line(e)}")
             continue
         show_prediction(up.name, image, loaded, str(ckpt), mtime, topk, method, cfg.device)
 
@@ -90,9 +92,9 @@ def show_prediction(name: str, image: torch.Tensor, loaded, ckpt: str, mtime: fl
         ex, why = None, e
         top = top_classes(predict_probs(loaded, preprocess(image, loaded))[0], loaded.class_names, topk)
     st.subheader(name)
-    st.markdown(f"Predicted class: **{top[0][0]}** ({top[0][1]:.1%})")
+    st.markdown(f"Predicted class: **{top[0][0]}** ({pct(top[0][1])})")
     left, middle, right = st.columns(3)
-    right.table([{"class": c, "probability": f"{v:.4f}"} for c, v in top])
+    right.table([{"class": c, "probability": pct(v)} for c, v in top])
     if ex is None:
         left.image(image.permute(1, 2, 0).numpy(), caption="input", clamp=True)
         middle.info(f"No heat map: {why}")
@@ -101,53 +103,97 @@ def show_prediction(name: str, image: torch.Tensor, loaded, ckpt: str, mtime: fl
     middle.image(ex.blended, caption=f"{method} of '{ex.target}'", width="stretch")
 
 
-def runs_tab(root: Path, runs) -> None:
-    board = leaderboard(root)
-    if board:
-        st.subheader("Leaderboard (results database)")
-        st.dataframe(board, hide_index=True)
-    elif runs:
-        st.subheader("Runs (summary.json)")
-        st.dataframe([{"run": r.name, **{k: v for k, v in r.summary.items() if isinstance(v, (int, float, str))}}
-                      for r in runs], hide_index=True)
-    if not runs:
-        return
-    run = st.selectbox("Run to inspect", runs, format_func=lambda r: r.name, key="inspect")
-    curves = run.image("curves.png")
-    matrix = run.image("eval_test/confusion_matrix.png", "eval_val/confusion_matrix.png")
-    if curves:
-        st.image(str(curves), caption="training curves", width="stretch")
-    if matrix:
-        st.image(str(matrix), caption="confusion matrix (evaluate.py)", width="stretch")
-    if not (curves or matrix):
+# --- Runs -------------------------------------------------------------------------------------
+def runs_tab(cfg, box: Boundary, group: str, runs: list[RunInfo], run: RunInfo) -> None:
+    st.subheader(f"Leaderboard: {group}")
+    try:
+        board = read_board(box)
+    except AppError as e:
+        st.error(box.one_line(e))
+        board = None
+    if board is not None and board.keys(group):
+        keys = board.keys(group)
+        key = None
+        if board.by_key and len(keys) > 1:
+            key = st.selectbox("Settings (runs are compared only with the same settings)", list(keys),
+                               format_func=lambda k: f"{k} ({keys[k]} runs)")
+            st.caption(f"{sum(keys.values()) - keys[key]} runs of {group} with other settings are not shown.")
+        st.dataframe(board.table(group, key), hide_index=True,
+                     column_config={SORT_COLUMN: st.column_config.NumberColumn(format="%.2f%%")})
+        note = f"From the results database, sorted by {SORT_COLUMN} (best.pt on the test split), best first."
+        if board.outside:
+            note += f" {board.outside} runs recorded for folders outside the checkpoint folder are not shown."
+        st.caption(note)
+    else:
+        st.dataframe([{"test acc": pct(r.summary.get("test_acc")) if r.summary else "unfinished", "run": r.name,
+                       **{k: v for k, v in r.summary.items() if isinstance(v, (int, str))}} for r in runs],
+                     hide_index=True)
+        st.caption("From each run's summary.json (no results database in the checkpoint folder).")
+    st.subheader(f"Run: {run.name}")
+    shown = False
+    for candidates, caption in ((("curves.png",), "training curves"),
+                                (("eval_test/confusion_matrix.png", "eval_val/confusion_matrix.png"),
+                                 "confusion matrix (evaluate.py)")):
+        try:
+            image, name = run_image(box, run.name, *candidates, max_pixels=cfg.max_pixels)
+        except AppError as e:
+            st.error(box.one_line(e))
+            continue
+        if image is not None:
+            st.image(image, caption=f"{caption}: {name}", width="stretch")
+            shown = True
+    if not shown:
         st.info("This run has no curves.png or evaluation yet (run evaluate.py on it).")
+
+
+# --- The page ---------------------------------------------------------------------------------
+def sidebar(runs: list[RunInfo]) -> tuple[str, list[RunInfo], RunInfo, str, int, str]:
+    by_group = groups(runs)
+    with st.sidebar:
+        group = st.selectbox("Dataset · model", list(by_group), format_func=lambda g: f"{g} ({len(by_group[g])})")
+        members = {r.name: r for r in by_group[group]}
+        name = st.selectbox("Run", list(members),
+                            format_func=lambda n: n if members[n].summary else f"{n} (unfinished)")
+        run = members[name]
+        file = st.selectbox("Checkpoint", run.checkpoints)
+        topk = st.slider("Top-k classes", 1, 10, 5)
+        method = st.selectbox("Heat map", METHODS)
+        acc = {k: v for k, v in run.summary.items() if k.endswith("_acc") and isinstance(v, (int, float))}
+        if acc:
+            st.caption(", ".join(f"{k} {pct(v)}" for k, v in acc.items()))
+        if run.problem:
+            st.warning(run.problem)
+    return group, by_group[group], run, file, topk, method
+
+
+def page(cfg, box: Boundary) -> None:
+    runs = list_runs(box)
+    if not runs:
+        st.warning(f"No checkpoints in the checkpoint folder ({box.root.name}). Train one with train.py first.")
+        return
+    group, members, run, file, topk, method = sidebar(runs)
+    predict, browse = st.tabs(["Predict", "Runs"])
+    with predict:
+        try:
+            predict_tab(cfg, box, run, file, topk, method)
+        except Exception as e:  # a bad checkpoint, a failing model: one line, no server path
+            st.error(f"error: {box.one_line(e)}")
+    with browse:
+        try:
+            runs_tab(cfg, box, group, members, run)
+        except Exception as e:
+            st.error(f"error: {box.one_line(e)}")
 
 
 def main() -> None:
     cfg = settings()
-    root = Path(cfg.checkpoint_dir)
     st.set_page_config(page_title="imgclf", layout="wide")
     st.title("imgclf: predict and inspect")
-    runs = list_runs(root)
-    if not runs:
-        st.warning(f"No checkpoints under {root.resolve()}. Train one with train.py first.")
-        return
-    with st.sidebar:
-        run = st.selectbox("Run", runs, format_func=lambda r: r.name)
-        file = st.selectbox("Checkpoint", run.checkpoints)
-        topk = st.slider("Top-k classes", 1, 10, 5)
-        method = st.selectbox("Heat map", METHODS)
-        if run.summary:
-            acc = {k: v for k, v in run.summary.items() if k.endswith("_acc")}
-            st.caption(", ".join(f"{k} {v:.4f}" for k, v in acc.items()))
-    predict, browse = st.tabs(["Predict", "Runs"])
-    with predict:
-        try:
-            predict_tab(cfg, safe_checkpoint(root, run.name, file), topk, method)
-        except AppError as e:
-            st.error(str(e))
-    with browse:
-        runs_tab(root, runs)
+    box = Boundary(cfg.checkpoint_dir)
+    try:
+        page(cfg, box)
+    except Exception as e:  # the last guard: nothing reaches Streamlit's traceback display
+        st.error(f"error: {box.one_line(e)}")
 
 
 main()

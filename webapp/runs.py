@@ -1,106 +1,134 @@
-"""What the web page may show and open: the runs under ``--checkpoint_dir``, its results database, uploads.
+"""What the web page may list and open: the runs under ``--checkpoint_dir`` and their files.
 
-Everything here is plain Python (no Streamlit), so it is tested directly. The page only opens
-checkpoint files found by scanning the checkpoint folder, and ``safe_checkpoint`` re-checks every
-path it is given: a name with ``..``, an absolute path or a symlink that leads outside the folder
-is refused.
+Plain Python (no Streamlit), so it is tested directly. The folder is walked without following
+links, and every file is read through :class:`webapp.boundary.Boundary`, so nothing outside the
+checkpoint folder is listed or opened. Runs are grouped by dataset and model (from each run's
+``config.yaml``): the page never puts digits and Fashion-MNIST runs side by side.
 """
 from __future__ import annotations
 
 import json
-import sqlite3
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from common.errors import AppError
-from resultsdb.db import DB_FILE
+from webapp.boundary import Boundary
 
-MB = 1024 * 1024
-LEADERBOARD_COLUMNS = ("run_dir", "model_name", "dataset", "scheduler_type", "status", "epochs", "best_epoch",
-                       "monitor", "best_metric", "test_accuracy", "test_loss")
+SMALL_FILE = 4 * 1024 * 1024  # summary.json / config.yaml are a few KB: anything past this is not ours
+MODEL_SUFFIXES = (".pt", ".onnx")
 
 
 @dataclass
 class RunInfo:
-    name: str  # folder path relative to the checkpoint folder
-    folder: Path
+    name: str  # folder path relative to the checkpoint folder ("." for the folder itself)
     checkpoints: list[str] = field(default_factory=list)  # file names, best.pt first
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)  # empty: unfinished (no valid summary.json)
+    dataset: str = "?"
+    model: str = "?"
+    problem: str = ""  # why summary.json or config.yaml could not be read (one line)
 
-    def image(self, *candidates: str) -> Path | None:
-        """The first of ``candidates`` (relative paths) that exists in the run folder."""
-        return next((self.folder / c for c in candidates if (self.folder / c).is_file()), None)
+    @property
+    def group(self) -> str:
+        """The comparability group the page shows runs in: dataset and model."""
+        return f"{self.dataset} · {self.model}"
 
 
-def _model_files(folder: Path) -> list[str]:
-    files = [p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-             and (p.suffix == ".onnx" or (p.suffix == ".pt" and not p.name.endswith(".torchscript.pt")))]
+def _is_model_file(name: str) -> bool:
+    return not name.startswith(".") and name.endswith(MODEL_SUFFIXES) and not name.endswith(".torchscript.pt")
+
+
+def _model_files(box: Boundary, rel: str, names: list[str]) -> list[str]:
+    files = []
+    for n in names:
+        try:
+            if _is_model_file(n) and box.file(rel, n):
+                files.append(n)
+        except AppError:  # a link to a file outside the folder: not offered
+            continue
     order = {"best.pt": 0, "last.pt": 1}
     return sorted(files, key=lambda n: (order.get(n, 2), n))
 
 
-def list_runs(root: Path) -> list[RunInfo]:
-    """Run folders below ``root`` (any depth) that hold a checkpoint or an ONNX export, sorted by name."""
-    root = root.resolve()
+def read_json(box: Boundary, *parts: str) -> dict[str, Any]:
+    """A JSON object inside the folder ({} when absent); AppError (one line) when unreadable."""
+    data = box.read_bytes(*parts, limit=SMALL_FILE)
+    if data is None:
+        return {}
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise AppError(f"{'/'.join(parts)} is not valid JSON ({type(e).__name__}); the run counts as unfinished")
+    if not isinstance(value, dict):
+        raise AppError(f"{'/'.join(parts)} is not a JSON object; the run counts as unfinished")
+    return value
+
+
+def _read_run(box: Boundary, rel: str, files: list[str]) -> RunInfo:
+    import yaml
+    run = RunInfo(rel, files)
+    try:
+        run.summary = read_json(box, rel, "summary.json")
+        text = box.read_bytes(rel, "config.yaml", limit=SMALL_FILE)
+        cfg = yaml.safe_load(text) if text else {}
+        if isinstance(cfg, dict):
+            run.dataset, run.model = str(cfg.get("dataset", "?")), str(cfg.get("model", "?"))
+    except (AppError, yaml.YAMLError, UnicodeDecodeError) as e:
+        run.problem = box.one_line(e)
+    return run
+
+
+def list_runs(box: Boundary) -> list[RunInfo]:
+    """Run folders below the checkpoint folder (any depth) that hold a checkpoint or an ONNX export.
+
+    Links to folders are not followed (a link loop cannot trap the walk, a link to elsewhere
+    cannot add runs); a model file that is a link to outside is not offered.
+    """
     runs = []
-    for folder in sorted({p.parent for pattern in ("*.pt", "*.onnx") for p in root.rglob(pattern)}):
-        if not folder.resolve().is_relative_to(root):  # reached through a symlink pointing elsewhere
-            continue
-        files = _model_files(folder)
-        if not files:
-            continue
-        summary = {}
-        try:
-            summary = json.loads((folder / "summary.json").read_text())
-        except (OSError, ValueError):
-            pass
-        runs.append(RunInfo(str(folder.relative_to(root)), folder, files, summary))
-    return runs
+    for dirpath, dirnames, filenames in os.walk(box.root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel = os.path.relpath(dirpath, box.root)
+        files = _model_files(box, rel, filenames)
+        if files:
+            runs.append(_read_run(box, rel, files))
+    return sorted(runs, key=lambda r: r.name)
 
 
-def safe_checkpoint(root: Path, run: str, file: str) -> Path:
-    """``root/run/file`` if it is a model file inside ``root`` (symlinks resolved); else AppError."""
-    root = root.resolve()
-    path = (root / run / file).resolve()
-    if not path.is_relative_to(root) or Path(file).name != file:
+def groups(runs: list[RunInfo]) -> dict[str, list[RunInfo]]:
+    """Runs by comparability group, the largest group first."""
+    out: dict[str, list[RunInfo]] = {}
+    for r in runs:
+        out.setdefault(r.group, []).append(r)
+    return dict(sorted(out.items(), key=lambda kv: (-len(kv[1]), kv[0])))
+
+
+def safe_checkpoint(box: Boundary, run: str, file: str) -> Path:
+    """The resolved ``run/file`` if it is a model file inside the folder; else AppError."""
+    if Path(file).name != file:
         raise AppError(f"refused: {run}/{file} is outside the checkpoint folder")
-    if not path.is_file() or path.suffix not in (".pt", ".onnx"):
-        raise AppError(f"{run}/{file} is not a checkpoint in {root}")
+    path = box.file(run, file)
+    if path is None or path.suffix not in MODEL_SUFFIXES:
+        raise AppError(f"{run}/{file} is not a checkpoint in the checkpoint folder")
     return path
 
 
-def leaderboard(root: Path) -> list[dict[str, Any]] | None:
-    """Rows of the results database's ``runs`` table, best test accuracy first; None without a database.
+def run_image(box: Boundary, run: str, *candidates: str, max_pixels: int):
+    """The first of ``candidates`` (names in the run folder) as a decoded image, with its name.
 
-    The file is opened read-only and only the columns it has are read, so a database written by
-    another version (or being written by a running training) never breaks the page.
+    (None, None) when none exists. An image that is unreadable, too large or a link to outside
+    raises AppError with one line naming it.
     """
-    path = root / DB_FILE
-    if not path.is_file():
-        return None
-    try:
-        conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=2)
+    from data.images import ImageError, open_image
+    for name in candidates:
+        path = box.file(run, name)
+        if path is None:
+            continue
         try:
-            have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
-            cols = [c for c in LEADERBOARD_COLUMNS if c in have]
-            if not cols:
-                return None
-            order = "test_accuracy IS NULL, test_accuracy DESC" if "test_accuracy" in have else cols[0]
-            rows = conn.execute(f"SELECT {', '.join(cols)} FROM runs ORDER BY {order}").fetchall()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-    return [dict(zip(cols, r)) for r in rows]
-
-
-def upload_problem(name: str, size: int, max_mb: float) -> str:
-    """Why an upload is refused before decoding ('' when it may be decoded)."""
-    from data.images import IMAGE_EXTENSIONS
-    if size > max_mb * MB:
-        shown = f"{size / MB:.1f} MB" if size >= MB / 10 else f"{size / 1024:.0f} KB"
-        return f"{name} is {shown}; the limit is {max_mb:g} MB (--max_upload_mb)"
-    if Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
-        return f"{name} is not an image file (accepted: {', '.join(sorted(IMAGE_EXTENSIONS))})"
-    return ""
+            return open_image(path, max_pixels=max_pixels), name
+        except ImageError as e:
+            message = box.one_line(e)
+            where = f"{run}/{name}" if run != "." else name
+            raise AppError(message.replace(path.name, where, 1) if path.name in message else f"{where}: {message}") \
+                from None
+    return None, None
