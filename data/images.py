@@ -9,6 +9,7 @@ portrait photo as landscape pixels plus "rotate 90°", and a model must see what
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +49,11 @@ def open_image(source: str | Path | bytes, max_pixels: int | None = DEFAULT_MAX_
             return im.copy()
     except ImageError:
         raise
-    except Image.DecompressionBombError as e:  # Pillow's own guard, when it is stricter than ours
-        raise ImageError(f"{name} has too many pixels ({str(e).split('(')[0].strip()})") from None
+    except Image.DecompressionBombError as e:  # Pillow's own guard (2x its limit) fires inside open()
+        count = next(iter(re.findall(r"\((\d+) pixels\)", str(e))), "too many")
+        limit = f"{max_pixels:,}" if max_pixels is not None else f"{2 * Image.MAX_IMAGE_PIXELS:,}"
+        raise ImageError(f"{name} is {int(count):,} pixels; the limit is {limit} pixels" if count.isdigit()
+                         else f"{name} has too many pixels; the limit is {limit} pixels") from None
     except Image.UnidentifiedImageError:  # its message repeats the path or a BytesIO's address
         raise ImageError(f"{name} is not a readable image (not a known image format)") from None
     except Exception as e:  # Pillow raises many types for bad files

@@ -1,8 +1,11 @@
 """app.py: the page in a real browser (Debian's headless chromium via Selenium), and what it may open."""
 from __future__ import annotations
 
+import io
+import json
 import os
 import re
+import struct
 import shutil
 import socket
 import sqlite3
@@ -10,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -32,46 +36,183 @@ def checkpoints(tmp_path_factory):
     return root / "ck"
 
 
-# --- webapp.runs: what the page lists, opens and accepts ---------------------------------------
-def test_only_checkpoints_inside_the_folder_open(checkpoints, tmp_path):
-    from webapp.runs import list_runs, safe_checkpoint
-    runs = list_runs(checkpoints)
-    assert [r.name for r in runs] == ["digits"] and runs[0].checkpoints[:2] == ["best.pt", "last.pt"]
-    assert runs[0].summary["test_acc"] > 0
-    assert safe_checkpoint(checkpoints, "digits", "best.pt") == (checkpoints / "digits" / "best.pt").resolve()
-    outside = tmp_path / "elsewhere"
-    outside.mkdir()
-    shutil.copy(checkpoints / "digits" / "best.pt", outside / "best.pt")
-    (checkpoints / "link").symlink_to(outside, target_is_directory=True)
-    try:
-        assert [r.name for r in list_runs(checkpoints)] == ["digits"]  # the symlinked run is not offered
-        for run, file in (("link", "best.pt"), ("..", "elsewhere/best.pt"), ("digits", "../../elsewhere/best.pt"),
-                          (str(outside), "best.pt")):
-            with pytest.raises(AppError, match="outside the checkpoint folder"):
-                safe_checkpoint(checkpoints, run, file)
-    finally:
-        (checkpoints / "link").unlink()
+# --- the folder boundary, the leaderboard and uploads, in-process ------------------------------
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb's shape)."""
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4:ihdr + 12] = struct.pack(">II", width, height)
+    data[ihdr + 17:ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr:ihdr + 17])))
+    return bytes(data)
+
+
+def png(path: Path, side: int = 16) -> Path:
+    Image.fromarray(np.full((side, side), 128, np.uint8), "L").save(path)
+    return path
+
+
+@pytest.fixture
+def folders(tmp_path):
+    """A checkpoint folder with one honest run and a link to everything outside it that the page could read."""
+    root, outside = tmp_path / "ck", tmp_path / "outside"
+    run, elsewhere = root / "digits", outside / "run"
+    run.mkdir(parents=True)
+    elsewhere.mkdir(parents=True)
+    for folder in (run, elsewhere):
+        (folder / "best.pt").write_bytes(b"weights")
+        (folder / "config.yaml").write_text("dataset: digits\nmodel: custom\n")
+    (run / "summary.json").write_text(json.dumps({"test_acc": 0.98765}))
+    png(run / "curves.png")
+    png(outside / "secret.png")
+    (outside / "secret.json").write_text(json.dumps({"test_acc": 0.5}))
+    (outside / "secret.txt").write_text("not an image")
+    (root / "linked_run").symlink_to(elsewhere, target_is_directory=True)  # a run folder that is a link
+    (root / "loop").symlink_to(root, target_is_directory=True)  # a link loop must not trap the walk
+    return root, outside
+
+
+def test_the_boundary_refuses_every_link_to_outside(folders):
+    from webapp.boundary import Boundary
+    from webapp.runs import list_runs, run_image, safe_checkpoint
+    root, outside = folders
+    box = Boundary(root)
+    runs = list_runs(box)
+    assert [r.name for r in runs] == ["digits"] and runs[0].group == "digits · custom"
+    assert runs[0].summary == {"test_acc": 0.98765} and runs[0].checkpoints == ["best.pt"]
+    assert safe_checkpoint(box, "digits", "best.pt") == (root / "digits" / "best.pt").resolve()
+    for run, file in (("linked_run", "best.pt"), ("..", "outside/run/best.pt"), ("digits", "../../outside/run/best.pt"),
+                      (str(outside / "run"), "best.pt")):
+        with pytest.raises(AppError, match="outside the checkpoint folder"):
+            safe_checkpoint(box, run, file)
     with pytest.raises(AppError, match="is not a checkpoint"):
-        safe_checkpoint(checkpoints, "digits", "metrics.csv")
+        safe_checkpoint(box, "digits", "summary.json")
+    image, name = run_image(box, "digits", "curves.png", max_pixels=10_000)
+    assert name == "curves.png" and image.size == (16, 16)
+
+    # Files inside the honest run folder that are links to files outside: refused by the same check.
+    (root / "digits" / "best.pt").unlink()
+    (root / "digits" / "best.pt").symlink_to(outside / "run" / "best.pt")
+    (root / "digits" / "last.pt").write_bytes(b"weights")
+    (root / "digits" / "curves.png").unlink()
+    (root / "digits" / "curves.png").symlink_to(outside / "secret.png")
+    (root / "digits" / "summary.json").unlink()
+    (root / "digits" / "summary.json").symlink_to(outside / "secret.json")
+    (root / "results.db").symlink_to(outside / "secret.json")
+    runs = list_runs(box)
+    assert runs[0].checkpoints == ["last.pt"]  # the linked best.pt is not offered
+    assert runs[0].summary == {} and runs[0].problem == "refused: digits/summary.json is outside the checkpoint folder"
+    with pytest.raises(AppError, match=r"^refused: digits/curves.png is outside the checkpoint folder$"):
+        run_image(box, "digits", "curves.png", max_pixels=10_000)
+    from webapp.board import read_board
+    with pytest.raises(AppError, match=r"^refused: results.db is outside the checkpoint folder$"):
+        read_board(box)
 
 
-def test_leaderboard_reads_the_results_database_defensively(tmp_path):
-    from webapp.runs import leaderboard, upload_problem
-    assert leaderboard(tmp_path) is None  # no database: the page falls back to summary.json
+def test_errors_are_one_line_without_server_paths(folders):
+    from webapp.boundary import Boundary
+    from webapp.runs import list_runs, run_image
+    root, outside = folders
+    box = Boundary(root)
+    (root / "digits" / "curves.png").unlink()
+    (root / "digits" / "curves.png").symlink_to(root / "digits" / "notes.txt")  # a link inside, to a non-image
+    (root / "digits" / "notes.txt").write_text("not an image")
+    (root / "digits" / "summary.json").write_text("{truncated")
+    (root / "results.db").write_bytes(b"not a database" * 100)
+    errors = []
+    for attempt in (lambda: run_image(box, "digits", "curves.png", max_pixels=10_000),
+                    lambda: __import__("webapp.board").board.read_board(box)):
+        with pytest.raises(AppError) as e:
+            attempt()
+        errors.append(str(e.value))
+    errors.append(list_runs(box)[0].problem)
+    errors.append(box.one_line(OSError(f"[Errno 2] No such file: '{root}/digits/x.pt'\n  detail on line two")))
+    errors.append(box.one_line(RuntimeError(f"cannot open {outside / 'secret.png'}: bad")))
+    assert "digits/notes.txt is not a readable image" in errors[0] or "digits/curves.png" in errors[0]
+    assert errors[1].startswith("results.db cannot be read (") and "results.py import" in errors[1]
+    assert errors[2] == "digits/summary.json is not valid JSON (JSONDecodeError); the run counts as unfinished"
+    assert errors[3] == "[Errno 2] No such file: 'digits/x.pt'" and errors[4] == "cannot open secret.png: bad"
+    for e in errors:
+        assert "\n" not in e and str(root.parent) not in e and "/tmp" not in e and "Traceback" not in e, e
+
+
+def test_leaderboard_compares_only_one_group_with_names_relative_to_the_folder(tmp_path):
+    from webapp.board import SORT_COLUMN, read_board
+    from webapp.boundary import Boundary
+    box = Boundary(tmp_path)
+    assert read_board(box) is None  # no database: the page falls back to summary.json
     conn = sqlite3.connect(tmp_path / "results.db")
-    conn.execute("CREATE TABLE runs (run_id INTEGER PRIMARY KEY, run_dir TEXT, model_name TEXT, "
-                 "test_accuracy REAL, future_column TEXT)")
-    conn.executemany("INSERT INTO runs (run_dir, model_name, test_accuracy) VALUES (?, ?, ?)",
-                     [("/r/a", "custom", 0.91), ("/r/b", "efficientnet_b0", 0.97), ("/r/c", "custom", None)])
+    conn.execute("CREATE TABLE runs (run_id INTEGER PRIMARY KEY, run_dir TEXT, model_name TEXT, dataset TEXT, "
+                 "test_accuracy REAL, monitor TEXT, best_metric REAL, future_column TEXT)")
+    rows = [(tmp_path / "a", "custom", "digits", 0.91), (tmp_path / "sweep" / "b", "custom", "digits", 0.97666),
+            (tmp_path / "c", "custom", "digits", None), (tmp_path / "f", "custom", "fashion_mnist", 0.99),
+            (tmp_path.parent / "elsewhere", "custom", "digits", 1.0)]
+    conn.executemany("INSERT INTO runs (run_dir, model_name, dataset, test_accuracy, monitor, best_metric) "
+                     "VALUES (?, ?, ?, ?, 'val_loss', 0.123456)", [(str(d), m, ds, a) for d, m, ds, a in rows])
+    conn.commit()
+    board = read_board(box)
+    assert board.outside == 1 and not board.by_key
+    assert board.keys("digits · custom") == {"digits · custom": 3}
+    table = board.table("digits · custom")
+    assert [r["run"] for r in table] == ["sweep/b", "a", "c"]  # never a fashion_mnist run, never a server path
+    assert list(table[0])[:2] == [SORT_COLUMN, "run"] and table[0][SORT_COLUMN] == 97.67
+    assert table[0]["best val_loss"] == 0.1235
+    conn.execute("ALTER TABLE runs ADD COLUMN comparability_key TEXT")
+    conn.execute("UPDATE runs SET comparability_key = CASE WHEN run_dir LIKE '%sweep%' THEN 'k2' ELSE 'k1' END")
     conn.commit()
     conn.close()
-    board = leaderboard(tmp_path)
-    assert [r["run_dir"] for r in board] == ["/r/b", "/r/a", "/r/c"] and set(board[0]) == {
-        "run_dir", "model_name", "test_accuracy"}
-    (tmp_path / "results.db").write_bytes(b"not a database")
-    assert leaderboard(tmp_path) is None
-    assert upload_problem("a.png", 11 * 2 ** 20, 10).endswith("the limit is 10 MB (--max_upload_mb)")
-    assert "not an image file" in upload_problem("notes.txt", 10, 10) and upload_problem("a.PNG", 10, 10) == ""
+    board = read_board(box)
+    assert board.by_key and board.keys("digits · custom") == {"k1": 2, "k2": 1}
+    assert [r["run"] for r in board.table("digits · custom", "k1")] == ["a", "c"]
+
+
+def test_uploads_are_refused_before_decoding(tmp_path):
+    from webapp.uploads import decode_upload, upload_problem
+    assert upload_problem("a.png", 11 * 2 ** 20, 10) == "a.png is 11.0 MB; the limit is 10 MB (--max_upload_mb)"
+    assert upload_problem("notes.txt", 10, 10).startswith("notes.txt is not an image file; accepted: .bmp, ")
+    assert upload_problem("a.PNG", 10, 10) == ""
+    for side, pixels in ((2000, "2000×2000 = 4,000,000"), (20000, "400,000,000")):  # 20000²: over Pillow's own too
+        bomb = png_claiming(side, side)
+        assert len(bomb) < 100
+        with pytest.raises(ValueError, match=rf"^bomb.png is {pixels} pixels; the limit is 1,000,000 pixels$"):
+            decode_upload("bomb.png", bomb, 1, 1_000_000)
+    with pytest.raises(ValueError, match=r"^notes.png is not a readable image \(not a known image format\)$"):
+        decode_upload("notes.png", b"just text", 1, 1_000_000)
+    frames = [Image.fromarray(np.full((6, 5, 3), v, np.uint8)) for v in (10, 250)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    first = decode_upload("anim.gif", buf.getvalue(), 3, 1_000_000)
+    assert first.shape == (3, 6, 5) and first.dtype == torch.uint8 and int(first.float().mean()) < 50
+
+
+def test_the_page_in_process_shows_one_group_and_one_line_errors(folders, monkeypatch):
+    """The page script itself (Streamlit's AppTest): one run selector, groups, errors in one line."""
+    from streamlit.testing.v1 import AppTest
+    root, outside = folders
+    fashion = root / "fashion"
+    fashion.mkdir()
+    (fashion / "best.pt").write_bytes(b"weights")
+    (fashion / "config.yaml").write_text("dataset: fashion_mnist\nmodel: custom\n")
+    (root / "digits" / "curves.png").unlink()
+    (root / "digits" / "curves.png").symlink_to(outside / "secret.png")
+    (root / "digits" / "eval_test").mkdir()
+    (root / "digits" / "eval_test" / "confusion_matrix.png").symlink_to(outside / "secret.txt")
+    monkeypatch.setattr(sys, "argv", ["page.py", "--checkpoint_dir", str(root)])
+    at = AppTest.from_file(str(ROOT / "webapp" / "page.py"), default_timeout=300).run()
+    assert not at.exception
+    group, run = at.sidebar.selectbox[0], at.sidebar.selectbox[1]
+    assert group.options == ["digits · custom (1)", "fashion_mnist · custom (1)"] and run.options == ["digits"]
+    assert len(at.selectbox) == 4  # group, run, checkpoint, heat map: no second run selector in the Runs tab
+    assert at.sidebar.caption[0].value == "test_acc 98.77%"
+    errors = [e.value for e in at.error]
+    assert "refused: digits/curves.png is outside the checkpoint folder" in errors
+    assert "refused: digits/eval_test/confusion_matrix.png is outside the checkpoint folder" in errors
+    text = " ".join(str(getattr(el, "value", "")) for el in at.main)
+    assert str(root) not in text and str(outside) not in text
+    group.select("fashion_mnist · custom (1)").run()
+    assert not at.exception and at.sidebar.selectbox[1].options == ["fashion (unfinished)"]
+    assert at.dataframe[0].value["run"].tolist() == ["fashion"]  # digits runs are never listed with it
 
 
 def test_app_flags(checkpoints, tmp_path, capsys, monkeypatch):
@@ -136,7 +277,8 @@ def browser(tmp_path: Path):
 
 
 @pytest.mark.slow  # a browser and a Streamlit server: ~10 s alone, several times that on a loaded machine
-def test_upload_in_a_real_browser(checkpoints, tmp_path):
+def test_the_page_in_a_real_browser(checkpoints, tmp_path):
+    """One browser session: a prediction, every kind of refusal as visible text, the runs view."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         if os.environ.get("IMGCLF_BROWSER_TEST") == "required":  # .ci/run installs them: missing is a failure
             pytest.fail("chromium / chromium-driver are not installed")
@@ -144,49 +286,63 @@ def test_upload_in_a_real_browser(checkpoints, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from data.images import decode_file
     from data import prepare_data
     from engine.model_io import load_model_from_checkpoint
     from evaluation.inference import predict_probs, preprocess
+    from webapp.uploads import decode_upload
     loaded = load_model_from_checkpoint(checkpoints / "digits" / "best.pt", torch.device("cpu"))
     test = prepare_data(loaded.cfg).test
     good = tmp_path / "digit.png"
     Image.fromarray(test.images[5, 0].numpy(), "L").save(good)
-    expected = loaded.class_names[int(predict_probs(loaded, preprocess(decode_file(good, 1), loaded)).argmax())]
+    probs = predict_probs(loaded, preprocess(decode_upload("digit.png", good.read_bytes(), 1, 10 ** 6), loaded))[0]
+    expected = loaded.class_names[int(probs.argmax())]
     fake = tmp_path / "notes.png"
     fake.write_text("this is text, not a picture")
-    big = tmp_path / "big.png"
+    text_file = tmp_path / "notes.txt"  # a type Streamlit's browser-side check would have stopped with a red chip
+    text_file.write_text("plain text")
+    big = tmp_path / "big.png"  # over --max_upload_mb, under the uploader's transport limit
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 120, 3), dtype=np.uint8)).save(big)
+    bomb = tmp_path / "bomb.png"  # 69 bytes claiming 4 megapixels: refused from its header
+    bomb.write_bytes(png_claiming(2000, 2000))
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "app.py", "--checkpoint_dir", str(checkpoints), "--port", str(port),
-                             "--max_upload_mb", "0.02"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                             "--max_upload_mb", "0.02", "--max_pixels", "1000000"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     driver = None
+    shots = Path(os.environ.get("IMGCLF_SCREENSHOT_DIR", tmp_path))  # how docs/app_predict.png and app_runs.png are made
     try:
         wait_healthy(url, proc)
         driver = browser(tmp_path)
         driver.get(url)
-        wait = WebDriverWait(driver, 90)
+        wait = WebDriverWait(driver, 120)
         upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "input[type=file]"))
-        upload.send_keys("\n".join(str(p) for p in (good, fake, big)))  # three files in one upload
+        upload.send_keys("\n".join(str(p) for p in (good, fake, text_file, big, bomb)))  # five files in one upload
         body = lambda d: d.find_element(By.TAG_NAME, "body").text  # noqa: E731
-        wait.until(lambda d: "Predicted class:" in body(d) and body(d).count("Refused:") == 2)
+        wait.until(lambda d: "Predicted class:" in body(d) and body(d).count("Refused:") == 4)
         text = body(driver)
-        got = re.search(r"Predicted class: (\S+) \(", text)
-        assert got and got.group(1) == expected
-        assert "notes.png is not a readable image" in text and "/tmp" not in text
-        assert re.search(r"big\.png is \d+ KB; the limit is 0\.02 MB", text)
-        assert "Traceback" not in text
+        got = re.search(r"Predicted class: (\S+) \((\d+\.\d\d)%\)", text)
+        assert got and got.group(1) == expected and got.group(2) == f"{100 * float(probs.max()):.2f}"
+        assert "Images to classify (at most 0.02 MB and 1,000,000 pixels each)" in text
+        assert "Refused: notes.png is not a readable image (not a known image format)" in text
+        assert "Refused: notes.txt is not an image file; accepted: .bmp, " in text
+        assert re.search(r"Refused: big\.png is \d+ KB; the limit is 0\.02 MB \(--max_upload_mb\)", text)
+        assert "Refused: bomb.png is 2000×2000 = 4,000,000 pixels; the limit is 1,000,000 pixels" in text
+        assert "Traceback" not in text and str(tmp_path) not in text and str(checkpoints) not in text
         # The input and its heat map are drawn (visible ones only: the Runs tab is in the page, hidden).
         loaded_images = ("return Array.from(document.querySelectorAll('[data-testid=stImage] img'))"
                          ".filter(i => i.complete && i.naturalWidth > 0 && i.offsetParent !== null).length")
         wait.until(lambda d: d.execute_script(loaded_images) >= 2)
-        driver.save_screenshot(str(tmp_path / "page.png"))
-        if os.environ.get("IMGCLF_SCREENSHOT"):  # how docs/app_page.png was made
-            driver.save_screenshot(os.environ["IMGCLF_SCREENSHOT"])
-        assert Image.open(tmp_path / "page.png").size[0] >= 1000
+        driver.save_screenshot(str(shots / "app_predict.png"))
+
+        driver.find_element(By.XPATH, "//*[@role='tab' and normalize-space(.)='Runs']").click()
+        wait.until(lambda d: "Leaderboard: digits · custom" in body(d) and d.execute_script(loaded_images) >= 1)
+        text = body(driver)
+        assert "Run: digits" in text and "Run to inspect" not in text
+        assert str(checkpoints) not in text and "Traceback" not in text
+        driver.save_screenshot(str(shots / "app_runs.png"))
+        assert Image.open(shots / "app_runs.png").size[0] >= 1000
     finally:
         if driver is not None:
             driver.quit()

@@ -20,7 +20,7 @@ from webapp.boundary import Boundary
 
 COLUMNS = ("run_dir", "model_name", "dataset", "scheduler_type", "seed", "status", "epochs", "best_epoch", "monitor",
            "best_metric", "test_accuracy", "test_loss", "comparability_key")
-SORT_COLUMN = "test acc %"  # shown first, so the order is visible however narrow the window
+SORT_COLUMN = "test acc"  # shown first, so the order is visible however narrow the window
 
 
 def pct(value: float | None) -> str:
