@@ -167,6 +167,44 @@ def test_leaderboard_compares_only_one_group_with_names_relative_to_the_folder(t
     assert [r["run"] for r in board.table("digits · custom", "k1")] == ["a", "c"]
 
 
+def make_study(folder: Path) -> None:
+    """An Optuna study in ``folder/study.db`` with a complete, a pruned and a failed trial."""
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    folder.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(storage=f"sqlite:///{folder / 'study.db'}", study_name="lab", direction="maximize")
+    for state, value in ((optuna.trial.TrialState.COMPLETE, 0.98765), (optuna.trial.TrialState.PRUNED, None),
+                         (optuna.trial.TrialState.FAIL, None)):
+        trial = study.ask({"scheduler": optuna.distributions.CategoricalDistribution(["cosine", "step"])})
+        trial.report(0.5, step=1)
+        study.tell(trial, value, state=state)
+
+
+def test_study_trials_are_read_with_their_states_read_only(tmp_path):
+    from webapp.boundary import Boundary
+    from webapp.study import find_studies, study_trials
+    root = tmp_path / "ck"
+    make_study(root / "sweep")
+    make_study(tmp_path / "outside")
+    (root / "linked").mkdir()
+    (root / "linked" / "study.db").symlink_to(tmp_path / "outside" / "study.db")
+    (root / "broken").mkdir()
+    (root / "broken" / "study.db").write_bytes(b"not a database" * 100)
+    box = Boundary(root)
+    assert find_studies(box) == ["broken", "sweep"]  # the linked one is not offered
+    before = (root / "sweep" / "study.db").read_bytes()
+    trials = study_trials(box, "sweep")
+    assert [(t["trial"], t["state"], t["value"], t["epochs reported"]) for t in trials] == [
+        (0, "COMPLETE", 0.9877, 1), (1, "PRUNED", 0.5, 1), (2, "FAIL", None, 1)]  # pruned: its last report
+    assert {t["scheduler"] for t in trials} <= {"cosine", "step"}
+    assert (root / "sweep" / "study.db").read_bytes() == before  # nothing written
+    with pytest.raises(AppError, match=r"^broken/study.db cannot be read as an Optuna study \(") as e:
+        study_trials(box, "broken")
+    assert str(root) not in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(AppError, match="outside the checkpoint folder"):
+        study_trials(box, "linked")
+
+
 def test_uploads_are_refused_before_decoding(tmp_path):
     from webapp.uploads import decode_upload, upload_problem
     assert upload_problem("a.png", 11 * 2 ** 20, 10) == "a.png is 11.0 MB; the limit is 10 MB (--max_upload_mb)"
@@ -198,6 +236,7 @@ def test_the_page_in_process_shows_one_group_and_one_line_errors(folders, monkey
     (root / "digits" / "curves.png").symlink_to(outside / "secret.png")
     (root / "digits" / "eval_test").mkdir()
     (root / "digits" / "eval_test" / "confusion_matrix.png").symlink_to(outside / "secret.txt")
+    make_study(root / "digits_sweep")
     monkeypatch.setattr(sys, "argv", ["page.py", "--checkpoint_dir", str(root)])
     at = AppTest.from_file(str(ROOT / "webapp" / "page.py"), default_timeout=300).run()
     assert not at.exception
@@ -208,6 +247,9 @@ def test_the_page_in_process_shows_one_group_and_one_line_errors(folders, monkey
     errors = [e.value for e in at.error]
     assert "refused: digits/curves.png is outside the checkpoint folder" in errors
     assert "refused: digits/eval_test/confusion_matrix.png is outside the checkpoint folder" in errors
+    trials = at.dataframe[1].value  # the leaderboard (from summary.json here), then the study's trials
+    assert trials["state"].tolist() == ["COMPLETE", "PRUNED", "FAIL"] and "digits_sweep: 3 trials (1 complete, " \
+        "1 pruned, 1 fail)" in [c.value for c in at.caption]
     text = " ".join(str(getattr(el, "value", "")) for el in at.main)
     assert str(root) not in text and str(outside) not in text
     group.select("fashion_mnist · custom (1)").run()

@@ -24,7 +24,8 @@ from evaluation.cam import METHODS  # noqa: E402
 from evaluation.inference import predict_probs, preprocess, top_classes  # noqa: E402
 from webapp.board import SORT_COLUMN, pct, read_board  # noqa: E402
 from webapp.boundary import Boundary  # noqa: E402
-from webapp.runs import RunInfo, groups, list_runs, run_image, safe_checkpoint  # noqa: E402
+from webapp.runs import RunInfo, groups, list_runs, run_image, safe_checkpoint
+from webapp.study import find_studies, study_trials  # noqa: E402
 from webapp.uploads import decode_upload, upload_problem  # noqa: E402
 
 
@@ -129,6 +130,7 @@ def runs_tab(cfg, box: Boundary, group: str, runs: list[RunInfo], run: RunInfo) 
                        **{k: v for k, v in r.summary.items() if isinstance(v, (int, str))}} for r in runs],
                      hide_index=True)
         st.caption("From each run's summary.json (no results database in the checkpoint folder).")
+    studies_section(box)
     st.subheader(f"Run: {run.name}")
     shown = False
     for candidates, caption in ((("curves.png",), "training curves"),
@@ -144,6 +146,25 @@ def runs_tab(cfg, box: Boundary, group: str, runs: list[RunInfo], run: RunInfo) 
             shown = True
     if not shown:
         st.info("This run has no curves.png or evaluation yet (run evaluate.py on it).")
+
+
+def studies_section(box: Boundary) -> None:
+    """A sweep's Optuna study: its trials and their states (running, complete, pruned, failed)."""
+    studies = find_studies(box)
+    if not studies:
+        return
+    st.subheader("Optuna studies")
+    folder = st.selectbox("Study (sweep folder)", studies) if len(studies) > 1 else studies[0]
+    try:
+        trials = study_trials(box, folder)
+    except AppError as e:
+        st.error(box.one_line(e))
+        return
+    states: dict[str, int] = {}
+    for t in trials:
+        states[t["state"]] = states.get(t["state"], 0) + 1
+    st.caption(f"{folder}: {len(trials)} trials (" + ", ".join(f"{n} {s.lower()}" for s, n in states.items()) + ")")
+    st.dataframe(trials, hide_index=True)
 
 
 # --- The page ---------------------------------------------------------------------------------
