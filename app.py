@@ -4,13 +4,13 @@ Streamlit serves ``webapp/page.py``. The page lists the runs under ``--checkpoin
 leaderboard of its results database, when present), and opens no file outside that folder. It
 listens on 127.0.0.1 only, unless ``--host`` says otherwise; it has no login, so another host
 gets a warning. Uploads that are not images, larger than ``--max_upload_mb`` or with more pixels
-than ``--max_pixels`` (read from the header, before decoding) are refused in words on the page.
+than ``--max_image_pixels`` (read from the header, before decoding) are refused in words on the page.
 
 Examples:
     python app.py                                        # http://127.0.0.1:7860, runs in checkpoints/
     python app.py --checkpoint_dir runs --port 8501
     python app.py --host 0.0.0.0 --max_upload_mb 20      # reachable from the network (warned)
-    python app.py --max_pixels 25000000                  # refuse images over 25 megapixels
+    python app.py --max_image_pixels 25000000            # refuse images over 25 megapixels
 """
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ def build_parser():
     p.add_argument("--port", type=int, default=7860, help="(default: 7860)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--max_upload_mb", type=float, default=10, metavar="MB", help="largest upload accepted (default: 10)")
-    p.add_argument("--max_pixels", type=int, default=None, metavar="N",
-                   help="largest image accepted, in pixels, read from the header before decoding (default: Pillow's "
-                        "limit, 89,478,485)")
+    p.add_argument("--max_image_pixels", type=int, default=None, metavar="N",
+                   help="largest image accepted, width x height, read from the header before decoding (default: "
+                        "89,478,485, Pillow's limit, as train.py's max_image_pixels)")
     p.add_argument("--device", default="cpu", help="device for the models (default: cpu)")
     return p
 
@@ -69,7 +69,7 @@ def streamlit_command(args) -> list[str]:
             "--client.toolbarMode", "minimal", "--client.showErrorDetails", "none",
             "--", "--checkpoint_dir", str(Path(args.checkpoint_dir).resolve()),
             "--max_upload_mb", str(args.max_upload_mb), "--device", args.device,
-            *(["--max_pixels", str(args.max_pixels)] if args.max_pixels is not None else [])]
+            *(["--max_image_pixels", str(args.max_image_pixels)] if args.max_image_pixels is not None else [])]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,8 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--port must be 1-65535, got {args.port}")
     if not 0 < args.max_upload_mb < math.inf:
         raise UsageError(f"--max_upload_mb must be a positive number of MB, got {args.max_upload_mb}")
-    if args.max_pixels is not None and args.max_pixels < 1:
-        raise UsageError(f"--max_pixels must be at least 1, got {args.max_pixels}")
+    if args.max_image_pixels is not None and args.max_image_pixels < 1:
+        raise UsageError(f"--max_image_pixels must be at least 1, got {args.max_image_pixels}")
     if not Path(args.checkpoint_dir).is_dir():
         raise AppError(f"--checkpoint_dir {args.checkpoint_dir} is not a folder; train a model first or point "
                        f"it at your runs")

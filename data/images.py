@@ -9,7 +9,6 @@ portrait photo as landscape pixels plus "rotate 90°", and a model must see what
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path
 
 import numpy as np
@@ -22,45 +21,45 @@ class ImageDecodeError(Exception):
     """A file that is missing, truncated, corrupt or not an image."""
 
 
-class ImageError(Exception):
+class ImageError(ValueError):
     """An image refused or unreadable; the message is one line and names the source."""
 
 
-DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own Image.MAX_IMAGE_PIXELS: about 0.25 GB of RGB at 8 bits
+MAX_IMAGE_PIXELS = 89_478_485  # Pillow's own default (Image.MAX_IMAGE_PIXELS): ~268 MB as RGB
 
 
-def open_image(source: str | Path | bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS):
-    """A decoded PIL image (the first frame of an animation) from a path or bytes.
+def open_image(source: str | Path | bytes, channels: int = 3, max_pixels: int | None = MAX_IMAGE_PIXELS,
+               name: str | None = None, say_animated: bool = True) -> torch.Tensor:
+    """``source`` (a path or encoded bytes) as uint8 (channels, H, W): the first frame of an animation.
 
-    The pixel count is read from the header and checked against ``max_pixels`` before any pixel is
-    decoded, so a small file that expands to gigabytes costs nothing. Raises ImageError.
+    width x height is read from the header and refused above ``max_pixels`` before any pixel is
+    decoded. ``name`` is what messages call the image. Raises ImageError (one line).
     """
-    from PIL import Image
-    name = "the upload" if isinstance(source, (bytes, bytearray)) else Path(source).name
-    stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    from PIL import Image, ImageOps
+    is_bytes = isinstance(source, (bytes, bytearray, memoryview))
+    name = name or ("upload" if is_bytes else str(source))
     try:
-        with Image.open(stream) as im:  # lazy: only the header is read here
-            width, height = im.size
-            if max_pixels is not None and width * height > max_pixels:
-                raise ImageError(f"{name} is {width}×{height} = {width * height:,} pixels; the limit is "
-                                 f"{max_pixels:,} pixels")
+        Image.MAX_IMAGE_PIXELS = None  # the limit is checked here, with the caller's value and one message
+        with Image.open(io.BytesIO(bytes(source)) if is_bytes else source) as im:  # lazy: the header only
+            w, h = im.size
+            if max_pixels is not None and w * h > max_pixels:
+                raise ImageError(f"{name}: {w}x{h} pixels is over the limit max_image_pixels={max_pixels:,} "
+                                 f"(refused from the header, before decoding)")
             im.seek(0)
             im.load()
-            return im.copy()
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = (np.asarray(im, dtype=np.float64) / 257.0).clip(0, 255).astype(np.uint8)
+                im = Image.fromarray(arr, "L")
+            arr = np.asarray(im.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
     except ImageError:
         raise
-    except Image.DecompressionBombError as e:  # Pillow's own guard (2x its limit) fires inside open()
-        count = next(iter(re.findall(r"\((\d+) pixels\)", str(e))), "too many")
-        limit = f"{max_pixels:,}" if max_pixels is not None else f"{2 * Image.MAX_IMAGE_PIXELS:,}"
-        raise ImageError(f"{name} is {int(count):,} pixels; the limit is {limit} pixels" if count.isdigit()
-                         else f"{name} has too many pixels; the limit is {limit} pixels") from None
-    except Image.UnidentifiedImageError:  # its message repeats the path or a BytesIO's address
-        raise ImageError(f"{name} is not a readable image (not a known image format)") from None
-    except Exception as e:  # Pillow raises many types for bad files
-        reason = (str(e).splitlines() or [type(e).__name__])[0]
-        if not isinstance(source, (bytes, bytearray)):
-            reason = reason.replace(str(source), name)
-        raise ImageError(f"{name} is not a readable image ({reason})") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image (unknown format)") from None
+    except Exception as e:  # Pillow raises many types for damaged files
+        raise ImageError(f"{name}: {type(e).__name__}: {' '.join(str(e).split())}") from None
+    t = torch.from_numpy(arr.copy())
+    return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
 
 EXIF_ORIENTATION = 0x0112  # 1 = as stored; 2-8 = mirrored and/or rotated; 5-8 swap width and height

@@ -18,7 +18,7 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from common.errors import AppError  # noqa: E402
-from data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS  # noqa: E402
+from data.images import IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS, ImageError, open_image  # noqa: E402
 from engine.model_io import load_model_from_checkpoint  # noqa: E402
 from evaluation.cam import METHODS  # noqa: E402
 from evaluation.inference import predict_probs, preprocess, top_classes  # noqa: E402
@@ -26,14 +26,14 @@ from webapp.board import SORT_COLUMN, pct, read_board  # noqa: E402
 from webapp.boundary import Boundary  # noqa: E402
 from webapp.runs import RunInfo, groups, list_runs, run_image, safe_checkpoint
 from webapp.study import find_studies, study_trials  # noqa: E402
-from webapp.uploads import decode_upload, upload_problem  # noqa: E402
+from webapp.uploads import upload_problem  # noqa: E402
 
 
 def settings() -> argparse.Namespace:
     p = argparse.ArgumentParser()
     p.add_argument("--checkpoint_dir", default="checkpoints")
     p.add_argument("--max_upload_mb", type=float, default=10)
-    p.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    p.add_argument("--max_image_pixels", type=int, default=MAX_IMAGE_PIXELS)
     p.add_argument("--device", default="cpu")
     return p.parse_args(sys.argv[1:])
 
@@ -51,7 +51,7 @@ def explainer(path: str, mtime: float, device: str, method: str):
 
 
 def limits_text(cfg) -> str:
-    return f"at most {cfg.max_upload_mb:g} MB and {cfg.max_pixels:,} pixels each"
+    return f"at most {cfg.max_upload_mb:g} MB and {cfg.max_image_pixels:,} pixels each"
 
 
 # --- Predict ----------------------------------------------------------------------------------
@@ -76,8 +76,8 @@ def predict_tab(cfg, box: Boundary, run: RunInfo, file: str, topk: int, method: 
             st.error(f"Refused: {problem}")
             continue
         try:
-            image = decode_upload(up.name, up.getvalue(), loaded.channels, cfg.max_pixels)
-        except ValueError as e:
+            image = open_image(up.getvalue(), loaded.channels, cfg.max_image_pixels, name=up.name, say_animated=False)
+        except ImageError as e:
             st.error(f"Refused: {box.one_line(e)}")
             continue
         show_prediction(up.name, image, loaded, str(ckpt), mtime, topk, method, cfg.device)
@@ -137,12 +137,12 @@ def runs_tab(cfg, box: Boundary, group: str, runs: list[RunInfo], run: RunInfo) 
                                 (("eval_test/confusion_matrix.png", "eval_val/confusion_matrix.png"),
                                  "confusion matrix (evaluate.py)")):
         try:
-            image, name = run_image(box, run.name, *candidates, max_pixels=cfg.max_pixels)
+            image, name = run_image(box, run.name, *candidates, max_pixels=cfg.max_image_pixels)
         except AppError as e:
             st.error(box.one_line(e))
             continue
         if image is not None:
-            st.image(image, caption=f"{caption}: {name}", width="stretch")
+            st.image(image.permute(1, 2, 0).numpy(), caption=f"{caption}: {name}", width="stretch")
             shown = True
     if not shown:
         st.info("This run has no curves.png or evaluation yet (run evaluate.py on it).")

@@ -114,21 +114,19 @@ def safe_checkpoint(box: Boundary, run: str, file: str) -> Path:
 
 
 def run_image(box: Boundary, run: str, *candidates: str, max_pixels: int):
-    """The first of ``candidates`` (names in the run folder) as a decoded image, with its name.
+    """The first of ``candidates`` (names in the run folder) as a uint8 (3, H, W) tensor, with its name.
 
     (None, None) when none exists. An image that is unreadable, too large or a link to outside
-    raises AppError with one line naming it.
+    raises AppError with one line naming it relative to the checkpoint folder.
     """
     from data.images import ImageError, open_image
     for name in candidates:
         path = box.file(run, name)
         if path is None:
             continue
+        where = f"{run}/{name}" if run != "." else name
         try:
-            return open_image(path, max_pixels=max_pixels), name
+            return open_image(path, 3, max_pixels, name=where, say_animated=False), name
         except ImageError as e:
-            message = box.one_line(e)
-            where = f"{run}/{name}" if run != "." else name
-            raise AppError(message.replace(path.name, where, 1) if path.name in message else f"{where}: {message}") \
-                from None
+            raise AppError(box.one_line(e)) from None
     return None, None
