@@ -5,27 +5,20 @@ import io
 import json
 import os
 import re
-import struct
-import shutil
-import socket
 import sqlite3
-import subprocess
+import struct
 import sys
-import time
-import urllib.request
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import FAST, ROOT
 from PIL import Image
 
 import app as app_script
-from conftest import FAST, ROOT
 from common.errors import AppError, UsageError
-
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -284,7 +277,8 @@ def test_app_flags(checkpoints, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "warning: listening on 0.0.0.0" in err and "no login" in err
     argv = started[0]
-    assert argv[argv.index("--server.address") + 1] == "0.0.0.0" and argv[argv.index("--server.maxUploadSize") + 1] == "5"
+    assert argv[argv.index("--server.address") + 1] == "0.0.0.0"
+    assert argv[argv.index("--server.maxUploadSize") + 1] == "5"  # twice the limit: the page refuses in words
     assert argv[argv.index("--max_upload_mb") + 1] == "2.5"  # the page refuses above 2.5 MB itself, in words
     assert argv[argv.index("--client.showErrorDetails") + 1] == "none"  # never a traceback in the browser
     app_script.main(["--checkpoint_dir", str(checkpoints)])
@@ -292,52 +286,18 @@ def test_app_flags(checkpoints, tmp_path, capsys, monkeypatch):
 
 
 # --- the real page in a real browser -----------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"app.py exited with {proc.returncode}:\n{proc.communicate()[0]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)  # polling a server that is still starting, not waiting for a result
-    pytest.fail("app.py did not answer within the timeout")
-
-
-def browser(tmp_path: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1100",
-                 f"--user-data-dir={tmp_path / 'profile'}"):
-        opts.add_argument(flag)
-    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
-
-
 @pytest.mark.slow  # a browser and a Streamlit server: ~10 s alone, several times that on a loaded machine
 def test_the_page_in_a_real_browser(checkpoints, tmp_path):
     """One browser session: a prediction, every kind of refusal as visible text, the runs view."""
+    from browser import CHROMEDRIVER, CHROMIUM, VISIBLE_IMAGES, browser, open_runs_tab, page_text, serve, upload
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         if os.environ.get("IMGCLF_BROWSER_TEST") == "required":  # .ci/run installs them: missing is a failure
             pytest.fail("chromium / chromium-driver are not installed")
         pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
     from data import prepare_data
+    from data.images import open_image
     from engine.model_io import load_model_from_checkpoint
     from evaluation.inference import predict_probs, preprocess
-    from data.images import open_image
     loaded = load_model_from_checkpoint(checkpoints / "digits" / "best.pt", torch.device("cpu"))
     test = prepare_data(loaded.cfg).test
     good = tmp_path / "digit.png"
@@ -350,26 +310,15 @@ def test_the_page_in_a_real_browser(checkpoints, tmp_path):
     text_file.write_text("plain text")
     big = tmp_path / "big.png"  # over --max_upload_mb, under the uploader's transport limit
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 120, 3), dtype=np.uint8)).save(big)
-    bomb = tmp_path / "bomb.png"  # 69 bytes claiming 4 megapixels: refused from its header
+    bomb = tmp_path / "bomb.png"  # 67 bytes claiming 4 megapixels: refused from its header
     bomb.write_bytes(png_claiming(2000, 2000))
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "app.py", "--checkpoint_dir", str(checkpoints), "--port", str(port),
-                             "--max_upload_mb", "0.02", "--max_image_pixels", "1000000"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    driver = None
-    shots = Path(os.environ.get("IMGCLF_SCREENSHOT_DIR", tmp_path))  # how docs/app_predict.png and app_runs.png are made
-    try:
-        wait_healthy(url, proc)
-        driver = browser(tmp_path)
+    with serve(checkpoints, "--max_upload_mb", "0.02", "--max_image_pixels", "1000000") as url, \
+            browser(tmp_path / "profile") as driver:
         driver.get(url)
-        wait = WebDriverWait(driver, 120)
-        upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "input[type=file]"))
-        upload.send_keys("\n".join(str(p) for p in (good, fake, text_file, big, bomb)))  # five files in one upload
-        body = lambda d: d.find_element(By.TAG_NAME, "body").text  # noqa: E731
-        wait.until(lambda d: "Predicted class:" in body(d) and body(d).count("Refused:") == 4)
-        text = body(driver)
+        wait = upload(driver, (good, fake, text_file, big, bomb))  # five files in one upload
+        wait.until(lambda d: "Predicted class:" in page_text(d) and page_text(d).count("Refused:") == 4)
+        text = page_text(driver)
         got = re.search(r"Predicted class: (\S+) \((\d+\.\d\d)%\)", text)
         assert got and got.group(1) == expected and got.group(2) == f"{100 * float(probs.max()):.2f}"
         assert "Images to classify (at most 0.02 MB and 1,000,000 pixels each)" in text
@@ -378,25 +327,11 @@ def test_the_page_in_a_real_browser(checkpoints, tmp_path):
         assert re.search(r"Refused: big\.png is \d+ KB; the limit is 0\.02 MB \(--max_upload_mb\)", text)
         assert "Refused: bomb.png: 2000x2000 pixels is over the limit max_image_pixels=1,000,000" in text
         assert "Traceback" not in text and str(tmp_path) not in text and str(checkpoints) not in text
-        # The input and its heat map are drawn (visible ones only: the Runs tab is in the page, hidden).
-        loaded_images = ("return Array.from(document.querySelectorAll('[data-testid=stImage] img'))"
-                         ".filter(i => i.complete && i.naturalWidth > 0 && i.offsetParent !== null).length")
-        wait.until(lambda d: d.execute_script(loaded_images) >= 2)
-        driver.save_screenshot(str(shots / "app_predict.png"))
+        wait.until(lambda d: d.execute_script(VISIBLE_IMAGES) >= 2)  # the input and its heat map are drawn
 
-        driver.find_element(By.XPATH, "//*[@role='tab' and normalize-space(.)='Runs']").click()
-        wait.until(lambda d: "Leaderboard: digits · custom" in body(d) and d.execute_script(loaded_images) >= 1)
-        text = body(driver)
-        assert "Run: digits" in text and "Run to inspect" not in text
+        open_runs_tab(driver, wait)
+        text = page_text(driver)
+        assert "Leaderboard: digits · custom" in text and "Run: digits" in text and "Run to inspect" not in text
         assert str(checkpoints) not in text and "Traceback" not in text
-        driver.save_screenshot(str(shots / "app_runs.png"))
-        assert Image.open(shots / "app_runs.png").size[0] >= 1000
-    finally:
-        if driver is not None:
-            driver.quit()
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        driver.save_screenshot(str(tmp_path / "runs.png"))
+        assert Image.open(tmp_path / "runs.png").size[0] >= 1000

@@ -84,7 +84,7 @@ def read_board(box: Boundary) -> Board | None:
                        f"python results.py import <checkpoint folder> --results_db new.db") from None
     board = Board(by_key="comparability_key" in cols)
     for values in fetched:
-        row = dict(zip(cols, values))
+        row = dict(zip(cols, values, strict=True))
         run = box.relative(str(row["run_dir"]))
         if run is None:
             board.outside += 1

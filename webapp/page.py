@@ -24,7 +24,7 @@ from evaluation.cam import METHODS  # noqa: E402
 from evaluation.inference import predict_probs, preprocess, top_classes  # noqa: E402
 from webapp.board import SORT_COLUMN, pct, read_board  # noqa: E402
 from webapp.boundary import Boundary  # noqa: E402
-from webapp.runs import RunInfo, groups, list_runs, run_image, safe_checkpoint
+from webapp.runs import RunInfo, groups, list_runs, run_image, safe_checkpoint  # noqa: E402
 from webapp.study import find_studies, study_trials  # noqa: E402
 from webapp.uploads import upload_problem  # noqa: E402
 

@@ -59,7 +59,8 @@ def read_json(box: Boundary, *parts: str) -> dict[str, Any]:
     try:
         value = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
-        raise AppError(f"{'/'.join(parts)} is not valid JSON ({type(e).__name__}); the run counts as unfinished")
+        raise AppError(f"{'/'.join(parts)} is not valid JSON ({type(e).__name__}); the run counts as unfinished") \
+            from None
     if not isinstance(value, dict):
         raise AppError(f"{'/'.join(parts)} is not a JSON object; the run counts as unfinished")
     return value
