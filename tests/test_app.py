@@ -252,8 +252,9 @@ def test_the_page_in_process_shows_one_group_and_one_line_errors(folders, monkey
     assert at.dataframe[0].value["run"].tolist() == ["fashion"]  # digits runs are never listed with it
 
 
-def test_app_flags(checkpoints, tmp_path, capsys, monkeypatch):
-    from webapp.runs import list_runs  # noqa: F401  (the page's imports work without a server)
+def test_app_flags(tmp_path, capsys, monkeypatch):
+    checkpoints = tmp_path / "ck"  # any folder: nothing is served here
+    checkpoints.mkdir()
     with pytest.raises(AppError, match="is not a folder"):
         app_script.main(["--checkpoint_dir", str(tmp_path / "none")])
     with pytest.raises(UsageError, match="--port must be"):
