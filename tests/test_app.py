@@ -296,8 +296,8 @@ def test_the_page_in_a_real_browser(checkpoints, tmp_path):
             pytest.fail("chromium / chromium-driver are not installed")
         pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
     from data import prepare_data
+    from artifacts.model_io import load_model_from_checkpoint
     from data.images import open_image
-    from engine.model_io import load_model_from_checkpoint
     from evaluation.inference import predict_probs, preprocess
     loaded = load_model_from_checkpoint(checkpoints / "digits" / "best.pt", torch.device("cpu"))
     test = prepare_data(loaded.cfg).test
