@@ -28,10 +28,10 @@ from torch import nn  # noqa: E402
 from data.split import SPLIT_SEED, stratified_split  # noqa: E402
 from data.loader import make_loader  # noqa: E402
 from settings.config import Config, apply_overrides, load_yaml  # noqa: E402
-from engine.loop import NonFiniteGuard, evaluate, train_one_epoch  # noqa: E402
+from engine.loop import NonFiniteGuard, Updater, evaluate, train_one_epoch  # noqa: E402
 from runtime.runtime import amp_policy, seed_everything, set_threads  # noqa: E402
 from data import prepare_data, preprocessing_of  # noqa: E402
-from engine.trainer import build_components, eval_model, runtime_choice  # noqa: E402
+from engine.setup import build_components, eval_model, runtime_choice  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -52,11 +52,11 @@ def project(cfg: Config, target: float) -> list[tuple[float, float]]:
     val = make_loader(bundle.val, 512, pre, CPU, channels_last=choice.channels_last)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     out, elapsed, step = [], 0.0, 0
+    updater = Updater(c.model, criterion, c.optimizer, c.scheduler, c.scaler, amp, guard=NonFiniteGuard(3), ema=c.ema)
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
         train.set_epoch(epoch)
-        _, step = train_one_epoch(c.model, train, criterion, c.optimizer, c.scheduler, c.scaler, amp, epoch=epoch,
-                                  global_step=step, guard=NonFiniteGuard(3), ema=c.ema, progress=False)
+        _, step = train_one_epoch(updater, train, epoch=epoch, global_step=step, progress=False)
         _, acc = evaluate(eval_model(c), val, amp, tta=cfg.tta)
         c.scheduler.step_epoch(None)
         elapsed += time.perf_counter() - start

@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+import torch
 from conftest import FAST, cli, read_csv, train
 
 from resultsdb.db import ResultsDB
@@ -138,7 +139,7 @@ def test_ctrl_c_stops_every_job_resumably_and_the_same_command_finishes_them(tmp
 
 def test_lr_range_test_shares_the_cores_between_ranks_as_training_does(tmp_path, monkeypatch):
     """Under torchrun, --num_workers -1 means this rank's share of the cores, in the range test too."""
-    import engine.trainer as trainer
+    import engine.lr_finder as trainer
     from data import prepare_data
     from settings.config import parse_args
     asked = []
@@ -152,6 +153,6 @@ def test_lr_range_test_shares_the_cores_between_ranks_as_training_does(tmp_path,
     monkeypatch.setattr(trainer, "make_loader", spy)
     from runtime.runtime import amp_policy
     cfg, _ = parse_args([*FAST, "--num_workers", "-1"])
-    cpu = trainer.torch.device("cpu")
+    cpu = torch.device("cpu")
     trainer.lr_range_test(cfg, prepare_data(cfg), cpu, amp_policy(False, "auto", cpu), num_iter=3)
     assert asked == [-1] and seen["num_workers"] == 3
