@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from data.split import SPLIT_SEED, stratified_split  # noqa: E402
-from data.loader import make_loader  # noqa: E402
+from data.loader import Feed, make_loader  # noqa: E402
 from settings.config import Config, apply_overrides, load_yaml  # noqa: E402
 from engine.loop import NonFiniteGuard, Updater, evaluate, train_one_epoch  # noqa: E402
 from runtime.runtime import amp_policy, seed_everything, set_threads  # noqa: E402
@@ -47,9 +47,9 @@ def project(cfg: Config, target: float) -> list[tuple[float, float]]:
     amp = amp_policy(choice.amp, choice.dtype, CPU)
     c = build_components(cfg, bundle, CPU, amp)
     pre = preprocessing_of(bundle)
-    train = make_loader(bundle.train, cfg.batch_size, pre, CPU, augment_preset=cfg.augment, shuffle=True,
-                        seed=cfg.seed, channels_last=choice.channels_last)
-    val = make_loader(bundle.val, 512, pre, CPU, channels_last=choice.channels_last)
+    feed = Feed(pre, CPU, channels_last=choice.channels_last)
+    train = make_loader(bundle.train, cfg.batch_size, feed, augment_preset=cfg.augment, shuffle=True, seed=cfg.seed)
+    val = make_loader(bundle.val, 512, feed)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     out, elapsed, step = [], 0.0, 0
     updater = Updater(c.model, criterion, c.optimizer, c.scheduler, c.scaler, amp, guard=NonFiniteGuard(3), ema=c.ema)

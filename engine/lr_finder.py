@@ -29,7 +29,7 @@ from common.errors import AppError
 from common.figures import pyplot, save_figure
 from common.fileio import write_atomic
 from data import DataBundle, preprocessing_of
-from data.loader import make_loader
+from data.loader import Feed, make_loader
 from engine.setup import build_components
 from runtime import distributed as ddp
 from runtime.runtime import rng_state, set_rng_state
@@ -159,10 +159,10 @@ def lr_range_test(cfg: Config, bundle: DataBundle, device: torch.device, amp, st
     state = rng_state()  # a run after it must start exactly as it would without it
     c = build_components(dataclasses.replace(cfg, lr=start_lr, scheduler="constant", scheduler_params={}, ema=0.0,
                                              warmup_epochs=0.0, warmup_steps=0), bundle, device, amp)
-    loader = make_loader(bundle.train, cfg.batch_size, preprocessing_of(bundle), device, augment_preset=cfg.augment,
-                         shuffle=True, seed=cfg.seed, channels_last=cfg.channels_last == "on",
-                         num_workers=ddp.workers_per_rank(cfg.num_workers),  # as training: cores shared by ranks
-                         strict=cfg.strict_data)
+    feed = Feed(preprocessing_of(bundle), device, channels_last=cfg.channels_last == "on",
+                num_workers=ddp.workers_per_rank(cfg.num_workers),  # as training: cores shared by ranks
+                strict=cfg.strict_data)
+    loader = make_loader(bundle.train, cfg.batch_size, feed, augment_preset=cfg.augment, shuffle=True, seed=cfg.seed)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     result = range_test(c.model, c.optimizer, loader, criterion, amp, start_lr, end_lr, num_iter)
     set_rng_state(state)

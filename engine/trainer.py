@@ -29,7 +29,7 @@ from common.errors import AppError, UsageError
 from common.fileio import remove_stale_temps, write_atomic
 from common.run_files import SUMMARY
 from data import DataBundle, prepare_data, preprocessing_of
-from data.loader import balanced_sample_weights, loss_weights, make_loader
+from data.loader import Feed, balanced_sample_weights, loss_weights, make_loader
 from engine.loop import NonFiniteGuard, Updater, evaluate, global_stats, predict_logits, scores, train_one_epoch
 from engine.lr_finder import choose_lr
 from engine.run import start_run
@@ -133,13 +133,13 @@ def set_up(cfg: Config, cli_keys: list[str]) -> Run:
     weights = loss_weights(bundle.train.labels, k).to(device) if cfg.class_weights == "auto" else None
     criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.label_smoothing)
     sample_weights = balanced_sample_weights(bundle.train.labels, k) if cfg.balanced_sampler else None
-    loaders = dict(preprocessing=preprocessing_of(bundle), device=device, channels_last=choice.channels_last,
-                   num_workers=ddp.workers_per_rank(cfg.num_workers),  # streamed data: a node's cores shared by its ranks
-                   strict=cfg.strict_data)
-    shard = (ddp.rank(), ddp.world())  # each rank's part of every global batch (the whole batch alone)
-    train_loader = make_loader(bundle.train, cfg.batch_size, **loaders, augment_preset=cfg.augment, shuffle=True,
-                               seed=cfg.seed, sample_weights=sample_weights, shard=shard)
-    val_loader = make_loader(bundle.val, max(cfg.batch_size, 256), **loaders, shard=shard)
+    feed = Feed(preprocessing_of(bundle), device, channels_last=choice.channels_last,
+                num_workers=ddp.workers_per_rank(cfg.num_workers),  # streamed data: a node's cores shared by its ranks
+                strict=cfg.strict_data)
+    sharded = dataclasses.replace(feed, shard=(ddp.rank(), ddp.world()))  # each rank's part of every global batch
+    train_loader = make_loader(bundle.train, cfg.batch_size, sharded, augment_preset=cfg.augment, shuffle=True,
+                               seed=cfg.seed, sample_weights=sample_weights)
+    val_loader = make_loader(bundle.val, max(cfg.batch_size, 256), sharded)
     say(f"{cfg.model} on {cfg.dataset}: {len(bundle.train)}/{len(bundle.val)}/"
         f"{len(bundle.test) if bundle.test else 0} train/val/test images, {k} classes, "
         f"{sum(p.numel() for p in c.model.parameters()):,} parameters, device {device}"
@@ -148,7 +148,7 @@ def set_up(cfg: Config, cli_keys: list[str]) -> Run:
     say(choice.line())
     if choice.warning:
         say(choice.warning)
-    bn_loader = make_loader(bundle.train, cfg.batch_size, **loaders) if c.swa else None
+    bn_loader = make_loader(bundle.train, cfg.batch_size, feed) if c.swa else None
     train_model = compiled(c.model, device) if cfg.compile else c.model  # checkpoints keep the plain module
     updater = Updater(train_model, criterion, c.optimizer, c.scheduler, c.scaler, amp, accum_steps=cfg.accum_steps,
                       grad_clip=cfg.grad_clip, guard=guard, ema=None if c.swa else c.ema)
@@ -245,9 +245,9 @@ def final_test(run: Run, life: Lifecycle, stop: GracefulStop) -> dict[str, Any]:
                        f"or check the data")
     best = load_model_from_checkpoint(run_dir / "best.pt", run.device)  # as evaluate.py will read it
     split = "test" if run.bundle.test is not None else "val"
-    loader = make_loader(run.bundle.split(split), 256, best.preprocessing, run.device,
-                         num_workers=ddp.workers_per_rank(cfg.num_workers),
-                         strict=cfg.strict_data, shard=(ddp.rank(), ddp.world()))
+    loader = make_loader(run.bundle.split(split), 256, Feed(best.preprocessing, run.device,
+                                                            num_workers=ddp.workers_per_rank(cfg.num_workers),
+                                                            strict=cfg.strict_data, shard=(ddp.rank(), ddp.world())))
     logits, labels = predict_logits(best.model, loader, best.amp, tta=best.cfg.tta)
     loss, acc = scores(logits, labels)
     # Every rank's images (a collective: all ranks call it): per-class metrics and the confusion matrix.
