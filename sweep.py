@@ -23,6 +23,7 @@ from typing import Sequence
 from settings.config import parse_args
 from common.cli import ArgParser, cli_parser
 from common.errors import UsageError, run_cli
+from common.fileio import write_atomic
 from common.run_files import read_summary, run_is_finished
 
 ROOT = Path(__file__).resolve().parent
@@ -149,8 +150,8 @@ def report(sweep_dir: Path, name: str, runs: list[tuple[str, int]], db: str) -> 
         return
     rows = leaderboard(results)
     md = to_markdown(rows, f"sweep '{name}'")
-    (sweep_dir / "leaderboard.md").write_text(md)
-    (sweep_dir / "leaderboard.csv").write_text(to_csv(rows))
+    write_atomic(md.encode(), sweep_dir / "leaderboard.md")
+    write_atomic(to_csv(rows).encode(), sweep_dir / "leaderboard.csv")
     print(md)
     from evaluation.sweep_plots import plot_sweep
     plots = plot_sweep(results, sweep_dir)

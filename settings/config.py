@@ -22,6 +22,7 @@ import yaml
 
 from common.cli import ArgParser, add_shared_flags
 from common.errors import UsageError
+from common.fileio import write_atomic
 
 
 @dataclass
@@ -327,4 +328,4 @@ def save_yaml(cfg: Config, path: str | Path) -> None:
     values = to_dict(cfg)
     block = {"name": values.pop("scheduler"), **values.pop("scheduler_params")}
     values["scheduler"] = block
-    Path(path).write_text(yaml.safe_dump(values, sort_keys=False))
+    write_atomic(yaml.safe_dump(values, sort_keys=False).encode(), Path(path))

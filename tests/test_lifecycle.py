@@ -197,3 +197,5 @@ def test_a_sink_passed_to_fit_hears_the_whole_run(tmp_path, capsys):
     summary = fit(cfg, script["cli_keys"], sinks=[Finish(log)])
     assert log == [("start", 0), ("epoch", 1), ("epoch", 2), ("finish", "test", round(summary["test_acc"], 6)),
                    ("end", "finished")]
+    from artifacts.checkpoint import KEYS, load_checkpoint
+    assert set(load_checkpoint(tmp_path / "ck" / "r" / "last.pt")) == KEYS  # a training checkpoint: every key
