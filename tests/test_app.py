@@ -41,6 +41,10 @@ def png_claiming(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+SUMMARY = {"run_dir": "digits", "best_epoch": 2, "best_metric": 0.1, "monitor": "val_loss", "stopped_early": False,
+           "stop_reason": "finished", "test_acc": 0.98765}  # what a finished run writes (common/run_files.py)
+
+
 def png(path: Path, side: int = 16) -> Path:
     Image.fromarray(np.full((side, side), 128, np.uint8), "L").save(path)
     return path
@@ -56,10 +60,10 @@ def folders(tmp_path):
     for folder in (run, elsewhere):
         (folder / "best.pt").write_bytes(b"weights")
         (folder / "config.yaml").write_text("dataset: digits\nmodel: custom\n")
-    (run / "summary.json").write_text(json.dumps({"test_acc": 0.98765}))
+    (run / "summary.json").write_text(json.dumps(SUMMARY))
     png(run / "curves.png")
     png(outside / "secret.png")
-    (outside / "secret.json").write_text(json.dumps({"test_acc": 0.5}))
+    (outside / "secret.json").write_text(json.dumps({**SUMMARY, "test_acc": 0.5}))  # complete: a leak would show
     (outside / "secret.txt").write_text("not an image")
     (root / "linked_run").symlink_to(elsewhere, target_is_directory=True)  # a run folder that is a link
     (root / "loop").symlink_to(root, target_is_directory=True)  # a link loop must not trap the walk
@@ -73,7 +77,7 @@ def test_the_boundary_refuses_every_link_to_outside(folders):
     box = Boundary(root)
     runs = list_runs(box)
     assert [r.name for r in runs] == ["digits"] and runs[0].group == "digits · custom"
-    assert runs[0].summary == {"test_acc": 0.98765} and runs[0].checkpoints == ["best.pt"]
+    assert runs[0].summary == SUMMARY and runs[0].checkpoints == ["best.pt"]
     assert safe_checkpoint(box, "digits", "best.pt") == (root / "digits" / "best.pt").resolve()
     for run, file in (("linked_run", "best.pt"), ("..", "outside/run/best.pt"), ("digits", "../../outside/run/best.pt"),
                       (str(outside / "run"), "best.pt")):
@@ -124,7 +128,7 @@ def test_errors_are_one_line_without_server_paths(folders):
     errors.append(box.one_line(RuntimeError(f"cannot open {outside / 'secret.png'}: bad")))
     assert errors[0] == "digits/curves.png: not an image (unknown format)"
     assert errors[1].startswith("results.db cannot be read (") and "results.py import" in errors[1]
-    assert errors[2] == "digits/summary.json is not valid JSON (JSONDecodeError); the run counts as unfinished"
+    assert errors[2] == "digits/summary.json is incomplete or not valid JSON: the run counts as unfinished"
     assert errors[3] == "[Errno 2] No such file: 'digits/x.pt'" and errors[4] == "cannot open secret.png: bad"
     for e in errors:
         assert "\n" not in e and str(root.parent) not in e and "/tmp" not in e and "Traceback" not in e, e

@@ -7,13 +7,13 @@ checkpoint folder is listed or opened. Runs are grouped by dataset and model (fr
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from common.errors import AppError
+from common.run_files import SUMMARY, read_summary
 from webapp.boundary import Boundary
 
 SMALL_FILE = 4 * 1024 * 1024  # summary.json / config.yaml are a few KB: anything past this is not ours
@@ -51,32 +51,21 @@ def _model_files(box: Boundary, rel: str, names: list[str]) -> list[str]:
     return sorted(files, key=lambda n: (order.get(n, 2), n))
 
 
-def read_json(box: Boundary, *parts: str) -> dict[str, Any]:
-    """A JSON object inside the folder ({} when absent); AppError (one line) when unreadable."""
-    data = box.read_bytes(*parts, limit=SMALL_FILE)
-    if data is None:
-        return {}
-    try:
-        value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise AppError(f"{'/'.join(parts)} is not valid JSON ({type(e).__name__}); the run counts as unfinished") \
-            from None
-    if not isinstance(value, dict):
-        raise AppError(f"{'/'.join(parts)} is not a JSON object; the run counts as unfinished")
-    return value
-
-
 def _read_run(box: Boundary, rel: str, files: list[str]) -> RunInfo:
     import yaml
     run = RunInfo(rel, files)
     try:
-        run.summary = read_json(box, rel, "summary.json")
+        if box.file(rel, SUMMARY) is not None:  # AppError when it is a link to outside
+            # common.run_files decides what a finished run is, for the page as for sweep and import
+            run.summary = read_summary(box.resolve(rel)) or {}
+            if not run.summary:
+                run.problem = f"{rel}/{SUMMARY} is incomplete or not valid JSON: the run counts as unfinished"
         text = box.read_bytes(rel, "config.yaml", limit=SMALL_FILE)
         cfg = yaml.safe_load(text) if text else {}
         if isinstance(cfg, dict):
             run.dataset, run.model = str(cfg.get("dataset", "?")), str(cfg.get("model", "?"))
     except (AppError, yaml.YAMLError, UnicodeDecodeError) as e:
-        run.problem = box.one_line(e)
+        run.problem = run.problem or box.one_line(e)
     return run
 
 
