@@ -5,7 +5,8 @@ Used by tests/test_app.py, and run directly to refresh the page's pictures in do
     python tests/browser.py --checkpoint_dir checkpoints --upload digit.png --out docs
 
 which writes ``app_predict.png`` (the uploads predicted) and ``app_runs.png`` (the Runs tab) at
-1400 px wide.
+1400 px wide, and prints the server's peak memory (VmHWM) after each step: the first upload, then
+each ``--then_upload`` file (e.g. a decompression bomb, to see that it costs nothing).
 """
 from __future__ import annotations
 
@@ -49,15 +50,15 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None
 
 
 @contextlib.contextmanager
-def serve(checkpoint_dir: Path, *flags: str) -> Iterator[str]:
-    """``app.py`` on a free loopback port for the ``with`` block; yields its URL."""
+def serve(checkpoint_dir: Path, *flags: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``app.py`` on a free loopback port for the ``with`` block; yields its URL and process."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "app.py", "--checkpoint_dir", str(checkpoint_dir), "--port", str(port),
                              *flags], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_healthy(url, proc)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         try:
@@ -99,10 +100,22 @@ def upload(driver, files, timeout: float = 120):
     return wait
 
 
-def open_runs_tab(driver, wait) -> None:
+def open_tab(driver, name: str) -> None:
     from selenium.webdriver.common.by import By
-    driver.find_element(By.XPATH, "//*[@role='tab' and normalize-space(.)='Runs']").click()
+    driver.find_element(By.XPATH, f"//*[@role='tab' and normalize-space(.)='{name}']").click()
+
+
+def open_runs_tab(driver, wait) -> None:
+    open_tab(driver, "Runs")
     wait.until(lambda d: "Leaderboard:" in page_text(d) and d.execute_script(VISIBLE_IMAGES) >= 1)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The peak resident memory of a process so far (Linux's VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> None:
@@ -110,17 +123,26 @@ def main() -> None:
     p.add_argument("--checkpoint_dir", type=Path, required=True)
     p.add_argument("--upload", type=Path, nargs="+", required=True, help="files to upload on the Predict tab")
     p.add_argument("--out", type=Path, default=Path("docs"))
+    p.add_argument("--then_upload", type=Path, nargs="*", default=[], help="files uploaded one by one afterwards")
     p.add_argument("--height", type=int, default=1100, help="window height in px (default: 1100)")
     args = p.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, serve(args.checkpoint_dir) as url, \
+    with tempfile.TemporaryDirectory() as tmp, serve(args.checkpoint_dir) as (url, proc), \
             browser(Path(tmp) / "profile", args.height) as driver:
         driver.get(url)
         wait = upload(driver, [f.resolve() for f in args.upload])
         wait.until(lambda d: "Predicted class:" in page_text(d) and d.execute_script(VISIBLE_IMAGES) >= 2)
+        print(f"server peak memory after {', '.join(f.name for f in args.upload)}: {peak_rss_mb(proc.pid):,.0f} MB")
         driver.save_screenshot(str(args.out / "app_predict.png"))
         open_runs_tab(driver, wait)
         driver.save_screenshot(str(args.out / "app_runs.png"))
-    print(f"wrote {args.out / 'app_predict.png'} and {args.out / 'app_runs.png'}")
+        print(f"wrote {args.out / 'app_predict.png'} and {args.out / 'app_runs.png'}")
+        open_tab(driver, "Predict")
+        for f in args.then_upload:
+            start, answers = time.monotonic(), page_text(driver).count("Predicted class:")
+            upload(driver, [f.resolve()]).until(lambda d, name=f.name: f"Refused: {name}" in page_text(d)
+                                                or page_text(d).count("Predicted class:") > answers)
+            print(f"server peak memory after {f.name} ({f.stat().st_size / 1024:.0f} KB): "
+                  f"{peak_rss_mb(proc.pid):,.0f} MB, {time.monotonic() - start:.1f} s to the answer")
 
 
 if __name__ == "__main__":

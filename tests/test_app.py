@@ -318,7 +318,7 @@ def test_the_page_in_a_real_browser(checkpoints, tmp_path):
     bomb = tmp_path / "bomb.png"  # 67 bytes claiming 4 megapixels: refused from its header
     bomb.write_bytes(png_claiming(2000, 2000))
 
-    with serve(checkpoints, "--max_upload_mb", "0.02", "--max_image_pixels", "1000000") as url, \
+    with serve(checkpoints, "--max_upload_mb", "0.02", "--max_image_pixels", "1000000") as (url, _), \
             browser(tmp_path / "profile") as driver:
         driver.get(url)
         wait = upload(driver, (good, fake, text_file, big, bomb))  # five files in one upload
