@@ -18,11 +18,11 @@ import ipaddress
 import math
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from common.errors import AppError, UsageError, run_cli
 from common.cli import cli_parser
+from common.errors import AppError, UsageError, run_cli
 
 PAGE = Path(__file__).resolve().parent / "webapp" / "page.py"
 LOOPBACK_NAMES = {"localhost"}
@@ -30,10 +30,12 @@ LOOPBACK_NAMES = {"localhost"}
 
 def build_parser():
     p = cli_parser(__doc__)
-    p.add_argument("--checkpoint_dir", default="checkpoints", metavar="DIR", help="runs to offer (default: checkpoints)")
+    p.add_argument("--checkpoint_dir", default="checkpoints", metavar="DIR",
+                   help="runs to offer (default: checkpoints)")
     p.add_argument("--port", type=int, default=7860, help="(default: 7860)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
-    p.add_argument("--max_upload_mb", type=float, default=10, metavar="MB", help="largest upload accepted (default: 10)")
+    p.add_argument("--max_upload_mb", type=float, default=10, metavar="MB",
+                   help="largest upload accepted (default: 10)")
     p.add_argument("--max_image_pixels", type=int, default=None, metavar="N",
                    help="largest image accepted, width x height, read from the header before decoding (default: "
                         "89,478,485, Pillow's limit, as train.py's max_image_pixels)")

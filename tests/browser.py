@@ -139,8 +139,8 @@ def main() -> None:
         open_tab(driver, "Predict")
         for f in args.then_upload:
             start, answers = time.monotonic(), page_text(driver).count("Predicted class:")
-            upload(driver, [f.resolve()]).until(lambda d, name=f.name: f"Refused: {name}" in page_text(d)
-                                                or page_text(d).count("Predicted class:") > answers)
+            upload(driver, [f.resolve()]).until(lambda d, name=f.name, n=answers: f"Refused: {name}" in page_text(d)
+                                                or page_text(d).count("Predicted class:") > n)
             print(f"server peak memory after {f.name} ({f.stat().st_size / 1024:.0f} KB): "
                   f"{peak_rss_mb(proc.pid):,.0f} MB, {time.monotonic() - start:.1f} s to the answer")
 

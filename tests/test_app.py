@@ -299,8 +299,8 @@ def test_the_page_in_a_real_browser(checkpoints, tmp_path):
         if os.environ.get("IMGCLF_BROWSER_TEST") == "required":  # .ci/run installs them: missing is a failure
             pytest.fail("chromium / chromium-driver are not installed")
         pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
-    from data import prepare_data
     from artifacts.model_io import load_model_from_checkpoint
+    from data import prepare_data
     from data.images import open_image
     from evaluation.inference import predict_probs, preprocess
     loaded = load_model_from_checkpoint(checkpoints / "digits" / "best.pt", torch.device("cpu"))

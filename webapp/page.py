@@ -17,8 +17,8 @@ sys.path.insert(0, str(ROOT))  # streamlit puts only this script's folder on the
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from common.errors import AppError  # noqa: E402
 from artifacts.model_io import load_model_from_checkpoint  # noqa: E402
+from common.errors import AppError  # noqa: E402
 from data.images import IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS, ImageError, open_image  # noqa: E402
 from evaluation.cam import METHODS  # noqa: E402
 from evaluation.inference import predict_probs, preprocess, top_classes  # noqa: E402
