@@ -60,7 +60,7 @@ def folders(tmp_path):
     for folder in (run, elsewhere):
         (folder / "best.pt").write_bytes(b"weights")
         (folder / "config.yaml").write_text("dataset: digits\nmodel: custom\n")
-    (run / "summary.json").write_text(json.dumps(SUMMARY))
+    (run / "summary.json").write_text(json.dumps({**SUMMARY, "run_dir": str(run)}))  # absolute, as train.py writes
     png(run / "curves.png")
     png(outside / "secret.png")
     (outside / "secret.json").write_text(json.dumps({**SUMMARY, "test_acc": 0.5}))  # complete: a leak would show
@@ -77,7 +77,7 @@ def test_the_boundary_refuses_every_link_to_outside(folders):
     box = Boundary(root)
     runs = list_runs(box)
     assert [r.name for r in runs] == ["digits"] and runs[0].group == "digits · custom"
-    assert runs[0].summary == SUMMARY and runs[0].checkpoints == ["best.pt"]
+    assert runs[0].summary["test_acc"] == SUMMARY["test_acc"] and runs[0].checkpoints == ["best.pt"]
     assert safe_checkpoint(box, "digits", "best.pt") == (root / "digits" / "best.pt").resolve()
     for run, file in (("linked_run", "best.pt"), ("..", "outside/run/best.pt"), ("digits", "../../outside/run/best.pt"),
                       (str(outside / "run"), "best.pt")):
@@ -246,7 +246,10 @@ def test_the_page_in_process_shows_one_group_and_one_line_errors(folders, monkey
     errors = [e.value for e in at.error]
     assert "refused: digits/curves.png is outside the checkpoint folder" in errors
     assert "refused: digits/eval_test/confusion_matrix.png is outside the checkpoint folder" in errors
-    trials = at.dataframe[1].value  # the leaderboard (from summary.json here), then the study's trials
+    board = at.dataframe[0].value  # from summary.json here (no results.db)
+    assert board.columns.tolist()[:3] == ["test acc", "run", "status"] and board["test acc"].tolist() == [98.77]
+    assert str(root) not in board.to_csv()  # the summary's absolute run_dir is never shown
+    trials = at.dataframe[1].value  # the study's trials
     assert trials["state"].tolist() == ["COMPLETE", "PRUNED", "FAIL"] and "digits_sweep: 3 trials (1 complete, " \
         "1 pruned, 1 fail)" in [c.value for c in at.caption]
     text = " ".join(str(getattr(el, "value", "")) for el in at.main)

@@ -59,6 +59,21 @@ class Board:
                  "test loss": None if r.get("test_loss") is None else round(r["test_loss"], 4)} for r in rows]
 
 
+def summary_table(runs) -> list[dict[str, Any]]:
+    """The leaderboard without a database: each run's summary.json, best test accuracy first.
+
+    Chosen fields only: a summary also holds the run folder's absolute path, which the page never shows.
+    """
+    def acc(r):
+        return r.summary.get("test_acc", r.summary.get("val_acc"))
+    ordered = sorted(runs, key=lambda r: (acc(r) is None, -(acc(r) or 0), r.name))
+    return [{SORT_COLUMN: pct_number(r.summary.get("test_acc")), "run": r.name,
+             "status": "finished" if r.summary else "unfinished", "best epoch": r.summary.get("best_epoch"),
+             "best " + str(r.summary.get("monitor") or "metric"): _metric(r.summary.get("monitor"),
+                                                                          r.summary.get("best_metric")),
+             "stop reason": r.summary.get("stop_reason")} for r in ordered]
+
+
 def _metric(monitor: str | None, value: float | None) -> float | None:
     """A monitored value in the page's format: accuracies as percentages, losses to 4 decimals."""
     if value is None:

@@ -22,7 +22,7 @@ from common.errors import AppError  # noqa: E402
 from data.images import IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS, ImageError, open_image  # noqa: E402
 from evaluation.cam import METHODS  # noqa: E402
 from evaluation.inference import predict_probs, preprocess, top_classes  # noqa: E402
-from webapp.board import SORT_COLUMN, pct, read_board  # noqa: E402
+from webapp.board import SORT_COLUMN, pct, read_board, summary_table  # noqa: E402
 from webapp.boundary import Boundary  # noqa: E402
 from webapp.runs import RunInfo, groups, list_runs, run_image, safe_checkpoint  # noqa: E402
 from webapp.study import find_studies, study_trials  # noqa: E402
@@ -126,9 +126,8 @@ def runs_tab(cfg, box: Boundary, group: str, runs: list[RunInfo], run: RunInfo) 
             note += f" {board.outside} runs recorded for folders outside the checkpoint folder are not shown."
         st.caption(note)
     else:
-        st.dataframe([{"test acc": pct(r.summary.get("test_acc")) if r.summary else "unfinished", "run": r.name,
-                       **{k: v for k, v in r.summary.items() if isinstance(v, (int, str))}} for r in runs],
-                     hide_index=True)
+        st.dataframe(summary_table(runs), hide_index=True,
+                     column_config={SORT_COLUMN: st.column_config.NumberColumn(format="%.2f%%")})
         st.caption("From each run's summary.json (no results database in the checkpoint folder).")
     studies_section(box)
     st.subheader(f"Run: {run.name}")
