@@ -254,6 +254,14 @@ def test_the_page_in_process_shows_one_group_and_one_line_errors(folders, monkey
         "1 pruned, 1 fail)" in [c.value for c in at.caption]
     text = " ".join(str(getattr(el, "value", "")) for el in at.main)
     assert str(root) not in text and str(outside) not in text
+    # Uploads on a run whose best.pt is not a checkpoint: refusals first, then the load's error, each one line.
+    at.file_uploader[0].set_value([("digit.png", png(root / "upload.png").read_bytes(), "image/png"),
+                                   ("notes.txt", b"text", "text/plain")]).run()
+    errors = [e.value for e in at.error]
+    assert "Refused: notes.txt is not an image file; accepted: .bmp, .gif, .jpeg, .jpg, .pgm, .png, .ppm, .tif, " \
+        ".tiff, .webp" in errors
+    loading = [e for e in errors if e.startswith("error: ")]
+    assert len(loading) == 1 and "\n" not in loading[0] and str(root.parent) not in loading[0], errors
     group.select("fashion_mnist · custom (1)").run()
     assert not at.exception and at.sidebar.selectbox[1].options == ["fashion (unfinished)"]
     assert at.dataframe[0].value["run"].tolist() == ["fashion"]  # digits runs are never listed with it

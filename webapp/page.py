@@ -67,14 +67,19 @@ def predict_tab(cfg, box: Boundary, run: RunInfo, file: str, topk: int, method: 
                 f"the Grad-CAM heat map. Files over {transport} MB are stopped by the "
                 f"browser before they reach the page.")
         return
-    ckpt = safe_checkpoint(box, run.name, file)
-    mtime = ckpt.stat().st_mtime
-    loaded = load(str(ckpt), mtime, cfg.device)
-    for up in uploads:
+    accepted = []
+    for up in uploads:  # the checks that need no model come first: a refusal shows even if the model fails
         problem = upload_problem(up.name, up.size, cfg.max_upload_mb)
         if problem:
             st.error(f"Refused: {problem}")
-            continue
+        else:
+            accepted.append(up)
+    if not accepted:
+        return
+    ckpt = safe_checkpoint(box, run.name, file)
+    mtime = ckpt.stat().st_mtime
+    loaded = load(str(ckpt), mtime, cfg.device)
+    for up in accepted:
         try:
             image = open_image(up.getvalue(), loaded.channels, cfg.max_image_pixels, name=up.name, say_animated=False)
         except ImageError as e:
