@@ -83,8 +83,9 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None, sinks: S
     own: list[Sink] = [CsvSink(run.run_dir), RunRecorder(run.cfg, run.run_dir), ConsoleSink()]
     if run.cfg.tensorboard:
         own.insert(1, TensorBoardSink(run.run_dir))
-    with Lifecycle([*own, *sinks] if ddp.is_main() else []) as life, \
-            GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop:
+    # The signal handler outlives the sinks: a second Ctrl-C while they close cannot kill them unended.
+    with GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop, \
+            Lifecycle([*own, *sinks] if ddp.is_main() else []) as life:
         life.start(RunInfo(run.cfg, run.run_dir, list(run.bundle.class_names), run.global_step, list(run.history),
                            None if run.resumed else run.c.model))
         train_epochs(run, life, stop, progress)
