@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tqdm import tqdm
 
-    from data.images import ImageDecodeError
+    from data.images import ImageError
     from engine.runtime import resolve_device
     from evaluation.cam import Explainer, target_index
     from evaluation.explain import explain_file
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in tqdm(found.paths, desc="explain", disable=None, leave=False):
         try:
             out = explain_file(explainer, path, target, out_dir)
-        except (ImageDecodeError, OSError) as e:
+        except (ImageError, OSError) as e:
             print(f"{path}  ERROR: {e}", file=sys.stderr)
             failed += 1
             continue

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from data.check import DataError, DataReport
 from data.file_sets import FileList, build_bundle
+from data.images import MAX_IMAGE_PIXELS
 from data.types import DataBundle
 
 SPLITS = {"train", "val", "test"}
@@ -66,8 +67,8 @@ def read_csv_list(csv_path: str | Path) -> FileList:
 
 def load(data_dir: str, val_split: float = 0.1, test_split: float = 0.2, image_size: int = 0,
          data_mode: str = "auto", verify: bool = False, num_workers: int = -1,
-         class_names: list[str] | None = None, **_) -> DataBundle:
+         class_names: list[str] | None = None, max_pixels: int = MAX_IMAGE_PIXELS, **_) -> DataBundle:
     """The CSV list at ``data_dir`` as a DataBundle."""
     return build_bundle(read_csv_list(data_dir), "csv", val_split, test_split, image_size=image_size,
                         data_mode=data_mode, verify=verify, num_workers=num_workers,
-                        class_names=class_names)
+                        class_names=class_names, max_pixels=max_pixels)

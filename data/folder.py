@@ -19,7 +19,7 @@ from pathlib import Path
 
 from data.check import DataError, DataReport
 from data.file_sets import FileList, build_bundle, is_hidden
-from data.images import IMAGE_EXTENSIONS
+from data.images import IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS
 from data.types import DataBundle
 
 SPLIT_DIRS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
@@ -91,8 +91,8 @@ def scan_folder(root: str | Path) -> FileList:
 
 def load(data_dir: str, val_split: float = 0.1, test_split: float = 0.2, image_size: int = 0,
          data_mode: str = "auto", verify: bool = False, num_workers: int = -1,
-         class_names: list[str] | None = None, **_) -> DataBundle:
+         class_names: list[str] | None = None, max_pixels: int = MAX_IMAGE_PIXELS, **_) -> DataBundle:
     """The folder at ``data_dir`` as a DataBundle (decoded in memory or streamed, see file_sets)."""
     return build_bundle(scan_folder(data_dir), "folder", val_split, test_split, image_size=image_size,
                         data_mode=data_mode, verify=verify, num_workers=num_workers,
-                        class_names=class_names)
+                        class_names=class_names, max_pixels=max_pixels)

@@ -138,6 +138,7 @@ def make_loader(split: Split, batch_size: int, preprocessing: dict, device: torc
                             sample_weights, channels_last, shard)
     from data.disk_loader import DiskLoader, FileDataset
     size, channels = preprocessing["input_size"][0], preprocessing["channels"]
-    dataset = FileDataset(split.ids, split.labels, channels, size)
+    # The split's files passed the run's pixel limit when their headers were probed (file_sets.probe_all).
+    dataset = FileDataset(split.ids, split.labels, channels, size, max_pixels=None)
     return DiskLoader(dataset, batch_size, preprocessing, device, augment_preset, shuffle, seed, sample_weights,
                       channels_last, num_workers, strict, shard)

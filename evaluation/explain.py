@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from data.images import decode_file
+from data.images import open_image
 from evaluation.cam import Explainer, display_rgb, overlay
 from evaluation.cam_plots import save_explanation, save_top_losses
 from evaluation.inference import predict_probs, preprocess, top_classes
@@ -42,8 +42,8 @@ def explain_image(explainer: Explainer, image_u8: torch.Tensor, target: int | No
 
 
 def explain_file(explainer: Explainer, path: Path, target: int | None, out_dir: Path) -> Path:
-    """Write ``out_dir/<stem>_cam.png`` for one image file; ImageDecodeError propagates."""
-    ex = explain_image(explainer, decode_file(path, explainer.loaded.channels), target)
+    """Write ``out_dir/<stem>_cam.png`` for one image file; ImageError propagates."""
+    ex = explain_image(explainer, open_image(path, explainer.loaded.channels, explainer.loaded.cfg.max_image_pixels), target)
     out = out_dir / f"{path.stem}_cam.png"
     save_explanation(out, ex.rgb, ex.blended, ex.top, ex.title(path.name, explainer.method, explainer.layer_name))
     return out
@@ -75,4 +75,4 @@ def write_top_losses(explainer: Explainer, images_u8: Sequence[torch.Tensor], pr
 
 def split_image(split, i: int, channels: int) -> torch.Tensor:
     """Sample ``i`` of a dataset split as a decoded uint8 (C, H, W), in memory or streamed from disk."""
-    return split.images[i] if split.in_memory else decode_file(split.ids[i], channels)
+    return split.images[i] if split.in_memory else open_image(split.ids[i], channels, max_pixels=None)  # probed when the split was built

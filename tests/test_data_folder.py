@@ -9,7 +9,7 @@ from PIL import Image
 import imagegen
 from data import folder
 from data.check import DataError, enforce_strict, report_of
-from data.images import decode_file
+from data.images import open_image
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +56,11 @@ def test_report_lists_every_problem_by_path(messy):
 def test_rgba_palette_and_16_bit_decode_to_the_right_pixels(tmp_path):
     paths = imagegen.odd_modes(tmp_path, 1)
     want = torch.from_numpy(imagegen.pixels(1, 999)).permute(2, 0, 1)
-    assert torch.equal(decode_file(paths["rgba"], 3), want)  # alpha dropped, colours kept
+    assert torch.equal(open_image(paths["rgba"], 3), want)  # alpha dropped, colours kept
     with Image.open(paths["palette"]) as im:  # the palette's own colours, expanded
         expanded = torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1)
-    assert torch.equal(decode_file(paths["palette"], 3), expanded)
-    gray16 = decode_file(paths["gray16"], 1)
+    assert torch.equal(open_image(paths["palette"], 3), expanded)
+    gray16 = open_image(paths["gray16"], 1)
     assert gray16.dtype == torch.uint8 and torch.equal(gray16[0], want[0])  # 16-bit scaled back to 8-bit
 
 
