@@ -69,11 +69,15 @@ def regular_file(path: str | Path) -> os.stat_result:
     except OSError as e:  # a link loop, a permission problem, a name too long
         raise ImageError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
     if not stat.S_ISREG(st.st_mode):
-        kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode)
-                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
-        raise ImageError(f"{path}: {kind}, not an image file")
+        raise ImageError(f"{path}: {special_kind(st.st_mode)}, not an image file")
     return st
+
+
+def special_kind(mode: int) -> str:
+    """What a file that is not a regular file is, from its ``st_mode``."""
+    return ("a folder" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
 
 
 def _read(source: str | Path | bytes, name: str | None) -> tuple[bytes, str]:
@@ -116,8 +120,8 @@ def open_image(source: str | Path | bytes, channels: int = 3, max_pixels: int | 
         with Image.open(io.BytesIO(data)) as im:  # lazy: reads the header, decodes nothing yet
             w, h = im.size
             if max_pixels is not None and w * h > max_pixels:
-                raise ImageError(f"{name}: {w}x{h} = {w * h / 1e6:.0f} megapixels is over the limit of "
-                                 f"{max_pixels / 1e6:.0f} (max_image_pixels; it is refused before decoding)")
+                raise ImageError(f"{name}: {w}x{h} pixels is over the limit max_image_pixels={max_pixels:,} "
+                                 f"(refused from the header, before decoding)")
             animated = bool(getattr(im, "is_animated", False))
             if animated or im.format not in TORCHVISION_FORMATS:
                 if animated and say_animated:

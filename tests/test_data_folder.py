@@ -1,6 +1,9 @@
 """``--dataset folder`` on small generated folders: layouts, bad files, the check report, splits."""
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -122,3 +125,69 @@ def test_severe_imbalance_is_warned_with_the_remedies():
     assert "severe class imbalance" in "\n".join(r.warnings()) and "--balanced_sampler" in "\n".join(r.warnings())
     r.counts["train"]["a"] = 100  # 10x: still tolerable
     assert not r.warnings()
+
+
+# --- the scan: links, loops, special files ---
+def linked_folder(root, n: int = 3):
+    """cat/ and dog/ of n images each, with cat/up -> .., dog/up -> .., cat/self -> . and a file link."""
+    imagegen.class_images(root / "cat", 0, n)
+    imagegen.class_images(root / "dog", 1, n)
+    (root / "cat" / "up").symlink_to("..")
+    (root / "dog" / "up").symlink_to("..")
+    (root / "cat" / "self").symlink_to(".")
+    (root / "dog" / "also_cat.png").symlink_to(root / "cat" / "img000.png")  # one file, two classes
+    return root
+
+
+def test_link_loops_end_and_every_file_counts_once(tmp_path):
+    root = linked_folder(tmp_path / "d", n=6)
+    files = folder.scan_folder(root)
+    real = sorted(os.path.realpath(p) for p in files.paths)
+    assert len(real) == len(set(real)) == 12  # not 6 x (1 + loops) per class
+    assert files.classes.count("cat") == 6 and files.classes.count("dog") == 6
+    r = files.report
+    assert sorted(r.link_loops) == ["cat/self", "cat/up", "dog/up"] and r.duplicates == 1
+    assert any("1 duplicate file(s) dropped" in w for w in r.warnings())
+    bundle = folder.load(str(root), val_split=0.2, test_split=0.2)  # a file in one split only
+    seen = [os.path.realpath(p) for s in bundle.splits().values() for p in s.ids]
+    assert len(seen) == len(set(seen)) == 12
+
+
+def test_special_files_are_skipped_unopened(tmp_path):
+    root = tmp_path / "d"
+    imagegen.class_images(root / "cat", 0, 4)
+    imagegen.class_images(root / "dog", 1, 4)
+    os.mkfifo(root / "cat" / "pipe.png")  # opening it would block until a writer comes
+    bundle = folder.load(str(root), val_split=0.25, test_split=0.0)
+    r = report_of(bundle)
+    assert "cat/pipe.png (a named pipe (FIFO), skipped)" in r.non_images
+    assert sum(len(s) for s in bundle.splits().values()) == 8
+
+
+def test_ten_thousand_files_with_loops_scan_in_seconds(tmp_path):
+    root = tmp_path / "big"
+    for cls in ("cat", "dog"):
+        (root / cls).mkdir(parents=True)
+        for i in range(5000):
+            (root / cls / f"{i:05d}.png").touch()  # the scan reads no pixels: empty files will do
+        (root / cls / "up").symlink_to("..")
+        (root / cls / "self").symlink_to(".")
+    start = time.perf_counter()
+    files = folder.scan_folder(root)
+    took = time.perf_counter() - start
+    assert len(files.paths) == len(set(files.paths)) == 10_000 and len(files.report.link_loops) == 4
+    assert took < 10, f"scan of 10,000 files took {took:.1f} s"
+
+
+def test_animated_and_huge_images_in_a_folder(tmp_path):
+    root = tmp_path / "d"
+    imagegen.class_images(root / "cat", 0, 4)
+    imagegen.class_images(root / "dog", 1, 4)
+    imagegen.animated_gif(root / "cat" / "moving.gif")
+    imagegen.huge_png(root / "dog" / "huge.png")
+    bundle = folder.load(str(root), val_split=0.25, test_split=0.0, image_size=12)
+    r = report_of(bundle)
+    assert sum(len(s) for s in bundle.splits().values()) == 9  # the GIF's first frame is a sample
+    assert [b.split(": ")[0] for b in r.bad_files] == [str(root / "dog" / "huge.png")]
+    assert any("1 animated image(s)" in n for n in r.notes)
+    assert all(s.images.ndim == 4 and s.images.shape[1:] == (3, 12, 12) for s in bundle.splits().values())
