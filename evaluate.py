@@ -10,6 +10,7 @@ Examples:
     python evaluate.py --checkpoint run/best.pt --data_dir /data/moved           # dataset moved since training
     python evaluate.py --checkpoint run/best.pt --explain 20                     # + top_losses.png
     python evaluate.py --checkpoint custom/best.pt --checkpoint effnet/best.pt   # ensemble of two
+    python evaluate.py --checkpoint run/best.pt --amp off                        # float32, whatever the run used
 
 Writes to OUT (default ``<run folder>/eval_<split>/``, ``eval_<split>_ensemble/`` for an ensemble):
 metrics.json, confusion_matrix.csv, confusion_matrix.png, misclassified.csv, reliability.png; with
@@ -33,6 +34,9 @@ def build_parser():
     p.add_argument("--data_dir", default=None, metavar="D", help="dataset location, if not the one used in training")
     p.add_argument("--output_dir", default=None, metavar="OUT", help="default: <run folder>/eval_<split>/")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
+    p.add_argument("--amp", choices=("auto", "on", "off"), default="auto",
+                   help="autocast: auto = the run's own mode (the default: reproduces its summary.json), "
+                        "on = bfloat16 on CPU / the run's dtype on GPU, off = float32")
     p.add_argument("--batch_size", type=int, default=256, metavar="N", help="images per forward pass (default: 256)")
     p.add_argument("--results_db", default=None, metavar="PATH|none",
                    help="where per-class metrics are recorded (default: the run's own results database; "
@@ -49,10 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from engine.runtime import resolve_device
     from evaluation.ensemble import check_same_samples, load_members, score_split
+    from evaluation.inference import precision
     from evaluation.metrics import evaluate_predictions
     from evaluation.report import EVAL_FILES, format_evaluation, format_members, write_evaluation
 
-    members = load_members(args.checkpoint, resolve_device(args.device))
+    members = load_members(args.checkpoint, resolve_device(args.device), args.amp)
     scored = [score_split(m, args.data_dir, args.split, args.batch_size) for m in members]
     check_same_samples(members, scored)
     first, ref = members[0], scored[0]
@@ -73,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  for m, e in zip(members, member_evs)]
         print()
     what = " + ".join(f"{m.cfg.model} ({m.path})" for m in members)
-    print(f"{'ensemble of ' if ensemble else ''}{what} on {first.cfg.dataset} ({ref.split_name} split)")
+    print(f"{'ensemble of ' if ensemble else ''}{what} on {first.cfg.dataset} ({ref.split_name} split, "
+          f"{precision(first)})")
     print(format_evaluation(ev, names, ref.split_name))
     write_evaluation(ev, names, ref.ids, out_dir)
     print(f"wrote {', '.join(EVAL_FILES)} to {out_dir}")

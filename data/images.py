@@ -193,3 +193,10 @@ def header(source: str | Path) -> tuple[str, tuple[int, int], int, bool]:
     except Exception as e:
         raise ImageError(f"{source}: {type(e).__name__}: {_one_line(e)}") from None
 
+
+
+def warm_up_decoder() -> None:
+    """Import and initialise the decoders on a 1x1 PNG, so that timing a first real file measures the file."""
+    buf = io.BytesIO()
+    _pil().new("L", (1, 1)).save(buf, "PNG")
+    open_image(buf.getvalue(), 1, name="warm-up")

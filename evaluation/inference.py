@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from data.images import ImageError, open_image
+from data.images import ImageError, open_image, warm_up_decoder
 from data.transforms import eval_transform
 from engine.loop import predict_logits
 from engine.model_io import LoadedModel
@@ -30,6 +30,22 @@ def predict_probs(loaded: LoadedModel, x: torch.Tensor) -> torch.Tensor:
 def preprocess(image: torch.Tensor, loaded: LoadedModel) -> torch.Tensor:
     """One decoded uint8 image (C, H, W) -> model input (1, C, h, w) on the model's device."""
     return eval_transform(image.unsqueeze(0).to(loaded.device), loaded.preprocessing)
+
+
+def precision(loaded: LoadedModel) -> str:
+    """The arithmetic a model runs in: float32, or its autocast dtype."""
+    return str(loaded.amp.dtype).removeprefix("torch.") if loaded.amp.enabled else "float32"
+
+
+def warm_up(members: Sequence[LoadedModel], batch: int) -> float:
+    """Seconds spent on one throw-away forward pass per model at the batch size to come, plus the
+    decoder's start-up: lazy initialisation would otherwise be billed to the first images."""
+    start = time.perf_counter()
+    warm_up_decoder()
+    for loaded in members:
+        h, w = loaded.preprocessing["input_size"]
+        predict_probs(loaded, torch.zeros(max(1, batch), loaded.channels, h, w, device=loaded.device))
+    return time.perf_counter() - start
 
 
 NO_SUCH_FILE = "no such file"  # a Prediction's error for an input path that does not exist

@@ -92,7 +92,7 @@ def test_every_format_gives_evaluate_predictions(setup, tmp_path, capsys):
     for r in rows:
         probs = [float(r[f"prob_{k}"]) for k in (1, 2, 3)]
         assert probs == sorted(probs, reverse=True) and not r["error"] and float(r["latency_ms"]) > 0
-    assert f"{NUM_IMAGES} of {NUM_IMAGES} images predicted; latency per image: median" in out
+    assert f"{NUM_IMAGES} of {NUM_IMAGES} images predicted; latency per image (float32): median" in out
 
 
 def test_globs_json_and_error_rows(setup, tmp_path, capsys):
@@ -214,3 +214,25 @@ def test_a_huge_png_is_refused_with_bounded_memory(setup, tmp_path):
     code, peak_mb, out = peak_predict("--checkpoint", setup["ckpt"], huge, good, "--device", "cpu")
     assert code == 0 and f"{huge}  ERROR:" in out and "max_image_pixels" in out and "Traceback" not in out, out
     assert peak_mb - base_mb < 100, f"the huge PNG cost {peak_mb - base_mb:.0f} MB (decoded: 400 MB)"
+
+
+def test_amp_modes_and_the_latency_line(setup, tmp_path, capsys):
+    """--amp off (the default) is float32; on is bfloat16 on a CPU with the same top-1; warm-up apart."""
+    good = sorted(setup["expected"])[:6]
+    rows = {}
+    for amp in ("off", "on"):
+        code, out, err = run(["--checkpoint", setup["ckpt"], *good, "--device", "cpu", "--amp", amp,
+                              "--output", str(tmp_path / f"{amp}.json")], capsys)
+        assert code == 0, err
+        assert f"latency per image ({'float32' if amp == 'off' else 'bfloat16'})" in out
+        assert "warm-up before timing" in out and " 0 images/s" not in out
+        rows[amp] = json.loads((tmp_path / f"{amp}.json").read_text())
+    for a, b in zip(rows["off"], rows["on"]):
+        assert a["predictions"][0]["class"] == b["predictions"][0]["class"]
+        assert a["predictions"][0]["probability"] == pytest.approx(b["predictions"][0]["probability"], abs=0.05)
+
+
+@pytest.mark.parametrize("per_second,shown", [(0.4292, "0.429"), (3.149, "3.15"), (88.24, "88.2"), (1234.4, "1234")])
+def test_rates_keep_three_digits(per_second, shown):
+    from evaluation.report import rate
+    assert rate(per_second) == shown
