@@ -97,12 +97,14 @@ class Explainer:
 
     def working_layers(self, x: torch.Tensor, targets: Sequence[int], limit: int = 3) -> list[str]:
         """Up to ``limit`` layers (deepest first, this one excluded) whose maps of ``x`` are none empty."""
-        found = []
-        for name in reversed(layer_candidates(self.loaded.model)[-SUGGEST_FROM:]):
+        found, modules = [], dict(self.loaded.model.named_modules())
+        cands = layer_candidates(self.loaded.model)
+        # Activations first: a conv, its BatchNorm and its ReLU would be three names for one place.
+        acts = [n for n in cands if isinstance(modules[n], (nn.ReLU, nn.SiLU, nn.GELU))]
+        for name in reversed((acts or cands)[-SUGGEST_FROM:]):
             if name == self.layer_name:
                 continue
-            module = dict(self.loaded.model.named_modules())[name]
-            with _cam_class(self.method)(model=self.loaded.model, target_layers=[module]) as cam:
+            with _cam_class(self.method)(model=self.loaded.model, target_layers=[modules[name]]) as cam:
                 maps = _maps(cam, self.loaded.model, x, targets)
             if not any(is_empty(m) for m in maps):
                 found.append(name)

@@ -19,7 +19,7 @@ from evaluation.cam import CMAP
 from evaluation.plots import figure_png, pyplot
 
 
-def colour_bar(fig, axes, label: str = "importance (1 = the image's maximum)") -> None:
+def colour_bar(fig, axes, label: str = "importance (1 = the image's max)") -> None:
     """The heat map's scale: the colour each importance is drawn in (blended over the image)."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -34,7 +34,7 @@ def explanation_figure(rgb: np.ndarray, blended: np.ndarray, top: Sequence[tuple
     axes[0].imshow(rgb, interpolation="nearest")
     axes[0].set_title("input (model's view)")
     axes[1].imshow(blended, interpolation="nearest")
-    axes[1].set_title("heat map over the input")
+    axes[1].set_title("heat map, 50 % over the input")
     for ax in axes[:2]:
         ax.axis("off")
     colour_bar(fig, axes[1])

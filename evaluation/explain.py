@@ -29,7 +29,8 @@ class Explanation:
     cls: int = 0  # the index of ``target``
 
     def title(self, name: str, method: str, layer: str) -> str:
-        return f"{name}: {method} for class '{self.target}' at layer {layer}"
+        empty = " (the map is empty here: nothing to see at this layer)" if self.empty else ""
+        return f"{name}: {method} for class '{self.target}' at layer {layer}{empty}"
 
 
 def explain_image(explainer: Explainer, image_u8: torch.Tensor, target: int | None, k: int = 3) -> Explanation:
