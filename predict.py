@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Checked before any work: a typo should not cost a whole run.
         raise UsageError(f"--output must end in .csv or .json, got '{args.output}'")
 
-    from engine.runtime import resolve_device
+    from runtime.runtime import resolve_device
     from evaluation.ensemble import ensemble_predictions, load_members
     from evaluation.inference import NO_SUCH_FILE, precision, warm_up
     from evaluation.inputs import expand_inputs

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data import prepare_data  # noqa: E402
 from data.transforms import eval_transform  # noqa: E402
 from engine.loop import predict_logits  # noqa: E402
-from engine.model_io import load_model_from_checkpoint  # noqa: E402
+from artifacts.model_io import load_model_from_checkpoint  # noqa: E402
 from evaluation.inference import precision  # noqa: E402
 
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from common.errors import UsageError
-from engine.model_io import LoadedModel
+from artifacts.model_io import LoadedModel
 
 METHODS = ("gradcam", "gradcam++", "eigencam")
 CMAP = "inferno"  # perceptually uniform and readable in gray; low importance stays the plain image

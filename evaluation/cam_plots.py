@@ -14,9 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from common.fileio import write_atomic
+from common.figures import pyplot, save_figure
 from evaluation.cam import CMAP
-from evaluation.plots import figure_png, pyplot
 
 
 def colour_bar(fig, axes, label: str = "importance (1 = the image's max)") -> None:
@@ -55,7 +54,7 @@ def explanation_figure(rgb: np.ndarray, blended: np.ndarray, top: Sequence[tuple
 
 def save_explanation(path: Path, rgb: np.ndarray, blended: np.ndarray, top: Sequence[tuple[str, float]],
                      title: str) -> None:
-    write_atomic(figure_png(explanation_figure(rgb, blended, top, title)), Path(path))
+    save_figure(explanation_figure(rgb, blended, top, title), path, tight=True)
 
 
 def save_top_losses(path: Path, cells: Sequence[tuple[np.ndarray, np.ndarray, str]], heading: str) -> None:
@@ -76,4 +75,4 @@ def save_top_losses(path: Path, cells: Sequence[tuple[np.ndarray, np.ndarray, st
     fig.suptitle(heading, fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.94, 1))
     colour_bar(fig, axes.ravel().tolist())
-    write_atomic(figure_png(fig), Path(path))
+    save_figure(fig, path, tight=True)

@@ -18,7 +18,7 @@ import torch
 from data.images import ImageError, open_image, warm_up_decoder
 from data.transforms import eval_transform
 from engine.loop import predict_logits
-from engine.model_io import LoadedModel
+from artifacts.model_io import LoadedModel
 
 def predict_probs(loaded: LoadedModel, x: torch.Tensor) -> torch.Tensor:
     """Class probabilities (N, classes) on the CPU for a preprocessed batch."""

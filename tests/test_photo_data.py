@@ -54,7 +54,7 @@ def test_exif_orientation_is_applied_in_cache_stream_and_predict_and_reported(ph
     stored = [np.asarray(Image.open(p)) for p in sorted((phone_folder / "up").iterdir())]
     assert all(a.shape == (H, W, 3) for a in stored)  # the pixels really are stored sideways
 
-    for name in TURNS:  # predict.py and evaluate.py decode through decode_file too
+    for name in TURNS:  # predict.py and evaluate.py decode through open_image too
         img = open_image(phone_folder / name / "IMG_0000.jpg", 3)
         assert img.shape == (3, W, H) and band_side(img) == name
     png = phone_folder.parent / "turned.png"  # PNG keeps EXIF in an eXIf chunk
