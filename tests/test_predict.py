@@ -236,3 +236,22 @@ def test_amp_modes_and_the_latency_line(setup, tmp_path, capsys):
 def test_rates_keep_three_digits(per_second, shown):
     from evaluation.report import rate
     assert rate(per_second) == shown
+
+
+def test_amp_choice_when_loading(tmp_path):
+    """--amp auto follows the run (here bfloat16 autocast), on/off force it; evaluate and predict share this."""
+    from artifacts.checkpoint import save_checkpoint
+    from artifacts.model_io import load_model_from_checkpoint
+    from settings import config as config_mod
+    cfg = config_mod.Config(width=4, depth=1, amp="on")
+    from models import build_model
+    model = build_model("custom", 3, 1, 8, width=4, depth=1)
+    pre = {"input_size": [8, 8], "channels": 1, "mean": [0.5], "std": [0.25]}
+    save_checkpoint({"model": model.state_dict(), "config": config_mod.to_dict(cfg), "class_names": ["a", "b", "c"],
+                     "preprocessing": pre}, tmp_path / "m.pt")
+    cpu = torch.device("cpu")
+    got = {amp: load_model_from_checkpoint(tmp_path / "m.pt", cpu, amp).amp for amp in ("auto", "on", "off")}
+    assert got["auto"].enabled and got["auto"].dtype == torch.bfloat16 and got["on"].enabled
+    assert not got["off"].enabled
+    with pytest.raises(UsageError, match="unknown --amp 'fast'"):
+        load_model_from_checkpoint(tmp_path / "m.pt", cpu, "fast")
