@@ -15,7 +15,7 @@ from pathlib import Path
 
 from data.check import DataError, DataReport
 from data.file_sets import FileList, build_bundle
-from data.images import MAX_IMAGE_PIXELS
+from data.images import MAX_IMAGE_PIXELS, ImageError, regular_file
 from data.types import DataBundle
 
 SPLITS = {"train", "val", "test"}
@@ -55,8 +55,10 @@ def read_csv_list(csv_path: str | Path) -> FileList:
         path = path if path.is_absolute() else csv_path.parent / path
         if not label:
             raise DataError(f"{csv_path}:{line}: empty label for {rel}")
-        if not path.is_file():
-            files.report.bad_files.append(f"{path}: missing (line {line})")
+        try:
+            regular_file(path)  # by type, unopened: a FIFO listed in the CSV must not block
+        except ImageError as e:
+            files.report.bad_files.append(f"{e} (line {line})")
             continue
         files.add(path, label, split)
     if "split" in cols:
