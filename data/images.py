@@ -23,6 +23,7 @@ import os
 import stat
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -80,18 +81,6 @@ def special_kind(mode: int) -> str:
             else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
 
 
-def _read(source: str | Path | bytes, name: str | None) -> tuple[bytes, str]:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return bytes(source), name or "upload"
-    name = name or str(source)
-    regular_file(source)
-    try:
-        with open(source, "rb") as f:
-            return f.read(), name
-    except OSError as e:
-        raise ImageError(f"{name}: cannot read ({e.strerror or type(e).__name__})") from None
-
-
 _animated_said = False
 
 
@@ -114,10 +103,21 @@ def open_image(source: str | Path | bytes, channels: int = 3, max_pixels: int | 
     the path, or "upload"). ``say_animated`` prints the first-frame warning once per process
     (dataset loaders count animated files in their report instead). Raises ImageError.
     """
-    data, name = _read(source, name)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _decode(io.BytesIO(bytes(source)), channels, max_pixels, name or "upload", say_animated)
+    name = name or str(source)
+    regular_file(source)
+    try:
+        with open(source, "rb") as f:  # read whole only once the header passed: a huge non-image costs nothing
+            return _decode(f, channels, max_pixels, name, say_animated)
+    except OSError as e:
+        raise ImageError(f"{name}: cannot read ({e.strerror or type(e).__name__})") from None
+
+
+def _decode(f: BinaryIO, channels: int, max_pixels: int | None, name: str, say_animated: bool) -> torch.Tensor:
     Image = _pil()
     try:
-        with Image.open(io.BytesIO(data)) as im:  # lazy: reads the header, decodes nothing yet
+        with Image.open(f) as im:  # lazy: reads the header, decodes nothing yet
             w, h = im.size
             if max_pixels is not None and w * h > max_pixels:
                 raise ImageError(f"{name}: {w}x{h} pixels is over the limit max_image_pixels={max_pixels:,} "
@@ -133,7 +133,8 @@ def open_image(source: str | Path | bytes, channels: int = 3, max_pixels: int | 
         raise ImageError(f"{name}: not an image (unknown format)") from None
     except Exception as e:  # Pillow raises many types for damaged files
         raise ImageError(f"{name}: {type(e).__name__}: {_one_line(e)}") from None
-    return _torchvision(data, channels, name)
+    f.seek(0)
+    return _torchvision(f.read(), channels, name)
 
 
 def _one_line(e: BaseException) -> str:

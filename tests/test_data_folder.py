@@ -191,3 +191,17 @@ def test_animated_and_huge_images_in_a_folder(tmp_path):
     assert [b.split(": ")[0] for b in r.bad_files] == [str(root / "dog" / "huge.png")]
     assert any("1 animated image(s)" in n for n in r.notes)
     assert all(s.images.ndim == 4 and s.images.shape[1:] == (3, 12, 12) for s in bundle.splits().values())
+
+
+def test_open_image_refusals_are_one_line_image_errors(tmp_path):
+    from data.images import ImageError
+    os.mkfifo(tmp_path / "pipe.png")
+    cases = {tmp_path: "a folder, not an image file", tmp_path / "pipe.png": "a named pipe (FIFO)",
+             tmp_path / "gone.png": "no such file", b"junk": "upload: not an image (unknown format)",
+             imagegen.huge_png(tmp_path / "huge.png", side=2000): "2000x2000 pixels is over the limit"}
+    for source, needle in cases.items():
+        with pytest.raises(ImageError) as e:
+            open_image(source, 3, max_pixels=1_000_000)
+        assert needle in str(e.value) and "\n" not in str(e.value) and isinstance(e.value, ValueError)
+    gif = imagegen.animated_gif(tmp_path / "a.gif")
+    assert open_image(gif.read_bytes(), 1, name="a.gif", say_animated=False).shape == (1, imagegen.SIDE, imagegen.SIDE)
