@@ -107,6 +107,9 @@ def show_prediction(name: str, image: torch.Tensor, loaded, ckpt: str, mtime: fl
         return
     left.image(ex.rgb, caption="input (model's view)", width="stretch")
     middle.image(ex.blended, caption=f"{method} of '{ex.target}'", width="stretch")
+    if ex.empty:  # a blank or constant map: say so rather than let a uniform picture look like an answer
+        middle.warning(f"The {method} map is empty for this image: nothing to see at this layer; try another "
+                       f"heat map method.")
 
 
 # --- Runs -------------------------------------------------------------------------------------
