@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import re
 import typing
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import yaml
 
 from common.cli import ArgParser
 from common.errors import UsageError
+from common.spelling import did_you_mean
 
 
 @dataclass
@@ -119,11 +119,6 @@ def yaml_value(text: str) -> Any:
     return yaml.load(text, Loader=_Yaml12Loader)
 
 
-def _closest(key: str, valid: Sequence[str]) -> str:
-    match = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
-    return f" (did you mean '{match[0]}'?)" if match else ""
-
-
 def tri_state(key: str, value: Any) -> str:
     """``value`` of an auto|on|off key as 'auto', 'on' or 'off' (booleans of older configs included)."""
     norm = None
@@ -172,7 +167,7 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Conf
         elif key in FIELD_TYPES:
             values[key] = _check_type(key, value)
         else:
-            raise UsageError(f"unknown config key '{key}' in {source}{_closest(key, FIELDS)}")
+            raise UsageError(f"unknown config key '{key}' in {source}{did_you_mean(key, FIELDS)}")
     values["scheduler_params"] = params
     return Config(**values)
 
@@ -248,13 +243,12 @@ def build_parser(description: str = "") -> ArgParser:
 def scheduler_flags(rest: Sequence[str], parser: ArgParser) -> dict[str, Any]:
     """Parse leftover ``--scheduler_<param> VALUE`` pairs; anything else is an unknown flag."""
     out: dict[str, Any] = {}
-    flags = parser.flags
     i = 0
     while i < len(rest):
         arg = rest[i]
         key, _, inline = arg.partition("=")
         if not key.startswith("--scheduler_"):
-            raise UsageError(f"unrecognized argument '{arg}'{_closest(key, flags)}")
+            raise parser.unrecognized(arg)
         if inline:
             raw = inline
         else:

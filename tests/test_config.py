@@ -55,7 +55,7 @@ def test_yaml_rejects_unknown_keys_and_wrong_types(tmp_path, data, fragment):
 
 
 @pytest.mark.parametrize("argv, fragment", [
-    (["--learning_rate", "0.1"], "unrecognized argument '--learning_rate'"),
+    (["--learning_rate", "0.1"], "unrecognized argument '--learning_rate' \\(did you mean '--lr'\\?\\)"),
     (["--epochs", "three"], "invalid int value"),
     (["--scheduler", "cosine", "--scheduler_gama", "0.5"], "no hyperparameter 'gama'"),
 ])
@@ -72,7 +72,7 @@ def test_cli_rejects(argv, fragment):
     ({"early_stopping": -1}, "PATIENCE must be >= 0"),
     ({"warmup_epochs": 20.0, "epochs": 10}, "shorter than training"),
     ({"model": "resnet_9000"}, "unknown model 'resnet_9000'"),
-    ({"scheduler": "cosin"}, "Did you mean 'cosine'"),
+    ({"scheduler": "cosin"}, "did you mean 'cosine'"),
     ({"dataset": "imagenet-1k"}, "unknown dataset"),
     ({"scheduler": "step", "scheduler_params": {"gamma": 2.0}}, "out of range"),
     ({"widths": "16,x,64"}, "--widths must be positive integers"),

@@ -78,7 +78,7 @@ def test_a_preset_with_a_torch_alias_override_from_the_command_line(tmp_path, ca
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--scheduler", "cosin", "--epochs", "2", "--steps_per_epoch", "3"], "Did you mean 'cosine'"),
+    (["--scheduler", "cosin", "--epochs", "2", "--steps_per_epoch", "3"], "did you mean 'cosine'"),
     (["--scheduler", "cosine", "--epochs", "2"], "missing --steps_per_epoch"),
     (["--scheduler", "cosine", "--scheduler_gamma", "0.5", "--epochs", "2", "--steps_per_epoch", "3"],
      "no hyperparameter 'gamma'"),
