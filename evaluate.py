@@ -22,6 +22,7 @@ from typing import Sequence
 
 from common.cli import cli_parser
 from common.errors import UsageError, run_cli
+from common.spelling import plural
 
 
 def build_parser():
@@ -110,7 +111,7 @@ def _top_losses(loaded, scored, probs, labels, k: int, out_dir: Path) -> None:
         return
     images = [split_image(scored.split, int(i), loaded.channels) for i in idx]
     write_top_losses(explainer, images, probs, labels, idx, out_dir / "top_losses.png")
-    print(f"wrote top_losses.png ({len(idx)} most confident mistakes) to {out_dir}")
+    print(f"wrote top_losses.png ({plural(len(idx), 'most confident mistake')}) to {out_dir}")
 
 
 if __name__ == "__main__":

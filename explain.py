@@ -18,6 +18,7 @@ from typing import Sequence
 
 from common.errors import AppError, run_cli
 from common.cli import cli_parser
+from common.spelling import plural
 
 METHODS = ("gradcam", "gradcam++", "eigencam")  # evaluation.cam.METHODS, without importing torch for --help
 
@@ -65,9 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         written += 1
         tqdm.write(f"{path} -> {out}")
-    print(f"wrote {written} CAM figure(s) to {out_dir}" + (f"; {failed} file(s) could not be read" if failed else ""))
+    print(f"wrote {plural(written, 'CAM figure')} to {out_dir}"
+          + (f"; {plural(failed, 'file')} could not be read" if failed else ""))
     if not written:
-        raise AppError(f"none of the {failed} input(s) could be read as an image")
+        raise AppError(f"none of the {plural(failed, 'input')} could be read as an image")
     return 0
 
 

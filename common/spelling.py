@@ -1,4 +1,5 @@
-"""The one "did you mean" of the project, for config keys, command-line flags and registry names.
+"""How words are written: the one "did you mean" of the project (config keys, command-line flags,
+registry names), and the one plural of counted words ("1 thread", "2 threads").
 
 A mistyped name is matched in three ways, in order: the same name up to case, dashes and
 underscores (``--weight-decay`` -> ``--weight_decay``); a word people bring from other tools
@@ -57,3 +58,12 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
     """`` (did you mean 'X'?)`` to append to an error message, or '' when nothing is close."""
     match = closest(name, valid)
     return f" (did you mean '{match}'?)" if match else ""
+
+
+def plural(n: int, word: str, many: str | None = None, *, count: bool = True) -> str:
+    """``n`` and ``word`` agreeing in number: ``plural(1, "thread")`` -> '1 thread', ``plural(3, "thread")``
+    -> '3 threads', ``plural(2, "batch")`` -> '2 batches'; ``many`` for irregular plurals; ``count=False``
+    gives the word alone ('empty class folders: a, b')."""
+    es = word.endswith(("s", "x", "ch", "sh"))  # batch -> batches, class -> classes
+    form = word if n == 1 else (many or word + ("es" if es else "s"))
+    return f"{n} {form}" if count else form

@@ -83,7 +83,7 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     amp: str = "auto"  # auto (chosen by measurement at start) | on | off; YAML true/false also work
     amp_dtype: str = "auto"  # auto (float16 on CUDA, bfloat16 on CPU) | float16 | bfloat16
-    threads: int = 0  # torch intra-op threads; 0 picks from the machine (a run records its choice)
+    threads: int = 0  # torch intra-op threads; 0: the free cores at start (runtime.default_threads)
     deterministic: bool = False
     compile: bool = False  # torch.compile the training forward/backward (see bench/compile_speed.py)
     max_nonfinite: int = 3  # consecutive non-finite losses before training stops

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from common import faults
 from common.errors import AppError
+from common.spelling import plural
 from engine.distributed import BatchAgreement, all_sum, is_dist
 from engine.runtime import AmpPolicy
 
@@ -177,9 +178,9 @@ def epoch_summary(epoch: int, epochs: int, stats: EpochStats, val_loss: float, v
     """The one line printed per epoch; updates AMP skipped and batches dropped are never silent."""
     extra = ""
     if stats.skipped_updates:
-        extra += f" | AMP skipped {stats.skipped_updates} updates"
+        extra += f" | AMP skipped {plural(stats.skipped_updates, 'update')}"
     if stats.nonfinite_batches:
-        extra += f" | {stats.nonfinite_batches} non-finite batches dropped"
+        extra += f" | {plural(stats.nonfinite_batches, 'non-finite batch')} dropped"
     if not (math.isfinite(val_loss) and math.isfinite(val_acc)):
         extra += " | non-finite validation: not a best, counts as no improvement"
     return (f"epoch {epoch:3d}/{epochs} | lr {stats.lr:.3g} | train loss {stats.loss:.4f} acc {stats.acc:.4f} | "

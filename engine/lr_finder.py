@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from common.fileio import write_atomic
 from common.errors import AppError
+from common.spelling import plural
 
 SMOOTHING = 0.95  # weight of the past in the moving average: ~20 batches (torch-lr-finder's default)
 SKIP_START = 10  # the first averages rest on a few batches: their slope is noise, not the LR's effect
@@ -43,7 +44,7 @@ class LRFind:
     def steepest(self) -> float:
         """LR of the steepest descent of the smoothed loss against log10(LR)."""
         if len(self.lrs) < SKIP_START + 3:
-            raise AppError(f"the LR range test stopped after {len(self.lrs)} updates ({self.stopped}); "
+            raise AppError(f"the LR range test stopped after {plural(len(self.lrs), 'update')} ({self.stopped}); "
                            f"too few to suggest an LR: lower --start_lr or raise --num_iter")
         # Only up to the minimum: after it the curve rises, and its edge is no place to train.
         end = max(int(np.argmin(self.smoothed)) + 1, SKIP_START + 3)
@@ -146,7 +147,7 @@ def write_outputs(result: LRFind, out_dir: Path) -> list[Path]:
 
 def report(result: LRFind) -> str:
     """The lines a user reads: the suggestion first, then the alternative and why the sweep ended."""
-    why = result.stopped or f"ran all {len(result.lrs)} updates"
+    why = result.stopped or f"ran all {plural(len(result.lrs), 'update')}"
     return (f"suggested lr: {result.steepest:.3g}\n"
             f"(steepest descent of the smoothed loss; minimum/10: {result.min_over_10:.3g}; "
-            f"{len(result.lrs)} updates from {result.lrs[0]:.3g} to {result.lrs[-1]:.3g}: {why})")
+            f"{plural(len(result.lrs), 'update')} from {result.lrs[0]:.3g} to {result.lrs[-1]:.3g}: {why})")

@@ -22,6 +22,7 @@ from torch.optim.swa_utils import AveragedModel, update_bn
 from common import faults
 from common.errors import AppError, UsageError
 from common.fileio import remove_stale_temps
+from common.spelling import plural
 from data import DataBundle, prepare_data, preprocessing_of
 from data.loader import balanced_sample_weights, loss_weights, make_loader
 from data.order import batch_count
@@ -94,7 +95,8 @@ def restore(c: Components, ckpt: dict[str, Any], cfg: Config, num_classes: int) 
         raise UsageError(f"the checkpoint has {len(ckpt['class_names'])} classes but dataset '{cfg.dataset}' has "
                          f"{num_classes}; start a new run without --resume")
     if saved.epochs != cfg.epochs and not is_horizon_free(cfg.scheduler, cfg.scheduler_params):
-        raise UsageError(f"schedule '{cfg.scheduler}' was laid out for {saved.epochs} epochs; changing --epochs "
+        raise UsageError(f"schedule '{cfg.scheduler}' was laid out for {plural(saved.epochs, 'epoch')}; "
+                         f"changing --epochs "
                          f"to {cfg.epochs} on resume would bend its curve. Keep --epochs {saved.epochs}, or use "
                          f"a schedule that does not depend on the length (step, plateau, exponential)")
     try:
@@ -258,8 +260,8 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     say(f"{cfg.model} on {cfg.dataset}: {len(bundle.train)}/{len(bundle.val)}/"
         f"{len(bundle.test) if bundle.test else 0} train/val/test images, {len(bundle.class_names)} classes, "
         f"{sum(p.numel() for p in c.model.parameters()):,} parameters, device {device}"
-        f"{' (' + str(threads) + ' threads)' if device.type == 'cpu' else ''}; "
-        f"{c.plan.steps_per_epoch} updates/epoch, warmup {c.plan.warmup_steps} updates{ddp.describe(cfg)}")
+        f"{' (' + plural(threads, 'thread') + ')' if device.type == 'cpu' else ''}; "
+        f"{c.plan.steps_per_epoch} updates/epoch, warmup {plural(c.plan.warmup_steps, 'update')}{ddp.describe(cfg)}")
     say(choice.line())
     if choice.warning:
         say(choice.warning)
@@ -328,7 +330,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
             faults.point("epoch_end", release=stop)  # tests: pause here until signalled
             if c.stopper.should_stop:
                 stop_reason = (f"early stopping: {cfg.monitor} has not improved by more than {cfg.min_delta:g} "
-                               f"for {c.stopper.bad_epochs} epochs (best {c.stopper.best:.4f} at epoch "
+                               f"for {plural(c.stopper.bad_epochs, 'epoch')} (best {c.stopper.best:.4f} at epoch "
                                f"{c.stopper.best_epoch})")
                 say(stop_reason)
                 break
@@ -386,7 +388,8 @@ def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device,
     logits, labels = ddp.gather_rows(logits, labels)
     summary = {"run_dir": str(run_dir), "best_epoch": best.epoch, "best_metric": best.best_metric,
                "monitor": cfg.monitor, f"{split_name}_loss": loss, f"{split_name}_acc": acc,
-               "stopped_early": bool(stop_reason), "stop_reason": stop_reason or f"finished all {cfg.epochs} epochs"}
+               "stopped_early": bool(stop_reason),
+               "stop_reason": stop_reason or f"finished all {plural(cfg.epochs, 'epoch')}"}
     if not ddp.is_main():
         return summary
     summary["per_class"] = class_metrics(labels.tolist(), logits.argmax(1).tolist(), bundle.class_names)

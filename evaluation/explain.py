@@ -4,6 +4,7 @@ Images go through the checkpoint's own decode and ``eval_transform`` (as in pred
 heat map is of exactly the input the model classifies.
 """
 from __future__ import annotations
+from common.spelling import plural
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +69,7 @@ def write_top_losses(explainer: Explainer, images_u8: Sequence[torch.Tensor], pr
         loss = -np.log(max(float(probs[i, true]), 1e-12))
         overlays.append(ex.blended)
         titles.append(f"#{i}: {names[pred]} / {names[true]}\nloss {loss:.2f}, p {probs[i, pred]:.3f}")
-    heading = (f"top losses: the {len(indices)} most confident mistakes (predicted / true; "
+    heading = (f"top losses: the {plural(len(indices), 'most confident mistake')} (predicted / true; "
                f"{explainer.method} of the predicted class)")
     save_top_losses(path, overlays, titles, heading)
 

@@ -6,7 +6,8 @@ import dataclasses
 import pytest
 import yaml
 
-from engine.config import Config, FIELDS, apply_overrides, load_yaml, model_args, parse_args, save_yaml, stage_widths
+from engine.config import (Config, FIELDS, apply_overrides, build_parser, load_yaml, model_args, parse_args, save_yaml,
+                           stage_widths)
 from common.errors import UsageError
 from engine.validate import check_config
 
@@ -121,3 +122,9 @@ def write_text(tmp_path, text: str) -> str:
     p = tmp_path / "t.yaml"
     p.write_text(text)
     return str(p)
+
+
+def test_threads_help_says_auto_takes_the_free_cores():
+    """0 does not mean every core: engine/runtime.default_threads leaves out cores busy at start."""
+    text = build_parser().format_help()
+    assert "0 = the free cores" in " ".join(text.split())

@@ -44,9 +44,9 @@ def test_report_lists_every_problem_by_path(messy):
     assert r.counts["train"] == {"bird": 11, "cat": 8, "dog": 8}  # bird: 8 + RGBA/palette/16-bit
     assert r.counts["val"] == {"bird": 0, "cat": 3, "dog": 3}
     text = "\n".join(r.warnings())
-    assert "val lacks bird" in text and "empty class folder(s): train/empty_class" in text
+    assert "val lacks bird" in text and "empty class folder: train/empty_class" in text
     assert "mixed image modes" in text and "RGBA" in text and "I;16" in text
-    assert "3 unreadable image(s) skipped" in text
+    assert "3 unreadable images skipped" in text
     assert "images resized to 12x12" in " ".join(r.notes)
     with pytest.raises(DataError, match="3 unreadable image"):
         enforce_strict(r, strict=True)

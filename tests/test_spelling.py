@@ -5,7 +5,7 @@ import pytest
 
 from common.cli import cli_parser
 from common.errors import UsageError, unknown_name
-from common.spelling import closest, did_you_mean
+from common.spelling import closest, did_you_mean, plural
 from engine.config import FIELDS, build_parser
 
 FLAGS = build_parser().flags
@@ -62,3 +62,18 @@ def test_registries_suggest_too():
         resolve_params("cosine", {"T_mx": 3})
     with pytest.raises(UsageError, match=r"= 'mn' \(did you mean 'min'\?\)"):
         resolve_params("plateau", {"mode": "mn"})
+
+
+@pytest.mark.parametrize("n, word, many, text", [
+    (1, "thread", None, "1 thread"), (2, "thread", None, "2 threads"), (0, "update", None, "0 updates"),
+    (1, "batch", None, "1 batch"), (3, "batch", None, "3 batches"), (2, "class", None, "2 classes"),
+    (1, "most confident mistake", None, "1 most confident mistake"), (2, "child", "children", "2 children"),
+])
+def test_plural(n, word, many, text):
+    assert plural(n, word, many) == text
+
+
+def test_plural_word_alone():
+    assert plural(1, "empty class folder", count=False) == "empty class folder"
+    assert plural(2, "empty class folder", count=False) == "empty class folders"
+
