@@ -64,6 +64,6 @@ def plural(n: int, word: str, many: str | None = None, *, count: bool = True) ->
     """``n`` and ``word`` agreeing in number: ``plural(1, "thread")`` -> '1 thread', ``plural(3, "thread")``
     -> '3 threads', ``plural(2, "batch")`` -> '2 batches'; ``many`` for irregular plurals; ``count=False``
     gives the word alone ('empty class folders: a, b')."""
-    es = word.endswith(("s", "x", "ch", "sh"))  # batch -> batches, class -> classes
+    es = word.endswith(("s", "x", "z", "sh", "tch"))  # batch -> batches, class -> classes; epoch -> epochs
     form = word if n == 1 else (many or word + ("es" if es else "s"))
     return f"{n} {form}" if count else form

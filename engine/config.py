@@ -220,24 +220,32 @@ def build_parser(description: str = "") -> ArgParser:
     p.add_argument("--config", help="YAML file of settings (CLI flags override it)")
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     p.add_argument("--check_data", action="store_true", help="check the dataset, print the report and exit")
+    add_config_flags(p, [f for f in FIELDS if f != "scheduler_params"])
+    p.epilog = "Scheduler hyperparameters: --scheduler_<param> VALUE (see `python plot_schedule.py --list`)."
+    return p
+
+
+def add_config_flags(p: ArgParser, names: Sequence[str]) -> None:
+    """Config fields ``names`` as ``--flags`` of ``p``, typed and documented as train.py's (help text from
+    configs/default.yaml); a flag not given is absent from the namespace, so the Config default holds."""
     metavars = {"early_stopping": "PATIENCE", "resume": "PATH|auto", "results_db": "PATH|none", "lr": "FLOAT|auto"}
     types = {"lr": _lr_value}
     meaning = field_help()
-    for f in dataclasses.fields(Config):
-        if f.name == "scheduler_params":
-            continue
-        t = FIELD_TYPES[f.name]
-        text = f"{meaning.get(f.name, '')} (default: {f.default!r})".lstrip().replace("%", "%%")
-        if f.name in TRI_STATE:  # --amp alone = on, --amp auto|on|off, --no-amp = off
-            p.add_argument(f"--{f.name}", nargs="?", const="on", metavar="auto|on|off", help=text + "; alone: on")
-            p.add_argument(f"--no-{f.name}", dest=f.name, action="store_const", const="off", help="same as off")
+    defaults = Config()
+    for name in names:
+        t = FIELD_TYPES[name]
+        text = f"{meaning.get(name, '')} (default: {getattr(defaults, name)!r})".lstrip().replace("%", "%%")
+        common = {"default": argparse.SUPPRESS}
+        if name in TRI_STATE:  # --amp alone = on, --amp auto|on|off, --no-amp = off
+            p.add_argument(f"--{name}", nargs="?", const="on", metavar="auto|on|off", help=text + "; alone: on",
+                           **common)
+            p.add_argument(f"--no-{name}", dest=name, action="store_const", const="off", help="same as off",
+                           **common)
         elif t is bool:
-            p.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, help=text)
+            p.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, help=text, **common)
         else:
-            p.add_argument(f"--{f.name}", type=types.get(f.name, t), metavar=metavars.get(f.name, t.__name__.upper()),
-                           help=text)
-    p.epilog = "Scheduler hyperparameters: --scheduler_<param> VALUE (see `python plot_schedule.py --list`)."
-    return p
+            p.add_argument(f"--{name}", type=types.get(name, t), metavar=metavars.get(name, t.__name__.upper()),
+                           help=text, **common)
 
 
 def scheduler_flags(rest: Sequence[str], parser: ArgParser) -> dict[str, Any]:

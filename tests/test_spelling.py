@@ -67,6 +67,7 @@ def test_registries_suggest_too():
 @pytest.mark.parametrize("n, word, many, text", [
     (1, "thread", None, "1 thread"), (2, "thread", None, "2 threads"), (0, "update", None, "0 updates"),
     (1, "batch", None, "1 batch"), (3, "batch", None, "3 batches"), (2, "class", None, "2 classes"),
+    (2, "epoch", None, "2 epochs"), (1, "epoch", None, "1 epoch"),
     (1, "most confident mistake", None, "1 most confident mistake"), (2, "child", "children", "2 children"),
 ])
 def test_plural(n, word, many, text):
