@@ -18,6 +18,7 @@ from typing import Sequence
 
 from common.errors import AppError, run_cli
 from common.cli import cli_parser
+from common.progress import bar
 from common.spelling import plural
 
 METHODS = ("gradcam", "gradcam++", "eigencam")  # evaluation.cam.METHODS, without importing torch for --help
@@ -38,8 +39,6 @@ def build_parser():
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from tqdm import tqdm
-
     from data.images import ImageDecodeError
     from engine.runtime import resolve_device
     from evaluation.cam import Explainer, target_index
@@ -57,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"{args.method} at layer {explainer.layer_name} of {loaded.cfg.model}; writing to {out_dir}")
     written, failed = 0, 0
-    for path in tqdm(found.paths, desc="explain", disable=None, leave=False):
+    progress = bar(found.paths, total=len(found.paths), desc="explain", unit="images")
+    for path in progress:
         try:
             out = explain_file(explainer, path, target, out_dir)
         except (ImageDecodeError, OSError) as e:
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed += 1
             continue
         written += 1
-        tqdm.write(f"{path} -> {out}")
+        progress.write(f"{path} -> {out}")
     print(f"wrote {plural(written, 'CAM figure')} to {out_dir}"
           + (f"; {plural(failed, 'file')} could not be read" if failed else ""))
     if not written:

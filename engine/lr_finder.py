@@ -22,10 +22,10 @@ from typing import Iterable
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from common.fileio import write_atomic
 from common.errors import AppError
+from common.progress import bar as progress_bar
 from common.spelling import plural
 
 SMOOTHING = 0.95  # weight of the past in the moving average: ~20 batches (torch-lr-finder's default)
@@ -81,7 +81,7 @@ def range_test(model: nn.Module, optimizer: torch.optim.Optimizer, loader, crite
     out = LRFind()
     avg, best = 0.0, math.inf
     model.train()
-    bar = tqdm(total=num_iter, desc="LR range test", leave=False, disable=None if progress is None else not progress)
+    bar = progress_bar(total=num_iter, desc="LR range test", enabled=progress, unit="updates")
     for i, (x, y) in zip(range(num_iter), _batches(loader)):
         lr = start_lr * ratio ** (i / max(num_iter - 1, 1))
         for group in optimizer.param_groups:
@@ -101,6 +101,7 @@ def range_test(model: nn.Module, optimizer: torch.optim.Optimizer, loader, crite
         out.lrs.append(lr)
         out.losses.append(value)
         out.smoothed.append(smooth)
+        bar.set_postfix(lr=f"{lr:.3g}", smoothed_loss=f"{smooth:.4f}", refresh=False)
         bar.update()
         best = min(best, smooth)
         if smooth > diverge * best:

@@ -22,6 +22,7 @@ from torch.optim.swa_utils import AveragedModel, update_bn
 from common import faults
 from common.errors import AppError, UsageError
 from common.fileio import remove_stale_temps
+from common.progress import phase
 from common.spelling import plural
 from data import DataBundle, prepare_data, preprocessing_of
 from data.loader import balanced_sample_weights, loss_weights, make_loader
@@ -382,7 +383,8 @@ def finish(cfg: Config, run_dir: Path, bundle: DataBundle, device: torch.device,
     loader = make_loader(bundle.split(split_name), 256, best.preprocessing, device,
                          num_workers=ddp.workers_per_rank(cfg.num_workers),
                          strict=cfg.strict_data, shard=(ddp.rank(), ddp.world()))
-    logits, labels = predict_logits(best.model, loader, best.amp, tta=best.cfg.tta)
+    with phase(f"scoring best.pt on {len(bundle.split(split_name)):,} {split_name} images"):
+        logits, labels = predict_logits(best.model, loader, best.amp, tta=best.cfg.tta)
     loss, acc = scores(logits, labels)
     # Every rank's images (a collective: all ranks call it): per-class metrics and the confusion matrix.
     logits, labels = ddp.gather_rows(logits, labels)
