@@ -128,16 +128,21 @@ def write_outputs(result: LRFind, out_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(result.lrs, result.losses, color="0.75", linewidth=0.8, label="loss per batch")
     ax.plot(result.lrs, result.smoothed, color="tab:blue", linewidth=1.8, label="smoothed loss")
+    title = "LR range test"
     if len(result.lrs) >= SKIP_START + 3:
         steep = result.steepest
         ax.axvline(steep, color="tab:red", linestyle="--", label=f"steepest descent: {steep:.2g} (suggested)")
+        ax.plot([steep], [float(np.interp(np.log(steep), np.log(result.lrs), result.smoothed))], "o",
+                color="tab:red", markersize=7)
         ax.axvline(result.min_over_10, color="tab:green", linestyle=":", label=f"minimum / 10: {result.min_over_10:.2g}")
+        title += f": suggested lr {steep:.2g}"
     ax.set_xscale("log")
     top = min(max(result.losses), 2 * max(result.smoothed)) if result.losses else 1
     ax.set_ylim(min(result.losses, default=0) * 0.95, top)
-    ax.set(xlabel="learning rate (log scale)", ylabel="training loss", title="LR range test")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    ax.set(xlabel="learning rate (log scale)", ylabel="training loss",
+           title=f"{title} ({plural(len(result.lrs), 'update')}, one batch each)")
+    ax.grid(alpha=0.3)  # decades only: a minor grid at every 2x..9x hides the curves
+    ax.legend(loc="upper left")
     fig.tight_layout()
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=90)
