@@ -37,6 +37,12 @@ class ArgParser(argparse.ArgumentParser):
         hint = did_you_mean(flag, self.flags) if flag.startswith("-") else ""
         return UsageError(f"unrecognized argument '{arg}'{hint}")
 
+    def _check_value(self, action, value):  # argparse's hook for ``choices`` (3.14 adds suggest_on_error)
+        if action.choices is not None and value not in action.choices:
+            valid = [str(c) for c in action.choices]
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r}{did_you_mean(str(value), valid)}; "
+                                                 f"valid: {', '.join(valid)}")
+
     def error(self, message: str) -> typing.NoReturn:  # type: ignore[override]
         raise UsageError(message)
 

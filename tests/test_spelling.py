@@ -78,3 +78,11 @@ def test_plural_word_alone():
     assert plural(1, "empty class folder", count=False) == "empty class folder"
     assert plural(2, "empty class folder", count=False) == "empty class folders"
 
+
+
+def test_choices_of_every_script_suggest_too():
+    p = cli_parser("x")
+    p.add_argument("--split", choices=("val", "test"))
+    with pytest.raises(UsageError, match=r"argument --split: invalid choice: 'tset' \(did you mean 'test'\?\); "
+                                         r"valid: val, test"):
+        p.parse_args(["--split", "tset"])
