@@ -1,7 +1,7 @@
 """Draw learning-rate schedules without training: the LR of every optimizer update.
 
 The LRs come from schedulers/simulate.py, which drives the same ``build_scheduler`` and warmup
-wrapper the trainer uses with the same two events, and the flags are parsed by engine/config.py's
+wrapper the trainer uses with the same two events, and the flags are parsed by settings/config.py's
 rules (``--scheduler_<param> VALUE``, checked against the registry) -- what you see is what
 training does.
 
@@ -20,15 +20,17 @@ Examples:
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Sequence
 
 from common.cli import ArgParser, cli_parser
 from common.errors import UsageError, run_cli
+from common.figures import pyplot, save_figure
 from common.fileio import write_atomic
 from common.spelling import plural
-from engine.config import LR_AUTO, Config, add_config_flags, apply_overrides, scheduler_flags
-from engine.validate import check_schedule, check_warmup
+from settings.config import LR_AUTO, Config, add_config_flags, apply_overrides, scheduler_flags
+from settings.validate import check_schedule, check_warmup
 
 # Updates per epoch of the default training run: the bundled digits' 1,257 training images in
 # batches of 64 (tests/test_plot_schedule.py checks it against the data).
@@ -72,18 +74,18 @@ def _losses(text: str) -> list[float]:
 
 def write_csv(points, steps_per_epoch: int, path: Path) -> None:
     """One row per optimizer update: its 1-based number, its 1-based epoch, the LR it used."""
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["step", "epoch", "lr"])
-        for p in points:
-            w.writerow([p.step + 1, p.step // steps_per_epoch + 1, repr(p.lr)])
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["step", "epoch", "lr"])
+    for p in points:
+        w.writerow([p.step + 1, p.step // steps_per_epoch + 1, repr(p.lr)])
+    write_atomic(buf.getvalue().encode(), Path(path))
 
 
 def figure(curves: dict[str, list], title: str, steps_per_epoch: int, epochs: int):
     """The LR of every update against the epoch, numbered from 1: epoch k runs from k to k + 1."""
     from matplotlib.ticker import MaxNLocator
 
-    from evaluation.plots import pyplot
     fig, ax = pyplot().subplots(figsize=(9, 4.2))
     n = len(curves)
     for i, (label, points) in enumerate(curves.items()):
@@ -139,8 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warm = f", {cfg.warmup_mode} warmup {plural(plan.warmup_steps, 'update')}" if plan.warmup_steps else ""
         title = (f"LR of every update: base lr {cfg.lr:g}, {plural(cfg.epochs, 'epoch')} x "
                  f"{plural(ns.steps_per_epoch, 'update')}{warm}")
-        from evaluation.plots import figure_png
-        write_atomic(figure_png(figure(curves, title, ns.steps_per_epoch, cfg.epochs), dpi=90), Path(ns.png))
+        save_figure(figure(curves, title, ns.steps_per_epoch, cfg.epochs), ns.png, dpi=90, tight=True)
     for label, points in curves.items():
         print(summary(label, points))
     for f in (ns.csv, ns.png):

@@ -16,14 +16,15 @@ and <name>/leaderboard.md, .csv) and overlay plots <name>/lr.png and <name>/val_
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from engine.config import parse_args
+from settings.config import parse_args
 from common.cli import ArgParser, cli_parser
 from common.errors import UsageError, run_cli
+from common.fileio import write_atomic
+from common.run_files import read_summary, run_is_finished
 
 ROOT = Path(__file__).resolve().parent
 SET_BY_SWEEP = ("scheduler", "seed", "run_name", "resume")  # train.py flags the sweep sets per run
@@ -54,7 +55,7 @@ def schedule_list(names: Sequence[str], all_presets: bool) -> list[str]:
 def jobs_and_threads(device: str, runs: int, jobs: int) -> tuple[int, int]:
     """(parallel jobs, threads per job; 0 = train.py decides). ``jobs`` 0: automatic."""
     import torch
-    from engine.runtime import default_threads
+    from runtime.runtime import default_threads
     if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
         return jobs or 1, 0  # one GPU: parallel jobs would only queue on it
     cores = default_threads()  # the cores not busy with other work right now
@@ -76,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if clash:
         raise UsageError(f"the sweep sets --{', --'.join(clash)} for each run; leave {'it' if len(clash) == 1 else 'them'} out of the train.py flags")
     schedules = schedule_list(args.schedulers, args.all_presets)
-    from engine.validate import check_config
+    from settings.validate import check_config
     for s in schedules:  # every run's exact command line is checked before the first one starts
         check_config(parse_args([*train_args, "--scheduler", s])[0])
 
@@ -91,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     todo, done = [], []
     for s, seed in runs:
         folder = sweep_dir / f"{s}_s{seed}"
-        if (folder / "summary.json").is_file():
+        if run_is_finished(folder):  # a cut or empty summary.json is not finished: --resume auto completes it
             done.append(folder.name)
             continue
         cmd = [sys.executable, str(ROOT / "train.py"), *train_args, "--scheduler", s, "--seed", str(seed),
@@ -132,7 +133,9 @@ def progress_line(folder: Path, job) -> str:
     if job.returncode != 0:
         lines = [ln for ln in job.log.read_text(errors="replace").splitlines() if ln.strip()]
         return f"{job.name}: FAILED (exit {job.returncode}): {lines[-1] if lines else 'no output'}"
-    s = json.loads((folder / "summary.json").read_text())
+    s = read_summary(folder)
+    if s is None:
+        return f"{job.name}: exited 0 but left no valid summary.json; run the sweep again to complete it"
     split = "test" if "test_acc" in s else "val"
     return (f"{job.name}: {split} acc {s[f'{split}_acc']:.4f} (best.pt epoch {s['best_epoch']}), "
             f"{job.seconds:.0f} s")
@@ -147,8 +150,8 @@ def report(sweep_dir: Path, name: str, runs: list[tuple[str, int]], db: str) -> 
         return
     rows = leaderboard(results)
     md = to_markdown(rows, f"sweep '{name}'")
-    (sweep_dir / "leaderboard.md").write_text(md)
-    (sweep_dir / "leaderboard.csv").write_text(to_csv(rows))
+    write_atomic(md.encode(), sweep_dir / "leaderboard.md")
+    write_atomic(to_csv(rows).encode(), sweep_dir / "leaderboard.csv")
     print(md)
     from evaluation.sweep_plots import plot_sweep
     plots = plot_sweep(results, sweep_dir)

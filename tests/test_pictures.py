@@ -30,7 +30,7 @@ def _rows(n: int, first_loss: float = 2.0) -> list[dict]:
 
 
 def test_curves_epochs_from_1_in_whole_numbers_with_named_lines(drawn, tmp_path):
-    from engine.history import plot_curves
+    from tracking.history import plot_curves
     (tmp_path / "run_a").mkdir()
     plot_curves(_rows(2), tmp_path / "run_a" / "curves.png")
     loss, acc, lr = drawn[0].axes
@@ -43,7 +43,7 @@ def test_curves_epochs_from_1_in_whole_numbers_with_named_lines(drawn, tmp_path)
 
 
 def test_curves_turn_logarithmic_when_values_span_orders_of_magnitude(drawn, tmp_path):
-    from engine.history import plot_curves
+    from tracking.history import plot_curves
     plot_curves(_rows(9, first_loss=5.0), tmp_path / "curves.png")  # loss 5 -> 0.06, LR 0.1 -> 1e-4
     loss, _, lr = drawn[0].axes
     assert loss.get_yscale() == "log" and lr.get_yscale() == "log"

@@ -106,8 +106,8 @@ def test_compare_prints_a_summary_for_every_schedule(capsys):
 def test_defaults_are_the_default_training_run(capsys):
     """No flag at all: the default run's schedule (cosine, 15 epochs) at the default run's updates per epoch."""
     from data import prepare_data
-    from engine.config import Config
-    from engine.trainer import steps_per_epoch
+    from settings.config import Config
+    from engine.setup import steps_per_epoch
     cfg = Config()
     assert plot_schedule.DEFAULT_STEPS_PER_EPOCH == steps_per_epoch(len(prepare_data(cfg).train), cfg.batch_size,
                                                                      cfg.accum_steps)
@@ -117,7 +117,7 @@ def test_defaults_are_the_default_training_run(capsys):
 
 def test_shared_flags_are_train_py_s():
     """Same flags, help text and defaults as train.py: one definition, no second choice list."""
-    from engine.config import build_parser
+    from settings.config import build_parser
     ours = {a.dest: a for a in plot_schedule.get_args_parser()._actions}
     train = {a.dest: a for a in build_parser()._actions}
     for name in plot_schedule.SHARED:

@@ -6,7 +6,7 @@ import pytest
 from common.cli import cli_parser
 from common.errors import UsageError, unknown_name
 from common.spelling import closest, did_you_mean, plural
-from engine.config import FIELDS, build_parser
+from settings.config import FIELDS, build_parser
 
 FLAGS = build_parser().flags
 

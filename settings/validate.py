@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from engine.config import LR_AUTO, Config, stage_widths
+from settings.config import LR_AUTO, Config, stage_widths
 from common.errors import UsageError, unknown_name
+from common.monitors import MONITORS
 
 
 def _require(ok: bool, message: str) -> None:
@@ -28,8 +29,8 @@ def check_warmup(cfg: Config) -> None:
 def check_schedule(cfg: Config, also: Sequence[str] = ()) -> None:
     """The monitor, warmup mode and schedule names with their hyperparameters (plot_schedule.py checks
     these too, without data or model; ``also``: more schedule names, with their defaults)."""
-    if cfg.monitor not in ("val_loss", "val_acc"):
-        raise unknown_name("--monitor", cfg.monitor, ("val_loss", "val_acc"))
+    if cfg.monitor not in MONITORS:
+        raise unknown_name("--monitor", cfg.monitor, MONITORS)
     from schedulers import WARMUP_MODES, resolve_params
 
     if cfg.warmup_mode not in WARMUP_MODES:
@@ -83,7 +84,7 @@ def check_config(cfg: Config) -> None:
     # first (schedulers, optimizers, models need torch; data also pulls in decoders and scikit-learn).
     check_schedule(cfg)
     from schedulers import uses_swa
-    from engine.optim import OPTIMIZERS
+    from models.optim import OPTIMIZERS
     from models import valid_model
 
     if cfg.optimizer not in OPTIMIZERS:
