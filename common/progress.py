@@ -14,7 +14,8 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Self
 
 EVERY_S = 10.0  # at most one progress line per this many seconds
 FIRST_S = 3.0  # a phase shorter than this stays silent
@@ -137,7 +138,7 @@ class Phase:
         while not self._done.wait(self.tick):
             self.poll()
 
-    def __enter__(self) -> "Phase":
+    def __enter__(self) -> Self:
         self.start = self.clock()
         if self.thread and os.environ.get("RANK", "0") == "0":  # under torchrun, global rank 0 speaks
             self._worker = threading.Thread(target=self._run, name=f"progress: {self.what}", daemon=True)

@@ -8,7 +8,7 @@ underscores (``--weight-decay`` -> ``--weight_decay``); a word people bring from
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 # Words other tools use for the same setting -> this project's name. Only used when the target is
 # among the valid names, so the table can serve every script's flags.

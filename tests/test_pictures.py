@@ -4,12 +4,10 @@ Each figure is caught as it is saved (Figure.savefig), so the checks read the ax
 from __future__ import annotations
 
 import math
-import matplotlib
+
 import numpy as np
 import pytest
-
-matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure  # the class only: the plotting code picks the Agg backend
 
 
 @pytest.fixture
