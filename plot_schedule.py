@@ -47,7 +47,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X")  # 7 and 4 dashes: 28 curves befor
 def get_args_parser() -> ArgParser:
     p = cli_parser(__doc__)
     add_config_flags(p, SHARED)
-    p.add_argument("--steps_per_epoch", type=int, default=DEFAULT_STEPS_PER_EPOCH,
+    p.add_argument("--steps_per_epoch", type=int, default=DEFAULT_STEPS_PER_EPOCH, metavar="N",
                    help=f"optimizer updates per epoch: training images / batch_size / accum_steps, rounded up "
                         f"(train.py prints it; default: {DEFAULT_STEPS_PER_EPOCH}, the default run's: 1,257 "
                         f"digits images in batches of 64)")
