@@ -160,8 +160,8 @@ def restore(c: Components, ckpt: Checkpoint, cfg: Config, num_classes: int) -> N
                          f"{num_classes}; start a new run without --resume")
     if saved.epochs != cfg.epochs and not is_horizon_free(cfg.scheduler, cfg.scheduler_params):
         raise UsageError(f"schedule '{cfg.scheduler}' was laid out for {plural(saved.epochs, 'epoch')}; changing "
-                         f"--epochs to {cfg.epochs} on resume would bend its curve. Keep --epochs {saved.epochs}, or use "
-                         f"a schedule that does not depend on the length (step, plateau, exponential)")
+                         f"--epochs to {cfg.epochs} on resume would bend its curve. Keep --epochs {saved.epochs}, or "
+                         f"use a schedule that does not depend on the length (step, plateau, exponential)")
     try:
         unwrap(c.model).load_state_dict(ckpt["model"])
     except RuntimeError as e:
