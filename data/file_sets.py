@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from common.spelling import plural
 from data.check import DataError, DataReport, TooFewClasses
 from data.disk_loader import FileDataset, collate, resolve_workers
 from data.images import orientation
@@ -143,7 +144,7 @@ def build_bundle(files: FileList, name: str, val_split: float, test_split: float
     parts = assign_splits(split_of, labels.numpy(), val_split, test_split, report)
     require_two_classes(files.source, class_names, labels[torch.from_numpy(parts[0])])
     if report.exif_rotated:
-        report.notes.append(f"{report.exif_rotated} images rotated by their EXIF tag (as photo viewers show them)")
+        report.notes.append(f"{plural(report.exif_rotated, 'image')} rotated by their EXIF tag (as photo viewers show them)")
 
     ds = FileDataset(paths, labels, channels, side)
     estimate = len(good) * channels * side * side
@@ -173,7 +174,7 @@ def build_bundle(files: FileList, name: str, val_split: float, test_split: float
 def require_two_classes(source: str, class_names: list[str], train_labels: torch.Tensor) -> None:
     """A classifier needs at least two classes to train on; one class "learns" loss 0 and accuracy 1."""
     counts = train_labels.bincount(minlength=len(class_names)).tolist()
-    found = [f"{c} ({n} images)" for c, n in zip(class_names, counts) if n > 0]
+    found = [f"{c} ({plural(n, 'image')})" for c, n in zip(class_names, counts) if n > 0]
     if len(found) < 2:
         raise TooFewClasses(f"{source}: the training split has images of {len(found)} class"
                             f"{'' if len(found) == 1 else 'es'} ({', '.join(found) or 'none'}); a classifier needs "

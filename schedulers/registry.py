@@ -28,7 +28,7 @@ from torch.optim import Optimizer
 
 from common.errors import UsageError
 from common.monitors import mode_of
-from common.spelling import did_you_mean
+from common.spelling import did_you_mean, plural
 from schedulers.presets import PRESET_IDS, PRESETS, REFERENCE_EPOCHS
 
 GRANULARITIES = ("update", "epoch", "metric", "events")
@@ -114,7 +114,8 @@ def make_plan(epochs: int, steps_per_epoch: int, warmup_epochs: float = 0.0, war
     warmup = warmup_steps or round(warmup_epochs * steps_per_epoch)
     plan = Plan(epochs, steps_per_epoch, warmup, monitor)
     if warmup >= plan.total_steps:
-        raise UsageError(f"warmup of {warmup} updates is not shorter than training ({plan.total_steps} updates)")
+        raise UsageError(f"warmup of {plural(warmup, 'update')} is not shorter than training "
+                         f"({plural(plan.total_steps, 'update')})")
     return plan
 
 
