@@ -57,6 +57,9 @@ def get_args_parser() -> ArgParser:
     p.add_argument("--csv", metavar="OUT.csv",
                    help="write --scheduler's curve: step,epoch,lr, one row per update (both 1-based)")
     p.add_argument("--png", metavar="OUT.png", help="draw the curves")
+    p.add_argument("--log_y", action="store_true",
+                   help="LR on a log axis: decays over orders of magnitude (step, plateau) stay apart instead of "
+                        "all lying on 0; updates at LR 0 are left out")
     p.add_argument("--compare", nargs="+", metavar="NAME2", default=[],
                    help="more schedules on the same plot, with their default hyperparameters")
     p.add_argument("--list", action="store_true", help="print the catalog, torch's argument names and the presets")
@@ -82,7 +85,7 @@ def write_csv(points, steps_per_epoch: int, path: Path) -> None:
     write_atomic(buf.getvalue().encode(), Path(path))
 
 
-def figure(curves: dict[str, list], title: str, steps_per_epoch: int, epochs: int):
+def figure(curves: dict[str, list], title: str, steps_per_epoch: int, epochs: int, log_y: bool = False):
     """The LR of every update against the epoch, numbered from 1: epoch k runs from k to k + 1."""
     from matplotlib.ticker import MaxNLocator
 
@@ -96,7 +99,9 @@ def figure(curves: dict[str, list], title: str, steps_per_epoch: int, epochs: in
     ax.set_xlim(1, epochs + 1)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("learning rate")
+    ax.set_ylabel("learning rate (log scale)" if log_y else "learning rate")
+    if log_y:
+        ax.set_yscale("log", nonpositive="mask")  # LR 0 (a cosine's last update) has no place on it
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside, never on a curve
@@ -141,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warm = f", {cfg.warmup_mode} warmup {plural(plan.warmup_steps, 'update')}" if plan.warmup_steps else ""
         title = (f"LR of every update: base lr {cfg.lr:g}, {plural(cfg.epochs, 'epoch')} x "
                  f"{plural(ns.steps_per_epoch, 'update')}{warm}")
-        save_figure(figure(curves, title, ns.steps_per_epoch, cfg.epochs), ns.png, dpi=90, tight=True)
+        save_figure(figure(curves, title, ns.steps_per_epoch, cfg.epochs, ns.log_y), ns.png, dpi=90, tight=True)
     for label, points in curves.items():
         print(summary(label, points))
     for f in (ns.csv, ns.png):

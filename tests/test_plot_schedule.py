@@ -141,6 +141,16 @@ def test_overlay_keeps_every_curve_visible_with_epochs_from_1():
     assert legend_box.x0 >= ax.get_window_extent().x1  # beside the axes, not over the curves
 
 
+def test_log_y_draws_decays_on_a_log_axis(tmp_path):
+    from schedulers.simulate import simulate
+    curves = {n: simulate(n, {}, 6, 2, base_lr=0.1) for n in ("cosine", "step")}
+    assert plot_schedule.figure(curves, "t", 2, 6).axes[0].get_yscale() == "linear"
+    assert plot_schedule.figure(curves, "t", 2, 6, log_y=True).axes[0].get_yscale() == "log"
+    png = tmp_path / "log.png"
+    plot_schedule.main(["--compare", "step", "--log_y", "--png", str(png)])  # cosine's final 0 is masked
+    assert png.stat().st_size > 1000
+
+
 def test_readme_catalog_table_is_the_generated_one():
     from pathlib import Path
 
