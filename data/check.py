@@ -46,6 +46,8 @@ class DataReport:
     notes: list[str] = field(default_factory=list)  # what the loader decided (split, resize, streaming)
     channels: int = 0  # what every image was converted to (file datasets)
     exif_rotated: int = 0  # images whose EXIF Orientation tag turns or mirrors them when decoded
+    duplicates: int = 0  # files reached again through another link (or hard link): counted once
+    link_loops: list[str] = field(default_factory=list)  # folders reached again through a link: not re-entered
 
     def warnings(self) -> list[str]:
         """One line per problem worth a user's attention."""
@@ -62,6 +64,13 @@ class DataReport:
             if absent and split == "train":
                 out.append(f"train has no images of {plural(len(absent), 'class', count=False)} {', '.join(absent)}: "
                            f"the model cannot learn them")
+        if self.duplicates:  # one file in two splits would leak test images into training
+            out.append(f"{plural(self.duplicates, 'duplicate file')} dropped: the same file reached through more "
+                       f"than one link or path is used once")
+        if self.link_loops:
+            shown = ", ".join(self.link_loops[:3]) + (" ..." if len(self.link_loops) > 3 else "")
+            out.append(f"{plural(len(self.link_loops), 'link')} to a folder already scanned skipped "
+                       f"(loops or repeats: {shown})")
         if self.empty_classes:
             folders = plural(len(self.empty_classes), "empty class folder", count=False)
             out.append(f"{folders}: {', '.join(self.empty_classes)}")
