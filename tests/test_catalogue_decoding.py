@@ -80,7 +80,7 @@ def test_predict_one_bad_file_gets_its_row(hostile, trained):
     assert res.stderr.count("is animated: the first frame is used") == 1
     res = cli("predict.py", "--checkpoint", best, hostile / "dog" / "huge.png", hostile / "dog" / "pipe.png",
               "--device", "cpu", timeout=TIMEOUT)
-    assert_refused(res, "none of the 2 files could be read")
+    assert_refused(res, "no input could be read as an image (2 given")
 
 
 def test_explain_animated_and_huge(hostile, trained, tmp_path):
