@@ -267,6 +267,14 @@ def anchors(path: Path) -> set[str]:
     return {slug(h) for h in re.findall(r"^#+\s+(.+)$", text, re.M)}
 
 
+def test_anchors_are_githubs():
+    assert slug("Choices made by measurement: AMP, memory format, threads") == \
+        "choices-made-by-measurement-amp-memory-format-threads"
+    assert slug("Export: ONNX and TorchScript") == "export-onnx-and-torchscript"
+    assert slug("The `runs` table") == "the-runs-table"
+    assert "the-lr-range-test" in anchors(ROOT / "docs" / "lab.md")
+
+
 @pytest.mark.parametrize("page", PAGES, ids=_rel)
 def test_relative_links_and_pictures_resolve(page):
     text = INLINE.sub("", FENCE.sub("", page.read_text()))
