@@ -7,6 +7,7 @@ parser knows; ``--scheduler_<param>`` must be a hyperparameter of the command's 
 must be a Makefile target. The parsers are the scripts' real ones, caught in-process when ``main``
 first parses (no subprocess, nothing runs).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -104,10 +105,12 @@ def _catch(self, args=None, namespace=None):
 @functools.cache
 def parser_of(script: str) -> argparse.ArgumentParser:
     """The argument parser ``script``'s ``main`` parses with, caught before it parses anything."""
-    module = importlib.import_module(script[:-len(".py")].replace("/", "."))
+    module = importlib.import_module(script[: -len(".py")].replace("/", "."))
     takes_argv = bool(inspect.signature(module.main).parameters)
-    with mock.patch.object(argparse.ArgumentParser, "parse_known_args", _catch), \
-            mock.patch.object(sys, "argv", [script]):
+    with (
+        mock.patch.object(argparse.ArgumentParser, "parse_known_args", _catch),
+        mock.patch.object(sys, "argv", [script]),
+    ):
         try:
             module.main([]) if takes_argv else module.main()
         except _Parsed as caught:
@@ -150,10 +153,12 @@ def unknown_flags(script: str, args: list[str]) -> list[str]:
     train = parser_of("train.py")
     wrong = []
     if TRAIN_FLAGS_AFTER.get(script) == "--" and "--" in args:
-        groups = [(own, args[:args.index("--")]), (train, args[args.index("--") + 1:])]
+        groups = [(own, args[: args.index("--")]), (train, args[args.index("--") + 1 :])]
     elif TRAIN_FLAGS_AFTER.get(script) == "unknown":
-        groups = [(own, [a for a in args if a.strip("[]").split("=")[0] in known_flags(own, [])]),
-                  (train, [a for a in args if a.strip("[]").split("=")[0] not in known_flags(own, [])])]
+        groups = [
+            (own, [a for a in args if a.strip("[]").split("=")[0] in known_flags(own, [])]),
+            (train, [a for a in args if a.strip("[]").split("=")[0] not in known_flags(own, [])]),
+        ]
     else:
         groups = [(own, args)]
     for parser, part in groups:
@@ -162,9 +167,15 @@ def unknown_flags(script: str, args: list[str]) -> list[str]:
             if flag in known:
                 continue
             if flag.startswith("--scheduler_") and "--scheduler" in known:  # its schedule's hyperparameters
+                from common.errors import UsageError
                 from schedulers.registry import get_spec
-                spec = get_spec(schedule_of(part))
-                if flag[len("--scheduler_"):] in {*spec.params, *spec.param_aliases}:
+
+                try:
+                    spec = get_spec(schedule_of(part))
+                except UsageError as e:  # a placeholder or a typo where the schedule's name goes
+                    wrong.append(f"{flag} ({e})")
+                    continue
+                if flag[len("--scheduler_") :] in {*spec.params, *spec.param_aliases}:
                     continue
             wrong.append(flag)
     return wrong
@@ -203,6 +214,7 @@ def check_command(command: str) -> list[str]:
             continue
         if program == "torchrun":
             from torch.distributed.run import get_args_parser
+
             at = next((i for i, w in enumerate(rest) if w.endswith(".py")), len(rest))
             launcher = {s for a in get_args_parser()._actions for s in a.option_strings}
             problems += [f"torchrun has no {f}" for f in flags_in(rest[:at]) if f not in launcher]
@@ -237,9 +249,13 @@ def test_the_checker_finds_commands_and_catches_mistakes():
     assert check_command("python train.py --epochs 3 --scheduler plateau --scheduler_patience 2") == []
     assert check_command("python train.py --epochs_nope 3") == ["train.py has no --epochs_nope"]
     assert check_command("python train.py --scheduler cosine --scheduler_patience 2") == [
-        "train.py has no --scheduler_patience"]
+        "train.py has no --scheduler_patience"
+    ]
     assert check_command("python plot_schedule.py --scheduler cosine --scheduler_T_max 5") == []
-    assert check_command("python sweep.py --schedulers step --seeds 0 -- --epochs 2 --nope") == ["sweep.py has no --nope"]
+    assert check_command("python train.py --scheduler NAME --scheduler_gamma 0.5")[0].startswith(
+        "train.py has no --scheduler_gamma (unknown scheduler 'NAME'"
+    )
+    assert check_command("python sweep.py --schedulers step -- --epochs 2 --nope") == ["sweep.py has no --nope"]
     assert check_command("python lr_find.py --num_iter 50 --epochs 2 --nope") == ["lr_find.py has no --nope"]
     assert check_command("python results.py best --top 3") == []
     assert check_command("python results.py runs --top 3") == ["results.py has no --top"]
@@ -268,8 +284,10 @@ def anchors(path: Path) -> set[str]:
 
 
 def test_anchors_are_githubs():
-    assert slug("Choices made by measurement: AMP, memory format, threads") == \
-        "choices-made-by-measurement-amp-memory-format-threads"
+    assert (
+        slug("Choices made by measurement: AMP, memory format, threads")
+        == "choices-made-by-measurement-amp-memory-format-threads"
+    )
     assert slug("Export: ONNX and TorchScript") == "export-onnx-and-torchscript"
     assert slug("The `runs` table") == "the-runs-table"
     assert "the-lr-range-test" in anchors(ROOT / "docs" / "lab.md")
@@ -297,5 +315,6 @@ def test_readme_is_a_front_door():
     assert len(text.splitlines()) <= 300
     assert [p.name for p in DOC_PAGES if f"docs/{p.name}" not in text] == []
     dated = re.compile(r"\b(\d{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\w*|20\d\d-\d\d-\d\d)\b")
-    assert [(_rel(p), m.group(0)) for p in [README, *DOC_PAGES] for m in dated.finditer(p.read_text())] == [], \
+    assert [(_rel(p), m.group(0)) for p in [README, *DOC_PAGES] for m in dated.finditer(p.read_text())] == [], (
         "dated measurements go to bench/RESULTS.md"
+    )
