@@ -1,6 +1,7 @@
 """Every command shown in README.md, docs/*.md and bench/RESULTS.md is real, and every link resolves.
 
-A command is a line of a ``bash`` block, a ``$ `` line of a ``console``/``text`` block, or an inline
+A command is a line of a ``bash`` block, a ``$ `` line of a ``console``/``text`` block, a line of a
+plain block that starts with ``python``/``torchrun``/``make``, or an inline
 code span that starts with ``python``/``make``/``torchrun`` (or ``X.py --flag``). For ``python S.py``
 (also under ``torchrun``) the script must exist and every ``--flag`` must be one that S's own argument
 parser knows; ``--scheduler_<param>`` must be a hyperparameter of the command's schedule; ``make T``
@@ -77,6 +78,9 @@ def page_commands(path: Path) -> list[tuple[str, str]]:
                     prompted.append((n, line[2:]))
                     keep = line.rstrip().endswith("\\")
                 elif keep:
+                    prompted.append((n, line))
+                    keep = line.rstrip().endswith("\\")
+                elif not lang and re.match(r"(python3? |torchrun |make )\S", line):  # a plain block's command
                     prompted.append((n, line))
                     keep = line.rstrip().endswith("\\")
                 elif line.startswith("error:") and prompted:  # shown to be refused: not a command to copy
