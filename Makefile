@@ -1,10 +1,11 @@
 # Two commands on a fresh machine:  `make demo` (set up + train on the bundled digits), `make test`.
 # `make test-quick` leaves out the tests marked slow (whole runs, kill/resume): one command, ~half the time.
+# `make lint`: ruff's lint and format check (pyproject.toml), as CI runs it.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-quick install clean
+.PHONY: demo test test-quick lint install clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -22,6 +23,11 @@ test: $(STAMP)
 
 test-quick: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# Lint and format check (settings: pyproject.toml); CI runs it before the tests.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 clean:
 	rm -rf $(VENV) checkpoints .pytest_cache

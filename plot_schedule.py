@@ -63,7 +63,7 @@ def get_args_parser() -> ArgParser:
     p.add_argument("--compare", nargs="+", metavar="NAME2", default=[],
                    help="more schedules on the same plot, with their default hyperparameters")
     p.add_argument("--list", action="store_true", help="print the catalog, torch's argument names and the presets")
-    p.add_argument("--markdown", action="store_true", help="with --list: print the README tables")
+    p.add_argument("--markdown", action="store_true", help="with --list: print the tables of docs/schedules.md")
     p.epilog = "Schedule hyperparameters: --scheduler_<param> VALUE (see --list)."
     return p
 

@@ -1,4 +1,4 @@
-"""Write a small real image folder from Fashion-MNIST: the README's transfer-learning example data.
+"""Write a small real image folder from Fashion-MNIST: the transfer-learning example data of docs/datasets.md.
 
 The first N images per class of the official training set go to OUT/train/<class>/, the first N
 per class of the official test set to OUT/test/<class>/, upscaled to SIZE px PNGs (as photos of

@@ -4,7 +4,7 @@ Both train the same model (identical initial weights) on the same pre-built batc
 same optimizer and a per-update cosine schedule; the two are alternated so machine noise hits
 both alike. Prints seconds per epoch of each, and the ratio. Target: overhead <= 1 %.
 
-    python bench/loop_overhead.py --amp --channels_last   # the README's numbers (25,600 28x28 images)
+    python bench/loop_overhead.py --amp --channels_last   # bench/RESULTS.md's numbers (25,600 28x28 images)
     python bench/loop_overhead.py --rounds 4 --images 12800  # quicker, noisier
     python bench/loop_overhead.py --device cuda --amp --channels_last --width 16 --depth 4 --batch_size 256
         # on a GPU (float16 + GradScaler): the bare loop's images/s is the ceiling for train.py's

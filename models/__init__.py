@@ -56,7 +56,7 @@ def _timm(name: str) -> Callable[..., nn.Module]:
                 raise
             raise AppError(f"could not fetch pretrained weights for '{name}' from timm's hub "
                            f"({type(e).__name__}; offline?). Use --pretrained_weights PATH to load a local "
-                           f"file (README 'Transfer learning' names offline ImageNet weights), or drop --pretrained"
+                           f"file (docs/datasets.md, 'Transfer learning', names offline ImageNet weights), or drop --pretrained"
                            ) from None
     return build
 

@@ -1,5 +1,5 @@
 """The catalog and the presets as text: ``plot_schedule.py --list`` (terminal) and ``--list --markdown``
-(README).
+(docs/schedules.md).
 
 Both are rendered from the registry, so the documentation cannot drift from what the code accepts.
 """
@@ -98,7 +98,7 @@ def presets_text() -> str:
 
 
 def presets_markdown() -> str:
-    """The README's preset table."""
+    """The preset table of docs/schedules.md."""
     rows = ["| id | name | variant (seed table) | entry: values for 100 epochs | notes |", "|---|---|---|---|---|"]
     for pid, p in PRESETS.items():
         name = f"`{p['name']}`" if preset_of(p["name"]) else f"(`{p['name']}`: id only)"
@@ -108,7 +108,7 @@ def presets_markdown() -> str:
 
 
 def catalog_markdown() -> str:
-    """The README's catalog table."""
+    """The catalog table of docs/schedules.md."""
     rows = ["| name (aliases) | what it does | steps | key hyperparameters (default) | new `--epochs` on resume |",
             "|---|---|---|---|---|"]
     for spec in _ordered():

@@ -151,10 +151,10 @@ def test_log_y_draws_decays_on_a_log_axis(tmp_path):
     assert png.stat().st_size > 1000
 
 
-def test_readme_catalog_table_is_the_generated_one():
+def test_docs_catalog_table_is_the_generated_one():
     from pathlib import Path
 
     from schedulers.listing import catalog_markdown, presets_markdown
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert catalog_markdown() in readme, "regenerate it: python plot_schedule.py --list --markdown"
-    assert presets_markdown() in readme, "regenerate it: python plot_schedule.py --list --markdown"
+    page = (Path(__file__).resolve().parents[1] / "docs" / "schedules.md").read_text()
+    assert catalog_markdown() in page, "regenerate it: python plot_schedule.py --list --markdown"
+    assert presets_markdown() in page, "regenerate it: python plot_schedule.py --list --markdown"

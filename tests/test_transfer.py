@@ -1,5 +1,5 @@
 """Transfer learning: local weights files (by name, by order, gray stems, heads, mismatches), the hub's
-offline message for the README recipe, --freeze_epochs (exact resume), --backbone_lr_mult, and
+offline message for the recipe of docs/datasets.md, --freeze_epochs (exact resume), --backbone_lr_mult, and
 --help text for every flag."""
 from __future__ import annotations
 
