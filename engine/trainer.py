@@ -40,7 +40,7 @@ from engine.lr_finder import LRFind, range_test, report, write_outputs
 from engine.model_io import load_model_from_checkpoint
 from engine.optim import build_optimizer
 from engine.recorder import RunRecorder, class_metrics
-from engine.run import start_run
+from engine.run import RunStart, start_run
 from engine.runtime import amp_policy, resolve_device, rng_state, seed_everything, set_rng_state, set_threads, unwrap
 from engine.tensorboard import TensorBoardSink
 from models import build_model, set_backbone_frozen
@@ -198,8 +198,15 @@ def eval_model(c: Components) -> nn.Module:
 
 
 def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[str, Any]:
-    """Train (or resume) a run and return its summary."""
+    """Train (or resume) a run and return its summary, holding the run folder's lock throughout."""
     start = start_run(cfg, cli_keys)
+    try:
+        return _train(start, progress)
+    finally:
+        start.lock.release()
+
+
+def _train(start: RunStart, progress: bool | None) -> dict[str, Any]:
     cfg, run_dir = start.cfg, start.run_dir
     seed_everything(cfg.seed, cfg.deterministic)  # before CUDA starts: --deterministic sets cuBLAS up
     device = ddp.setup(cfg.device)  # None unless started by torchrun
