@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from common.errors import AppError, UsageError
+from common.errors import AppError, UsageError, first_line
 from common.fileio import link_atomic, write_atomic
 
 VERSION = 1
@@ -55,11 +55,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise AppError(f"refusing to load {path}: it contains pickled objects that could run code "
-                       f"({str(e).splitlines()[0][:160]}). Only load checkpoints you trust, and re-save "
+                       f"({first_line(e)}). Only load checkpoints you trust, and re-save "
                        f"them as plain tensors") from None
     except Exception as e:  # truncated zip, not a torch file, ...
         raise AppError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: "
-                       f"{str(e).splitlines()[0][:120]}); use another checkpoint, e.g. an epoch_NNN.pt") from None
+                       f"{first_line(e, 120)}); use another checkpoint, e.g. an epoch_NNN.pt") from None
     if not isinstance(ckpt, dict):
         raise AppError(f"{path} is not a checkpoint of this tool (it holds a {type(ckpt).__name__})")
     version = ckpt.get("version")

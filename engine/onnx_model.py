@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.errors import AppError
+from common.errors import AppError, first_line
 from engine import config as config_mod
 from engine.config import Config
 
@@ -28,7 +28,7 @@ def _session(path: Path):
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for unreadable models
-        raise AppError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:200]}") from None
+        raise AppError(f"onnxruntime cannot load {path}: {first_line(e, 200)}") from None
 
 
 class OnnxModule(nn.Module):

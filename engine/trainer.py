@@ -20,7 +20,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
 from common import faults
-from common.errors import AppError, UsageError
+from common.errors import AppError, UsageError, first_line
 from common.fileio import remove_stale_temps
 from data import DataBundle, prepare_data, preprocessing_of
 from data.loader import balanced_sample_weights, loss_weights, make_loader
@@ -100,7 +100,7 @@ def restore(c: Components, ckpt: dict[str, Any], cfg: Config, num_classes: int) 
     try:
         unwrap(c.model).load_state_dict(ckpt["model"])
     except RuntimeError as e:
-        raise UsageError(f"checkpoint weights do not fit model '{cfg.model}': {str(e).splitlines()[0]}") from None
+        raise UsageError(f"checkpoint weights do not fit model '{cfg.model}': {first_line(e)}") from None
     c.optimizer.load_state_dict(ckpt["optimizer"])
     if ckpt.get("world_size", 1) == ddp.world():
         c.scheduler.load_state_dict(ckpt["scheduler"])
