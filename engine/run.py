@@ -9,7 +9,7 @@ from typing import Any
 
 from common.errors import AppError, UsageError
 from common.runlock import RunLock, RunLocked
-from engine.checkpoint import load_checkpoint
+from engine.checkpoint import RESUME_KEYS, load_checkpoint
 from engine.config import LR_AUTO, Config, from_dict
 
 # Settings a resumed run cannot change: they define the model, its data, the optimizer's state or the
@@ -89,6 +89,15 @@ def _merge_for_resume(saved: Config, cfg: Config, cli_keys: list[str], path: Pat
     return dataclasses.replace(saved, **updates)
 
 
+def _resumable(ckpt: dict[str, Any], cfg: Config, cli_keys: list[str], path: Path) -> Config:
+    """The resumed run's config; UsageError when ``ckpt`` cannot be continued as asked."""
+    missing = [k for k in RESUME_KEYS if k not in ckpt]
+    if missing:
+        raise UsageError(f"{path} holds weights only (no {', '.join(missing)}), so there is no training to "
+                         f"continue; start a new run from it with --pretrained_weights {path}")
+    return _merge_for_resume(from_dict(ckpt["config"]), cfg, cli_keys, path)
+
+
 def _newest_epoch(folder: Path, skip: Path) -> int:
     """The newest completed epoch saved in ``folder`` (last.pt, else epoch_NNN.pt names), 0 if none."""
     last = folder / "last.pt"
@@ -135,7 +144,7 @@ def start_run(cfg: Config, cli_keys: list[str]) -> RunStart:
             lock.release()
             raise
     path, folder = _resume_plan(cfg, cli_keys)
-    _merge_for_resume(from_dict(load_checkpoint(path)["config"]), cfg, cli_keys, path)  # refuse before locking
+    _resumable(load_checkpoint(path), cfg, cli_keys, path)  # refuse before locking
     if folder.resolve() != path.parent.resolve() and _has_checkpoints(folder):
         raise UsageError(f"run folder {folder} already holds checkpoints; choose another --run_name")
     lock = _lock(folder, writer)
@@ -149,7 +158,7 @@ def start_run(cfg: Config, cli_keys: list[str]) -> RunStart:
 def _resumed(cfg: Config, cli_keys: list[str], path: Path, folder: Path, lock) -> RunStart:
     """The start of a resumed run, decided under the folder's lock."""
     ckpt = load_checkpoint(path)
-    merged = _merge_for_resume(from_dict(ckpt["config"]), cfg, cli_keys, path)
+    merged = _resumable(ckpt, cfg, cli_keys, path)
     if folder.resolve() == path.parent.resolve():
         newest = _newest_epoch(folder, path)
         if newest > ckpt["epoch"]:

@@ -55,6 +55,8 @@ class LoadReport:
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise AppError(f"pretrained weights file not found: {path}")
+    if path.stat().st_size == 0:
+        raise AppError(f"pretrained weights file {path} is empty (0 bytes); download it again")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt file or pickled code: never executed, always reported
