@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from common.cli import cli_parser
+from common.fileio import check_writable
 from common.errors import UsageError, run_cli
 
 
@@ -52,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from evaluation.metrics import evaluate_predictions
     from evaluation.report import EVAL_FILES, format_evaluation, format_members, write_evaluation
 
+    if args.output_dir:  # the default, next to the checkpoint, is checked once the split is known
+        check_writable(args.output_dir, "--output_dir", folder=True)
     members = load_members(args.checkpoint, resolve_device(args.device))
     scored = [score_split(m, args.data_dir, args.split, args.batch_size) for m in members]
     check_same_samples(members, scored)
@@ -65,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     suffix = "_ensemble" if ensemble else ""
     out_dir = (Path(args.output_dir) if args.output_dir
                else Path(args.checkpoint[0]).resolve().parent / f"eval_{ref.split_name}{suffix}")
+    check_writable(out_dir, "--output_dir", folder=True)
     ev = evaluate_predictions(labels, probs, names)
     if ensemble:
         member_evs = [evaluate_predictions(labels, s.probs.numpy(), names) for s in scored]
