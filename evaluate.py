@@ -45,6 +45,8 @@ def build_parser():
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.output_dir:  # the default, next to the checkpoint, is checked once the split is known
+        check_writable(args.output_dir, "--output_dir", folder=True)
     # Heavy imports only once the command line is known to be good.
     import torch
 
@@ -53,8 +55,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from evaluation.metrics import evaluate_predictions
     from evaluation.report import EVAL_FILES, format_evaluation, format_members, write_evaluation
 
-    if args.output_dir:  # the default, next to the checkpoint, is checked once the split is known
-        check_writable(args.output_dir, "--output_dir", folder=True)
     members = load_members(args.checkpoint, resolve_device(args.device))
     scored = [score_split(m, args.data_dir, args.split, args.batch_size) for m in members]
     check_same_samples(members, scored)
