@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from common import faults
 from common.errors import AppError
-from engine.distributed import BatchAgreement, all_sum, is_dist
-from engine.runtime import AmpPolicy
+from runtime.distributed import BatchAgreement, all_sum, is_dist
+from runtime.runtime import AmpPolicy
 
 
 class NonFiniteLoss(AppError):

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from artifacts.checkpoint import RESUME_KEYS, load_checkpoint
 from common.errors import AppError, UsageError
 from common.runlock import RunLock, RunLocked
-from engine.checkpoint import RESUME_KEYS, load_checkpoint
-from engine.config import LR_AUTO, Config, from_dict
+from settings.config import LR_AUTO, Config, from_dict
 
 # Settings a resumed run cannot change: they define the model, its data, the optimizer's state or the
 # schedule's shape, all restored from the checkpoint (a new value would be recorded but not used).

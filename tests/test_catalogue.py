@@ -26,7 +26,7 @@ import yaml
 from catalogue_util import assert_refused, snapshot
 from conftest import FAST, ROOT, cli
 from common.errors import UsageError
-from engine.config import Config, FIELD_TYPES, parse_args
+from settings.config import Config, FIELD_TYPES, parse_args
 
 TRAIN = [*FAST, "--threads", "1"]
 

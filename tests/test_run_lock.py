@@ -70,7 +70,7 @@ def test_two_trainings_on_one_run_name_never_mix(tmp_path):
     assert first.returncode == 0, err
     assert "starting the run fresh" in out and "starting" not in second.stdout
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["lr"] == 0.003
-    from engine.checkpoint import load_checkpoint
+    from artifacts.checkpoint import load_checkpoint
     for name in ("best.pt", "last.pt"):
         assert load_checkpoint(run_dir / name)["config"]["lr"] == 0.003
     assert [int(r["epoch"]) for r in read_csv(run_dir / "metrics.csv")] == [1, 2]

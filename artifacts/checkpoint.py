@@ -16,6 +16,8 @@ import torch
 
 from common.errors import AppError, UsageError, first_line
 from common.fileio import link_atomic, write_atomic
+from settings.config import from_dict
+from settings.validate import MAX_IMAGE_SIDE, check_sizes
 
 VERSION = 1
 REQUIRED_KEYS = ("model", "config", "class_names", "preprocessing", "version")
@@ -89,8 +91,6 @@ def _is_number(v: Any) -> bool:
 
 def _field_problem(ckpt: dict[str, Any]) -> str:
     """What is wrong with the fields every reader trusts ("" when nothing): their types and sizes."""
-    from engine.validate import MAX_IMAGE_SIDE
-
     model = ckpt["model"]
     if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in model.items()):
@@ -136,9 +136,6 @@ def _field_problem(ckpt: dict[str, Any]) -> str:
 def check_fields(ckpt: dict[str, Any], path: Path) -> None:
     """The one check of a loaded checkpoint's fields, so no reader meets a wrong type later: raises
     AppError naming the file and the field (a damaged or hand-edited checkpoint)."""
-    from engine.config import from_dict
-    from engine.validate import check_sizes
-
     problem = _field_problem(ckpt)
     if not problem:
         try:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dataclasses
 
-from engine.config import LR_AUTO, Config, finite_floats, stage_widths
+from settings.config import LR_AUTO, Config, finite_floats, stage_widths
 from common.errors import UsageError, unknown_name
 
 # Upper bounds of sizes: far above any sensible run, far below what would try to allocate terabytes
@@ -100,7 +100,7 @@ def check_config(cfg: Config) -> None:
 
     _require(cfg.warmup_mode in WARMUP_MODES, f"unknown --warmup_mode '{cfg.warmup_mode}'; valid: {', '.join(WARMUP_MODES)}")
     resolve_params(cfg.scheduler, cfg.scheduler_params, cfg.epochs, cfg.monitor)  # presets scale with --epochs
-    from engine.optim import OPTIMIZERS
+    from models.optim import OPTIMIZERS
     from models import valid_model
 
     if cfg.optimizer not in OPTIMIZERS:

@@ -3,7 +3,7 @@
 ``OnnxModule`` is an ``nn.Module`` whose forward calls onnxruntime, so predict.py, evaluate.py and
 ensembles use one code path for both formats: the same decode, ``eval_transform``, test-time
 augmentation and softmax. The class names, preprocessing and config come from the file's metadata
-(written by :mod:`evaluation.export`); onnxruntime runs on the CPU. ``engine.model_io`` turns what
+(written by :mod:`evaluation.export`); onnxruntime runs on the CPU. ``artifacts.model_io`` turns what
 ``read_onnx`` returns into its ``LoadedModel``.
 """
 from __future__ import annotations
@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from artifacts.checkpoint import check_fields
 from common.errors import AppError, first_line
-from engine import config as config_mod
-from engine.checkpoint import check_fields
-from engine.config import Config
+from settings import config as config_mod
+from settings.config import Config
 
 
 def _session(path: Path):
