@@ -84,8 +84,8 @@ def _merge_for_resume(saved: Config, cfg: Config, cli_keys: list[str], path: Pat
     for key in FROZEN_ON_RESUME:
         if key in updates and updates[key] != getattr(saved, key):
             raise UsageError(f"{path} was trained with {key}={getattr(saved, key)!r}; it cannot be resumed with "
-                             f"{key}={updates[key]!r} (the checkpoint's state would override it). Leave it out, "
-                             f"or start a new run without --resume")
+                             f"{key}={updates[key]!r} (the checkpoint's state would override it). Leave it out to "
+                             f"continue the run; Start a new run without --resume to change it")
     return dataclasses.replace(saved, **updates)
 
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
 import yaml
 
 from catalogue_util import assert_refused
@@ -75,18 +73,3 @@ def test_two_trainings_on_one_run_name_never_mix(tmp_path):
         assert load_checkpoint(run_dir / name)["config"]["lr"] == 0.003
     assert [int(r["epoch"]) for r in read_csv(run_dir / "metrics.csv")] == [1, 2]
     assert (run_dir / "summary.json").is_file() and not is_locked(run_dir)
-
-
-@pytest.mark.parametrize("via", ["path", "auto"])
-def test_resume_refuses_a_setting_it_would_not_use(tmp_path, via):
-    """--lr with --resume used to be written into config.yaml while the old LR was trained."""
-    import train as train_script
-    root = tmp_path / "ck"
-    train_script.main(["--checkpoint_dir", str(root), *FAST, "--threads", "1", "--epochs", "2", "--run_name", "r",
-                       "--save_every", "1", "--results_db", "none"])
-    target = ["--resume", "auto", "--run_name", "r"] if via == "auto" else ["--resume", root / "r" / "last.pt"]
-    from catalogue_util import snapshot
-    before = snapshot(root)
-    done = cli("train.py", "--checkpoint_dir", root, *target, "--lr", "0.5", "--epochs", "3")
-    assert_refused(done, codes=(2,), says=("lr=0.003", "lr=0.5", "Leave it out"))
-    assert snapshot(root) == before
