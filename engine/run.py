@@ -99,15 +99,16 @@ def _resumable(ckpt: dict[str, Any], cfg: Config, cli_keys: list[str], path: Pat
 
 
 def _newest_epoch(folder: Path, skip: Path) -> int:
-    """The newest completed epoch saved in ``folder`` (last.pt, else epoch_NNN.pt names), 0 if none."""
+    """The epoch of ``folder``'s last.pt, the run's commit point (0 when it is ``skip``, missing or
+    unreadable). Numbered files are not consulted: one may be a step ahead of last.pt after a crash
+    between the two writes, and resuming last.pt then really retrains that epoch."""
     last = folder / "last.pt"
-    if last.is_file() and last.resolve() != skip.resolve():
-        try:
-            return int(load_checkpoint(last)["epoch"])
-        except AppError:
-            pass  # a damaged last.pt: the numbered files still say how far the run got
-    numbers = [int(p.stem[len("epoch_"):]) for p in folder.glob("epoch_*.pt") if p.stem[len("epoch_"):].isdigit()]
-    return max(numbers, default=0)
+    if not last.is_file() or last.resolve() == skip.resolve():
+        return 0
+    try:
+        return int(load_checkpoint(last)["epoch"])
+    except AppError:
+        return 0  # a damaged last.pt: resuming an earlier file is the way back
 
 
 def _resume_plan(cfg: Config, cli_keys: list[str]) -> tuple[Path, Path]:
