@@ -12,6 +12,7 @@ API for the tools that manage runs (sweep.py)::
     lock = RunLock(folder)
     try:
         lock.acquire()           # RunLocked(folder, pid) when another process holds it
+        lock.acquire(wait=True)  # ... or block until that process ends
     except RunLocked as e:
         ...                      # skip the run, or wait and try again
     ...
@@ -78,8 +79,9 @@ class RunLock:
     def held(self) -> bool:
         return self._fd is not None or self._nested
 
-    def acquire(self) -> "RunLock":
-        """Take the lock or raise :class:`RunLocked` at once (never waits for a writer)."""
+    def acquire(self, wait: bool = False) -> "RunLock":
+        """Take the lock, or raise :class:`RunLocked` at once; ``wait=True`` blocks until the writer
+        holding it ends instead (e.g. a sweep waiting for another sweep's run before it looks at it)."""
         if self.held:
             return self
         try:
@@ -95,7 +97,7 @@ class RunLock:
         deadline = time.monotonic() + _CONTENDED_S
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
                 break
             except OSError as e:
                 busy = e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)

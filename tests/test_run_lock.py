@@ -42,6 +42,24 @@ def test_a_dead_holder_leaves_no_lock(tmp_path):
     RunLock(folder).acquire().release()
 
 
+def test_wait_blocks_until_the_holder_ends(tmp_path):
+    folder = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from common.runlock import RunLock\n"
+                               f"RunLock({str(folder)!r}).acquire(); print('held', flush=True); sys.stdin.readline()"],
+                              cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert holder_pid(folder) == holder.pid
+        holder.stdin.write("go\n")  # the holder ends; the blocking acquire returns only after that
+        holder.stdin.flush()
+        with RunLock(folder).acquire(wait=True):
+            assert holder.poll() is not None or holder.wait(timeout=30) == 0
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.communicate()
+
+
 def test_refusal_names_folder_and_pid(tmp_path):
     err = RunLocked(tmp_path / "r", 4242)
     assert err.exit_code == 2 and str(tmp_path / "r") in str(err) and "process 4242" in str(err)
