@@ -139,18 +139,18 @@ def _field_problem(ckpt: dict[str, Any]) -> str:
     pre = ckpt["preprocessing"]
     if not isinstance(pre, dict):
         return f"'preprocessing' is a {type(pre).__name__}, not a mapping"
-    size, channels = pre.get("input_size"), pre.get("channels")
-    if size is not None and not (isinstance(size, (list, tuple)) and len(size) == 2
+    size, channels = pre.get("input_size"), pre.get("channels")  # absent in old files: model_io says so
+    if "input_size" in pre and not (isinstance(size, (list, tuple)) and len(size) == 2
                                  and all(_is_int(v) and 1 <= v <= MAX_IMAGE_SIDE for v in size)):
         return f"'preprocessing.input_size' must be [height, width] of 1..{MAX_IMAGE_SIDE} pixels, got {size!r:.60}"
-    if channels is not None and not (_is_int(channels) and 1 <= channels <= 4):
+    if "channels" in pre and not (_is_int(channels) and 1 <= channels <= 4):
         return f"'preprocessing.channels' must be 1 to 4, got {channels!r:.40}"
     for key in ("mean", "std"):
         v = pre.get(key)
-        if v is not None and not (isinstance(v, list) and all(_is_number(x) for x in v)
-                                  and (channels is None or len(v) == channels)):
+        if key in pre and not (isinstance(v, list) and all(_is_number(x) for x in v)
+                                  and ("channels" not in pre or len(v) == channels)):
             return f"'preprocessing.{key}' must be one finite number per channel, got {v!r:.60}"
-    if pre.get("std") is not None and any(x <= 0 for x in pre["std"]):
+    if "std" in pre and any(x <= 0 for x in pre["std"]):
         return "'preprocessing.std' must be positive"
     for key in ("epoch", "global_step", "world_size", "nonfinite_consecutive"):
         if key in ckpt and not (_is_int(ckpt[key]) and ckpt[key] >= 0):
