@@ -265,3 +265,20 @@ def test_every_float_setting_refuses_non_finite(key, value, tmp_path):
 def test_float_fields_are_all_covered():
     assert {"lr", "weight_decay", "momentum", "dropout", "warmup_start_factor", "min_delta"} <= set(FLOATS)
     assert yaml.safe_load("x: .nan")["x"] != yaml.safe_load("x: .nan")["x"]  # the YAML spelling really is NaN
+
+
+def test_import_skips_damaged_run_folders_with_a_warning(outcomes, tmp_path):
+    """A rebuild must not stop at one damaged run: its folder is skipped, named on stderr, the rest imported."""
+    from catalogue_util import copy_run
+    good = copy_run(outcomes["root"] / "earlier", tmp_path / "runs" / "good")
+    (copy_run(good, tmp_path / "runs" / "bad_config") / "config.yaml").write_text("a: [1,\n")
+    (copy_run(good, tmp_path / "runs" / "bad_metrics") / "metrics.csv").write_bytes(b"epoch,lr\n1,\xff\n")
+    damaged_eval = copy_run(good, tmp_path / "runs" / "bad_eval") / "eval_test"
+    damaged_eval.mkdir()
+    (damaged_eval / "metrics.json").write_text('{"per_class": 5')
+    done = cli("results.py", "import", tmp_path / "runs", "--results_db", tmp_path / "new.db")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "imported 2 run folders" in done.stdout
+    warned = done.stderr.strip().splitlines()
+    assert len(warned) == 3 and all(line.startswith("warning: skipped") for line in warned)
+    assert {"bad_config", "bad_metrics", "metrics.json"} <= {Path(w.split()[2].rstrip(":")).name for w in warned}
