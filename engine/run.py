@@ -10,6 +10,7 @@ from typing import Any
 from artifacts.checkpoint import RESUME_KEYS, load_checkpoint
 from common.errors import AppError, UsageError
 from common.runlock import RunLock, RunLocked
+from common.spelling import plural
 from settings.config import LR_AUTO, Config, from_dict
 
 # Settings a resumed run cannot change: they define the model, its data, the optimizer's state or the
@@ -170,5 +171,6 @@ def _resumed(cfg: Config, cli_keys: list[str], path: Path, folder: Path, lock) -
         raise UsageError(f"run folder {folder} already holds checkpoints; choose another --run_name")
     merged = dataclasses.replace(merged, run_name=folder.name, resume="")
     part = ckpt.get("partial_epoch")  # saved by an interrupt inside an epoch
-    where = f"epoch {ckpt['epoch']}" + (f" + {part['batches']} batches of epoch {part['epoch']}" if part else "")
+    where = f"epoch {ckpt['epoch']}" + (f" + {plural(part['batches'], 'batch')} of epoch {part['epoch']}"
+                                        if part else "")
     return RunStart(merged, folder, ckpt, f"resuming {path} ({where}) into {folder}", lock)
