@@ -1,10 +1,9 @@
 """Value checks on a resolved Config, run before any data is loaded or any file is written."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Sequence
-
-import dataclasses
 
 from settings.config import LR_AUTO, Config, finite_floats, stage_widths
 from common.errors import UsageError, unknown_name
