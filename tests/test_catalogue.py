@@ -129,7 +129,7 @@ def catalogue(root: Path, tmp: Path) -> dict[str, Case]:
                                  ("--weight_decay", "must be a finite number"), 2, real=True),
         "lr_find_start_lr_nan": Case("lr_find.py", ["--start_lr", "nan"], ("--start_lr", "finite number"), 2, real=True),
         "plot_schedule_lr_inf": Case("plot_schedule.py", ["--scheduler", "cosine", "--lr", "inf"],
-                                     ("--lr", "finite number"), 2, real=True),
+                                     ("lr", "finite number"), 2, real=True),
         "scheduler_gamma_nan": Case("train.py", [*at_root, "--scheduler", "step", "--scheduler_gamma", "nan"],
                                     ("'gamma' must be a finite number",), 2),
         # --- checkpoints with wrong-typed fields (weights-only files, hand-made) ---
