@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from common.cli import cli_parser
+from common.fileio import check_writable
 from common.errors import UsageError, run_cli
 from common.spelling import plural
 
@@ -52,6 +53,8 @@ def build_parser():
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.output_dir:  # the default, next to the checkpoint, is checked once the split is known
+        check_writable(args.output_dir, "--output_dir", folder=True)
     # Heavy imports only once the command line is known to be good.
     import torch
 
@@ -74,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     suffix = "_ensemble" if ensemble else ""
     out_dir = (Path(args.output_dir) if args.output_dir
                else Path(args.checkpoint[0]).resolve().parent / f"eval_{ref.split_name}{suffix}")
+    check_writable(out_dir, "--output_dir", folder=True)
     ev = evaluate_predictions(labels, probs, names)
     if ensemble:
         member_evs = [evaluate_predictions(labels, s.probs.numpy(), names) for s in scored]

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from common.fileio import check_writable
 from common.errors import AppError, run_cli
 from common.cli import cli_parser
 from common.progress import bar
@@ -52,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     loaded = load_model_from_checkpoint(args.checkpoint, resolve_device(args.device))
     target = target_index(args.target, loaded.class_names)
     explainer = Explainer(loaded, args.method, args.layer)
-    out_dir = Path(args.output_dir) if args.output_dir else Path(args.checkpoint).resolve().parent / "explain"
+    out_dir = check_writable(args.output_dir if args.output_dir else Path(args.checkpoint).resolve().parent / "explain",
+                             "--output_dir", folder=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"{args.method} at layer {explainer.layer_name} of {loaded.cfg.model}; writing to {out_dir}")
     written, failed, explanations = 0, 0, []

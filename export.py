@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from common.fileio import check_writable
 from common.errors import AppError, UsageError, run_cli
 from common.cli import cli_parser
 
@@ -46,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     src = Path(args.checkpoint)
     if src.suffix.lower() == ".onnx":
         raise UsageError(f"{src} is already an export; give the .pt checkpoint it came from")
-    out = Path(args.output) if args.output else src.with_name(src.stem + SUFFIXES[args.format])
+    out = check_writable(Path(args.output) if args.output else src.with_name(src.stem + SUFFIXES[args.format]),
+                         "--output")
     loaded = load_model_from_checkpoint(src, torch.device("cpu"))
     x, what = verification_images(loaded, args.data_dir)  # before writing: a missing dataset costs nothing
     out.parent.mkdir(parents=True, exist_ok=True)

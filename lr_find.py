@@ -22,6 +22,7 @@ from typing import Sequence
 
 from settings.config import LR_AUTO, parse_args
 from common.cli import ArgParser
+from common.fileio import check_writable
 from common.errors import UsageError, run_cli
 from settings.validate import check_config
 
@@ -59,8 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(choice.line())
     print(f"LR range test: {cfg.model} on {cfg.dataset}, {cfg.optimizer}, batch {cfg.batch_size}, device {device}, "
           f"{own.num_iter} updates from {own.start_lr:g} to {own.end_lr:g}")
+    out_dir = check_writable(own.output_dir or Path(cfg.checkpoint_dir) / "lr_find", "--output_dir", folder=True)
     result = lr_range_test(cfg, bundle, device, amp, own.start_lr, own.end_lr, own.num_iter)
-    out_dir = Path(own.output_dir) if own.output_dir else Path(cfg.checkpoint_dir) / "lr_find"
     files = write_outputs(result, out_dir)
     print(report(result))
     print(f"wrote {', '.join(str(f) for f in files)}")

@@ -22,6 +22,7 @@ import sys
 import time
 from typing import Sequence
 
+from common.fileio import check_writable
 from common.errors import AppError, UsageError, run_cli
 from common.cli import cli_parser
 
@@ -48,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.output and not args.output.lower().endswith((".csv", ".json")):
         # Checked before any work: a typo should not cost a whole run.
         raise UsageError(f"--output must end in .csv or .json, got '{args.output}'")
+    if args.output:
+        check_writable(args.output, "--output")
 
     from runtime.runtime import resolve_device
     from evaluation.ensemble import ensemble_predictions, load_members

@@ -53,6 +53,17 @@ def build_parser() -> ArgParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import sqlite3
+
+    from resultsdb.db import unusable
+    try:
+        return _command(args)
+    except sqlite3.Error as e:  # garbage, truncated, read-only, a folder: one line and how to rebuild
+        path = args.results_db or (args.dir / DB_FILE if args.command == "import" else DEFAULT_DB)
+        raise unusable(path, e, str(args.dir) if args.command == "import" else "checkpoints") from None
+
+
+def _command(args) -> int:
     from resultsdb import queries
     from resultsdb.db import ResultsDB
 

@@ -7,14 +7,17 @@ leaves a broken file under the final name. Reads use
 from __future__ import annotations
 
 import io
+import math
 import pickle
 from pathlib import Path
 from typing import Any, TypedDict
 
 import torch
 
-from common.errors import AppError, UsageError
+from common.errors import AppError, UsageError, first_line
 from common.fileio import link_atomic, write_atomic
+from settings.config import from_dict
+from settings.validate import MAX_IMAGE_SIDE, check_sizes
 
 VERSION = 1  # the format version: a reader refuses any other
 
@@ -50,6 +53,8 @@ class Checkpoint(TypedDict, total=False):
 
 KEYS = frozenset(Checkpoint.__annotations__)
 REQUIRED_KEYS = ("model", "config", "class_names", "preprocessing", "version")
+# What --resume needs on top: a weights-only checkpoint can seed a new run (--pretrained_weights) only.
+RESUME_KEYS = ("optimizer", "scheduler", "scaler", "early_stopping", "epoch", "global_step")
 
 
 def save_checkpoint(state: Checkpoint, *paths: Path) -> None:
@@ -87,15 +92,18 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not path.is_file():  # a wrong path on the command line: a usage error (exit 2)
         raise UsageError(f"checkpoint not found: {path}; check the path (runs live in "
                          f"<checkpoint_dir>/<run_name>/, e.g. checkpoints/custom_digits/last.pt)")
+    if path.stat().st_size == 0:
+        raise AppError(f"checkpoint {path} is empty (0 bytes): a copy or download that did not finish; "
+                       f"use another checkpoint, e.g. an epoch_NNN.pt")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise AppError(f"refusing to load {path}: it contains pickled objects that could run code "
-                       f"({str(e).splitlines()[0][:160]}). Only load checkpoints you trust, and re-save "
+                       f"({first_line(e)}). Only load checkpoints you trust, and re-save "
                        f"them as plain tensors") from None
     except Exception as e:  # truncated zip, not a torch file, ...
         raise AppError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: "
-                       f"{str(e).splitlines()[0][:120]}); use another checkpoint, e.g. an epoch_NNN.pt") from None
+                       f"{first_line(e, 120)}); use another checkpoint, e.g. an epoch_NNN.pt") from None
     if not isinstance(ckpt, dict):
         raise AppError(f"{path} is not a checkpoint of this tool (it holds a {type(ckpt).__name__})")
     version = ckpt.get("version")
@@ -105,4 +113,71 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if version != VERSION:
         raise AppError(f"{path} has checkpoint format version {version}; this version reads only "
                        f"version {VERSION}. Use the release that wrote it, or retrain")
+    check_fields(ckpt, path)
     return ckpt
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def _field_problem(ckpt: dict[str, Any]) -> str:
+    """What is wrong with the fields every reader trusts ("" when nothing): their types and sizes."""
+    model = ckpt["model"]
+    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in model.items()):
+        return "'model' is not a state_dict of tensors"
+    if not isinstance(ckpt["config"], dict):
+        return f"'config' is a {type(ckpt['config']).__name__}, not a mapping of settings"
+    names = ckpt["class_names"]
+    if not isinstance(names, list) or not names or not all(isinstance(n, (str, int)) for n in names):
+        return f"'class_names' must be a non-empty list of names, got {type(names).__name__}"
+    pre = ckpt["preprocessing"]
+    if not isinstance(pre, dict):
+        return f"'preprocessing' is a {type(pre).__name__}, not a mapping"
+    size, channels = pre.get("input_size"), pre.get("channels")  # absent in old files: model_io says so
+    if "input_size" in pre and not (isinstance(size, (list, tuple)) and len(size) == 2
+                                 and all(_is_int(v) and 1 <= v <= MAX_IMAGE_SIDE for v in size)):
+        return f"'preprocessing.input_size' must be [height, width] of 1..{MAX_IMAGE_SIDE} pixels, got {size!r:.60}"
+    if "channels" in pre and not (_is_int(channels) and 1 <= channels <= 4):
+        return f"'preprocessing.channels' must be 1 to 4, got {channels!r:.40}"
+    for key in ("mean", "std"):
+        v = pre.get(key)
+        if key in pre and not (isinstance(v, list) and all(_is_number(x) for x in v)
+                                  and ("channels" not in pre or len(v) == channels)):
+            return f"'preprocessing.{key}' must be one finite number per channel, got {v!r:.60}"
+    if "std" in pre and any(x <= 0 for x in pre["std"]):
+        return "'preprocessing.std' must be positive"
+    for key in ("epoch", "global_step", "world_size", "nonfinite_consecutive"):
+        if key in ckpt and not (_is_int(ckpt[key]) and ckpt[key] >= 0):
+            return f"'{key}' must be a count (an integer >= 0), got {ckpt[key]!r:.40}"
+    if ckpt.get("best_metric") is not None and not isinstance(ckpt["best_metric"], (int, float)):
+        return f"'best_metric' must be a number, got {ckpt['best_metric']!r:.40}"
+    for key in ("optimizer", "scheduler", "scaler", "early_stopping", "rng", "runtime"):
+        if key in ckpt and not isinstance(ckpt[key], dict):
+            return f"'{key}' must be a mapping, got {type(ckpt[key]).__name__}"
+    for key in ("ema", "partial_epoch"):
+        if ckpt.get(key) is not None and not isinstance(ckpt[key], dict):
+            return f"'{key}' must be a mapping or empty, got {type(ckpt[key]).__name__}"
+    history = ckpt.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(r, dict) and _is_int(r.get("epoch")) for r in history):
+        return "'history' must be a list of epoch rows"
+    return ""
+
+
+def check_fields(ckpt: dict[str, Any], path: Path) -> None:
+    """The one check of a loaded checkpoint's fields, so no reader meets a wrong type later: raises
+    AppError naming the file and the field (a damaged or hand-edited checkpoint)."""
+    problem = _field_problem(ckpt)
+    if not problem:
+        try:
+            check_sizes(from_dict(ckpt["config"], source=f"the config saved in {path}"))
+        except UsageError as e:
+            problem = f"its saved config is invalid: {e}"
+    if problem:
+        raise AppError(f"{path} is damaged or was edited: {problem}; use another checkpoint of the run "
+                       f"(e.g. an epoch_NNN.pt) or retrain")

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from common.errors import AppError, UsageError
+from common.errors import AppError, UsageError, first_line
 from settings import config as config_mod
 from artifacts.checkpoint import load_checkpoint
 from settings.config import Config
@@ -89,7 +89,7 @@ def load_model_from_checkpoint(path: str | Path, device: torch.device, amp: str 
         model.load_state_dict(inference_weights(ckpt))
     except RuntimeError as e:
         raise AppError(f"the weights in {path} do not fit model '{cfg.model}' "
-                       f"({str(e).splitlines()[0][:160]}); the checkpoint is damaged or was edited") from None
+                       f"({first_line(e)}); the checkpoint is damaged or was edited") from None
     model.to(device).eval()
     # The run's own autocast, as its validation and final test used: evaluate.py then reproduces
     # summary.json's accuracy, not one a few images off. A float16 run (a GPU's: its GradScaler

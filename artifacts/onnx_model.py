@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.errors import AppError
+from artifacts.checkpoint import check_fields
+from common.errors import AppError, first_line
 from settings import config as config_mod
 from settings.config import Config
 
@@ -28,7 +29,7 @@ def _session(path: Path):
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for unreadable models
-        raise AppError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:200]}") from None
+        raise AppError(f"onnxruntime cannot load {path}: {first_line(e, 200)}") from None
 
 
 class OnnxModule(nn.Module):
@@ -65,7 +66,32 @@ def read_onnx(path: Path) -> tuple[OnnxModule, Config, list[str], dict]:
     try:
         names = json.loads(meta["imgclf.class_names"])
         pre = json.loads(meta["imgclf.preprocessing"])
-        cfg = config_mod.from_dict(json.loads(meta["imgclf.config"]))
+        saved = json.loads(meta["imgclf.config"])
     except (KeyError, ValueError) as e:
-        raise AppError(f"{path} has no imgclf metadata ({e}); export it with export.py") from None
+        raise AppError(f"{path} has no imgclf metadata ({first_line(e)}); export it with export.py") from None
+    check_fields({"model": {}, "config": saved, "class_names": names, "preprocessing": pre}, path)
+    cfg = config_mod.from_dict(saved)  # type-checked by check_fields
+    problem = graph_mismatch(module.session, len(names), pre)
+    if problem:
+        raise AppError(f"{path}: the graph and its metadata disagree ({problem}); the file was edited or "
+                       f"assembled by hand. Export it again with export.py")
     return module.eval(), cfg, [str(n) for n in names], pre
+
+
+def graph_mismatch(session, num_classes: int, pre: dict) -> str:
+    """How the model's input/output shapes disagree with the metadata ("" when they agree); symbolic
+    dimensions (a dynamic batch) agree with anything."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or not outputs:
+        return f"{len(inputs)} inputs and {len(outputs)} outputs, expected 1 image input and logits"
+    want_in = [None, pre.get("channels"), *pre.get("input_size", [None, None])]
+    got_in, got_out = list(inputs[0].shape), list(outputs[0].shape)
+
+    def differs(got: list, want: list) -> bool:
+        return len(got) != len(want) or any(isinstance(g, int) and w is not None and g != w
+                                            for g, w in zip(got, want))
+    if differs(got_in, want_in):
+        return f"input shape {got_in}, metadata says [batch, {want_in[1]}, {want_in[2]}, {want_in[3]}]"
+    if differs(got_out, [None, num_classes]):
+        return f"output shape {got_out}, metadata lists {num_classes} classes"
+    return ""

@@ -6,14 +6,27 @@ argparse prints usage and exits on a bad flag; here that becomes a :class:`Usage
 from __future__ import annotations
 
 import argparse
+import math
 import typing
 
 from common.errors import UsageError
 from common.spelling import did_you_mean
 
 
+def finite_float(text: str) -> float:
+    """``type=float`` for every flag: NaN and infinity mean nothing for any setting of this tool."""
+    value = float(text)  # a ValueError becomes argparse's "invalid float value"
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+finite_float.__name__ = "float"  # argparse's messages name the type by it
+
+
 class ArgParser(argparse.ArgumentParser):
-    """argparse that raises a one-line UsageError instead of printing usage and exiting."""
+    """argparse that raises a one-line UsageError instead of printing usage and exiting; every
+    ``type=float`` flag refuses NaN and infinity."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)  # a prefix must never silently mean another flag
@@ -23,6 +36,8 @@ class ArgParser(argparse.ArgumentParser):
 
     def add_argument(self, *names, **kwargs):
         self.flags.extend(n for n in names if n.startswith("--"))
+        if kwargs.get("type") is float:
+            kwargs["type"] = finite_float
         return super().add_argument(*names, **kwargs)
 
     def parse_args(self, args=None, namespace=None):  # type: ignore[override]

@@ -6,6 +6,7 @@ traceback is shown only with ``--debug``.
 """
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable, Iterable, Sequence
 
@@ -23,6 +24,13 @@ class UsageError(AppError):
     """Bad flags, config keys, values or names (exit status 2)."""
 
     exit_code = 2
+
+
+def first_line(e: BaseException, limit: int = 160) -> str:
+    """An exception's message for a one-line error: its first line, or its type when it has none
+    (torch's EOFError on an empty file has an empty message)."""
+    lines = str(e).strip().splitlines()
+    return lines[0][:limit] if lines else type(e).__name__
 
 
 def unknown_name(kind: str, name: str, valid: Iterable[str]) -> UsageError:
@@ -45,4 +53,26 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # `script | head` closed the pipe: stop quietly, as cat or grep would
+        _quiet_stdout()
+        sys.exit(EXIT_BROKEN_PIPE)
+    try:
+        sys.stdout.flush()  # a pipe closed after the last print fails here, not inside main
+    except BrokenPipeError:
+        _quiet_stdout()
+        sys.exit(EXIT_BROKEN_PIPE)
     sys.exit(code or 0)
+
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a program stopped by a closed pipe
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's own flush at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)

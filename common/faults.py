@@ -9,10 +9,13 @@ marks those moments with :func:`point`; a test process sets ``IMGCLF_FAULTS`` to
     IMGCLF_FAULTS="write:last.pt#2=enospc"           # ... fail that write as a full disk would
     IMGCLF_FAULTS="step#5=hold:/tmp/a;epoch_end#1=hold:/tmp/b"   # several, ';'-separated
     IMGCLF_FAULTS="step#3@1=enospc"                  # under torchrun: only in the process of RANK 1
+    IMGCLF_FAULTS="step#1=pause:/tmp/m"              # touch /tmp/m, wait until the test deletes it
 
 A ``{pid}`` in a marker's name is replaced by the process id, so several processes given the same
 variable (a sweep's jobs) each leave their own marker. ``hold`` creates the marker file (the test waits for it, then sends its signal) and waits until
-the point's ``release()`` says so -- e.g. until a SIGINT was received -- or until it is killed.
+the point's ``release()`` says so -- e.g. until a SIGINT was received -- or until it is killed;
+``pause`` creates the marker and goes on once the test has deleted it (a second process can be
+started at a known moment, then the first one finishes normally).
 Counts are per process. Without the variable :func:`point` returns at once.
 """
 from __future__ import annotations
@@ -35,7 +38,7 @@ def _parse(spec: str) -> dict[tuple[str, int], tuple[str, str]]:
         name, _, n = left.rpartition("#")
         n, _, rank = n.partition("@")
         action, _, arg = right.partition(":")
-        if not name or not n.isdigit() or not (rank == "" or rank.isdigit()) or action not in ("hold", "enospc"):
+        if not name or not n.isdigit() or not (rank == "" or rank.isdigit()) or action not in ("hold", "pause", "enospc"):
             raise ValueError(f"bad {ENV} entry {entry!r}; expected POINT#N[@RANK]=hold:MARKER or POINT#N=enospc")
         if rank == "" or int(rank) == int(os.environ.get("RANK", "0")):
             out[(name, int(n))] = (action, arg)
@@ -57,7 +60,10 @@ def point(name: str, release: Callable[[], bool] = lambda: False) -> None:
     action, arg = fault
     if action == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    Path(arg.replace("{pid}", str(os.getpid()))).write_text(str(os.getpid()))  # {pid}: one marker per process
+    marker = Path(arg.replace("{pid}", str(os.getpid())))  # {pid}: one marker per process
+    marker.write_text(str(os.getpid()))
+    if action == "pause":
+        release = lambda: not marker.exists()  # noqa: E731
     deadline = time.monotonic() + MAX_HOLD_S
     while not release():
         if time.monotonic() > deadline:

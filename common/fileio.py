@@ -101,3 +101,23 @@ def link_atomic(src: Path, dst: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise _write_failed(dst, e) from None
     _fsync_dir(dst.parent)
+
+
+def check_writable(path: str | Path, flag: str, folder: bool = False) -> Path:
+    """Refuse an output path that cannot be written, before any work is done (UsageError naming
+    ``flag``): the folder it would go in must be a folder we may write, or creatable in one."""
+    from common.errors import UsageError
+
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        kind = "a file" if folder else "a folder"
+        raise UsageError(f"{flag} {path} is {kind}; give {'a folder' if folder else 'a file name'}")
+    place = path if folder else path.parent
+    place = place if str(place) else Path(".")
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        raise UsageError(f"{flag} {path} cannot be created: {place} is a file, not a folder; choose another path")
+    if not os.access(place, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path} cannot be written: no write permission in {place}; choose another path")
+    return path

@@ -11,6 +11,8 @@ Example:
 from __future__ import annotations
 
 import csv
+import io
+import os
 from pathlib import Path
 
 from data.check import DataError, DataReport
@@ -37,11 +39,17 @@ def read_csv_list(csv_path: str | Path) -> FileList:
                         f"path,label rows")
     source = f"csv {csv_path}"
     files = FileList(source=source, report=DataReport(source=source))
-    with open(csv_path, newline="") as f:
-        rows = [r for r in csv.reader(f)]
+    try:
+        text = csv_path.read_bytes().decode("utf-8-sig")  # a BOM from spreadsheet exports is fine
+    except UnicodeDecodeError as e:
+        line = e.object[:e.start].count(b"\n") + 1
+        raise DataError(f"{csv_path}:{line}: not UTF-8 text (byte {e.object[e.start:e.start + 1]!r}); save the "
+                        f"CSV as UTF-8") from None
+    rows = list(csv.reader(io.StringIO(text, newline="")))
     cols = _columns(rows[0]) if rows else None
     start = 1 if cols else 0
     cols = cols or {"path": 0, "label": 1}
+    seen: dict[str, int] = {}  # real path -> the line that listed it
     for line, row in enumerate(rows[start:], start=start + 1):
         if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
             continue
@@ -60,6 +68,11 @@ def read_csv_list(csv_path: str | Path) -> FileList:
         except ImageError as e:
             files.report.bad_files.append(f"{e} (line {line})")
             continue
+        # One image listed twice would sit in two splits (or under two labels): a leak, refused.
+        first = seen.setdefault(os.path.realpath(path), line)
+        if first != line:
+            raise DataError(f"{csv_path}:{line}: {rel} is already listed on line {first}; list each image once "
+                            f"(with one label)")
         files.add(path, label, split)
     if "split" in cols:
         files.report.folder_classes = {s: sorted({c for c, sp in zip(files.classes, files.splits) if sp == s})

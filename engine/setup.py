@@ -16,7 +16,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from artifacts.checkpoint import Checkpoint
-from common.errors import UsageError
+from common.errors import AppError, UsageError, first_line
 from common.monitors import mode_of
 from common.spelling import plural
 from data import DataBundle, preprocessing_of
@@ -165,16 +165,24 @@ def restore(c: Components, ckpt: Checkpoint, cfg: Config, num_classes: int) -> N
     try:
         unwrap(c.model).load_state_dict(ckpt["model"])
     except RuntimeError as e:
-        raise UsageError(f"checkpoint weights do not fit model '{cfg.model}': {str(e).splitlines()[0]}") from None
-    c.optimizer.load_state_dict(ckpt["optimizer"])
-    if ckpt.get("world_size", 1) == ddp.world():
-        c.scheduler.load_state_dict(ckpt["scheduler"])
-    else:  # updates per epoch changed with the global batch: replay the finished epochs at the new length
-        replay_schedule(c.scheduler, c.plan.steps_per_epoch, ckpt.get("history", [])[:ckpt["epoch"]], cfg.monitor)
-    c.scaler.load_state_dict(ckpt["scaler"])
-    c.stopper.load_state_dict(ckpt["early_stopping"])
-    if c.ema is not None and ckpt.get("ema") is not None:
-        c.ema.load_state_dict(ckpt["ema"])
+        raise UsageError(f"checkpoint weights do not fit model '{cfg.model}': {first_line(e)}") from None
+    try:
+        c.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("world_size", 1) == ddp.world():
+            c.scheduler.load_state_dict(ckpt["scheduler"])
+        else:  # updates per epoch changed with the global batch: replay the finished epochs at the new length
+            replay_schedule(c.scheduler, c.plan.steps_per_epoch, ckpt.get("history", [])[:ckpt["epoch"]],
+                            cfg.monitor)
+        c.scaler.load_state_dict(ckpt["scaler"])
+        c.stopper.load_state_dict(ckpt["early_stopping"])
+        if c.ema is not None and ckpt.get("ema") is not None:
+            c.ema.load_state_dict(ckpt["ema"])
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
+        # engine/run.py refuses every setting change that could cause this: what is left is a damaged
+        # or hand-made checkpoint.
+        raise AppError(f"the training state in the checkpoint does not fit this run "
+                       f"({type(e).__name__}: {first_line(e)}); the file is damaged or was edited. Resume another "
+                       f"checkpoint of the run, or start a new run from its weights with --pretrained_weights") from None
 
 
 def replay_schedule(scheduler, steps_per_epoch: int, history: list[dict], monitor: str) -> None:

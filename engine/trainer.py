@@ -34,7 +34,7 @@ from data import DataBundle, prepare_data, preprocessing_of
 from data.loader import Feed, balanced_sample_weights, loss_weights, make_loader
 from engine.loop import NonFiniteGuard, Updater, evaluate, global_stats, predict_logits, scores, train_one_epoch
 from engine.lr_finder import choose_lr
-from engine.run import start_run
+from engine.run import RunStart, start_run
 from engine.setup import (Components, build_components, checkpoint_state, compiled, eval_model, resolve_runtime,
                           restore)
 from models import set_backbone_frozen
@@ -80,27 +80,32 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None, sinks: S
     """Train (or resume, or complete) a run and return its summary.
 
     ``sinks``: more listeners besides the run's own (e.g. a sweep's pruning reporter), rank 0 only.
+    The run folder's lock (common/runlock.py) is held from the fresh/resume decision to the end.
     """
-    run = set_up(cfg, cli_keys)
-    # The console first: its line shows before the files are written and curves.png is drawn.
-    own: list[Sink] = [ConsoleSink(), CsvSink(run.run_dir), RunRecorder(run.cfg, run.run_dir)]
-    if run.cfg.tensorboard:
-        own.append(TensorBoardSink(run.run_dir))
-    # The signal handler outlives the sinks: a second Ctrl-C while they close cannot kill them unended.
-    with GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop, \
-            Lifecycle([*own, *sinks] if ddp.is_main() else []) as life:
-        life.start(RunInfo(run.cfg, run.run_dir, list(run.bundle.class_names), run.global_step, list(run.history),
-                           None if run.resumed else run.c.model))
-        train_epochs(run, life, stop, progress)
-        life.training_done = True  # from here a signal stops the final test at once; last.pt holds the run
-        stop.at_once(lambda: interrupted(stop, "the final test (training is complete)", run.run_dir))
-        return final_test(run, life, stop)
+    start = start_run(cfg, cli_keys)
+    try:
+        run = set_up(start)
+        # The console first: its line shows before the files are written and curves.png is drawn.
+        own: list[Sink] = [ConsoleSink(), CsvSink(run.run_dir), RunRecorder(run.cfg, run.run_dir)]
+        if run.cfg.tensorboard:
+            own.append(TensorBoardSink(run.run_dir))
+        # The signal handler outlives the sinks: a second Ctrl-C while they close cannot kill them unended.
+        with GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop, \
+                Lifecycle([*own, *sinks] if ddp.is_main() else []) as life:
+            life.start(RunInfo(run.cfg, run.run_dir, list(run.bundle.class_names), run.global_step,
+                               list(run.history), None if run.resumed else run.c.model))
+            train_epochs(run, life, stop, progress)
+            life.training_done = True  # from here a signal stops the final test at once; last.pt holds the run
+            stop.at_once(lambda: interrupted(stop, "the final test (training is complete)", run.run_dir))
+            return final_test(run, life, stop)
+    finally:
+        start.lock.release()
 
 
 # ---------------------------------------------------------------- phase 1: set up
-def set_up(cfg: Config, cli_keys: list[str]) -> Run:
-    """The run folder, device, data, runtime choices and components, restored from a checkpoint when resuming."""
-    start = start_run(cfg, cli_keys)
+def set_up(start: RunStart) -> Run:
+    """The device, data, runtime choices and components of the run ``start`` decided (engine/run.py),
+    restored from a checkpoint when resuming."""
     cfg, run_dir, ckpt = start.cfg, start.run_dir, start.checkpoint
     seed_everything(cfg.seed, cfg.deterministic)  # before CUDA starts: --deterministic sets cuBLAS up
     device = ddp.setup(cfg.device)  # None unless started by torchrun

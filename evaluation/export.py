@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.errors import AppError
+from common.errors import AppError, first_line
 from common.fileio import write_atomic
 from settings import config as config_mod
 from artifacts.model_io import LoadedModel
@@ -56,7 +56,7 @@ def export_onnx(loaded: LoadedModel, path: Path, dynamic_batch: bool) -> None:
                                         input_names=[INPUT], output_names=[OUTPUT], external_data=False,
                                         verbose=False, **kwargs)
         except Exception as e:  # the exporter raises many types; say which model failed and why
-            raise AppError(f"ONNX export of '{loaded.cfg.model}' failed: {str(e).splitlines()[0][:200]}") from None
+            raise AppError(f"ONNX export of '{loaded.cfg.model}' failed: {first_line(e, 200)}") from None
     proto = program.model_proto
     for key, value in metadata(loaded).items():
         entry = proto.metadata_props.add()

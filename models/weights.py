@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common.errors import AppError
+from common.errors import AppError, first_line
 from models.transfer import head_keys
 
 # Architectures a mismatched file is compared against, to say which one it fits.
@@ -55,10 +55,12 @@ class LoadReport:
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise AppError(f"pretrained weights file not found: {path}")
+    if path.stat().st_size == 0:
+        raise AppError(f"pretrained weights file {path} is empty (0 bytes); download it again")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt file or pickled code: never executed, always reported
-        raise AppError(f"cannot read pretrained weights {path}: {str(e).splitlines()[0][:200]}") from None
+        raise AppError(f"cannot read pretrained weights {path}: {first_line(e, 200)}") from None
     for key in ("model", "state_dict", "model_state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

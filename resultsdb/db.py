@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from common.errors import AppError, first_line
+
 TASK = "img-classification"
 DB_FILE = "results.db"  # the database's name in a --checkpoint_dir, unless --results_db says otherwise
 STATUSES = ("running", "finished", "stopped", "interrupted", "failed")
@@ -94,6 +96,17 @@ def now() -> str:
 
 def as_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def unusable(path: str | Path, e: sqlite3.Error, rebuild_from: str = "checkpoints") -> AppError:
+    """The one line for a database file SQLite cannot use, with what to do about it."""
+    text = first_line(e)
+    if "readonly" in text or "read-only" in text:
+        fix = "make it writable (chmod u+w), or copy it somewhere writable and pass --results_db COPY"
+    else:
+        fix = (f"it is damaged or not a results database; rebuild one from the run folders into a new file: "
+               f"python results.py import {rebuild_from} --results_db NEW.db")
+    return AppError(f"results database {path} cannot be used ({text}): {fix}")
 
 
 class ResultsDB:

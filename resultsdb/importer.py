@@ -12,12 +12,15 @@ are the schedule's parameters as configured, without the defaults the trainer wo
 from __future__ import annotations
 
 import csv
+import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from common.errors import AppError, first_line
 from common.run_files import read_summary
 from resultsdb.db import ResultsDB, as_json
 
@@ -27,8 +30,17 @@ def find_runs(root: Path) -> list[Path]:
     return sorted({p.parent for p in root.rglob("metrics.csv") if (p.parent / "config.yaml").is_file()})
 
 
+class UnreadableRun(AppError):
+    """A run folder whose config.yaml or metrics.csv cannot be read: skipped by import_dir, with a warning."""
+
+
 def _read_config(folder: Path) -> dict[str, Any]:
-    cfg = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+    try:
+        cfg = yaml.safe_load((folder / "config.yaml").read_bytes().decode("utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise UnreadableRun(f"config.yaml cannot be read ({type(e).__name__}: {first_line(e)})") from None
+    if not isinstance(cfg, dict):
+        raise UnreadableRun("config.yaml does not hold a mapping of settings")
     block = cfg.get("scheduler")
     if isinstance(block, dict):  # saved as {name: ..., <param>: ...}; flatten to the Config's shape
         block = dict(block)
@@ -38,8 +50,15 @@ def _read_config(folder: Path) -> dict[str, Any]:
 
 
 def _read_metrics(folder: Path) -> list[dict[str, float]]:
-    with open(folder / "metrics.csv", newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+    try:
+        text = (folder / "metrics.csv").read_bytes().decode("utf-8")
+        rows = [{k: float(v) for k, v in row.items() if v not in ("", None)}
+                for row in csv.DictReader(io.StringIO(text, newline=""))]
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error) as e:
+        raise UnreadableRun(f"metrics.csv cannot be read ({type(e).__name__}: {first_line(e)})") from None
+    if any("epoch" not in row for row in rows):
+        raise UnreadableRun("metrics.csv has a row without an epoch")
+    return rows
 
 
 def import_run(db: ResultsDB, folder: Path) -> int:
@@ -72,7 +91,7 @@ def import_run(db: ResultsDB, folder: Path) -> int:
     # eval_* rows are filed under best.pt's epoch, else the last one trained
     epoch = summary.get("best_epoch") if summary else (int(rows[-1]["epoch"]) if rows else 0)
     for metrics in sorted(folder.glob("eval_*/metrics.json")):
-        per = json.loads(metrics.read_text()).get("per_class") or {}
+        per = _eval_per_class(metrics)
         db.write_classes(run_id, [{**common, "split": metrics.parent.name.removeprefix("eval_"), "epoch": epoch,
                                    "class_id": i, "class_name": name, "accuracy": m["recall"],
                                    "precision": m["precision"], "recall": m["recall"], "f1_score": m["f1"],
@@ -80,9 +99,29 @@ def import_run(db: ResultsDB, folder: Path) -> int:
     return run_id
 
 
+def _eval_per_class(path: Path) -> dict[str, dict]:
+    """evaluate.py's per-class metrics in ``path``; {} with a warning when the file is damaged."""
+    want = ("precision", "recall", "f1", "support")
+    try:
+        per = json.loads(path.read_bytes().decode("utf-8")).get("per_class") or {}
+        if all(isinstance(m, dict) and all(k in m for k in want) for m in per.values()):
+            return per
+        problem = "per_class rows lack precision/recall/f1/support"
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as e:
+        problem = f"{type(e).__name__}: {first_line(e)}"
+    print(f"warning: skipped {path} ({problem})", file=sys.stderr)
+    return {}
+
+
 def import_dir(db: ResultsDB, root: Path) -> list[Path]:
-    """Import every run folder under ``root``; returns the folders imported."""
-    folders = find_runs(root)
-    for folder in folders:
-        import_run(db, folder)
-    return folders
+    """Import every run folder under ``root``; returns the folders imported. A folder whose files
+    cannot be read is skipped with a warning on stderr: one damaged run must not stop a rebuild."""
+    imported = []
+    for folder in find_runs(root):
+        try:
+            import_run(db, folder)
+        except UnreadableRun as e:
+            print(f"warning: skipped {folder}: {e}", file=sys.stderr)
+            continue
+        imported.append(folder)
+    return imported

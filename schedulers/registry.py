@@ -64,6 +64,8 @@ class Param:
             raise UsageError(f"{where} must be {self.type.__name__}, got {value!r}")
         numbers = value if isinstance(value, list) else [value]
         for v in numbers:
+            if isinstance(v, float) and not math.isfinite(v):  # "nan" passes every range comparison
+                raise UsageError(f"{where} must be a finite number, got {v}")
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 if self.low is not None and v < self.low or self.high is not None and v > self.high:
                     rng = f"[{self.low if self.low is not None else '-inf'}, {self.high if self.high is not None else 'inf'}]"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any, Sequence
 import yaml
 
 from common.cli import ArgParser, add_shared_flags
-from common.errors import UsageError
+from common.errors import UsageError, first_line
 from common.fileio import write_atomic
 from common.spelling import did_you_mean
 
@@ -107,7 +108,24 @@ _TRI_VALUES = {"auto": "auto", "on": "on", "off": "off", "true": "on", "false": 
 
 
 class _Yaml12Loader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-7`` as a float (YAML 1.1 wants ``1.0e-7``; people write ``1e-7``)."""
+    """SafeLoader that reads ``1e-7`` as a float (YAML 1.1 wants ``1.0e-7``; people write ``1e-7``)
+    and refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:  # an unhashable key: the base class says so
+                    continue
+                if first != key_node.start_mark.line + 1:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice (first on line {first})", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Yaml12Loader.add_implicit_resolver(
@@ -116,9 +134,22 @@ _Yaml12Loader.add_implicit_resolver(
     list("-+0123456789"))
 
 
-def yaml_value(text: str) -> Any:
+def yaml_problem(e: yaml.YAMLError) -> str:
+    """What PyYAML found wrong, with its line, in one line."""
+    problem = getattr(e, "problem", None)
+    mark = getattr(e, "problem_mark", None)
+    if problem:
+        return f"{problem}" + (f" (line {mark.line + 1}, column {mark.column + 1})" if mark else "")
+    return first_line(e)
+
+
+def yaml_value(text: str, flag: str = "value") -> Any:
     """Parse one YAML scalar or list (used for CLI values, so they type like YAML values)."""
-    return yaml.load(text, Loader=_Yaml12Loader)
+    try:
+        return yaml.load(text, Loader=_Yaml12Loader)
+    except yaml.YAMLError as e:
+        raise UsageError(f"{flag} {text!r} is not a valid value: {yaml_problem(e)}; quote it, e.g. "
+                         f"'[2, 4]' for a list") from None
 
 
 def tri_state(key: str, value: Any) -> str:
@@ -129,6 +160,26 @@ def tri_state(key: str, value: Any) -> str:
     if norm is None:
         raise UsageError(f"config key '{key}' must be auto, on or off (or true/false), got {value!r}")
     return norm
+
+
+def finite_floats(key: str, value: Any) -> None:
+    """Refuse NaN and infinity anywhere in ``value`` (a number, or lists/dicts of them): no setting of
+    this tool means anything with them, and they would only surface later as a diverged run."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"config key '{key}' must be a finite number, got {value}")
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            finite_floats(key, v)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            finite_floats(f"{key}.{k}", v)
+
+
+def _check_key(key: Any, source: str) -> str:
+    if not isinstance(key, str):
+        raise UsageError(f"config key {key!r} in {source} is a {type(key).__name__}; keys are setting names "
+                         f"such as lr or batch_size")
+    return key
 
 
 def _check_type(key: str, value: Any) -> Any:
@@ -148,8 +199,15 @@ def _check_type(key: str, value: Any) -> Any:
     }[want]
     if not ok:
         extra = f" or '{LR_AUTO}'" if key == "lr" else ""
-        raise UsageError(f"config key '{key}' must be {want.__name__}{extra}, got {type(value).__name__} {value!r}")
-    return float(value) if want is float else value
+        raise UsageError(f"config key '{key}' must be {want.__name__}{extra}, got {type(value).__name__} "
+                         f"{str(value)[:80]!r}")
+    if want is float:
+        try:
+            value = float(value)
+        except OverflowError:  # an integer too large for a float
+            raise UsageError(f"config key '{key}' must be a finite number, got {str(value)[:40]}...") from None
+    finite_floats(key, value)
+    return value
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Config:
@@ -157,14 +215,20 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Conf
     values = dataclasses.asdict(cfg)
     params = dict(values["scheduler_params"])
     for key, value in overrides.items():
+        key = _check_key(key, source)
+        if isinstance(value, dict):
+            for inner in value:
+                _check_key(inner, source)
         if key == "scheduler" and isinstance(value, dict):
             block = dict(value)
             if "name" in block:
                 values["scheduler"] = _check_type("scheduler", block.pop("name"))
+            finite_floats("scheduler", block)
             params.update(block)
         elif key == "scheduler_params":
-            params.update(_check_type(key, value))
+            params.update(_check_type(key, value))  # finite_floats ran inside
         elif key.startswith("scheduler_") and key not in FIELD_TYPES:
+            finite_floats(key, value)
             params[key[len("scheduler_"):]] = value
         elif key in FIELD_TYPES:
             values[key] = _check_type(key, value)
@@ -179,9 +243,14 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"config file not found: {path}")
     try:
-        data = yaml.load(path.read_text(), Loader=_Yaml12Loader) or {}
+        data = yaml.load(path.read_bytes().decode("utf-8"), Loader=_Yaml12Loader) or {}
+    except UnicodeDecodeError as e:
+        raise UsageError(f"config file {path} is not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                         f"save it as UTF-8") from None
+    except OSError as e:
+        raise UsageError(f"cannot read config file {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:
-        raise UsageError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise UsageError(f"config file {path} is not valid YAML: {yaml_problem(e)}") from None
     if not isinstance(data, dict):
         raise UsageError(f"config file {path} must hold a mapping of keys to values")
     return data
@@ -266,7 +335,7 @@ def scheduler_flags(rest: Sequence[str], parser: ArgParser) -> dict[str, Any]:
                 raise UsageError(f"{key} needs a value")
             raw = rest[i + 1]
             i += 1
-        out[key[len("--"):]] = yaml_value(raw)  # typed: 3 -> int, 0.5 -> float, [2,4] -> list
+        out[key[len("--"):]] = yaml_value(raw, key)  # typed: 3 -> int, 0.5 -> float, [2,4] -> list
         i += 1
     return out
 
@@ -318,13 +387,11 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def from_dict(values: dict[str, Any]) -> Config:
-    """Rebuild a Config saved in a checkpoint, ignoring keys a newer version dropped."""
-    kept = {k: v for k, v in values.items() if k in FIELD_TYPES}
-    for key in TRI_STATE:  # older checkpoints saved amp/channels_last as booleans
-        if key in kept:
-            kept[key] = tri_state(key, kept[key])
-    return Config(**kept)
+def from_dict(values: dict[str, Any], source: str = "a saved config") -> Config:
+    """Rebuild a Config saved in a checkpoint, ignoring keys a newer version dropped; every value is
+    type-checked as a YAML one would be (UsageError naming the key)."""
+    kept = {k: v for k, v in values.items() if k in FIELD_TYPES}  # tri-state booleans: _check_type maps them
+    return apply_overrides(Config(), kept, source)
 
 
 def save_yaml(cfg: Config, path: str | Path) -> None:

@@ -1,12 +1,21 @@
 """Value checks on a resolved Config, run before any data is loaded or any file is written."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Sequence
 
-from settings.config import LR_AUTO, Config, stage_widths
+from settings.config import LR_AUTO, Config, finite_floats, stage_widths
 from common.errors import UsageError, unknown_name
 from common.monitors import MONITORS
+
+# Upper bounds of sizes: far above any sensible run, far below what would try to allocate terabytes
+# (``--image_size 100000`` asked for 50 TB before the first batch). Side in pixels; channels per stage.
+MAX_IMAGE_SIDE = 4096
+MAX_CHANNELS = 8192
+MAX_STAGES = 64
+MAX_BATCH = 65536
+MAX_THREADS = 1024
 
 
 def _require(ok: bool, message: str) -> None:
@@ -26,6 +35,21 @@ def check_warmup(cfg: Config) -> None:
              "exponential warmup needs --warmup_start_factor > 0")
 
 
+def check_sizes(cfg: Config) -> None:
+    """Sizes that decide how much memory is allocated: bounded (see MAX_*)."""
+    _require(cfg.image_size <= MAX_IMAGE_SIDE,
+             f"--image_size must be <= {MAX_IMAGE_SIDE} pixels (got {cfg.image_size}); 0 keeps the dataset's size")
+    _require(cfg.width <= MAX_CHANNELS and cfg.depth <= MAX_STAGES,
+             f"--width must be <= {MAX_CHANNELS} and --depth <= {MAX_STAGES} (got {cfg.width}, {cfg.depth})")
+    widths = stage_widths(cfg)
+    _require(len(widths) <= MAX_STAGES and all(w <= MAX_CHANNELS for w in widths),
+             f"--widths: at most {MAX_STAGES} stages of at most {MAX_CHANNELS} channels (got {cfg.widths})")
+    _require(cfg.batch_size <= MAX_BATCH and cfg.accum_steps <= MAX_BATCH,
+             f"--batch_size and --accum_steps must be <= {MAX_BATCH} (got {cfg.batch_size}, {cfg.accum_steps})")
+    _require(cfg.threads <= MAX_THREADS and cfg.num_workers <= MAX_THREADS,
+             f"--threads and --num_workers must be <= {MAX_THREADS} (got {cfg.threads}, {cfg.num_workers})")
+
+
 def check_schedule(cfg: Config, also: Sequence[str] = ()) -> None:
     """The monitor, warmup mode and schedule names with their hyperparameters (plot_schedule.py checks
     these too, without data or model; ``also``: more schedule names, with their defaults)."""
@@ -42,6 +66,10 @@ def check_schedule(cfg: Config, also: Sequence[str] = ()) -> None:
 
 def check_config(cfg: Config) -> None:
     """Raise a one-line UsageError naming the first invalid value and what would be valid."""
+    for f in dataclasses.fields(cfg):  # NaN/inf in any setting: the same check as on the way in
+        if f.name != "lr" or cfg.lr != LR_AUTO:
+            finite_floats(f.name, getattr(cfg, f.name))
+    check_sizes(cfg)
     _require(cfg.lr == LR_AUTO or cfg.lr > 0, f"--lr must be > 0 (got {cfg.lr}), or '{LR_AUTO}' for the LR range test")
     _require(cfg.epochs >= 1, f"--epochs must be >= 1 (got {cfg.epochs})")
     _require(cfg.batch_size >= 1, f"--batch_size must be >= 1 (got {cfg.batch_size})")

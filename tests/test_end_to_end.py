@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 
+from catalogue_util import snapshot
 from conftest import read_csv
 from artifacts.checkpoint import load_checkpoint
 from common.errors import UsageError
@@ -54,7 +55,13 @@ def test_resume_in_own_folder_and_resume_auto(run_train, tmp_path):
     run_train("--epochs", "3", "--run_name", "r", "--save_every", "1")
     run_dir = tmp_path / "ck" / "r"
     reference = load_checkpoint(run_dir / "last.pt")["model"]
-    out = run_train("--resume", str(run_dir / "epoch_001.pt"))  # no --run_name: continues in place
+    before = snapshot(run_dir)
+    # An earlier epoch into its own folder would replace epochs 2-3 (and could leave best.pt of the old
+    # epoch 3 beside a new last.pt): refused, the run untouched; a branch (--run_name) is the way.
+    with pytest.raises(UsageError, match="already holds epochs up to 3"):
+        run_train("--resume", str(run_dir / "epoch_001.pt"))
+    assert snapshot(run_dir) == before
+    out = run_train("--resume", str(run_dir / "epoch_003.pt"))  # the run's newest epoch: continues in place
     assert f"into {run_dir}" in out
     assert_same_weights(reference, load_checkpoint(run_dir / "last.pt")["model"])
     assert len(read_csv(run_dir / "metrics.csv")) == 3
