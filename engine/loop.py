@@ -19,6 +19,7 @@ from tqdm import tqdm
 from common import faults
 from common.errors import AppError
 from engine.distributed import BatchAgreement, all_sum, is_dist
+from engine.optim import is_schedule_free
 from engine.runtime import AmpPolicy
 
 
@@ -81,6 +82,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
     ``on_update(global_step, lr)`` is called after each applied update (e.g. TensorBoard's LR curve).
     """
     model.train()
+    if is_schedule_free(optimizer):  # train at y (the epoch end switched to the average x to evaluate)
+        optimizer.train()
     acc = resume_from or {}
     start_batch = int(acc.get("batches", 0))
     device = next(model.parameters()).device

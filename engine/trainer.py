@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import math
 import signal
@@ -38,7 +39,7 @@ from engine.loop import (NonFiniteGuard, epoch_summary, evaluate, global_stats, 
                          train_one_epoch)
 from engine.lr_finder import LRFind, range_test, report, write_outputs
 from engine.model_io import load_model_from_checkpoint
-from engine.optim import build_optimizer
+from engine.optim import build_optimizer, is_schedule_free, optimizer_name
 from engine.recorder import RunRecorder, class_metrics
 from engine.run import start_run
 from engine.runtime import amp_policy, resolve_device, rng_state, seed_everything, set_rng_state, set_threads, unwrap
@@ -71,7 +72,7 @@ def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp)
                         pretrained_weights=cfg.pretrained_weights, verbose=True).to(device)
     if cfg.channels_last == "on":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(cfg.optimizer, model, ddp.scaled_lr(cfg.lr, cfg.lr_scaling), cfg.weight_decay,
+    optimizer = build_optimizer(optimizer_name(cfg.optimizer, cfg.scheduler), model, ddp.scaled_lr(cfg.lr, cfg.lr_scaling), cfg.weight_decay,
                                 cfg.momentum, cfg.backbone_lr_mult)
     spe = steps_per_epoch(len(bundle.train), cfg.batch_size, cfg.accum_steps, ddp.world())
     plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps, cfg.monitor)
@@ -110,6 +111,36 @@ def restore(c: Components, ckpt: dict[str, Any], cfg: Config, num_classes: int) 
     c.stopper.load_state_dict(ckpt["early_stopping"])
     if c.ema is not None and ckpt.get("ema") is not None:
         c.ema.load_state_dict(ckpt["ema"])
+    if ckpt.get("train_weights") is not None:  # schedule-free, saved inside an epoch: continue from y itself
+        c.optimizer.train()
+        unwrap(c.model).load_state_dict(ckpt["train_weights"])
+
+
+# Training batches that re-estimate BatchNorm statistics at the schedule-free average (the package
+# README's recipe uses 50; PreciseBN-style: a cumulative average, as torch's update_bn computes it).
+SCHEDULE_FREE_BN_BATCHES = 50
+
+
+def schedule_free_eval(c: Components, bn_loader, device: torch.device) -> None:
+    """A schedule-free optimizer's weights become its average x, the point to evaluate, save and export;
+    BatchNorm statistics gathered while training at y are recomputed at x (schedulefree's README). The
+    next ``train_one_epoch`` switches back (optimizer.train()). Other optimizers: nothing to do."""
+    if not is_schedule_free(c.optimizer):
+        return
+    c.optimizer.eval()
+    update_bn(itertools.islice(bn_loader, SCHEDULE_FREE_BN_BATCHES), unwrap(c.model), device)
+    ddp.broadcast_buffers(c.model)  # every rank evaluates (and rank 0 saves) rank 0's statistics
+
+
+def train_weights_at_eval_point(c: Components) -> dict[str, torch.Tensor] | None:
+    """Inside an epoch (an interrupt): switch a schedule-free optimizer to x for the checkpoint's
+    ``model`` (evaluate.py reads the average) and return y, the training point, saved beside it so
+    that the resumed run continues from y to the last bit. None for other optimizers."""
+    if not is_schedule_free(c.optimizer):
+        return None
+    y = {k: v.detach().clone() for k, v in unwrap(c.model).state_dict().items()}
+    c.optimizer.eval()
+    return y
 
 
 def replay_schedule(scheduler, steps_per_epoch: int, history: list[dict], monitor: str) -> None:
@@ -124,7 +155,8 @@ def replay_schedule(scheduler, steps_per_epoch: int, history: list[dict], monito
 
 
 def checkpoint_state(c: Components, cfg: Config, bundle: DataBundle, epoch: int, global_step: int,
-                     history: list[dict], nonfinite: int = 0, partial: dict | None = None) -> dict[str, Any]:
+                     history: list[dict], nonfinite: int = 0, partial: dict | None = None,
+                     train_weights: dict | None = None) -> dict[str, Any]:
     """Everything needed to continue exactly; ``epoch`` counts completed epochs, ``partial`` is the
     position and accumulators inside the next one when an interrupt cut it short."""
     return {
@@ -135,6 +167,7 @@ def checkpoint_state(c: Components, cfg: Config, bundle: DataBundle, epoch: int,
         "model": unwrap(c.model).state_dict(),
         "ema": c.ema.state_dict() if c.ema is not None else None,
         "optimizer": c.optimizer.state_dict(),
+        "train_weights": train_weights,  # schedule-free inside an epoch: y (``model`` holds x); else None
         "scheduler": c.scheduler.state_dict(),
         "scaler": c.scaler.state_dict(),
         "early_stopping": c.stopper.state_dict(),
@@ -268,9 +301,10 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     if start.checkpoint is not None:
         guard.consecutive = start.checkpoint.get("nonfinite_consecutive", 0)
     stop_reason = ""
-    # SWA's BN statistics come from the training images without augmentation, in a fixed order.
-    bn_loader = make_loader(bundle.train, cfg.batch_size, pre, device, channels_last=cl,
-                            num_workers=workers, strict=cfg.strict_data) if c.swa else None
+    # SWA's and schedule-free's BN statistics come from the training images without augmentation, in a
+    # fixed order.
+    bn_loader = make_loader(bundle.train, cfg.batch_size, pre, device, channels_last=cl, num_workers=workers,
+                            strict=cfg.strict_data) if c.swa or is_schedule_free(c.optimizer) else None
     train_model = compiled(c.model, device) if cfg.compile else c.model  # checkpoints keep the plain module
     sink = TensorBoardSink(run_dir, global_step) if cfg.tensorboard and ddp.is_main() else None
     # Ctrl-C / SIGTERM: finish the step, save last.pt, say how to resume. An error closes the sink.
@@ -294,7 +328,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
             ddp.broadcast_buffers(c.model)  # every rank evaluates (and rank 0 saves) rank 0's BN statistics
             if stats.batches < len(train_loader):  # cut short by a signal: save the position in the epoch
                 state = checkpoint_state(c, cfg, bundle, epoch - 1, global_step, history, guard.consecutive,
-                                         stats.partial_state(epoch))
+                                         stats.partial_state(epoch), train_weights_at_eval_point(c))
                 if ddp.is_main():
                     save_checkpoint(state, run_dir / "last.pt")
                 raise interrupted(stop, f"epoch {epoch}, batch {stats.batches}/{len(train_loader)}", run_dir)
@@ -302,6 +336,7 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
             if c.swa and c.scheduler.swa_active:  # before evaluating: val loss, best.pt use the average
                 c.ema.update_parameters(c.model)
                 update_bn(bn_loader, c.ema, device)
+            schedule_free_eval(c, bn_loader, device)  # evaluated and saved at x; the next epoch trains at y
             val_loss, val_acc = evaluate(eval_model(c), val_loader, amp, tta=cfg.tta)
             in_warmup = c.scheduler.epoch_start_t < c.plan.warmup_steps  # this epoch was (partly) warmup
             monitored = val_loss if cfg.monitor == "val_loss" else val_acc

@@ -71,11 +71,14 @@ def check_config(cfg: Config) -> None:
 
     _require(cfg.warmup_mode in WARMUP_MODES, f"unknown --warmup_mode '{cfg.warmup_mode}'; valid: {', '.join(WARMUP_MODES)}")
     resolve_params(cfg.scheduler, cfg.scheduler_params, cfg.epochs, cfg.monitor)  # presets scale with --epochs
-    from engine.optim import OPTIMIZERS
+    from engine.optim import OPTIMIZERS, SCHEDULE_FREE_SCHEDULE, check_schedule_free
     from models import valid_model
 
     if cfg.optimizer not in OPTIMIZERS:
         raise unknown_name("optimizer", cfg.optimizer, OPTIMIZERS)
+    check_schedule_free(cfg.optimizer, cfg.scheduler)
+    _require(not (cfg.ema > 0 and cfg.scheduler == SCHEDULE_FREE_SCHEDULE),
+             f"--ema and --scheduler {SCHEDULE_FREE_SCHEDULE} both average the weights; use one of them")
     valid_model(cfg.model)
     from data import DATASETS
     from data.transforms import AUGMENTATIONS
