@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from resultsdb.compare import comparability_key
 from resultsdb.db import ResultsDB, as_json
 
 
@@ -26,7 +27,7 @@ def find_runs(root: Path) -> list[Path]:
     return sorted({p.parent for p in root.rglob("metrics.csv") if (p.parent / "config.yaml").is_file()})
 
 
-def _read_config(folder: Path) -> dict[str, Any]:
+def read_config(folder: Path) -> dict[str, Any]:
     cfg = yaml.safe_load((folder / "config.yaml").read_text()) or {}
     block = cfg.get("scheduler")
     if isinstance(block, dict):  # saved as {name: ..., <param>: ...}; flatten to the Config's shape
@@ -43,13 +44,14 @@ def _read_metrics(folder: Path) -> list[dict[str, float]]:
 
 def import_run(db: ResultsDB, folder: Path) -> int:
     """Upsert one run folder; returns its run_id."""
-    cfg = _read_config(folder)
+    cfg = read_config(folder)
     rows = _read_metrics(folder)
     summary_path = folder / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     fields: dict[str, Any] = dict(model_name=cfg.get("model"), dataset=cfg.get("dataset"),
                                   scheduler_type=cfg.get("scheduler"), seed=cfg.get("seed"), config=as_json(cfg),
                                   epochs=cfg.get("epochs"), monitor=cfg.get("monitor"),
+                                  comparability_key=comparability_key(cfg),
                                   status="finished" if summary else "stopped")
     if summary:
         fields.update(best_epoch=summary.get("best_epoch"), best_metric=summary.get("best_metric"),

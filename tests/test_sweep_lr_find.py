@@ -30,7 +30,8 @@ def test_sweep_trains_each_schedule_ranks_them_and_skips_finished_runs_on_rerun(
         board = list(csv.DictReader(f))
     tests = {s: json.loads((sweep / f"{s}_s0" / "summary.json").read_text())["test_acc"] for s in ("step", "cosine")}
     assert [r["schedule"] for r in board] == sorted(tests, key=lambda s: -tests[s])
-    assert float(board[0]["test_acc_mean"]) == pytest.approx(max(tests.values()), abs=1e-5)
+    assert float(board[0]["mean"]) == pytest.approx(max(tests.values()), abs=1e-5)
+    assert board[0]["verdict"] == "best" and "1 seed: no confidence interval; add --seeds 0 1 2" in first.stdout
     with ResultsDB(ck / "results.db") as db:
         runs = db.query("SELECT scheduler_type, status, init_weights FROM runs ORDER BY scheduler_type")
     assert [(r["scheduler_type"], r["status"]) for r in runs] == [("cosine", "finished"), ("step", "finished")]
@@ -42,7 +43,7 @@ def test_sweep_trains_each_schedule_ranks_them_and_skips_finished_runs_on_rerun(
     assert again.returncode == 0, again.stderr
     assert "2 already finished, 0 to run" in again.stdout
     assert (sweep / "step_s0" / "summary.json").stat().st_mtime_ns == stamp  # not retrained
-    assert "| 1 |" in again.stdout  # the leaderboard is printed again
+    assert "| best |" in again.stdout  # the leaderboard is printed again
 
 
 def test_sweep_refuses_flags_it_sets_and_unknown_schedules(tmp_path):
