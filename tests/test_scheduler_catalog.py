@@ -310,7 +310,7 @@ def test_specification_names_select_their_presets_everywhere(name, pid, tmp_path
     import sweep
     from engine.config import Config
     from engine.validate import check_config
-    from resultsdb.queries import canonical_schedule
+    from results import canonical_schedule
     from schedulers import describe_schedule
 
     assert describe_schedule(name, {}, 10)["preset"] == pid  # train.py resolves it as the id
