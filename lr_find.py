@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from engine.config import LR_AUTO, parse_args
+from settings.config import LR_AUTO, parse_args
 from common.cli import ArgParser
 from common.errors import UsageError, run_cli
-from engine.validate import check_config
+from settings.validate import check_config
 
 
 def own_parser() -> ArgParser:
@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_config(cfg)
     from engine.lr_finder import report, write_outputs
     from data import prepare_data
-    from engine.runtime import resolve_device, seed_everything, set_threads
+    from runtime.runtime import resolve_device, seed_everything, set_threads
     from engine.trainer import lr_range_test, resolve_runtime
 
     seed_everything(cfg.seed, cfg.deterministic)

@@ -1,7 +1,7 @@
 """Draw learning-rate schedules without training: the LR of every optimizer update.
 
 The LRs come from schedulers/simulate.py, which drives the same ``build_scheduler`` and warmup
-wrapper the trainer uses with the same two events, and the flags are parsed by engine/config.py's
+wrapper the trainer uses with the same two events, and the flags are parsed by settings/config.py's
 rules (``--scheduler_<param> VALUE``, checked against the registry) -- what you see is what
 training does.
 
@@ -24,8 +24,8 @@ from typing import Sequence
 
 from common.cli import ArgParser, cli_parser
 from common.errors import UsageError, run_cli
-from engine.config import Config, apply_overrides, scheduler_flags
-from engine.validate import check_warmup
+from settings.config import Config, apply_overrides, scheduler_flags
+from settings.validate import check_warmup
 
 DEFAULTS = Config()
 

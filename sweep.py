@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from engine.config import parse_args
+from settings.config import parse_args
 from common.cli import ArgParser, cli_parser
 from common.errors import UsageError, run_cli
 
@@ -54,7 +54,7 @@ def schedule_list(names: Sequence[str], all_presets: bool) -> list[str]:
 def jobs_and_threads(device: str, runs: int, jobs: int) -> tuple[int, int]:
     """(parallel jobs, threads per job; 0 = train.py decides). ``jobs`` 0: automatic."""
     import torch
-    from engine.runtime import default_threads
+    from runtime.runtime import default_threads
     if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
         return jobs or 1, 0  # one GPU: parallel jobs would only queue on it
     cores = default_threads()  # the cores not busy with other work right now
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if clash:
         raise UsageError(f"the sweep sets --{', --'.join(clash)} for each run; leave {'it' if len(clash) == 1 else 'them'} out of the train.py flags")
     schedules = schedule_list(args.schedulers, args.all_presets)
-    from engine.validate import check_config
+    from settings.validate import check_config
     for s in schedules:  # every run's exact command line is checked before the first one starts
         check_config(parse_args([*train_args, "--scheduler", s])[0])
 

@@ -7,7 +7,7 @@ Times, on the same model, initial weights and random batches of the recipe's sha
 ``torch.compile(mode="default")`` (what ``train.py --compile`` uses): the first step (for the
 compiled model: tracing + code generation, the cold start), then the best of ``--steps`` steady
 steps (forward, loss, backward, AdamW step), and how many steps it takes to earn the cold start
-back. AMP and the memory format are the ones ``train.py`` would pick here (engine/autotune.py).
+back. AMP and the memory format are the ones ``train.py`` would pick here (runtime/autotune.py).
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.amp_speed import CLASSES, SHAPE, cpu_line, model_of, step_times  # noqa: E402
-from engine import autotune  # noqa: E402
-from engine.config import Config, apply_overrides, architecture_key, load_yaml  # noqa: E402
-from engine.runtime import set_threads  # noqa: E402
+from runtime import autotune  # noqa: E402
+from settings.config import Config, apply_overrides, architecture_key, load_yaml  # noqa: E402
+from runtime.runtime import set_threads  # noqa: E402
 
 
 def run(cfg: Config, batch: int, steps: int, compile_it: bool, dtype, cl: bool) -> tuple[float, float]:

@@ -29,7 +29,7 @@ from data.disk_loader import resolve_workers  # noqa: E402
 from data.loader import make_loader  # noqa: E402
 from data.transforms import preset_params  # noqa: E402
 from data.types import DataBundle, Split  # noqa: E402
-from engine.runtime import set_threads  # noqa: E402
+from runtime.runtime import set_threads  # noqa: E402
 from data import preprocessing_of  # noqa: E402
 from models import build_model  # noqa: E402
 

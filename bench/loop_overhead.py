@@ -25,7 +25,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from engine.loop import NonFiniteGuard, train_one_epoch  # noqa: E402
-from engine.runtime import amp_policy, set_threads  # noqa: E402
+from runtime.runtime import amp_policy, set_threads  # noqa: E402
 from models import build_model  # noqa: E402
 from schedulers import Plan, build_scheduler  # noqa: E402
 

@@ -3,7 +3,7 @@
 Runs the project's training loop (Custom CNN, Fashion-MNIST-sized batches) in fresh processes,
 with the machine idle and with one core kept busy by a spinning process, for: the default
 (``--threads 0``: the cores not already busy when training starts, see
-``engine.runtime.default_threads``), every core (what a plain PyTorch script uses), and one thread.
+``runtime.runtime.default_threads``), every core (what a plain PyTorch script uses), and one thread.
 
     python bench/threads.py
 """
@@ -25,7 +25,7 @@ def worker(threads: int, steps: int) -> None:
     import torch
     from torch import nn
     from engine.loop import NonFiniteGuard, train_one_epoch
-    from engine.runtime import amp_policy, set_threads
+    from runtime.runtime import amp_policy, set_threads
     from models import build_model
     from schedulers import Plan, build_scheduler
 

@@ -27,9 +27,9 @@ from torch import nn  # noqa: E402
 
 from data.split import SPLIT_SEED, stratified_split  # noqa: E402
 from data.loader import make_loader  # noqa: E402
-from engine.config import Config, apply_overrides, load_yaml  # noqa: E402
+from settings.config import Config, apply_overrides, load_yaml  # noqa: E402
 from engine.loop import NonFiniteGuard, evaluate, train_one_epoch  # noqa: E402
-from engine.runtime import amp_policy, seed_everything, set_threads  # noqa: E402
+from runtime.runtime import amp_policy, seed_everything, set_threads  # noqa: E402
 from data import prepare_data, preprocessing_of  # noqa: E402
 from engine.trainer import build_components, eval_model, runtime_choice  # noqa: E402
 

@@ -18,9 +18,9 @@ from tqdm import tqdm
 
 from common import faults
 from common.errors import AppError
-from engine.distributed import BatchAgreement, all_sum, is_dist
-from engine.optim import is_schedule_free
-from engine.runtime import AmpPolicy
+from runtime.distributed import BatchAgreement, all_sum, is_dist
+from models.optim import is_schedule_free
+from runtime.runtime import AmpPolicy
 
 
 class NonFiniteLoss(AppError):

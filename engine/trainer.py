@@ -26,24 +26,24 @@ from common.fileio import remove_stale_temps
 from data import DataBundle, prepare_data, preprocessing_of
 from data.loader import balanced_sample_weights, loss_weights, make_loader
 from data.order import batch_count
-from engine import config as config_mod
-from engine import distributed as ddp
-from engine.autotune import Choice, decide
-from engine.checkpoint import prune_epoch_files, save_checkpoint
-from engine.config import Config
+from settings import config as config_mod
+from runtime import distributed as ddp
+from runtime.autotune import Choice, decide
+from artifacts.checkpoint import prune_epoch_files, save_checkpoint
+from settings.config import Config
 from engine.early_stopping import EarlyStopping
 from engine.ema import make_ema
-from engine.history import CurvesWriter, write_metrics_csv
-from engine.interrupt import GracefulStop
+from tracking.history import CurvesWriter, write_metrics_csv
+from runtime.interrupt import GracefulStop
 from engine.loop import (NonFiniteGuard, epoch_summary, evaluate, global_stats, predict_logits, scores,
                          train_one_epoch)
 from engine.lr_finder import LRFind, range_test, report, write_outputs
-from engine.model_io import load_model_from_checkpoint
-from engine.optim import build_optimizer, is_schedule_free, optimizer_name
-from engine.recorder import RunRecorder, class_metrics
+from artifacts.model_io import load_model_from_checkpoint
+from models.optim import build_optimizer, is_schedule_free, optimizer_name
+from tracking.recorder import RunRecorder, class_metrics
 from engine.run import start_run
-from engine.runtime import amp_policy, resolve_device, rng_state, seed_everything, set_rng_state, set_threads, unwrap
-from engine.tensorboard import TensorBoardSink
+from runtime.runtime import amp_policy, resolve_device, rng_state, seed_everything, set_rng_state, set_threads, unwrap
+from tracking.tensorboard import TensorBoardSink
 from models import build_model, set_backbone_frozen
 from schedulers import Plan, build_scheduler, is_horizon_free, make_plan, uses_swa
 
@@ -185,7 +185,7 @@ def checkpoint_state(c: Components, cfg: Config, bundle: DataBundle, epoch: int,
 
 def runtime_choice(cfg: Config, bundle: DataBundle, device: torch.device, threads: int,
                    recorded: dict | None) -> Choice:
-    """AMP and memory format for this run: ``auto`` measured (engine/autotune.py), on/off as given."""
+    """AMP and memory format for this run: ``auto`` measured (runtime/autotune.py), on/off as given."""
     if recorded and (cfg.amp, cfg.channels_last) == (("on" if recorded["amp"] else "off"),
                                                      ("on" if recorded["channels_last"] else "off")):
         # Resumed with the run's own choices: replayed exactly, not measured or re-judged today.

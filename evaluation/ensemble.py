@@ -17,7 +17,7 @@ from common.errors import AppError
 from data import prepare_data
 from data.loader import make_loader
 from engine.loop import predict_logits
-from engine.model_io import LoadedModel, load_model_from_checkpoint
+from artifacts.model_io import LoadedModel, load_model_from_checkpoint
 from evaluation.inference import Prediction, predict_files
 
 # Settings that decide which images land in which split: members must agree on them.

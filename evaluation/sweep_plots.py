@@ -16,7 +16,7 @@ from typing import Sequence
 
 import torch
 
-from engine import config as config_mod
+from settings import config as config_mod
 from common.fileio import write_atomic
 from resultsdb.leaderboard import RunResult
 from schedulers import make_plan

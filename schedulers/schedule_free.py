@@ -2,7 +2,7 @@
 
 Schedule-free AdamW/SGD (Defazio et al. 2024) need no decay: they average their iterates instead.
 As a schedule name it lets a sweep rank the method beside the schedules with the same flags
-(``sweep.py --schedulers cosine schedule_free``); engine/optim.py makes it imply the schedule-free form
+(``sweep.py --schedulers cosine schedule_free``); models/optim.py makes it imply the schedule-free form
 of ``--optimizer`` (adamw -> adamw_schedulefree, sgd -> sgd_schedulefree). The warmup is this project's
 warmup wrapper (``--warmup_epochs`` / ``--warmup_steps``), not the optimizer's own ``warmup_steps``, so
 that it is drawn, logged and resumed like every other schedule's.

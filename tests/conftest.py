@@ -27,7 +27,7 @@ FAST = ["--width", "8", "--depth", "2", "--batch_size", "128", "--threads", "2",
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
-    """Each test measures its own AMP/channels_last decisions (engine/autotune.py): no shared cache file."""
+    """Each test measures its own AMP/channels_last decisions (runtime/autotune.py): no shared cache file."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg_cache"))
 
 

@@ -13,9 +13,9 @@ import torch
 import yaml
 
 import train as train_script
-from engine import autotune, runtime
-from engine.checkpoint import load_checkpoint
-from engine.config import from_dict, parse_args
+from runtime import autotune, runtime
+from artifacts.checkpoint import load_checkpoint
+from settings.config import from_dict, parse_args
 
 SMALL = ["--width", "8", "--depth", "2", "--batch_size", "128", "--device", "cpu"]  # FAST without fixed choices
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from common.errors import AppError
-from engine.checkpoint import VERSION, load_checkpoint, prune_epoch_files, save_checkpoint
+from artifacts.checkpoint import VERSION, load_checkpoint, prune_epoch_files, save_checkpoint
 
 
 def minimal(value=1.0):

@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # of one layer stay independent of each other. Entry scripts, bench/ and tests/ sit above all.
 LAYERS = [
     ["common"],                                   # errors, CLI parser, atomic writes, fault hooks, cores
-    ["data", "models", "schedulers", "resultsdb"],  # datasets, architectures, schedules, results database
-    ["engine"],                                   # config, runtime, training loop, checkpoints
+    ["data", "models", "schedulers", "resultsdb"],  # datasets, architectures + optimizers, schedules, results database
+    ["settings", "runtime"],                      # Config and its checks; device, threads, AMP, DDP, signals
+    ["artifacts", "tracking"],                    # checkpoint file and model loading; the run's sinks
+    ["engine"],                                   # training loop, trainer, run folders, EMA, LR finder
     ["evaluation"],                               # metrics, reports, prediction, explanation, export
     ["webapp"],                                   # the Streamlit page app.py serves
 ]

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from conftest import nan_on_forwards, read_csv
-from engine.checkpoint import load_checkpoint
+from artifacts.checkpoint import load_checkpoint
 from engine.loop import NonFiniteGuard, NonFiniteLoss, epoch_summary, train_one_epoch
-from engine.runtime import AmpPolicy
+from runtime.runtime import AmpPolicy
 
 UPDATES_PER_EPOCH = 10  # 1257 digits training images, --batch_size 128 (conftest.FAST)
 

@@ -52,7 +52,7 @@ def test_best_ranks_schedules_by_the_test_accuracy_of_best_pt(ck, capsys):
 # --- fabricated databases: the statistics and the groups, without training ----------------------------
 def fabricate(path: Path, runs: list[tuple[str, str, int, float, dict]]) -> None:
     """Finished runs: (run folder, schedule, seed, test accuracy, settings other than the defaults)."""
-    from engine.config import Config, to_dict
+    from settings.config import Config, to_dict
     from resultsdb.compare import comparability_key
     from resultsdb.db import ResultsDB, as_json
     with ResultsDB(path) as db:

@@ -65,8 +65,8 @@ def test_train_records_run_epochs_and_classes_and_resume_does_not_duplicate(run_
 
 @pytest.mark.parametrize("damage", ["locked", "corrupt"])
 def test_unusable_database_warns_once_and_training_goes_on(tmp_path, capsys, monkeypatch, damage):
-    import engine.recorder
-    monkeypatch.setattr(engine.recorder, "BUSY_TIMEOUT_S", 0.05)
+    import tracking.recorder
+    monkeypatch.setattr(tracking.recorder, "BUSY_TIMEOUT_S", 0.05)
     db = tmp_path / "ck" / "results.db"
     db.parent.mkdir(parents=True)
     holder = None
@@ -96,9 +96,9 @@ def test_results_db_none_writes_no_database(run_train, tmp_path):
 
 @pytest.mark.parametrize("error, status", [("interrupt", "stopped"), ("crash", "failed"), (None, "running")])
 def test_run_status_follows_how_the_epoch_loop_ended(tmp_path, error, status):
-    from engine.config import Config
-    from engine.interrupt import Interrupted
-    from engine.recorder import RunRecorder
+    from settings.config import Config
+    from runtime.interrupt import Interrupted
+    from tracking.recorder import RunRecorder
     rec = RunRecorder(Config(checkpoint_dir=str(tmp_path)), tmp_path / "run")
     rec.start(None, [])
     raised = {"interrupt": Interrupted("SIGINT at epoch 1", 2), "crash": RuntimeError("boom"), None: None}[error]
@@ -142,7 +142,7 @@ def test_parallel_writers_on_a_new_file_never_lose_a_row(tmp_path):
 
 # --- the comparability key ------------------------------------------------------------------------
 def _config(**changes):
-    from engine.config import Config, to_dict
+    from settings.config import Config, to_dict
     return to_dict(Config(**{"epochs": 5, **changes}))
 
 

@@ -8,10 +8,10 @@ import torch
 
 from common.errors import UsageError
 from conftest import read_csv
-from engine.checkpoint import load_checkpoint
-from engine.config import Config
-from engine.optim import build_optimizer, is_schedule_free, optimizer_name
-from engine.validate import check_config
+from artifacts.checkpoint import load_checkpoint
+from settings.config import Config
+from models.optim import build_optimizer, is_schedule_free, optimizer_name
+from settings.validate import check_config
 
 COMMON = ["--scheduler", "schedule_free", "--warmup_steps", "5", "--epochs", "2", "--save_every", "1", "--seed", "4"]
 

@@ -308,8 +308,8 @@ SPEC_CLASS_NAMES = {"A0_006": "MultiplicativeLR", "A0_012": "ExponentialLR", "A0
 def test_specification_names_select_their_presets_everywhere(name, pid, tmp_path, capsys):
     import plot_schedule
     import sweep
-    from engine.config import Config
-    from engine.validate import check_config
+    from settings.config import Config
+    from settings.validate import check_config
     from results import canonical_schedule
     from schedulers import describe_schedule
 

@@ -10,7 +10,7 @@ import torch
 from torch.optim import lr_scheduler as tls
 
 import plot_schedule
-from engine.checkpoint import load_checkpoint
+from artifacts.checkpoint import load_checkpoint
 from engine.trainer import replay_schedule
 from common.errors import UsageError
 from schedulers import Plan, build_scheduler, resolve_params

@@ -141,7 +141,7 @@ def test_lr_range_test_shares_the_cores_between_ranks_as_training_does(tmp_path,
     """Under torchrun, --num_workers -1 means this rank's share of the cores, in the range test too."""
     import engine.trainer as trainer
     from data import prepare_data
-    from engine.config import parse_args
+    from settings.config import parse_args
     asked = []
     monkeypatch.setattr(trainer.ddp, "workers_per_rank", lambda n: asked.append(n) or 3)
     real = trainer.make_loader
@@ -151,7 +151,7 @@ def test_lr_range_test_shares_the_cores_between_ranks_as_training_does(tmp_path,
         seen["num_workers"] = kwargs["num_workers"]
         return real(*args, **{**kwargs, "num_workers": 0})
     monkeypatch.setattr(trainer, "make_loader", spy)
-    from engine.runtime import amp_policy
+    from runtime.runtime import amp_policy
     cfg, _ = parse_args([*FAST, "--num_workers", "-1"])
     cpu = trainer.torch.device("cpu")
     trainer.lr_range_test(cfg, prepare_data(cfg), cpu, amp_policy(False, "auto", cpu), num_iter=3)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config import LR_AUTO, Config, stage_widths
+from settings.config import LR_AUTO, Config, stage_widths
 from common.errors import UsageError, unknown_name
 
 
@@ -71,7 +71,7 @@ def check_config(cfg: Config) -> None:
 
     _require(cfg.warmup_mode in WARMUP_MODES, f"unknown --warmup_mode '{cfg.warmup_mode}'; valid: {', '.join(WARMUP_MODES)}")
     resolve_params(cfg.scheduler, cfg.scheduler_params, cfg.epochs, cfg.monitor)  # presets scale with --epochs
-    from engine.optim import OPTIMIZERS, SCHEDULE_FREE_SCHEDULE, check_schedule_free
+    from models.optim import OPTIMIZERS, SCHEDULE_FREE_SCHEDULE, check_schedule_free
     from models import valid_model
 
     if cfg.optimizer not in OPTIMIZERS:

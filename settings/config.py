@@ -48,7 +48,7 @@ class Config:
     pretrained_weights: str = ""
     freeze_epochs: int = 0  # train only the classifier head for the first N epochs
     backbone_lr_mult: float = 1.0  # backbone LR = this x the head's LR
-    channels_last: str = "auto"  # auto (measured at start, see engine/autotune.py) | on | off
+    channels_last: str = "auto"  # auto (measured at start, see runtime/autotune.py) | on | off
     # --- optimisation ---
     epochs: int = 15
     batch_size: int = 64
@@ -306,7 +306,7 @@ def model_args(cfg: Config) -> dict[str, Any]:
 
 
 def architecture_key(cfg: Config, num_classes: int) -> dict[str, Any]:
-    """What identifies the network for the start-up measurement's cache (engine/autotune.py)."""
+    """What identifies the network for the start-up measurement's cache (runtime/autotune.py)."""
     return {"model": cfg.model, "classes": num_classes, **model_args(cfg)}
 
 

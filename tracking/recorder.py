@@ -15,8 +15,8 @@ from typing import Any, Sequence
 
 import torch
 
-from engine import config as config_mod
-from engine.interrupt import Interrupted
+from settings import config as config_mod
+from runtime.interrupt import Interrupted
 from resultsdb.compare import comparability_key
 from resultsdb.db import DB_FILE, ResultsDB, as_json, now
 
