@@ -90,3 +90,28 @@ def test_losses_rank_lowest_first():
     board = rank(samples({"a": [0.30, 0.35, 0.32], "b": [0.20, 0.22, 0.21]}), metric="test_loss")
     assert [r["schedule"] for r in board.rows] == ["b", "a"] and board.rows[1]["verdict"] == "worse"
     assert board.rows[1]["diff_vs_best"] > 0
+
+
+def test_sweep_plots_number_epochs_from_1_band_the_seeds_and_give_each_line_its_own_style(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from evaluation import sweep_plots
+    from resultsdb.leaderboard import RunResult
+    figures = {}
+    monkeypatch.setattr(sweep_plots, "_save", lambda fig, path: figures.__setitem__(path.name, fig))
+
+    def run(schedule, seed, accs):
+        return RunResult(schedule, seed, Path(tmp_path / f"{schedule}_{seed}"), None, None, max(accs), 0.1, None,
+                         len(accs), 1.0, accs, True)
+    results = [run("a", 0, [0.5, 0.7, 0.8]), run("a", 1, [0.6, 0.9, 0.9]), run("b", 0, [0.5, 0.7, 0.8]),
+               run("b", 1, [0.6, 0.9, 0.9])]  # b equals a exactly: its line must not hide a's
+    sweep_plots.plot_sweep(results, tmp_path)
+    ax = figures["val_acc.png"].axes[0]
+    lines = ax.get_lines()
+    assert [list(line.get_xdata()) for line in lines] == [[1, 2, 3]] * 2
+    assert list(lines[0].get_ydata()) == pytest.approx([55.0, 80.0, 85.0])  # mean, in percent
+    assert {(line.get_linestyle(), line.get_marker(), line.get_linewidth()) for line in lines}.__len__() == 2
+    bands = ax.collections
+    assert len(bands) == 2  # one shaded band per schedule with several seeds
+    ys = bands[0].get_paths()[0].vertices[:, 1]
+    assert min(ys) == pytest.approx(50.0) and max(ys) == pytest.approx(90.0)  # lowest to highest seed
