@@ -82,3 +82,28 @@ def test_schedule_free_name_implies_the_optimizer_and_bad_pairings_are_refused()
                        (Config(scheduler="schedule_free", ema=0.99), "both average the weights")]:
         with pytest.raises(UsageError, match=words):
             check_config(cfg)
+
+
+def test_seed_k_of_every_schedule_starts_from_the_same_weights_and_data_order(run_train, tmp_path, monkeypatch):
+    """What makes a sweep's seeds pairable: the schedule (schedule-free included, whose BatchNorm
+    re-estimation draws dropout noise at every epoch end) changes neither the initial weights nor
+    the order and augmentation of the batches."""
+    import data.loader
+    from resultsdb.db import ResultsDB
+    orders: dict[str, list] = {}
+    real = data.loader.epoch_order
+    current = {"name": ""}
+
+    def spy(n, gen, shuffle, weights):
+        order = real(n, gen, shuffle, weights)
+        if shuffle:  # the training loader's (its augmentation draws continue from the same generator)
+            orders.setdefault(current["name"], []).append(order.tolist())
+        return order
+    monkeypatch.setattr(data.loader, "epoch_order", spy)
+    for name in ("step", "schedule_free"):
+        current["name"] = name
+        run_train("--epochs", "2", "--scheduler", name, "--seed", "3", "--run_name", name)
+    assert orders["step"] == orders["schedule_free"] and len(orders["step"]) == 2
+    with ResultsDB(tmp_path / "ck" / "results.db") as db:
+        hashes = {r["init_weights"] for r in db.query("SELECT init_weights FROM runs")}
+    assert len(hashes) == 1
