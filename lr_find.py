@@ -46,10 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cfg.lr == LR_AUTO:  # the LR is what this finds; any number passes the check below
         cfg = dataclasses.replace(cfg, lr=own.start_lr)
     check_config(cfg)
-    from engine.lr_finder import report, write_outputs
     from data import prepare_data
+    from engine.lr_finder import lr_range_test, report, write_outputs
+    from engine.setup import resolve_runtime
     from runtime.runtime import resolve_device, seed_everything, set_threads
-    from engine.trainer import lr_range_test, resolve_runtime
 
     seed_everything(cfg.seed, cfg.deterministic)
     threads = set_threads(cfg.threads)

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from common.cli import ArgParser
+from common.cli import ArgParser, add_shared_flags
 from common.errors import UsageError, run_cli
 from resultsdb.db import DB_FILE
 from resultsdb.leaderboard import DEFAULT_METRIC, METRICS
@@ -39,7 +39,7 @@ def build_parser() -> ArgParser:
     common.add_argument("--results_db", type=Path, default=None, metavar="PATH",
                         help=f"the database (default: {DEFAULT_DB}; for import: DIR/results.db)")
     common.add_argument("--format", choices=FORMATS, default="table", help="(default: table)")
-    common.add_argument("--debug", action="store_true", help="show full tracebacks")
+    add_shared_flags(common)
     p = ArgParser(description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=ArgParser)
     b = sub.add_parser("best", parents=[common], help="rank the schedules of comparable runs, with confidence intervals")

@@ -16,7 +16,6 @@ and <name>/leaderboard.md, .csv) and overlay plots <name>/lr.png and <name>/val_
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -24,6 +23,8 @@ from typing import Sequence
 from settings.config import parse_args
 from common.cli import ArgParser, cli_parser
 from common.errors import UsageError, run_cli
+from common.fileio import write_atomic
+from common.run_files import read_summary, run_is_finished
 
 ROOT = Path(__file__).resolve().parent
 SET_BY_SWEEP = ("scheduler", "seed", "run_name", "resume")  # train.py flags the sweep sets per run
@@ -91,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     todo, done = [], []
     for s, seed in runs:
         folder = sweep_dir / f"{s}_s{seed}"
-        if (folder / "summary.json").is_file():
+        if run_is_finished(folder):  # a cut or empty summary.json is not finished: --resume auto completes it
             done.append(folder.name)
             continue
         cmd = [sys.executable, str(ROOT / "train.py"), *train_args, "--scheduler", s, "--seed", str(seed),
@@ -132,7 +133,9 @@ def progress_line(folder: Path, job) -> str:
     if job.returncode != 0:
         lines = [ln for ln in job.log.read_text(errors="replace").splitlines() if ln.strip()]
         return f"{job.name}: FAILED (exit {job.returncode}): {lines[-1] if lines else 'no output'}"
-    s = json.loads((folder / "summary.json").read_text())
+    s = read_summary(folder)
+    if s is None:
+        return f"{job.name}: exited 0 but left no valid summary.json; run the sweep again to complete it"
     split = "test" if "test_acc" in s else "val"
     return (f"{job.name}: {split} acc {s[f'{split}_acc']:.4f} (best.pt epoch {s['best_epoch']}), "
             f"{job.seconds:.0f} s")
@@ -147,8 +150,8 @@ def report(sweep_dir: Path, name: str, runs: list[tuple[str, int]], db: str, met
         return
     board = leaderboard(results, metric)
     md = to_markdown(board, f"sweep '{name}'")
-    (sweep_dir / "leaderboard.md").write_text(md)
-    (sweep_dir / "leaderboard.csv").write_text(to_csv(board))
+    write_atomic(md.encode(), sweep_dir / "leaderboard.md")
+    write_atomic(to_csv(board).encode(), sweep_dir / "leaderboard.csv")
     print(md)
     from evaluation.sweep_plots import plot_sweep
     plots = plot_sweep([r for r in results if r.key == board.key], sweep_dir)

@@ -124,8 +124,9 @@ def main(argv: list[str] | None = None) -> None:
             import os
             os.environ["XDG_CACHE_HOME"] = tmp  # measure afresh
             t0 = time.perf_counter()
-            choice = autotune.decide("auto", "auto", "auto", torch.device("cpu"), threads, lambda: model_of(cfg),
-                                     architecture_key(cfg, CLASSES), (batch, *SHAPE), CLASSES)
+            choice = autotune.decide("auto", "auto", "auto", device=torch.device("cpu"), threads=threads,
+                                     model_fn=lambda: model_of(cfg), model_key=architecture_key(cfg, CLASSES),
+                                     shape=(batch, *SHAPE), num_classes=CLASSES)
             print(f"  train.py's auto choice ({time.perf_counter() - t0:.1f} s to decide): {choice.line()}")
 
 

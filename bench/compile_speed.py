@@ -39,8 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     threads = set_threads(a.threads)
     cfg = apply_overrides(Config(), load_yaml(a.config), a.config)
     print(cpu_line())
-    choice = autotune.decide(cfg.amp, cfg.amp_dtype, cfg.channels_last, torch.device("cpu"), threads,
-                             lambda: model_of(cfg), architecture_key(cfg, CLASSES), (cfg.batch_size, *SHAPE), CLASSES)
+    choice = autotune.decide(cfg.amp, cfg.amp_dtype, cfg.channels_last, device=torch.device("cpu"), threads=threads,
+                             model_fn=lambda: model_of(cfg), model_key=architecture_key(cfg, CLASSES),
+                             shape=(cfg.batch_size, *SHAPE), num_classes=CLASSES)
     dtype = getattr(torch, choice.dtype) if choice.amp else None
     print(f"{a.config}: batch {cfg.batch_size}, {threads} threads, {choice.line()}")
     eager_first, eager = run(cfg, cfg.batch_size, a.steps, False, dtype, choice.channels_last)

@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 
 from settings import config as config_mod
-from common.fileio import write_atomic
+from common.figures import pyplot, save_figure
 from resultsdb.leaderboard import RunResult
 from schedulers import make_plan
 from schedulers.simulate import simulate
@@ -58,14 +58,6 @@ def _style(i: int, n: int, points: int) -> dict:
             "marker": MARKERS[i % len(MARKERS)], "markersize": 5, "markevery": (i * every // n, every)}
 
 
-def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    write_atomic(buf.getvalue(), path)
-
-
 def _legend(ax) -> None:
     if ax.get_lines():
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside, never on a line
@@ -75,10 +67,8 @@ def plot_sweep(results: Sequence[RunResult], out_dir: Path) -> list[Path]:
     """Write lr.png (first seed of each schedule) and val_acc.png (mean over seeds, with the band from the
     lowest to the highest seed) to ``out_dir``. Epochs are numbered from 1: in lr.png epoch k runs from
     k to k + 1, in val_acc.png the value of epoch k is measured at its end."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+    plt = pyplot()
 
     schedules = list(dict.fromkeys(r.schedule for r in results))
     colors = plt.get_cmap("tab10" if len(schedules) <= 10 else "tab20")
@@ -99,7 +89,7 @@ def plot_sweep(results: Sequence[RunResult], out_dir: Path) -> list[Path]:
     ax.set(xlabel="epoch", ylabel="learning rate", title="LR per update (as each schedule set it; first seed)")
     ax.grid(alpha=0.3)
     _legend(ax)
-    _save(fig, out_dir / "lr.png")
+    save_figure(fig, out_dir / "lr.png", dpi=90, tight=True)
 
     fig, ax = plt.subplots(figsize=(9, 4.2))
     for i, s in enumerate(schedules):
@@ -118,5 +108,5 @@ def plot_sweep(results: Sequence[RunResult], out_dir: Path) -> list[Path]:
            title="Validation accuracy: mean over seeds, band from the lowest to the highest seed")
     ax.grid(alpha=0.3)
     _legend(ax)
-    _save(fig, out_dir / "val_acc.png")
+    save_figure(fig, out_dir / "val_acc.png", dpi=90, tight=True)
     return [out_dir / "lr.png", out_dir / "val_acc.png"]

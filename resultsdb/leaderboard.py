@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
+
+from common.run_files import read_summary
 
 # metric -> (what it is, higher is better)
 METRICS = {
@@ -83,8 +84,7 @@ def read_run(schedule: str, seed: int, folder: Path) -> RunResult | None:
         return None
     if not rows:
         return None
-    summary_path = folder / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary = read_summary(folder) or {}  # {} unless finished
     key = None
     if (folder / "config.yaml").is_file():
         from resultsdb.compare import comparability_key

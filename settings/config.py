@@ -20,8 +20,9 @@ from typing import Any, Sequence
 
 import yaml
 
-from common.cli import ArgParser
+from common.cli import ArgParser, add_shared_flags
 from common.errors import UsageError
+from common.fileio import write_atomic
 
 
 @dataclass
@@ -223,7 +224,7 @@ def build_parser(description: str = "") -> ArgParser:
     """Every Config field as a ``--flag``; only flags actually given override YAML."""
     p = ArgParser(description=description, argument_default=argparse.SUPPRESS)
     p.add_argument("--config", help="YAML file of settings (CLI flags override it)")
-    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    add_shared_flags(p)
     p.add_argument("--check_data", action="store_true", help="check the dataset, print the report and exit")
     metavars = {"early_stopping": "PATIENCE", "resume": "PATH|auto", "results_db": "PATH|none", "lr": "FLOAT|auto"}
     types = {"lr": _lr_value}
@@ -327,4 +328,4 @@ def save_yaml(cfg: Config, path: str | Path) -> None:
     values = to_dict(cfg)
     block = {"name": values.pop("scheduler"), **values.pop("scheduler_params")}
     values["scheduler"] = block
-    Path(path).write_text(yaml.safe_dump(values, sort_keys=False))
+    write_atomic(yaml.safe_dump(values, sort_keys=False).encode(), Path(path))

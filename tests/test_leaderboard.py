@@ -98,7 +98,7 @@ def test_sweep_plots_number_epochs_from_1_band_the_seeds_and_give_each_line_its_
     from evaluation import sweep_plots
     from resultsdb.leaderboard import RunResult
     figures = {}
-    monkeypatch.setattr(sweep_plots, "_save", lambda fig, path: figures.__setitem__(path.name, fig))
+    monkeypatch.setattr(sweep_plots, "save_figure", lambda fig, path, **kw: figures.__setitem__(path.name, fig))
 
     def run(schedule, seed, accs):
         return RunResult(schedule, seed, Path(tmp_path / f"{schedule}_{seed}"), None, None, max(accs), 0.1, None,

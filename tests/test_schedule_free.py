@@ -42,7 +42,7 @@ def test_schedule_free_resume_is_bit_identical_and_evaluation_reads_the_average(
 def test_mid_epoch_checkpoint_saves_x_as_model_and_y_beside_it(tmp_path):
     """An interrupt inside an epoch: ``model`` is x (what evaluate.py reads), ``train_weights`` y; restoring
     gives back y itself, not y recomputed from x (which would differ in the last bits)."""
-    from engine.trainer import restore, train_weights_at_eval_point
+    from engine.setup import restore, train_weights_at_eval_point
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
     opt = build_optimizer("adamw_schedulefree", model, 0.1, 0.0, 0.9)
     for _ in range(3):
