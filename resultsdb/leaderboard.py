@@ -24,9 +24,9 @@ import io
 import math
 import statistics
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from common.run_files import read_summary
 

@@ -5,12 +5,12 @@ import json
 
 import pytest
 import torch
-
-from common.errors import UsageError
 from conftest import read_csv
+
 from artifacts.checkpoint import load_checkpoint
-from settings.config import Config
+from common.errors import UsageError
 from models.optim import build_optimizer, is_schedule_free, optimizer_name
+from settings.config import Config
 from settings.validate import check_config
 
 COMMON = ["--scheduler", "schedule_free", "--warmup_steps", "5", "--epochs", "2", "--save_every", "1", "--seed", "4"]
