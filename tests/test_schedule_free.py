@@ -107,3 +107,34 @@ def test_seed_k_of_every_schedule_starts_from_the_same_weights_and_data_order(ru
     with ResultsDB(tmp_path / "ck" / "results.db") as db:
         hashes = {r["init_weights"] for r in db.query("SELECT init_weights FROM runs")}
     assert len(hashes) == 1
+
+
+@pytest.mark.slow  # three train.py processes (~20 s on an idle 2-core machine)
+@pytest.mark.skipif(__import__("sys").platform == "win32", reason="POSIX signals")
+def test_sigint_inside_an_epoch_resumes_schedule_free_to_the_last_bit(tmp_path):
+    """Ctrl-C at update 30 (the middle of epoch 2): last.pt holds x as its model and y beside it; the
+    printed resume command finishes the run with the weights and metrics of an uninterrupted one."""
+    import shlex
+    import signal
+    import sys
+
+    from conftest import cli, cli_env, signal_when_held
+    args = ["--scheduler", "schedule_free", "--warmup_steps", "5", "--epochs", "3", "--seed", "2", "--width", "8",
+            "--depth", "2", "--threads", "1", "--device", "cpu", "--amp", "off", "--channels_last", "off"]
+    ref = cli("train.py", *args, "--checkpoint_dir", tmp_path / "ref", "--run_name", "r", timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    marker = tmp_path / "held"
+    done = signal_when_held([sys.executable, "train.py", *args, "--checkpoint_dir", tmp_path / "ck", "--run_name", "r"],
+                            cli_env(f"step#30=hold:{marker}"), marker, signal.SIGINT, timeout=300)
+    assert done.returncode == 130, done.stderr
+    saved = load_checkpoint(tmp_path / "ck" / "r" / "last.pt")
+    assert saved["partial_epoch"]["batches"] == 10 and saved["train_weights"] is not None
+    assert not same(saved["model"], saved["train_weights"])  # x saved as the model, y beside it
+    command = shlex.split(done.stderr.strip().splitlines()[-1].split("Resume with: ", 1)[1])[2:]
+    resumed = cli("train.py", *command, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    for name in ("last.pt", "best.pt"):
+        assert same(load_checkpoint(tmp_path / "ref" / "r" / name)["model"],
+                    load_checkpoint(tmp_path / "ck" / "r" / name)["model"]), name
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(read_csv(tmp_path / "ck" / "r" / "metrics.csv")) == strip(read_csv(tmp_path / "ref" / "r" / "metrics.csv"))
