@@ -196,7 +196,7 @@ def _notes(board: Board) -> list[str]:
                      f"(comparability key other than '{board.key}')")
     if board.no_value:
         notes.append(f"{board.no_value} run{'s' * (board.no_value != 1)} without a {board.metric} yet "
-                     f"(unfinished, or no test split) left out")
+                     f"(unfinished, or no test split: rank those by val_acc) left out")
     if board.repeats:
         notes.append(f"{board.repeats} repeated run{'s' * (board.repeats != 1)} of a schedule and seed: the newest "
                      f"counted")
