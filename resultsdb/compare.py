@@ -18,6 +18,8 @@ Left out of the key (``EXCLUDED``):
   ``amp_dtype``, ``channels_last``, ``compile``, ``deterministic``, ``max_nonfinite``,
   ``strict_data`` (rounding may differ, the experiment does not).
 
+A run trained with ``--lr auto`` counts as ``lr: auto`` (see :func:`comparability_key`).
+
 Everything else counts (data splits, augmentation, model shape, epochs, batch size, LR, optimizer,
 regularisation, early stopping and ``monitor``, ...), as the run resolved and saved it. A run saved
 before a setting existed lacks it, so its key differs from a newer run's: ``first_difference`` names
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 SCHEDULE_SETTINGS = ("scheduler", "scheduler_params", "warmup_epochs", "warmup_steps", "warmup_mode",
@@ -51,9 +54,16 @@ def compared_settings(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def comparability_key(config: dict[str, Any]) -> str:
-    """``<dataset> <model> <epochs>ep <hash8>``: equal for runs that differ only in schedule and seed."""
+def comparability_key(config: dict[str, Any], run_dir: str | Path | None = None) -> str:
+    """``<dataset> <model> <epochs>ep <hash8>``: equal for runs that differ only in schedule and seed.
+
+    ``run_dir``: the run's folder. A run trained with ``--lr auto`` saves the LR its range test chose
+    (and its plots in ``<run>/lr_find/``); that choice differs from seed to seed, so such a run counts
+    with ``lr: auto``, the setting it was given -- else no two seeds of an ``--lr auto`` sweep would pair.
+    """
     settings = compared_settings(config)
+    if run_dir is not None and (Path(run_dir) / "lr_find").is_dir():
+        settings["lr"] = "auto"
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{config.get('dataset', '?')} {config.get('model', '?')} {config.get('epochs', '?')}ep {digest}"
 

@@ -132,10 +132,10 @@ class ResultsDB:
             self.conn.execute("ALTER TABLE runs ADD COLUMN comparability_key TEXT")
         # Runs recorded before the key existed get it from their saved config.
         from resultsdb.compare import comparability_key
-        for run_id, config in self.conn.execute(
-                "SELECT run_id, config FROM runs WHERE comparability_key IS NULL AND config IS NOT NULL").fetchall():
+        for run_id, run_dir, config in self.conn.execute(
+                "SELECT run_id, run_dir, config FROM runs WHERE comparability_key IS NULL AND config IS NOT NULL"):
             self.conn.execute("UPDATE runs SET comparability_key = ? WHERE run_id = ?",
-                              (comparability_key(json.loads(config)), run_id))
+                              (comparability_key(json.loads(config), run_dir), run_id))
 
     def close(self) -> None:
         self.conn.close()

@@ -51,7 +51,7 @@ def import_run(db: ResultsDB, folder: Path) -> int:
     fields: dict[str, Any] = dict(model_name=cfg.get("model"), dataset=cfg.get("dataset"),
                                   scheduler_type=cfg.get("scheduler"), seed=cfg.get("seed"), config=as_json(cfg),
                                   epochs=cfg.get("epochs"), monitor=cfg.get("monitor"),
-                                  comparability_key=comparability_key(cfg),
+                                  comparability_key=comparability_key(cfg, folder),
                                   status="finished" if summary else "stopped")
     if summary:
         fields.update(best_epoch=summary.get("best_epoch"), best_metric=summary.get("best_metric"),

@@ -89,7 +89,7 @@ def read_run(schedule: str, seed: int, folder: Path) -> RunResult | None:
     if (folder / "config.yaml").is_file():
         from resultsdb.compare import comparability_key
         from resultsdb.importer import read_config
-        key = comparability_key(read_config(folder))
+        key = comparability_key(read_config(folder), folder)
     val = [float(r["val_acc"]) for r in rows]
     return RunResult(schedule, seed, folder, summary.get("test_acc"), summary.get("test_loss"), max(val),
                      min(float(r["val_loss"]) for r in rows), summary.get("best_epoch"), len(rows),

@@ -192,3 +192,12 @@ def test_an_older_database_gains_the_key_column_filled_from_each_runs_config(tmp
     rows = _rows(path, "SELECT run_dir, comparability_key FROM runs ORDER BY run_dir")
     assert rows == [{"run_dir": "/a", "comparability_key": comparability_key(_config())},
                     {"run_dir": "/b", "comparability_key": None}]
+
+
+def test_runs_given_lr_auto_compare_as_lr_auto_whatever_their_range_test_chose(tmp_path):
+    from resultsdb.compare import comparability_key
+    for name in ("a", "b"):
+        (tmp_path / name / "lr_find").mkdir(parents=True)
+    (tmp_path / "c").mkdir()
+    a, b = comparability_key(_config(lr=0.0123), tmp_path / "a"), comparability_key(_config(lr=0.0456), tmp_path / "b")
+    assert a == b != comparability_key(_config(lr=0.0123), tmp_path / "c") == comparability_key(_config(lr=0.0123))

@@ -91,8 +91,13 @@ def test_lr_auto_trains_with_the_suggestion_from_the_same_initial_weights(tmp_pa
     assert [ln for ln in (run / "config.yaml").read_text().splitlines() if ln.startswith("lr:")] == saved
     train(tmp_path, "--epochs", "1", "--lr", str(suggested), "--run_name", "manual")
     with ResultsDB(tmp_path / "ck" / "results.db") as db:
-        hashes = {r["run_dir"].rsplit("/", 1)[1]: r["init_weights"] for r in db.query("SELECT * FROM runs")}
+        rows = {r["run_dir"].rsplit("/", 1)[1]: r for r in db.query("SELECT * FROM runs")}
+    hashes = {name: r["init_weights"] for name, r in rows.items()}
     assert hashes["auto"] == hashes["manual"]  # the range test trained a copy, and the RNG was restored
+    # Compared as `lr: auto` (another seed's range test picks another LR), not as the LR it chose.
+    from resultsdb.compare import comparability_key
+    auto_config = {**json.loads(rows["auto"]["config"]), "lr": 0.5}
+    assert rows["auto"]["comparability_key"] == comparability_key(auto_config, run) != rows["manual"]["comparability_key"]
     # Same LR, same start: the first epoch is the same as if the LR had been given by hand.
     assert read_csv(run / "metrics.csv")[0]["val_acc"] == read_csv(tmp_path / "ck" / "manual" / "metrics.csv")[0]["val_acc"]
 

@@ -96,7 +96,8 @@ class RunRecorder(Sink):
         config = config_mod.to_dict(cfg)
         fields = dict(model_name=cfg.model, dataset=cfg.dataset, scheduler_type=cfg.scheduler, seed=cfg.seed,
                       config=as_json(config), status="running", epochs=cfg.epochs,
-                      monitor=cfg.monitor, ended=None, comparability_key=comparability_key(config))
+                      monitor=cfg.monitor, ended=None,
+                      comparability_key=comparability_key(config, self.run_dir))
         if model is not None:
             fields.update(started=now(), init_weights=weights_hash(model))
 
@@ -163,7 +164,7 @@ def record_evaluation(cfg, checkpoint: Path, epoch: int, split: str, per_class_m
             config = config_mod.to_dict(cfg)
             run_id = db.upsert_run(run_dir, model_name=cfg.model, dataset=cfg.dataset, scheduler_type=cfg.scheduler,
                                    seed=cfg.seed, config=as_json(config), epochs=cfg.epochs,
-                                   comparability_key=comparability_key(config))
+                                   comparability_key=comparability_key(config, run_dir))
         db.write_classes(run_id, rows)
         return path
     return safe_db_call(path, "per-class metrics", write)
