@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from common.errors import unknown_name
+from common.errors import UsageError, unknown_name
 
 
 def _by_decay(params, weight_decay: float, **extra) -> list[dict]:
@@ -43,7 +43,7 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adamw": lambda groups, lr, momentum: torch.optim.AdamW(groups, lr=lr),
     "adam": lambda groups, lr, momentum: torch.optim.Adam(groups, lr=lr),
     # Schedule-free (Defazio et al. 2024): the LR stays constant after warmup; the optimizer keeps an
-    # average of the iterates, which is what evaluation must see (engine/trainer.py switches).
+    # average of the iterates, which is what evaluation must see (engine/loop.py and engine/setup.py switch).
     "adamw_schedulefree": _schedulefree("AdamWScheduleFree", lambda momentum: {}),
     "sgd_schedulefree": _schedulefree("SGDScheduleFree", lambda momentum: {"momentum": momentum}),
 }
@@ -62,7 +62,6 @@ def check_schedule_free(optimizer: str, scheduler: str) -> None:
     """A schedule-free optimizer runs under the ``schedule_free`` schedule only, and that schedule only
     with one: a decaying schedule on top would be a different method, and a plain optimizer at a
     constant LR would not be the baseline the leaderboard names."""
-    from common.errors import UsageError
     if scheduler == SCHEDULE_FREE_SCHEDULE and optimizer_name(optimizer, scheduler) not in SCHEDULE_FREE_OF.values():
         raise UsageError(f"--scheduler {SCHEDULE_FREE_SCHEDULE} needs --optimizer adamw or sgd (their schedule-free "
                          f"forms); got --optimizer {optimizer}")
