@@ -16,7 +16,7 @@ from schedulers.registry import ScheduleSpec, register
 
 register(ScheduleSpec(
     name="schedule_free", aliases=(), granularity="update", horizon_free=True,
-    summary="constant LR after warmup, for --optimizer adamw|sgd run schedule-free (their *_schedulefree forms)",
+    summary="constant LR after warmup: --optimizer adamw or sgd run schedule-free (their *_schedulefree forms)",
     family="schedulefree",
     build=lambda opt, p, plan: tls.LambdaLR(opt, Formula("constant", 1)),
 ))
