@@ -23,6 +23,7 @@ from typing import Sequence
 
 from common.cli import cli_parser
 from common.errors import UsageError, run_cli
+from common.spelling import plural
 
 
 def build_parser():
@@ -120,7 +121,7 @@ def _top_losses(loaded, scored, probs, labels, args, out_dir: Path) -> None:
     images = [split_image(scored.split, int(i), loaded.channels) for i in idx]
     empty = write_top_losses(explainer, images, probs, labels, idx, scored.ids, out_dir / "top_losses.png")
     n = len(idx)
-    print(f"wrote top_losses.png (the {n} mistake{'s' if n != 1 else ''} with the highest loss"
+    print(f"wrote top_losses.png (the {plural(n, 'mistake')} with the highest loss"
           f"{'' if n == args.explain else f'; only {n} of the {args.explain} asked for exist'}) to {out_dir}")
     if empty:
         print(f"warning: {empty}")

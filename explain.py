@@ -18,6 +18,8 @@ from typing import Sequence
 
 from common.errors import AppError, run_cli
 from common.cli import cli_parser
+from common.progress import bar
+from common.spelling import plural
 
 METHODS = ("gradcam", "gradcam++", "eigencam")  # evaluation.cam.METHODS, without importing torch for --help
 
@@ -37,8 +39,6 @@ def build_parser():
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from tqdm import tqdm
-
     from data.images import ImageError
     from runtime.runtime import resolve_device
     from evaluation.cam import Explainer, target_index
@@ -56,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"{args.method} at layer {explainer.layer_name} of {loaded.cfg.model}; writing to {out_dir}")
     written, failed, explanations = 0, 0, []
-    for path in tqdm(found.paths, desc="explain", disable=None, leave=False):
+    progress = bar(found.paths, total=len(found.paths), desc="explain", unit="images")
+    for path in progress:
         try:
             out, ex = explain_file(explainer, path, target, out_dir)
         except (ImageError, OSError) as e:
@@ -65,13 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         written += 1
         explanations.append(ex)
-        tqdm.write(f"{path} -> {out}" + ("  (empty map)" if ex.empty else ""))
-    print(f"wrote {written} CAM figure(s) to {out_dir}" + (f"; {failed} file(s) could not be read" if failed else ""))
+        progress.write(f"{path} -> {out}" + ("  (empty map)" if ex.empty else ""))
+    print(f"wrote {plural(written, 'CAM figure')} to {out_dir}"
+          + (f"; {plural(failed, 'file')} could not be read" if failed else ""))
     empty = empty_warning(explainer, explanations)
     if empty:
         print(f"warning: {empty}", file=sys.stderr)
     if not written:
-        raise AppError(f"none of the {failed} input(s) could be read as an image")
+        raise AppError(f"none of the {plural(failed, 'input')} could be read as an image")
     return 0
 
 

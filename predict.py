@@ -77,9 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if all(p.error for p in preds):
         missing = sum(p.error == NO_SUCH_FILE for p in preds)
         if missing == len(preds):
-            raise AppError(f"none of the {len(preds)} input path(s) exist; check the spelling, or quote a "
+            raise AppError(f"no input path exists ({len(preds)} given); check the spelling, or quote a "
                            f"glob pattern so predict.py expands it")
-        raise AppError(f"none of the {len(preds)} files could be read as an image ({missing} do not exist); "
+        raise AppError(f"no input could be read as an image ({len(preds)} given, {missing} missing); "
                        f"give image files, folders of them, or glob patterns")
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from common.errors import unknown_name
+from common.progress import phase
 from data import csv_list, digits, folder
 from data.check import enforce_strict, report_of
 from data.torchvision_sets import LOADERS as TORCHVISION_LOADERS
@@ -56,7 +57,8 @@ def prepare_data(cfg, class_names: list[str] | None = None) -> DataBundle:
     """Load the dataset a Config describes at its training size; ``bundle.report`` holds the dataset check's
     findings (``--strict_data`` turns unreadable files into an error). ``class_names``: a checkpoint's,
     whose class order (and so split) the bundle keeps."""
-    bundle = load_from_config(cfg, class_names=class_names)
+    with phase(f"loading {cfg.dataset}"):  # seconds for the larger sets: said, off a terminal too
+        bundle = load_from_config(cfg, class_names=class_names)
     enforce_strict(report_of(bundle), cfg.strict_data)
     if cfg.image_size and bundle.image_size != (cfg.image_size, cfg.image_size):
         size = (cfg.image_size, cfg.image_size)

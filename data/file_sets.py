@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from common.spelling import plural
 from data.check import DataError, DataReport, TooFewClasses
 from data.disk_loader import FileDataset, collate, resolve_workers
 from data.images import MAX_IMAGE_PIXELS, ImageError, header
@@ -104,7 +105,7 @@ def probe_all(files: FileList, report: DataReport, max_pixels: int = MAX_IMAGE_P
         animated += moving
         good.append(i)
     if animated:
-        report.notes.append(f"{animated} animated image(s): the first frame of each is used")
+        report.notes.append(f"{plural(animated, 'animated image')}: the first frame of each is used")
     if not good:
         raise DataError(f"no readable images in {files.source}" + (
             f" ({len(report.bad_files)} unreadable)" if report.bad_files else "") +
@@ -139,7 +140,8 @@ def build_bundle(files: FileList, name: str, val_split: float, test_split: float
     parts = assign_splits(split_of, labels.numpy(), val_split, test_split, report)
     require_two_classes(files.source, class_names, labels[torch.from_numpy(parts[0])])
     if report.exif_rotated:
-        report.notes.append(f"{report.exif_rotated} images rotated by their EXIF tag (as photo viewers show them)")
+        report.notes.append(f"{plural(report.exif_rotated, 'image')} rotated by their EXIF tag "
+                            f"(as photo viewers show them)")
 
     ds = FileDataset(paths, labels, channels, side, max_pixels=max_pixels)
     estimate = len(good) * channels * side * side
@@ -169,7 +171,7 @@ def build_bundle(files: FileList, name: str, val_split: float, test_split: float
 def require_two_classes(source: str, class_names: list[str], train_labels: torch.Tensor) -> None:
     """A classifier needs at least two classes to train on; one class "learns" loss 0 and accuracy 1."""
     counts = train_labels.bincount(minlength=len(class_names)).tolist()
-    found = [f"{c} ({n} images)" for c, n in zip(class_names, counts) if n > 0]
+    found = [f"{c} ({plural(n, 'image')})" for c, n in zip(class_names, counts) if n > 0]
     if len(found) < 2:
         raise TooFewClasses(f"{source}: the training split has images of {len(found)} class"
                             f"{'' if len(found) == 1 else 'es'} ({', '.join(found) or 'none'}); a classifier needs "

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from common.errors import UsageError
+from common.spelling import plural
 from artifacts.model_io import LoadedModel
 
 METHODS = ("gradcam", "gradcam++", "eigencam")
@@ -117,7 +118,7 @@ class Explainer:
         layers = self.working_layers(x, targets)
         tries = ([f"--layer {' or '.join(layers)}"] if layers else []) + (
             ["--method eigencam"] if self.method != "eigencam" else [])  # eigencam needs no gradient sign
-        return (f"the map is empty at {self.layer_name} for {empty} of {total} image(s) (nothing drives the "
+        return (f"the map is empty at {self.layer_name} for {empty} of {plural(total, 'image')} (nothing drives the "
                 f"class there){'; try ' + ' or '.join(tries) if tries else ''}")
 
 

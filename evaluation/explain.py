@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from common.spelling import plural
 from data.images import open_image
 from evaluation.cam import Explainer, display_rgb, is_empty, overlay
 from evaluation.cam_plots import save_explanation, save_top_losses
@@ -89,7 +90,7 @@ def write_top_losses(explainer: Explainer, images_u8: Sequence[torch.Tensor], pr
                  f"loss {losses[i]:.2f} (p {probs[i, pred]:.2f} vs {probs[i, true]:.2f} true)")
         cells.append((ex.rgb, ex.blended, title + ("\nempty map" if ex.empty else "")))
         explanations.append(ex)
-    heading = (f"top losses: the {len(indices)} mistake{'s' if len(indices) != 1 else ''} with the highest loss, "
+    heading = (f"top losses: the {plural(len(indices), 'mistake')} with the highest loss, "
                f"highest first (input | {explainer.method} of the predicted class at {explainer.layer_name})")
     save_top_losses(path, cells, heading)
     return empty_warning(explainer, explanations)

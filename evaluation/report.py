@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from common.fileio import write_atomic
+from common.spelling import plural
 from evaluation.inference import Prediction
 from evaluation.metrics import Evaluation, most_confused
 from evaluation.plots import plot_confusion_matrix, plot_reliability
@@ -32,7 +33,7 @@ def _csv_bytes(rows: Sequence[Sequence]) -> bytes:
 def format_evaluation(ev: Evaluation, class_names: Sequence[str], split: str, confused: int = 10) -> str:
     """Headline metrics, the per-class table and the most-confused pairs, as printed by evaluate.py."""
     m = ev.metrics
-    lines = [f"{split}: {m['num_samples']} samples, {len(class_names)} classes",
+    lines = [f"{split}: {plural(m['num_samples'], 'sample')}, {len(class_names)} classes",
              f"accuracy        {m['accuracy']:.4f}"]
     if m["top5_accuracy"] is not None:
         lines.append(f"top-5 accuracy  {m['top5_accuracy']:.4f}")

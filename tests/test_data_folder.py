@@ -47,9 +47,9 @@ def test_report_lists_every_problem_by_path(messy):
     assert r.counts["train"] == {"bird": 11, "cat": 8, "dog": 8}  # bird: 8 + RGBA/palette/16-bit
     assert r.counts["val"] == {"bird": 0, "cat": 3, "dog": 3}
     text = "\n".join(r.warnings())
-    assert "val lacks bird" in text and "empty class folder(s): train/empty_class" in text
+    assert "val lacks bird" in text and "empty class folder: train/empty_class" in text
     assert "mixed image modes" in text and "RGBA" in text and "I;16" in text
-    assert "3 unreadable image(s) skipped" in text
+    assert "3 unreadable images skipped" in text
     assert "images resized to 12x12" in " ".join(r.notes)
     with pytest.raises(DataError, match="3 unreadable image"):
         enforce_strict(r, strict=True)
@@ -147,7 +147,7 @@ def test_link_loops_end_and_every_file_counts_once(tmp_path):
     assert files.classes.count("cat") == 6 and files.classes.count("dog") == 6
     r = files.report
     assert sorted(r.link_loops) == ["cat/self", "cat/up", "dog/up"] and r.duplicates == 1
-    assert any("1 duplicate file(s) dropped" in w for w in r.warnings())
+    assert any("1 duplicate file dropped" in w for w in r.warnings())
     bundle = folder.load(str(root), val_split=0.2, test_split=0.2)  # a file in one split only
     seen = [os.path.realpath(p) for s in bundle.splits().values() for p in s.ids]
     assert len(seen) == len(set(seen)) == 12
@@ -189,7 +189,7 @@ def test_animated_and_huge_images_in_a_folder(tmp_path):
     r = report_of(bundle)
     assert sum(len(s) for s in bundle.splits().values()) == 9  # the GIF's first frame is a sample
     assert [b.split(": ")[0] for b in r.bad_files] == [str(root / "dog" / "huge.png")]
-    assert any("1 animated image(s)" in n for n in r.notes)
+    assert any("1 animated image" in n for n in r.notes)
     assert all(s.images.ndim == 4 and s.images.shape[1:] == (3, 12, 12) for s in bundle.splits().values())
 
 

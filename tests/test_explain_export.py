@@ -132,7 +132,7 @@ def test_an_empty_map_is_said_with_layers_that_work():
     dead = Explainer(loaded, "gradcam", "unused")
     assert all(is_empty(m) for m in dead(x, targets))
     advice = dead.empty_advice(x, targets, 4, 4)
-    assert advice.startswith("the map is empty at unused for 4 of 4 image(s)") and "--method eigencam" in advice
+    assert advice.startswith("the map is empty at unused for 4 of 4 images") and "--method eigencam" in advice
     layers = dead.working_layers(x, targets)
     assert layers and "unused" not in layers and f"--layer {' or '.join(layers)}" in advice
     for name in layers:  # each suggestion really draws something on these images

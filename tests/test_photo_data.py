@@ -150,6 +150,6 @@ def test_an_empty_class_folder_beside_two_real_ones_keeps_the_warning(tmp_path):
     (root / "Dress").mkdir()
     b = folder.load(str(root))
     assert b.class_names == ["Bag", "Coat"]
-    assert "empty class folder(s): Dress" in "\n".join(report_of(b).warnings())
+    assert "empty class folder: Dress" in "\n".join(report_of(b).warnings())
     with pytest.raises(TooFewClasses):
         folder.load(str(imagegen.single_folder(tmp_path / "e", {"Bag": 6})))

@@ -126,9 +126,9 @@ def test_nothing_predictable_exits_non_zero(setup, tmp_path, capsys):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff garbage")
     code, out, err = run(["--checkpoint", setup["ckpt"], str(bad), "--device", "cpu"], capsys)
-    assert code == 1 and "ERROR" in out and "none of the 1 files" in err
+    assert code == 1 and "ERROR" in out and "no input could be read as an image (1 given, 0 missing)" in err
     code, out, err = run(["--checkpoint", setup["ckpt"], str(tmp_path / "no_such_dir"), "--device", "cpu"], capsys)
-    assert code == 1 and "no such file" in out and "input path(s) exist" in err and "\n" not in err.strip()
+    assert code == 1 and "no such file" in out and "no input path exists (1 given)" in err and "\n" not in err.strip()
 
 
 def test_usage_and_checkpoint_errors(setup, tmp_path, capsys):
