@@ -141,20 +141,20 @@ def progress_line(folder: Path, job) -> str:
             f"{job.seconds:.0f} s")
 
 
-def report(sweep_dir: Path, name: str, runs: list[tuple[str, int]], db: str) -> None:
-    """Leaderboard (printed, .md, .csv), overlay plots, and the same-initial-weights check."""
+def report(sweep_dir: Path, name: str, runs: list[tuple[str, int]], db: str, metric: str = "test_acc") -> None:
+    """Leaderboard (printed, .md, .csv) by ``metric``, overlay plots, and the same-initial-weights check."""
     from resultsdb.leaderboard import leaderboard, read_run, to_csv, to_markdown
     results = [r for r in (read_run(s, seed, sweep_dir / f"{s}_s{seed}") for s, seed in runs) if r is not None]
     if not results:
         print("no run has finished an epoch yet: no leaderboard")
         return
-    rows = leaderboard(results)
-    md = to_markdown(rows, f"sweep '{name}'")
+    board = leaderboard(results, metric)
+    md = to_markdown(board, f"sweep '{name}'")
     write_atomic(md.encode(), sweep_dir / "leaderboard.md")
-    write_atomic(to_csv(rows).encode(), sweep_dir / "leaderboard.csv")
+    write_atomic(to_csv(board).encode(), sweep_dir / "leaderboard.csv")
     print(md)
     from evaluation.sweep_plots import plot_sweep
-    plots = plot_sweep(results, sweep_dir)
+    plots = plot_sweep([r for r in results if r.key == board.key], sweep_dir)
     print(f"wrote {sweep_dir / 'leaderboard.md'}, leaderboard.csv, {', '.join(p.name for p in plots)}")
     print(initial_weights_check(db, [r.folder for r in results]))
 

@@ -36,6 +36,7 @@ class Checkpoint(TypedDict, total=False):
     preprocessing: dict[str, Any]  # input_size, channels, mean, std (data.preprocessing_of)
     ema: dict[str, Any] | None  # the averaged model (EMA or SWA), when the run keeps one
     optimizer: dict[str, Any]
+    train_weights: dict[str, torch.Tensor] | None  # schedule-free, saved inside an epoch: y (``model`` holds x)
     scheduler: dict[str, Any]
     scaler: dict[str, Any]
     early_stopping: dict[str, Any]  # EarlyStopping.state_dict: best, best epoch, bad epochs

@@ -19,6 +19,7 @@ from common import faults
 from common.errors import AppError
 from common.progress import bar as progress_bar
 from runtime.distributed import BatchAgreement, all_sum, is_dist
+from models.optim import is_schedule_free
 from runtime.runtime import AmpPolicy
 
 
@@ -103,6 +104,8 @@ def train_one_epoch(u: Updater, loader: Iterable, *, epoch: int, global_step: in
     model, criterion, optimizer, scheduler, scaler, amp = u.model, u.criterion, u.optimizer, u.scheduler, u.scaler, u.amp
     accum_steps, grad_clip, guard, ema = u.accum_steps, u.grad_clip, u.guard, u.ema
     model.train()
+    if is_schedule_free(optimizer):  # train at y (the epoch end switched to the average x to evaluate)
+        optimizer.train()
     acc = resume_from or {}
     start_batch = int(acc.get("batches", 0))
     device = next(model.parameters()).device

@@ -6,6 +6,7 @@ the checkpoint that holds them (``checkpoint_state``) and gives them back (``res
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
+from torch.optim.swa_utils import AveragedModel, update_bn
 
 from artifacts.checkpoint import Checkpoint
 from common.errors import AppError, UsageError, first_line
@@ -24,7 +25,7 @@ from data.order import batch_count
 from engine.early_stopping import EarlyStopping
 from engine.ema import make_ema
 from models import build_model
-from models.optim import build_optimizer
+from models.optim import build_optimizer, is_schedule_free, optimizer_name
 from runtime import distributed as ddp
 from runtime.autotune import Choice, decide
 from runtime.runtime import amp_policy, rng_state, unwrap
@@ -59,8 +60,9 @@ def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp)
                         pretrained_weights=cfg.pretrained_weights, verbose=True).to(device)
     if cfg.channels_last == "on":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(cfg.optimizer, model, ddp.scaled_lr(cfg.lr, cfg.lr_scaling), cfg.weight_decay,
-                                cfg.momentum, cfg.backbone_lr_mult)
+    optimizer = build_optimizer(optimizer_name(cfg.optimizer, cfg.scheduler), model,
+                                ddp.scaled_lr(cfg.lr, cfg.lr_scaling), cfg.weight_decay, cfg.momentum,
+                                cfg.backbone_lr_mult)
     spe = steps_per_epoch(len(bundle.train), cfg.batch_size, cfg.accum_steps, ddp.world())
     plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps, cfg.monitor)
     scheduler = build_scheduler(optimizer, cfg.scheduler, cfg.scheduler_params, plan,
@@ -80,6 +82,33 @@ def eval_model(c: Components) -> nn.Module:
     """The weights evaluation uses: the EMA average when enabled, else the trained model."""
     # An SWA average exists only from its first epoch on; until then the trained model is evaluated.
     return c.ema.module if c.ema is not None and c.ema.n_averaged > 0 else unwrap(c.model)  # no DDP collectives
+
+
+# Training batches that re-estimate BatchNorm statistics at the schedule-free average (the package
+# README's recipe uses 50; PreciseBN-style: a cumulative average, as torch's update_bn computes it).
+SCHEDULE_FREE_BN_BATCHES = 50
+
+
+def schedule_free_eval(c: Components, bn_loader, device: torch.device) -> None:
+    """A schedule-free optimizer's weights become its average x, the point to evaluate, save and export;
+    BatchNorm statistics gathered while training at y are recomputed at x (schedulefree's README). The
+    next ``train_one_epoch`` switches back (optimizer.train()). Other optimizers: nothing to do."""
+    if not is_schedule_free(c.optimizer):
+        return
+    c.optimizer.eval()
+    update_bn(itertools.islice(bn_loader, SCHEDULE_FREE_BN_BATCHES), unwrap(c.model), device)
+    ddp.broadcast_buffers(c.model)  # every rank evaluates (and rank 0 saves) rank 0's statistics
+
+
+def train_weights_at_eval_point(c: Components) -> dict[str, torch.Tensor] | None:
+    """Inside an epoch (an interrupt): switch a schedule-free optimizer to x for the checkpoint's
+    ``model`` (evaluate.py reads the average) and return y, the training point, saved beside it so
+    that the resumed run continues from y to the last bit. None for other optimizers."""
+    if not is_schedule_free(c.optimizer):
+        return None
+    y = {k: v.detach().clone() for k, v in unwrap(c.model).state_dict().items()}
+    c.optimizer.eval()
+    return y
 
 
 def runtime_choice(cfg: Config, bundle: DataBundle, device: torch.device, threads: int,
@@ -128,7 +157,9 @@ def compiled(model: nn.Module, device: torch.device) -> nn.Module:
 def checkpoint_state(c: Components, cfg: Config, bundle: DataBundle, epoch: int, global_step: int,
                      history: list[dict], nonfinite: int = 0, partial: dict | None = None) -> Checkpoint:
     """Everything needed to continue exactly; ``epoch`` counts completed epochs, ``partial`` is the
-    position and accumulators inside the next one when an interrupt cut it short."""
+    position and accumulators inside the next one when an interrupt cut it short. A schedule-free
+    optimizer is saved in eval mode (its README asks it): ``model`` is the average x."""
+    train_weights = train_weights_at_eval_point(c) if partial is not None else None
     return Checkpoint(
         world_size=ddp.world(),  # resume with the same world size is exact; see rank_states
         rank_states=ddp.gather_to_main({"rng": rng_state(), "partial": partial}) if ddp.is_dist() else None,
@@ -137,6 +168,7 @@ def checkpoint_state(c: Components, cfg: Config, bundle: DataBundle, epoch: int,
         model=unwrap(c.model).state_dict(),
         ema=c.ema.state_dict() if c.ema is not None else None,
         optimizer=c.optimizer.state_dict(),
+        train_weights=train_weights,
         scheduler=c.scheduler.state_dict(),
         scaler=c.scaler.state_dict(),
         early_stopping=c.stopper.state_dict(),
@@ -177,6 +209,9 @@ def restore(c: Components, ckpt: Checkpoint, cfg: Config, num_classes: int) -> N
         c.stopper.load_state_dict(ckpt["early_stopping"])
         if c.ema is not None and ckpt.get("ema") is not None:
             c.ema.load_state_dict(ckpt["ema"])
+        if ckpt.get("train_weights") is not None:  # schedule-free, saved inside an epoch: continue from y itself
+            c.optimizer.train()
+            unwrap(c.model).load_state_dict(ckpt["train_weights"])
     except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
         # engine/run.py refuses every setting change that could cause this: what is left is a damaged
         # or hand-made checkpoint.

@@ -36,8 +36,9 @@ from engine.loop import NonFiniteGuard, Updater, evaluate, global_stats, predict
 from engine.lr_finder import choose_lr
 from engine.run import RunStart, start_run
 from engine.setup import (Components, build_components, checkpoint_state, compiled, eval_model, resolve_runtime,
-                          restore)
+                          restore, schedule_free_eval)
 from models import set_backbone_frozen
+from models.optim import is_schedule_free
 from runtime import distributed as ddp
 from runtime.interrupt import GracefulStop
 from runtime.runtime import AmpPolicy, resolve_device, seed_everything, set_rng_state, set_threads, unwrap
@@ -63,7 +64,7 @@ class Run:
     updater: Updater
     train_loader: Any
     val_loader: Any
-    bn_loader: Any  # SWA's BN statistics: training images, no augmentation, fixed order (None without SWA)
+    bn_loader: Any  # SWA's and schedule-free's BN statistics: training images, no augmentation, fixed order
     resumed: bool
     epoch: int = 0  # completed epochs
     global_step: int = 0
@@ -157,7 +158,7 @@ def set_up(start: RunStart) -> Run:
     say(choice.line())
     if choice.warning:
         say(choice.warning)
-    bn_loader = make_loader(bundle.train, cfg.batch_size, feed) if c.swa else None
+    bn_loader = make_loader(bundle.train, cfg.batch_size, feed) if c.swa or is_schedule_free(c.optimizer) else None
     train_model = compiled(c.model, device) if cfg.compile else c.model  # checkpoints keep the plain module
     updater = Updater(train_model, criterion, c.optimizer, c.scheduler, c.scaler, amp, accum_steps=cfg.accum_steps,
                       grad_clip=cfg.grad_clip, guard=guard, ema=None if c.swa else c.ema)
@@ -208,6 +209,7 @@ def train_epochs(run: Run, life: Lifecycle, stop: GracefulStop, progress: bool |
         if c.swa and c.scheduler.swa_active:  # before evaluating: val loss, best.pt use the average
             c.ema.update_parameters(c.model)
             update_bn(run.bn_loader, c.ema, run.device)
+        schedule_free_eval(c, run.bn_loader, run.device)  # evaluated and saved at x; the next epoch trains at y
         val_loss, val_acc = evaluate(eval_model(c), run.val_loader, run.amp, tta=cfg.tta)
         in_warmup = c.scheduler.epoch_start_t < c.plan.warmup_steps  # this epoch was (partly) warmup
         monitored = {"val_loss": val_loss, "val_acc": val_acc}[cfg.monitor]

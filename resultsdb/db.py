@@ -1,6 +1,7 @@
 """The results database: one SQLite file that every run, evaluation and sweep writes into.
 
-Three tables. ``runs``: one row per run folder (resuming a run updates its row). ``scheduler_results``:
+Three tables. ``runs``: one row per run folder (resuming a run updates its row), with its
+``comparability_key`` (resultsdb/compare.py; added to older files when they are opened). ``scheduler_results``:
 one row per (run, epoch), upserted, so a resumed run that replays an epoch never duplicates it.
 ``class_data``: per-class metrics of a checkpoint on a split, one row per (run, split, epoch, class).
 
@@ -41,7 +42,8 @@ CREATE TABLE IF NOT EXISTS runs (
     monitor       TEXT,
     test_accuracy REAL,
     test_loss     REAL,
-    init_weights  TEXT                    -- hash of the initial weights: equal across a sweep's schedules
+    init_weights  TEXT,                   -- hash of the initial weights: equal across a sweep's schedules
+    comparability_key TEXT                -- equal for runs that differ only in schedule and seed (compare.py)
 );
 CREATE TABLE IF NOT EXISTS scheduler_results (
     id            INTEGER PRIMARY KEY,
@@ -82,7 +84,7 @@ CREATE INDEX IF NOT EXISTS scheduler_results_by_group ON scheduler_results (data
 """
 
 RUN_COLUMNS = ("model_name", "dataset", "scheduler_type", "seed", "config", "status", "started", "ended", "epochs",
-               "best_epoch", "best_metric", "monitor", "test_accuracy", "test_loss", "init_weights")
+               "best_epoch", "best_metric", "monitor", "test_accuracy", "test_loss", "init_weights", "comparability_key")
 EPOCH_COLUMNS = ("model_name", "scheduler_type", "dataset", "task", "epoch", "accuracy", "loss", "best_accuracy",
                  "hyperparameters", "lr", "train_loss", "train_accuracy", "timestamp")
 CLASS_COLUMNS = ("split", "model_name", "scheduler_type", "class_id", "class_name", "accuracy", "precision", "recall",
@@ -129,11 +131,24 @@ class ResultsDB:
                 self.conn.execute("PRAGMA journal_mode = WAL")  # readers never block the writer, nor it them
                 with self.conn:
                     self.conn.executescript(SCHEMA)
+                    self._migrate()
                 break
             except sqlite3.OperationalError as e:
                 if "locked" not in str(e) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+    def _migrate(self) -> None:
+        """Bring a database written by an older version up to SCHEMA (inside the set-up transaction)."""
+        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
+        if "comparability_key" not in columns:
+            self.conn.execute("ALTER TABLE runs ADD COLUMN comparability_key TEXT")
+        # Runs recorded before the key existed get it from their saved config.
+        from resultsdb.compare import comparability_key
+        for run_id, run_dir, config in self.conn.execute(
+                "SELECT run_id, run_dir, config FROM runs WHERE comparability_key IS NULL AND config IS NOT NULL"):
+            self.conn.execute("UPDATE runs SET comparability_key = ? WHERE run_id = ?",
+                              (comparability_key(json.loads(config), run_dir), run_id))
 
     def close(self) -> None:
         self.conn.close()

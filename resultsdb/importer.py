@@ -22,6 +22,7 @@ import yaml
 
 from common.errors import AppError, first_line
 from common.run_files import read_summary
+from resultsdb.compare import comparability_key
 from resultsdb.db import ResultsDB, as_json
 
 
@@ -34,7 +35,7 @@ class UnreadableRun(AppError):
     """A run folder whose config.yaml or metrics.csv cannot be read: skipped by import_dir, with a warning."""
 
 
-def _read_config(folder: Path) -> dict[str, Any]:
+def read_config(folder: Path) -> dict[str, Any]:
     try:
         cfg = yaml.safe_load((folder / "config.yaml").read_bytes().decode("utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
@@ -63,12 +64,13 @@ def _read_metrics(folder: Path) -> list[dict[str, float]]:
 
 def import_run(db: ResultsDB, folder: Path) -> int:
     """Upsert one run folder; returns its run_id."""
-    cfg = _read_config(folder)
+    cfg = read_config(folder)
     rows = _read_metrics(folder)
     summary = read_summary(folder)  # None unless finished: a cut or 0-byte summary.json is not a result
     fields: dict[str, Any] = dict(model_name=cfg.get("model"), dataset=cfg.get("dataset"),
                                   scheduler_type=cfg.get("scheduler"), seed=cfg.get("seed"), config=as_json(cfg),
                                   epochs=cfg.get("epochs"), monitor=cfg.get("monitor"),
+                                  comparability_key=comparability_key(cfg, folder),
                                   status="finished" if summary else "stopped")
     if summary:
         fields.update(best_epoch=summary.get("best_epoch"), best_metric=summary.get("best_metric"),

@@ -21,13 +21,26 @@ def _cell(value: Any) -> str:
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 3] + "..."
 
 
+def _is_number(value: Any) -> bool:
+    """Numbers, empty cells and numbers already formatted as text (a leaderboard's "+0.37") align right."""
+    if value is None or isinstance(value, (int, float)) or value == "":
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
 def as_table(rows: Sequence[dict[str, Any]]) -> str:
     if not rows:
         return "(no rows)"
     cols = list(rows[0])
     cells = [[_cell(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    numeric = [all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in rows) for c in cols]
+    numeric = [all(_is_number(r.get(c)) for r in rows) for c in cols]
 
     def line(values: Sequence[str]) -> str:
         return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()

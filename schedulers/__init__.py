@@ -5,7 +5,8 @@
 >>> sched.step_epoch(metric)   # at each epoch end, with the monitored metric (--monitor)
 
 The catalog: torch_catalog.py (PyTorch's classes), transformers_catalog.py (transformers'
-formulas), compose.py (SequentialLR, ChainedScheduler), swa.py (SWALR); formulas.py holds the
+formulas), compose.py (SequentialLR, ChainedScheduler), swa.py (SWALR); schedule_free.py the
+schedule-free optimizers' constant LR; formulas.py holds the
 checkpointable callables behind LambdaLR-based entries; presets.py the 35 seed presets.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from torch.optim import Optimizer
 
-from schedulers import compose, swa, torch_catalog, transformers_catalog  # noqa: F401  (register entries)
+from schedulers import compose, schedule_free, swa, torch_catalog, transformers_catalog  # noqa: F401  (register entries)
 from schedulers.presets import PRESETS, REFERENCE_EPOCHS
 from schedulers.registry import (SCHEDULES, Param, Plan, ScheduleSpec, describe_schedule, get_spec, is_horizon_free,
                                  make_plan, names, preset_names, preset_of, register, resolve_params)

@@ -5,7 +5,7 @@ Both are rendered from the registry, so the documentation cannot drift from what
 """
 from __future__ import annotations
 
-from schedulers.presets import PRESETS, REFERENCE_EPOCHS
+from schedulers.presets import PRESETS, REFERENCE_EPOCHS, SPEC_NAMES
 from schedulers.registry import SCHEDULES, Param, ScheduleSpec, is_horizon_free, preset_of
 
 GRANULARITY_WORDS = {
@@ -79,8 +79,8 @@ def _values(params: dict) -> str:
 
 
 def _preset_names(pid: str) -> str:
-    name = PRESETS[pid]["name"]
-    return f"{pid} {name}" if preset_of(name) else f"{pid} ({name}*)"
+    """``A0_007 step_default StepLR_default``; a name that is also a catalog name in parentheses with a *."""
+    return " ".join([pid] + [n if preset_of(n) else f"({n}*)" for n in (PRESETS[pid]["name"], SPEC_NAMES[pid])])
 
 
 def presets_text() -> str:
@@ -89,20 +89,24 @@ def presets_text() -> str:
              f"{REFERENCE_EPOCHS}-epoch run. For another --epochs, values in epochs (step sizes, milestones, "
              f"t_max, t_0, total_iters, patience, swa_start, anneal_epochs) scale in proportion (whole epochs "
              f"rounded, >= 1): step_size 30 becomes 3 with --epochs 10; rates and LRs do not. Any "
-             f"--scheduler_<param> overrides a preset's value. (*: that name is also a catalog alias, which it keeps; "
-             f"select the preset by its id.)"]
+             f"--scheduler_<param> overrides a preset's value. Each preset has an id, a name and the specification's "
+             f"name. (*: that name is also a catalog name, which it keeps: MultiplicativeLR, ExponentialLR and "
+             f"ChainedScheduler -- the specification's names of A0_006, A0_012, A0_030 -- select torch's class with "
+             f"its defaults, as do multiplicative, exponential, chained; select those presets by their id.)"]
     for pid, p in PRESETS.items():
         note = f"  [{p['note']}]" if p["note"] else ""
-        lines.append(f"  {_preset_names(pid):<36} {p['scheduler']}: {_values(p['params'])}{note}")
+        lines.append(f"  {_preset_names(pid):<58} {p['scheduler']}: {_values(p['params'])}{note}")
     return "\n".join(lines)
 
 
 def presets_markdown() -> str:
     """The preset table of docs/schedules.md."""
-    rows = ["| id | name | variant (seed table) | entry: values for 100 epochs | notes |", "|---|---|---|---|---|"]
+    rows = ["| id | name | specification's name | variant (seed table) | entry: values for 100 epochs | notes |",
+            "|---|---|---|---|---|---|"]
     for pid, p in PRESETS.items():
-        name = f"`{p['name']}`" if preset_of(p["name"]) else f"(`{p['name']}`: id only)"
-        rows.append(f"| `{pid}` | {name} | {p['variant']} | `{p['scheduler']}`: {_values(p['params'])} | "
+        name, spec = (f"`{n}`" if preset_of(n) else f"(`{n}`: a catalog name; id only)"
+                      for n in (p["name"], SPEC_NAMES[pid]))
+        rows.append(f"| `{pid}` | {name} | {spec} | {p['variant']} | `{p['scheduler']}`: {_values(p['params'])} | "
                     f"{p['note'] or ''} |")
     return "\n".join(rows)
 

@@ -1,7 +1,7 @@
 """The 35 seed presets: named configurations of catalog entries, as the seed project's table gave them.
 
 ``PRESETS`` is a plain dict keyed by id (``A0_001`` ... ``A0_035``); each value holds the preset's
-descriptive ``name``, the catalog entry it configures (``scheduler``), its ``params`` written for a
+descriptive ``name`` (``SPEC_NAMES`` holds the specification's name of each id), the catalog entry it configures (``scheduler``), its ``params`` written for a
 **100-epoch run** (``REFERENCE_EPOCHS``), and the table's ``variant`` text. ``--scheduler A0_007``
 and ``--scheduler step_default`` are the same preset.
 
@@ -68,7 +68,13 @@ PRESETS: dict[str, dict[str, Any]] = {
                  base_lr=0.001, max_lr=0.1, mode="exp_range", cycle_momentum=True),
     "A0_026": _p("cyclic_small", "CyclicLR", "base 0.001, max 0.01", _CYCLIC_NOTE, base_lr=0.001, max_lr=0.01,
                  mode="triangular", cycle_momentum=True),
-    "A0_027": _p("onecycle_default", "OneCycleLR", "max_lr 0.1", _ONECYCLE_NOTE, max_lr=0.1, cycle_momentum=True),
+    # The specification gives A0_027 steps_per_epoch 100. A fixed 100 fits only a run with exactly 100
+    # updates per epoch: with fewer the cycle never finishes (the LR never anneals), with more torch
+    # raises past total_steps. The run's real count is used instead, so the cycle spans the run.
+    "A0_027": _p("onecycle_default", "OneCycleLR", "max_lr 0.1",
+                 _ONECYCLE_NOTE + "; steps_per_epoch: the run's own (the specification's fixed 100 would leave the "
+                 "cycle unfinished or overrun it; --scheduler_steps_per_epoch 100 restores it)",
+                 max_lr=0.1, cycle_momentum=True),
     "A0_028": _p("onecycle_aggressive", "OneCycleLR", "max_lr 0.2, pct_start 0.1", _ONECYCLE_NOTE, max_lr=0.2,
                  pct_start=0.1, cycle_momentum=True),
     "A0_029": _p("onecycle_linear", "OneCycleLR", "anneal linear", "max_lr 0.1 as A0_027; " + _ONECYCLE_NOTE,
@@ -91,7 +97,21 @@ PRESETS: dict[str, dict[str, Any]] = {
                  anneal_strategy="linear", swa_start=75, anneal_epochs=10),
 }
 
-# Descriptive name -> id. Three names (exponential, multiplicative, chained) are also catalog aliases
-# of long standing; there the catalog entry wins (saved runs must resolve as they did), so those
-# three presets are reached by id. registry.py applies that rule.
-PRESET_IDS: dict[str, str] = {p["name"]: pid for pid, p in PRESETS.items()}
+# The specification's names, in id order. Three of them are torch's class names (A0_006
+# MultiplicativeLR, A0_012 ExponentialLR, A0_030 ChainedScheduler): those keep meaning the class (the
+# catalog entry with its defaults), so those three presets are reached by id or descriptive name.
+SPEC_NAMES: dict[str, str] = dict(zip(PRESETS, (
+    "LambdaLR_linear", "LambdaLR_power", "LambdaLR_exponential", "LambdaLR_cosine", "LambdaLR_step",
+    "MultiplicativeLR", "StepLR_default", "StepLR_step50", "StepLR_step10", "MultiStepLR_3step",
+    "MultiStepLR_4step", "ExponentialLR", "LinearLR_warmup", "ConstantLR_warmup", "PolynomialLR_linear",
+    "PolynomialLR_quadratic", "PolynomialLR_quartic", "CosineAnnealingLR_default", "CosineAnnealingLR_min",
+    "CosineAnnealingLR_highmin", "CosineAnnealingWarmRestarts_small", "CosineAnnealingWarmRestarts_large",
+    "CyclicLR_triangular", "CyclicLR_triangular2", "CyclicLR_exp_range", "CyclicLR_small", "OneCycleLR_default",
+    "OneCycleLR_aggressive", "OneCycleLR_linear", "ChainedScheduler", "SequentialLR_warmup",
+    "ReduceLROnPlateau_default", "ReduceLROnPlateau_patient", "SWALR_cosine", "SWALR_linear")))  # id -> name
+
+# Descriptive and specification names -> id. Where a name is also a catalog name or alias
+# (exponential, multiplicative, chained; ExponentialLR, MultiplicativeLR, ChainedScheduler) the catalog
+# entry wins (saved runs must resolve as they did): registry.py applies that rule.
+PRESET_IDS: dict[str, str] = {**{p["name"]: pid for pid, p in PRESETS.items()},
+                              **{name: pid for pid, name in SPEC_NAMES.items()}}

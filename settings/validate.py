@@ -113,11 +113,14 @@ def check_config(cfg: Config) -> None:
     # first (schedulers, optimizers, models need torch; data also pulls in decoders and scikit-learn).
     check_schedule(cfg)
     from schedulers import uses_swa
-    from models.optim import OPTIMIZERS
+    from models.optim import OPTIMIZERS, SCHEDULE_FREE_SCHEDULE, check_schedule_free
     from models import valid_model
 
     if cfg.optimizer not in OPTIMIZERS:
         raise unknown_name("optimizer", cfg.optimizer, OPTIMIZERS)
+    check_schedule_free(cfg.optimizer, cfg.scheduler)
+    _require(not (cfg.ema > 0 and cfg.scheduler == SCHEDULE_FREE_SCHEDULE),
+             f"--ema and --scheduler {SCHEDULE_FREE_SCHEDULE} both average the weights; use one of them")
     valid_model(cfg.model)
     from data import DATASETS
     from data.transforms import AUGMENTATIONS

@@ -290,3 +290,45 @@ def test_horizon_free_flags(name, params, free):
 def test_composition_and_formula_errors_name_the_problem(name, params, message):
     with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
         resolve_params(name, params)
+
+
+# The specification's names exactly as it lists them, for A0_001-005, 007-011, 013-029, 031-035 in order.
+SPEC_LISTED = ("LambdaLR_linear, LambdaLR_power, LambdaLR_exponential, LambdaLR_cosine, LambdaLR_step, StepLR_default, "
+               "StepLR_step50, StepLR_step10, MultiStepLR_3step, MultiStepLR_4step, LinearLR_warmup, ConstantLR_warmup, "
+               "PolynomialLR_linear, PolynomialLR_quadratic, PolynomialLR_quartic, CosineAnnealingLR_default, "
+               "CosineAnnealingLR_min, CosineAnnealingLR_highmin, CosineAnnealingWarmRestarts_small, "
+               "CosineAnnealingWarmRestarts_large, CyclicLR_triangular, CyclicLR_triangular2, CyclicLR_exp_range, "
+               "CyclicLR_small, OneCycleLR_default, OneCycleLR_aggressive, OneCycleLR_linear, SequentialLR_warmup, "
+               "ReduceLROnPlateau_default, ReduceLROnPlateau_patient, SWALR_cosine, SWALR_linear").split(", ")
+SPEC_IDS = [f"A0_{i:03d}" for i in range(1, 36) if i not in (6, 12, 30)]
+SPEC_CLASS_NAMES = {"A0_006": "MultiplicativeLR", "A0_012": "ExponentialLR", "A0_030": "ChainedScheduler"}
+
+
+@pytest.mark.parametrize("name,pid", list(zip(SPEC_LISTED, SPEC_IDS)))
+def test_specification_names_select_their_presets_everywhere(name, pid, tmp_path, capsys):
+    import plot_schedule
+    import sweep
+    from settings.config import Config
+    from settings.validate import check_config
+    from results import canonical_schedule
+    from schedulers import describe_schedule
+
+    assert describe_schedule(name, {}, 10)["preset"] == pid  # train.py resolves it as the id
+    assert resolve_params(name, {}, 10) == resolve_params(pid, {}, 10)
+    check_config(Config(scheduler=name, epochs=10))  # train.py's and sweep.py's check of every run
+    assert sweep.schedule_list([name], False) == [name]
+    assert canonical_schedule(name) == canonical_schedule(pid) == pid  # results.py groups them as one
+    for n in (name, pid):
+        plot_schedule.main(["--scheduler", n, "--epochs", "10", "--steps_per_epoch", "3", "--csv", str(tmp_path / f"{n}.csv")])
+    assert (tmp_path / f"{name}.csv").read_text() == (tmp_path / f"{pid}.csv").read_text()
+
+
+@pytest.mark.parametrize("pid,name", SPEC_CLASS_NAMES.items())
+def test_specification_names_that_are_torch_classes_keep_meaning_the_class(pid, name, capsys):
+    import plot_schedule
+    from schedulers import describe_schedule
+
+    assert describe_schedule(name, {}, 10)["preset"] is None and SCHEDULES[name].name == name
+    assert describe_schedule(pid, {}, 10)["preset"] == pid
+    plot_schedule.main(["--list"])
+    assert f"{pid} " in capsys.readouterr().out.split(f"({name}*)")[0].splitlines()[-1]  # --list shows both names

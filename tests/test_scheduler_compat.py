@@ -38,7 +38,7 @@ def test_torch_names_are_aliases_of_ours(name, theirs, ours):
 @pytest.mark.parametrize("name,params,message", [
     ("cosine", {"T_max": 3, "t_max": 3}, "given twice"),
     ("plateau", {"gamma": 0.5, "factor": 0.5}, "given twice"),
-    ("cosine", {"t_mx": 3}, r"no hyperparameter 't_mx'; valid: eta_min, t_max, T_max \(= t_max\)"),
+    ("cosine", {"t_mx": 3}, r"no hyperparameter 't_mx' \(did you mean 'T_max'\?\); valid: eta_min, t_max, T_max \(= t_max\)"),
     ("CyclicLR", {"scale_fn": "x"}, "valid: base_factor, base_lr, base_momentum, cycle_momentum"),
     ("onecycle", {"T_max": 3}, "no hyperparameter 'T_max'"),
     ("plateau", {"mode": "up"}, "valid: min, max"),

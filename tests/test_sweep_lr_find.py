@@ -31,7 +31,8 @@ def test_sweep_trains_each_schedule_ranks_them_and_skips_finished_runs_on_rerun(
         board = list(csv.DictReader(f))
     tests = {s: json.loads((sweep / f"{s}_s0" / "summary.json").read_text())["test_acc"] for s in ("step", "cosine")}
     assert [r["schedule"] for r in board] == sorted(tests, key=lambda s: -tests[s])
-    assert float(board[0]["test_acc_mean"]) == pytest.approx(max(tests.values()), abs=1e-5)
+    assert float(board[0]["mean"]) == pytest.approx(max(tests.values()), abs=1e-5)
+    assert board[0]["verdict"] == "best" and "1 seed: no confidence interval; add --seeds 0 1 2" in first.stdout
     with ResultsDB(ck / "results.db") as db:
         runs = db.query("SELECT scheduler_type, status, init_weights FROM runs ORDER BY scheduler_type")
     assert [(r["scheduler_type"], r["status"]) for r in runs] == [("cosine", "finished"), ("step", "finished")]
@@ -43,7 +44,7 @@ def test_sweep_trains_each_schedule_ranks_them_and_skips_finished_runs_on_rerun(
     assert again.returncode == 0, again.stderr
     assert "2 already finished, 0 to run" in again.stdout
     assert (sweep / "step_s0" / "summary.json").stat().st_mtime_ns == stamp  # not retrained
-    assert "| 1 |" in again.stdout  # the leaderboard is printed again
+    assert "| best |" in again.stdout  # the leaderboard is printed again
 
 
 def test_sweep_refuses_flags_it_sets_and_unknown_schedules(tmp_path):
@@ -90,8 +91,13 @@ def test_lr_auto_trains_with_the_suggestion_from_the_same_initial_weights(tmp_pa
     assert [ln for ln in (run / "config.yaml").read_text().splitlines() if ln.startswith("lr:")] == saved
     train(tmp_path, "--epochs", "1", "--lr", str(suggested), "--run_name", "manual")
     with ResultsDB(tmp_path / "ck" / "results.db") as db:
-        hashes = {r["run_dir"].rsplit("/", 1)[1]: r["init_weights"] for r in db.query("SELECT * FROM runs")}
+        rows = {r["run_dir"].rsplit("/", 1)[1]: r for r in db.query("SELECT * FROM runs")}
+    hashes = {name: r["init_weights"] for name, r in rows.items()}
     assert hashes["auto"] == hashes["manual"]  # the range test trained a copy, and the RNG was restored
+    # Compared as `lr: auto` (another seed's range test picks another LR), not as the LR it chose.
+    from resultsdb.compare import comparability_key
+    auto_config = {**json.loads(rows["auto"]["config"]), "lr": 0.5}
+    assert rows["auto"]["comparability_key"] == comparability_key(auto_config, run) != rows["manual"]["comparability_key"]
     # Same LR, same start: the first epoch is the same as if the LR had been given by hand.
     assert read_csv(run / "metrics.csv")[0]["val_acc"] == read_csv(tmp_path / "ck" / "manual" / "metrics.csv")[0]["val_acc"]
 

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import torch
 
 from settings import config as config_mod
+from resultsdb.compare import comparability_key
 from resultsdb.db import DB_FILE, ResultsDB, as_json, now
 from tracking.sink import RunInfo, RunResult, Sink
 
@@ -92,9 +93,11 @@ class RunRecorder(Sink):
         cfg, model = self.cfg, run.model
         self.history = list(run.history)
         self.hyper = as_json(resolve_params(cfg.scheduler, cfg.scheduler_params, cfg.epochs, cfg.monitor))
+        config = config_mod.to_dict(cfg)
         fields = dict(model_name=cfg.model, dataset=cfg.dataset, scheduler_type=cfg.scheduler, seed=cfg.seed,
-                      config=as_json(config_mod.to_dict(cfg)), status="running", epochs=cfg.epochs,
-                      monitor=cfg.monitor, ended=None)
+                      config=as_json(config), status="running", epochs=cfg.epochs,
+                      monitor=cfg.monitor, ended=None,
+                      comparability_key=comparability_key(config, self.run_dir))
         if model is not None:
             fields.update(started=now(), init_weights=weights_hash(model))
 
@@ -158,8 +161,10 @@ def record_evaluation(cfg, checkpoint: Path, epoch: int, split: str, per_class_m
     def write(db: ResultsDB) -> Path:
         run_id = db.run_id_of(run_dir)
         if run_id is None:  # evaluated before any database existed: the run gets a row (no status)
+            config = config_mod.to_dict(cfg)
             run_id = db.upsert_run(run_dir, model_name=cfg.model, dataset=cfg.dataset, scheduler_type=cfg.scheduler,
-                                   seed=cfg.seed, config=as_json(config_mod.to_dict(cfg)), epochs=cfg.epochs)
+                                   seed=cfg.seed, config=as_json(config), epochs=cfg.epochs,
+                                   comparability_key=comparability_key(config, run_dir))
         db.write_classes(run_id, rows)
         return path
     return safe_db_call(path, "per-class metrics", write)
