@@ -17,6 +17,7 @@ import torch
 
 from engine import config as config_mod
 from engine.interrupt import Interrupted
+from engine.trial_report import Pruned
 from resultsdb.db import DB_FILE, ResultsDB, as_json, now
 
 BUSY_TIMEOUT_S = 30.0  # a sweep's jobs write a few rows per epoch: a lock is held for milliseconds
@@ -135,10 +136,11 @@ class RunRecorder:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            self.end("stopped" if issubclass(exc_type, (Interrupted, KeyboardInterrupt)) else "failed")
+            self.end("pruned" if issubclass(exc_type, Pruned) else
+                     "stopped" if issubclass(exc_type, (Interrupted, KeyboardInterrupt)) else "failed")
 
     def end(self, status: str) -> None:
-        """A run that ends without a result: stopped (Ctrl-C, SIGTERM) or failed (an error)."""
+        """A run that ends without a result: stopped (Ctrl-C, SIGTERM), pruned (its trial) or failed (an error)."""
         if self.run_id is not None:
             self._do("the run's end", lambda db: db.upsert_run(self.run_dir, status=status, ended=now()))
         self.close()

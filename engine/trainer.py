@@ -27,6 +27,7 @@ from data.loader import balanced_sample_weights, loss_weights, make_loader
 from data.order import batch_count
 from engine import config as config_mod
 from engine import distributed as ddp
+from engine import trial_report
 from engine.autotune import Choice, decide
 from engine.checkpoint import prune_epoch_files, save_checkpoint
 from engine.config import Config
@@ -242,6 +243,9 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
     # The results database (--results_db) is written by rank 0 alone, like every other file.
     recorder = RunRecorder(cfg if ddp.is_main() else dataclasses.replace(cfg, results_db="none"), run_dir)
     recorder.start(c.model if start.checkpoint is None else None, history)
+    trial = trial_report.from_env() if ddp.is_main() else None  # started by sweep.py as a study's trial
+    if trial is not None:
+        trial.start(history)
 
     say(bundle.report.summary())
     k = len(bundle.class_names)
@@ -317,6 +321,8 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
                 write_metrics_csv(history, run_dir / "metrics.csv")
                 recorder.epoch(history)
                 curves.update(history)
+                if trial is not None:
+                    trial.on_epoch(history)
             # last.pt goes last: it is the commit point. A crash before it re-runs this epoch, which
             # rewrites best.pt / epoch_NNN.pt identically; after it, they are already complete.
             paths = [run_dir / "best.pt"] if improved else []
@@ -326,6 +332,9 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None) -> dict[
                 save_checkpoint(state, *paths, run_dir / "last.pt")
                 prune_epoch_files(run_dir, cfg.keep_last)  # after the commit point: a crash never loses the newest
             faults.point("epoch_end", release=stop)  # tests: pause here until signalled
+            pruned = trial.should_stop(run_dir) if trial is not None else None
+            if pruned is not None and epoch < cfg.epochs:  # at this epoch boundary, last.pt saved
+                raise pruned
             if c.stopper.should_stop:
                 stop_reason = (f"early stopping: {cfg.monitor} has not improved by more than {cfg.min_delta:g} "
                                f"for {c.stopper.bad_epochs} epochs (best {c.stopper.best:.4f} at epoch "

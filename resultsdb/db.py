@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 TASK = "img-classification"
 DB_FILE = "results.db"  # the database's name in a --checkpoint_dir, unless --results_db says otherwise
-STATUSES = ("running", "finished", "stopped", "failed")
+STATUSES = ("running", "finished", "stopped", "pruned", "failed")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS runs (
     scheduler_type TEXT,
     seed          INTEGER,
     config        TEXT,                   -- the resolved config, JSON
-    status        TEXT,                   -- running | finished | stopped | failed
+    status        TEXT,                   -- running | finished | stopped | pruned | failed
     started       TEXT,
     ended         TEXT,
     epochs        INTEGER,                -- planned epochs

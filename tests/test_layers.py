@@ -17,7 +17,7 @@ LAYERS = [
     ["data", "models", "schedulers", "resultsdb"],  # datasets, architectures, schedules, results database
     ["engine"],                                   # config, runtime, training loop, checkpoints
     ["evaluation"],                               # metrics, reports, prediction, explanation, export
-    ["webapp"],                                   # the Streamlit page app.py serves
+    ["webapp", "lab"],                            # the Streamlit page app.py serves; the sweep's Optuna study
 ]
 RANK = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
 

@@ -1,0 +1,140 @@
+"""The Optuna side of a sweep: storage, sampler, pruner, and which configurations are done.
+
+Storage: by default ``<sweep>/study.db`` (SQLite through Optuna's RDBStorage); ``--storage
+postgresql://USER@HOST:PORT/DB`` lets several machines join one study. SQLite was measured against
+Optuna's journal file (docs/lab.md): the journal is faster under contention, but only an RDB
+storage has the heartbeat that fails a dead worker's trial, which RetryHeartbeatStaleTrialCallback
+then hands to another worker -- on one machine as on many.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from pathlib import Path
+
+import optuna
+
+from common.errors import AppError, UsageError
+from engine.trial_report import open_rdb_or_journal
+
+STORAGE_FILE = "study.db"
+SAMPLERS = ("grid", "random", "tpe")
+PRUNERS = ("none", "median", "asha", "hyperband")
+DONE = ("COMPLETE", "PRUNED")  # trial states that count as done; FAIL ones are retried or duplicates
+MAX_RETRY = 3  # a trial whose worker died is re-run at most this often
+
+
+def heartbeat_s() -> int:
+    """Seconds between a running trial's heartbeats; 2x this without one and the trial is stale."""
+    return int(os.environ.get("IMGCLF_HEARTBEAT_S", "60"))  # tests shorten it
+
+
+def storage_url(given: str, sweep_dir: Path) -> str:
+    if not given:
+        return f"sqlite:///{(sweep_dir / STORAGE_FILE).resolve()}"
+    if given.startswith("journal:"):
+        return f"journal:{Path(given[len('journal:'):]).resolve()}"
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+    try:
+        make_url(given)
+    except ArgumentError:
+        raise UsageError(f"--storage {given!r} is not a database URL; e.g. postgresql://USER@HOST:5432/DB, "
+                         f"sqlite:///PATH or journal:PATH") from None
+    return given
+
+
+def retry_callback(max_retry: int | None = MAX_RETRY):
+    """Optuna's retry of a failed trial: a WAITING copy with the same values (renamed in Optuna 4.9)."""
+    cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return cls(max_retry=max_retry)
+
+
+def open_storage(url: str):
+    """The study's storage, with heartbeats and the retry of stale trials where the storage has them."""
+
+    kwargs = {}
+    if not url.startswith("journal:"):
+        beat = heartbeat_s()
+        import inspect
+        new = "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
+        kwargs = {"heartbeat_interval": beat, "grace_period": 2 * beat,
+                  "heartbeat_stale_trial_callback" if new else "failed_trial_callback": retry_callback()}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return open_rdb_or_journal(url, **kwargs)
+    except Exception as e:  # noqa: BLE001 - a driver's or server's error: one line naming the URL
+        raise AppError(f"cannot open the study storage {safe_url(url)}: {first_line(e)}") from None
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password."""
+    try:
+        from sqlalchemy.engine import make_url
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - journal:PATH
+        return url
+
+
+def first_line(e: BaseException) -> str:
+    text = str(getattr(e, "orig", None) or e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+class LockedGridSampler(optuna.samplers.GridSampler):
+    """GridSampler choosing each grid point under a lock: this process's parallel trials never take
+    the same point (across processes a rare collision is caught as a duplicate, lab/trials.py)."""
+
+    _lock = threading.Lock()
+
+    def before_trial(self, study, trial) -> None:
+        with self._lock:
+            super().before_trial(study, trial)
+
+
+def make_sampler(name: str, space):
+    if name == "grid":
+        if not space.is_grid:
+            raise UsageError(f"--sampler grid needs lists of choices only; {space.source} has ranges "
+                             f"({', '.join(d.name for d in space.dims if not d.choices)}): use --sampler tpe or random")
+        return LockedGridSampler(space.grid())
+    if name == "random":
+        return optuna.samplers.RandomSampler()
+    return optuna.samplers.TPESampler()
+
+
+def open_study(name: str, storage, sampler, pruner):
+    try:
+        return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+                                   direction="maximize", load_if_exists=True)
+    except Exception as e:  # noqa: BLE001
+        raise AppError(f"cannot open study '{name}': {first_line(e)}") from None
+
+
+def done_keys(study) -> set[str]:
+    """Configurations with a result (finished or pruned)."""
+    return {t.user_attrs.get("config_key") for t in study.get_trials(deepcopy=False) if t.state.name in DONE}
+
+
+def waiting(study) -> int:
+    return sum(t.state.name == "WAITING" for t in study.get_trials(deepcopy=False))
+
+
+def requeue_failed(study) -> int:
+    """Queue again each failed configuration that has no result and no retry yet (a run that crashed
+    or was stopped is run again by the next start, as a re-run sweep always did); returns how many."""
+    trials = study.get_trials(deepcopy=False)
+    taken = {t.user_attrs.get("config_key") for t in trials if t.state.name != "FAIL"}
+    again = 0
+    for t in trials:
+        key = t.user_attrs.get("config_key")
+        if t.state.name == "FAIL" and key and key not in taken and "duplicate_of" not in t.user_attrs:
+            retry_callback(max_retry=None)(study, t)  # the user asked for it again: no limit
+            taken.add(key)
+            again += 1
+    return again
+
