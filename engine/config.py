@@ -77,7 +77,7 @@ class Config:
     save_every: int = 0
     keep_last: int = 0  # keep the N newest epoch_NNN.pt files; 0 keeps all
     resume: str = ""  # PATH or 'auto'
-    results_db: str = ""  # SQLite file of all runs; "" -> <checkpoint_dir>/results.db, "none" disables
+    results_db: str = ""  # database of all runs: a SQLite file or a SQLAlchemy URL; "" -> <checkpoint_dir>/results.db, "none" disables
     # --- runtime ---
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
@@ -225,7 +225,7 @@ def build_parser(description: str = "") -> ArgParser:
     p.add_argument("--config", help="YAML file of settings (CLI flags override it)")
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     p.add_argument("--check_data", action="store_true", help="check the dataset, print the report and exit")
-    metavars = {"early_stopping": "PATIENCE", "resume": "PATH|auto", "results_db": "PATH|none", "lr": "FLOAT|auto"}
+    metavars = {"early_stopping": "PATIENCE", "resume": "PATH|auto", "results_db": "PATH|URL|none", "lr": "FLOAT|auto"}
     types = {"lr": _lr_value}
     meaning = field_help()
     for f in dataclasses.fields(Config):

@@ -8,7 +8,6 @@ the recorder turns itself off; metrics.csv stays the record and ``results.py imp
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,20 +17,24 @@ import torch
 from engine import config as config_mod
 from engine.interrupt import Interrupted
 from engine.trial_report import Pruned
-from resultsdb.db import DB_FILE, ResultsDB, as_json, now
+from resultsdb.db import DB_ERRORS, DB_FILE, ResultsDB, as_json, now
+from resultsdb.server import is_url
 
 BUSY_TIMEOUT_S = 30.0  # a sweep's jobs write a few rows per epoch: a lock is held for milliseconds
 
 
-def db_path(cfg) -> Path | None:
-    """``--results_db``: '' -> <checkpoint_dir>/results.db; 'none' -> no database."""
+def db_path(cfg) -> Path | str | None:
+    """``--results_db``: '' -> <checkpoint_dir>/results.db; 'none' -> no database; a URL as given."""
     return _db_file(cfg.results_db, Path(cfg.checkpoint_dir))
 
 
-def _db_file(setting: str, default_dir: Path) -> Path | None:
-    """A ``--results_db`` value as a file: '' -> <default_dir>/results.db; 'none' -> None."""
+def _db_file(setting: str, default_dir: Path) -> Path | str | None:
+    """A ``--results_db`` value: '' -> <default_dir>/results.db; 'none' -> None; a file, or a
+    SQLAlchemy URL (``sqlite:///PATH``, ``postgresql://USER@HOST:PORT/DB``) kept as text."""
     if setting.lower() == "none":
         return None
+    if is_url(setting):
+        return setting
     return Path(setting) if setting else default_dir / DB_FILE
 
 
@@ -60,7 +63,7 @@ def safe_db_call(path: Path | None, what: str, fn) -> Any:
     try:
         with ResultsDB(path, timeout=BUSY_TIMEOUT_S) as db:  # read at call time: tests shorten it
             return fn(db)
-    except (sqlite3.Error, OSError) as e:
+    except DB_ERRORS as e:
         print(f"warning: results database {path}: {e} ({what} not recorded; metrics.csv is unaffected, "
               f"`python results.py import` rebuilds the database)", file=sys.stderr)
         return None
@@ -85,7 +88,7 @@ class RunRecorder:
             if self.db is None:
                 self.db = ResultsDB(self.path, timeout=self.timeout)
             fn(self.db)
-        except (sqlite3.Error, OSError) as e:
+        except DB_ERRORS as e:
             print(f"warning: results database {self.path}: {e}; training goes on without it (metrics.csv is "
                   f"the record; `python results.py import {self.run_dir.parent}` rebuilds the database)",
                   file=sys.stderr)
@@ -96,7 +99,7 @@ class RunRecorder:
         if self.db is not None:
             try:
                 self.db.close()
-            except sqlite3.Error:
+            except DB_ERRORS:
                 pass
             self.db = None
 
@@ -163,7 +166,7 @@ class RunRecorder:
 
 
 def record_evaluation(cfg, checkpoint: Path, epoch: int, split: str, per_class_metrics: dict[str, dict],
-                      results_db: str | None) -> Path | None:
+                      results_db: str | None) -> Path | str | None:
     """evaluate.py's per-class metrics into class_data, under the checkpoint's run (added if unknown).
 
     ``results_db``: the --results_db flag (None: the run's own setting, else <run folder>/../results.db,
@@ -178,7 +181,7 @@ def record_evaluation(cfg, checkpoint: Path, epoch: int, split: str, per_class_m
              "model_name": cfg.model, "scheduler_type": cfg.scheduler, "epoch": epoch}
             for i, (name, m) in enumerate(per_class_metrics.items())]
 
-    def write(db: ResultsDB) -> Path:
+    def write(db: ResultsDB) -> Path | str:
         run_id = db.run_id_of(run_dir)
         if run_id is None:  # evaluated before any database existed: the run gets a row (no status)
             run_id = db.upsert_run(run_dir, model_name=cfg.model, dataset=cfg.dataset, scheduler_type=cfg.scheduler,

@@ -50,13 +50,15 @@ def make_pruner(name: str, max_resource: int):
 def open_rdb_or_journal(url: str, **rdb_kwargs: Any):
     """The Optuna storage at ``url``: ``journal:PATH`` is a journal file, anything else SQLAlchemy's."""
     import optuna
+
+    from resultsdb.server import with_driver
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
         return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:"):]))
     engine = {"pool_pre_ping": True}  # a server restarted since the last use: reconnect, do not fail
     if url.startswith("sqlite"):
         engine["connect_args"] = {"timeout": 60}  # parallel runs' reports wait for the write lock
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine, **rdb_kwargs)
+    return optuna.storages.RDBStorage(with_driver(url), engine_kwargs=engine, **rdb_kwargs)
 
 
 class TrialReporter:

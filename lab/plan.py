@@ -85,6 +85,7 @@ class Plan:
         storage = study_mod.open_storage(self.storage_url)
         study = study_mod.open_study(args.name, storage, study_mod.make_sampler(self.sampler, self.space),
                                      make_pruner(self.pruner, cfg.epochs * len(self.seeds)))
+        optuna.storages.fail_stale_trials(study)  # a dead worker's trials: failed and queued again by Optuna
         study_mod.requeue_failed(study)
         grid = {config_key(p) for p in self.grid_configs()} if self.sampler == "grid" else None
         done = self.done(study, grid)
@@ -106,7 +107,6 @@ class Plan:
         with Progress(self.sweep_dir / "progress.txt", f"sweep '{args.name}'", runs_done + left * len(self.seeds),
                       runs_done, jobs, cfg.epochs) as progress:
             lab = Lab(setup, progress)
-            lab.study = study
             self.optimize(study, lab, grid, jobs)
         if lab.signum is not None:
             print(f"sweep stopped: the runs that were going saved last.pt. Run the same command again to continue.")
@@ -136,7 +136,7 @@ class Plan:
                     break
                 study.optimize(lab.objective, n_trials=self.trials - before, n_jobs=jobs,
                                catch=(Duplicate, RunFailed), callbacks=[callback])
-                if self.done(study, grid) == before:
+                if self.done(study, grid) == before and not study_mod.waiting(study):
                     break  # every trial failed or was a duplicate: the report says which
         except Stopped:
             pass

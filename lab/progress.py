@@ -40,7 +40,7 @@ class Progress:
         self.seconds: list[float] = []
         self.running: dict[str, tuple[Path, float]] = {}
         self.recent: list[str] = []
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # write() runs under it: one writer of progress.txt at a time
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._refresh, daemon=True, name="sweep-progress")
 
@@ -103,5 +103,5 @@ class Progress:
                 lines.append(f"running {name}: epoch {epochs_done(folder)}/{self.epochs} done, {clock(now - t0)} so far")
             if self.recent:
                 lines += ["", *self.recent]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(("\n".join(lines) + "\n").encode(), self.path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(("\n".join(lines) + "\n").encode(), self.path)

@@ -91,7 +91,8 @@ def study_plots(study: optuna.Study, out_dir: Path) -> list[str]:
 
 def initial_weights_check(db: str, folders: list[Path]) -> str:
     """Whether the runs of each seed started from the same weights (hashes the trainer recorded)."""
-    if db.lower() == "none" or not Path(db).is_file():
+    from resultsdb.server import is_url
+    if db.lower() == "none" or not (is_url(db) or Path(db).is_file()):
         return "initial weights: not checked (no results database)"
     from resultsdb.db import ResultsDB
     with ResultsDB(db) as conn:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -22,7 +23,8 @@ STORAGE_FILE = "study.db"
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "asha", "hyperband")
 DONE = ("COMPLETE", "PRUNED")  # trial states that count as done; FAIL ones are retried or duplicates
-MAX_RETRY = 3  # a trial whose worker died is re-run at most this often
+MAX_RETRY = 3
+OPEN_TRIES = 5  # a trial whose worker died is re-run at most this often
 
 
 def heartbeat_s() -> int:
@@ -63,12 +65,15 @@ def open_storage(url: str):
         new = "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
         kwargs = {"heartbeat_interval": beat, "grace_period": 2 * beat,
                   "heartbeat_stale_trial_callback" if new else "failed_trial_callback": retry_callback()}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return open_rdb_or_journal(url, **kwargs)
-    except Exception as e:  # noqa: BLE001 - a driver's or server's error: one line naming the URL
-        raise AppError(f"cannot open the study storage {safe_url(url)}: {first_line(e)}") from None
+    for attempt in range(OPEN_TRIES):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return open_rdb_or_journal(url, **kwargs)
+        except Exception as e:  # noqa: BLE001 - a driver's or server's error: one line naming the URL
+            if attempt == OPEN_TRIES - 1:
+                raise AppError(f"cannot open the study storage {safe_url(url)}: {first_line(e)}") from None
+            time.sleep(1.0)  # two workers creating the tables at once, or a server restarting: again
 
 
 def safe_url(url: str) -> str:

@@ -95,14 +95,11 @@ class Lab:
         self.lock = threading.Lock()
         self.signum: int | None = None
         self.failed: list[str] = []
-        self.study: optuna.Study | None = None
 
     # --- signals ---------------------------------------------------------------------------------
     def handle(self, signum: int, frame) -> None:
         first = self.signum is None
-        self.signum = signum
-        if self.study is not None:
-            self.study.stop()
+        self.signum = signum  # no new run starts; the trials going stop with their runs
         with self.lock:
             procs = list(self.procs)
         for proc in procs:
@@ -120,44 +117,63 @@ class Lab:
         key, label = config_key(params), run_label(params, self.s.default_scheduler)
         trial.set_user_attr("config_key", key)
         trial.set_user_attr("label", label)
+        if self.signum is not None:  # a trial begun as the sweep was stopping: queued for the next start
+            self._requeue_and_stop(trial, label)
         self._drop_if_duplicate(trial, key)
         results: list[RunResult] = []
         for k, seed in enumerate(self.s.seeds):
             name = f"{label}_s{seed}"
-            folder = self.s.sweep_dir / name
-            state = run_state(folder, {**self.s.settings, **params, "seed": seed})
-            if state == "skip (finished)":
-                self._report_finished(trial, k, results, read_run(label, seed, folder))
-            else:
-                self.progress.started(name, folder)
-                rc = self._train(trial, folder, params, seed, k, results)
-                if rc == PRUNED_EXIT:
-                    r = read_run(label, seed, folder)
-                    results.append(r)
-                    trial.set_user_attr("runs", [result_attr(x) for x in results])
-                    print(self.progress.finished(name, f"pruned at epoch {r.epochs if r else '?'}", True), flush=True)
-                    self.progress.drop(len(self.s.seeds) - k - 1)
-                    raise optuna.TrialPruned()
-                if rc != 0 or self.signum is not None:
-                    self.progress.ended(name)
-                    self._on_stopped_or_failed(trial, name, folder, rc)
-            r = read_run(label, seed, folder)
-            results.append(r)
-            trial.set_user_attr("runs", [result_attr(x) for x in results])
-            print(self.progress.finished(name, describe(r), trained=state != "skip (finished)"), flush=True)
+            try:
+                self._one_seed(trial, params, label, k, seed, results)
+            finally:
+                self.progress.ended(name)  # a no-op once counted as done; else (an error) no longer running
         return statistics.fmean(score(r) for r in results)
 
+    def _one_seed(self, trial: optuna.Trial, params: dict, label: str, k: int, seed: int,
+                  results: list[RunResult]) -> None:
+        """Run (or reuse) seed ``seed`` of the configuration; appends its result to ``results``."""
+        name = f"{label}_s{seed}"
+        folder = self.s.sweep_dir / name
+        state = run_state(folder, {**self.s.settings, **params, "seed": seed})
+        if state == "skip (finished)":
+            self._report_finished(trial, k, results, read_run(label, seed, folder))
+        else:
+            self.progress.started(name, folder)
+            rc = self._train(trial, folder, params, seed, k, results)
+            if rc == PRUNED_EXIT:
+                r = read_run(label, seed, folder)
+                results.append(r)
+                trial.set_user_attr("runs", [result_attr(x) for x in results])
+                print(self.progress.finished(name, f"pruned at epoch {r.epochs}", True), flush=True)
+                self.progress.drop(len(self.s.seeds) - k - 1)
+                raise optuna.TrialPruned()
+            if rc != 0 or self.signum is not None:
+                self._on_stopped_or_failed(trial, name, folder, rc)
+        r = read_run(label, seed, folder)
+        results.append(r)
+        trial.set_user_attr("runs", [result_attr(x) for x in results])
+        print(self.progress.finished(name, describe(r), trained=state != "skip (finished)"), flush=True)
+
     def _drop_if_duplicate(self, trial: optuna.Trial, key: str) -> None:
+        """Raise Duplicate when an earlier trial (not failed) has this configuration. While that one
+        is running elsewhere, wait: it finishes, or its worker died and Optuna's heartbeat fails it
+        (its retry then takes the configuration over)."""
+        waited_on = None
         while True:
-            twin = next((t for t in trial.study.get_trials(deepcopy=False)
-                         if t.number < trial.number and t.state.name != "FAIL" and t.user_attrs.get("config_key") == key),
-                        None)
+            trials = trial.study.get_trials(deepcopy=False)
+            if waited_on is not None and trials[waited_on].state.name == "FAIL":
+                twin = trials[waited_on]  # stale: its queued retry resumes the run
+            else:
+                twin = next((t for t in trials if t.number < trial.number and t.state.name != "FAIL"
+                             and t.user_attrs.get("config_key") == key), None)
             if twin is None:
                 return
             if twin.state.name != "RUNNING" or self.signum is not None:
                 trial.set_user_attr("duplicate_of", twin.number)
                 raise Duplicate(f"trial {trial.number} has the configuration of trial {twin.number}")
-            time.sleep(TWIN_POLL_S)  # it is being trained elsewhere: this worker waits for its result
+            waited_on = twin.number
+            time.sleep(TWIN_POLL_S)
+            optuna.storages.fail_stale_trials(trial.study)  # a dead worker's trial fails (and is retried)
 
     def _report_finished(self, trial: optuna.Trial, k: int, earlier: list[RunResult], r: RunResult) -> None:
         """A reused run's epochs, reported as its live run would have (mean over the seeds so far)."""
@@ -193,12 +209,17 @@ class Lab:
             with self.lock:
                 self.procs.discard(proc)
 
+    def _requeue_and_stop(self, trial: optuna.Trial, name: str) -> None:
+        """Queue the trial again as Optuna's retry of a stale trial would (same values, so the same run
+        folders, resumed from last.pt), and end this one."""
+        trial.study.stop()
+        retry_callback(max_retry=None)(trial.study, trial.study._storage.get_trial(trial._trial_id))
+        raise Stopped(name)
+
     def _on_stopped_or_failed(self, trial: optuna.Trial, name: str, folder: Path, rc: int) -> None:
         if rc in (0, 130, 143) or self.signum is not None:
             print(f"{name}: stopped (resumable)", flush=True)
-            # Queued again as Optuna's retry of a stale trial would be: same values, same run folder.
-            retry_callback()(trial.study, trial.study._storage.get_trial(trial._trial_id))
-            raise Stopped(name)
+            self._requeue_and_stop(trial, name)
         lines = [ln for ln in (folder / "train.log").read_text(errors="replace").splitlines() if ln.strip()]
         print(f"{name}: FAILED (exit {rc}): {lines[-1] if lines else 'no output'}", flush=True)
         self.failed.append(name)
