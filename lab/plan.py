@@ -4,11 +4,12 @@ from __future__ import annotations
 import itertools
 import signal
 import threading
+import time
 from pathlib import Path
 
 import optuna
 
-from common.errors import UsageError
+from common.errors import AppError
 from engine.trial_report import make_pruner
 from lab import study as study_mod
 from lab.identity import run_state
@@ -85,7 +86,7 @@ class Plan:
         storage = study_mod.open_storage(self.storage_url)
         study = study_mod.open_study(args.name, storage, study_mod.make_sampler(self.sampler, self.space),
                                      make_pruner(self.pruner, cfg.epochs * len(self.seeds)))
-        optuna.storages.fail_stale_trials(study)  # a dead worker's trials: failed and queued again by Optuna
+        study_mod.fail_stale(study)  # a dead worker's trials: failed and queued again by Optuna
         study_mod.requeue_failed(study)
         grid = {config_key(p) for p in self.grid_configs()} if self.sampler == "grid" else None
         done = self.done(study, grid)
@@ -123,21 +124,38 @@ class Plan:
         return len(keys & grid) if grid is not None else len(keys)
 
     def optimize(self, study, lab: Lab, grid: set | None, jobs: int) -> None:
-        """Trials until ``self.trials`` configurations are done (by any worker), a signal, or no progress."""
+        """Trials until ``self.trials`` configurations are done (by any worker), a signal, or no progress.
+
+        The storage failing (a database server restarting) is retried for RECONNECT_S: the trials this
+        process had going are failed and queued again (their finished runs are reused, not retrained),
+        and the work goes on; past that, one line says how to continue."""
         previous = {}
         if threading.current_thread() is threading.main_thread():
             previous = {s: signal.signal(s, lab.handle) for s in (signal.SIGINT, signal.SIGTERM)}
         callback = optuna.study.MaxTrialsCallback(self.trials, states=(optuna.trial.TrialState.COMPLETE,
                                                                        optuna.trial.TrialState.PRUNED))
+        lost_since = None
         try:
             while lab.signum is None:
-                before = self.done(study, grid)
-                if before >= self.trials:
-                    break
-                study.optimize(lab.objective, n_trials=self.trials - before, n_jobs=jobs,
-                               catch=(Duplicate, RunFailed), callbacks=[callback])
-                if self.done(study, grid) == before and not study_mod.waiting(study):
-                    break  # every trial failed or was a duplicate: the report says which
+                try:
+                    if lost_since is not None:
+                        study_mod.fail_and_retry(study, lab.started)
+                        lost_since = None
+                    before = self.done(study, grid)
+                    if before >= self.trials:
+                        break
+                    study.optimize(lab.objective, n_trials=self.trials - before, n_jobs=jobs,
+                                   catch=(Duplicate, RunFailed), callbacks=[callback])
+                    if self.done(study, grid) == before and not study_mod.waiting(study):
+                        break  # every trial failed or was a duplicate: the report says which
+                except study_mod.STORAGE_ERRORS as e:
+                    lost_since = lost_since or time.monotonic()
+                    if time.monotonic() - lost_since > study_mod.RECONNECT_S:
+                        raise AppError(f"lost the study storage {study_mod.safe_url(self.storage_url)} for "
+                                       f"{study_mod.RECONNECT_S} s ({study_mod.first_line(e)}); finished runs are "
+                                       f"kept in their folders: run the same command again") from None
+                    print(f"warning: study storage: {study_mod.first_line(e)}; retrying", flush=True)
+                    time.sleep(2.0)
         except Stopped:
             pass
         finally:

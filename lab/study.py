@@ -24,7 +24,8 @@ SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "asha", "hyperband")
 DONE = ("COMPLETE", "PRUNED")  # trial states that count as done; FAIL ones are retried or duplicates
 MAX_RETRY = 3
-OPEN_TRIES = 5  # a trial whose worker died is re-run at most this often
+OPEN_TRIES = 5
+RECONNECT_S = 120  # how long a worker keeps retrying a storage that stopped answering  # a trial whose worker died is re-run at most this often
 
 
 def heartbeat_s() -> int:
@@ -143,3 +144,27 @@ def requeue_failed(study) -> int:
             again += 1
     return again
 
+
+
+def fail_stale(study) -> None:
+    """Optuna's heartbeat check: a trial whose worker stopped beating is failed and handed to the retry."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    from sqlalchemy.exc import SQLAlchemyError
+    return (optuna.exceptions.StorageInternalError, SQLAlchemyError)
+
+
+STORAGE_ERRORS = _storage_errors()
+
+
+def fail_and_retry(study, trial_ids) -> None:
+    """This worker's trials left running when the storage failed: failed, and queued again."""
+    for trial_id in list(trial_ids):
+        frozen = study._storage.get_trial(trial_id)
+        if frozen.state.name == "RUNNING" and study._storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL):
+            retry_callback(max_retry=None)(study, study._storage.get_trial(trial_id))
+    trial_ids.clear()

@@ -32,7 +32,7 @@ from engine.trial_report import ENV, PRUNED_EXIT
 from lab.identity import run_state
 from lab.progress import Progress
 from lab.space import Space, config_key, run_label, to_flags
-from lab.study import retry_callback
+from lab.study import fail_stale, retry_callback
 from resultsdb.leaderboard import RunResult, read_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,6 +95,7 @@ class Lab:
         self.lock = threading.Lock()
         self.signum: int | None = None
         self.failed: list[str] = []
+        self.started: set[int] = set()  # ids of this process's trials until they end
 
     # --- signals ---------------------------------------------------------------------------------
     def handle(self, signum: int, frame) -> None:
@@ -113,6 +114,12 @@ class Lab:
 
     # --- the objective ---------------------------------------------------------------------------
     def objective(self, trial: optuna.Trial) -> float:
+        self.started.add(trial._trial_id)
+        value = self._objective(trial)
+        self.started.discard(trial._trial_id)  # its end is Optuna's to record now
+        return value
+
+    def _objective(self, trial: optuna.Trial) -> float:
         params = self.s.space.suggest(trial, self.s.default_scheduler)
         key, label = config_key(params), run_label(params, self.s.default_scheduler)
         trial.set_user_attr("config_key", key)
@@ -173,7 +180,7 @@ class Lab:
                 raise Duplicate(f"trial {trial.number} has the configuration of trial {twin.number}")
             waited_on = twin.number
             time.sleep(TWIN_POLL_S)
-            optuna.storages.fail_stale_trials(trial.study)  # a dead worker's trial fails (and is retried)
+            fail_stale(trial.study)  # a dead worker's trial fails (and is retried)
 
     def _report_finished(self, trial: optuna.Trial, k: int, earlier: list[RunResult], r: RunResult) -> None:
         """A reused run's epochs, reported as its live run would have (mean over the seeds so far)."""

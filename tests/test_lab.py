@@ -113,23 +113,29 @@ def test_a_trial_behind_the_others_is_pruned_at_an_epoch_end_with_last_pt_and_st
     from resultsdb.db import ResultsDB
     ck = tmp_path / "ck"
     space = tmp_path / "space.yaml"
-    space.write_text("lr: [0.01, 0.005, 1.0e-7]\n")  # the last one cannot learn in 3 epochs
-    done = cli("sweep.py", "--search", space, "--sampler", "grid", "--pruner", "median", "--jobs", "1", "--name", "p",
-               "--", "--checkpoint_dir", ck, *TINY, "--epochs", "3", "--scheduler", "constant", timeout=600)
+    # Two LRs too small to learn anything, at both ends: whichever way the grid is walked, the last
+    # trial is one of them, judged against the two finished before it (the median pruner needs 2).
+    space.write_text("lr: [1.0e-7, 0.01, 2.0e-7]\n")
+    args = ["--search", space, "--sampler", "grid", "--pruner", "median", "--name", "p", "--", "--checkpoint_dir", ck,
+            *TINY, "--epochs", "2", "--scheduler", "constant"]
+    done = cli("sweep.py", "--jobs", "1", *args, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     sweep = ck / "p"
-    slow = next(p for p in sweep.iterdir() if p.is_dir() and "lr: 1.0e-07" in (p / "config.yaml").read_text())
-    assert re.search(rf"run 3/3 done: {slow.name} pruned at epoch 1 \| ETA", done.stdout)
+    pruned = re.findall(r"run (\d)/3 done: (\S+)_s0 pruned at epoch 1 \| ETA", done.stdout)
+    assert len(pruned) == 1 and pruned[0][0] == "3", done.stdout
+    slow = sweep / f"{pruned[0][1]}_s0"
+    assert "e-07" in (slow / "config.yaml").read_text()
     assert (slow / "last.pt").is_file() and not (slow / "summary.json").exists()
     with ResultsDB(ck / "results.db") as db:
         status = {r["run_dir"].rsplit("/", 1)[1]: r["status"] for r in db.query("SELECT run_dir, status FROM runs")}
-    assert sorted(status.values()) == ["finished", "finished", "pruned"] and status[slow.name] == "pruned"
+        epochs = db.query("SELECT COUNT(*) AS n FROM scheduler_results s JOIN runs r USING (run_id) WHERE r.status = 'pruned'")
+    assert sorted(status.values()) == ["finished"] * 2 + ["pruned"] and status[slow.name] == "pruned"
+    assert epochs[0]["n"] == 1  # stopped at that epoch boundary
     board = (sweep / "leaderboard.md").read_text()
-    assert f"- {slow.name.rsplit('_s', 1)[0]}: pruned" in board
+    assert f"- {pruned[0][1]}: pruned" in board
     assert len(re.findall(r"^\| \d \|", board, re.M)) == 2  # the pruned trial is shown, not ranked
     for png in ("optimization_history.png", "intermediate_values.png", "parallel_coordinate.png", "val_acc.png"):
         assert (sweep / png).stat().st_size > 0
     assert "3/3 runs done, 0 running" in (sweep / "progress.txt").read_text()
-    again = cli("sweep.py", "--search", space, "--sampler", "grid", "--pruner", "median", "--name", "p", "--dry_run",
-                "--", "--checkpoint_dir", ck, *TINY, "--epochs", "3", "--scheduler", "constant")
+    again = cli("sweep.py", "--dry_run", *args)
     assert again.stdout.count("skip (finished)") == 2 and again.stdout.count("skip (pruned)") == 1, again.stdout
