@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Heavy imports only once the command line is known to be good.
     import torch
 
-    from engine.runtime import resolve_device
+    from runtime.runtime import resolve_device
     from evaluation.ensemble import check_same_samples, load_members, score_split
     from evaluation.metrics import evaluate_predictions
     from evaluation.report import EVAL_FILES, format_evaluation, format_members, write_evaluation
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_evaluation(ev, names, ref.ids, out_dir)
     print(f"wrote {', '.join(EVAL_FILES)} to {out_dir}")
     if not ensemble and not first.is_onnx:  # one PyTorch checkpoint: its run's class_data
-        from engine.recorder import record_evaluation
+        from tracking.recorder import record_evaluation
         db = record_evaluation(first.cfg, Path(first.path), first.epoch, ref.split_name, ev.metrics["per_class"],
                                args.results_db)
         if db is not None:

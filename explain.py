@@ -40,10 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
 
     from data.images import ImageDecodeError
-    from engine.runtime import resolve_device
+    from runtime.runtime import resolve_device
     from evaluation.cam import Explainer, target_index
     from evaluation.explain import explain_file
-    from engine.model_io import load_model_from_checkpoint
+    from artifacts.model_io import load_model_from_checkpoint
     from evaluation.inputs import expand_inputs
 
     found = expand_inputs(args.inputs)

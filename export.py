@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from evaluation.export import FORMATS as SUFFIXES
     from evaluation.export import TOLERANCE, export_onnx, export_torchscript, verification_images, verify
-    from engine.model_io import load_model_from_checkpoint
+    from artifacts.model_io import load_model_from_checkpoint
 
     src = Path(args.checkpoint)
     if src.suffix.lower() == ".onnx":

@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from engine.config import LR_AUTO, parse_args
+from settings.config import LR_AUTO, parse_args
 from common.cli import ArgParser
 from common.errors import UsageError, run_cli
-from engine.validate import check_config
+from settings.validate import check_config
 
 
 def own_parser() -> ArgParser:
@@ -46,10 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cfg.lr == LR_AUTO:  # the LR is what this finds; any number passes the check below
         cfg = dataclasses.replace(cfg, lr=own.start_lr)
     check_config(cfg)
-    from engine.lr_finder import report, write_outputs
     from data import prepare_data
-    from engine.runtime import resolve_device, seed_everything, set_threads
-    from engine.trainer import lr_range_test, resolve_runtime
+    from engine.lr_finder import lr_range_test, report, write_outputs
+    from engine.setup import resolve_runtime
+    from runtime.runtime import resolve_device, seed_everything, set_threads
 
     seed_everything(cfg.seed, cfg.deterministic)
     threads = set_threads(cfg.threads)

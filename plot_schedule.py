@@ -1,7 +1,7 @@
 """Draw learning-rate schedules without training: the LR of every optimizer update.
 
 The LRs come from schedulers/simulate.py, which drives the same ``build_scheduler`` and warmup
-wrapper the trainer uses with the same two events, and the flags are parsed by engine/config.py's
+wrapper the trainer uses with the same two events, and the flags are parsed by settings/config.py's
 rules (``--scheduler_<param> VALUE``, checked against the registry) -- what you see is what
 training does.
 
@@ -19,13 +19,17 @@ Examples:
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Sequence
 
 from common.cli import ArgParser, cli_parser
 from common.errors import UsageError, run_cli
-from engine.config import Config, apply_overrides, scheduler_flags
-from engine.validate import check_warmup
+from common.figures import pyplot, save_figure
+from common.fileio import write_atomic
+from common.monitors import MONITORS
+from settings.config import Config, apply_overrides, scheduler_flags
+from settings.validate import check_warmup
 
 DEFAULTS = Config()
 
@@ -45,7 +49,7 @@ def get_args_parser() -> ArgParser:
     p.add_argument("--val_losses", metavar="V1,V2,...", default="",
                    help="per-epoch values of the monitored metric for metric-driven schedules (default: no "
                         "improvement)")
-    p.add_argument("--monitor", default=DEFAULTS.monitor, choices=("val_loss", "val_acc"),
+    p.add_argument("--monitor", default=DEFAULTS.monitor, choices=tuple(MONITORS),
                    help="what --val_losses are: val_acc makes plateau's mode max, as in training")
     p.add_argument("--csv", metavar="OUT.csv", help="write step,epoch,lr: one row per update (both 1-based)")
     p.add_argument("--png", metavar="OUT.png", help="draw the curve(s)")
@@ -66,19 +70,16 @@ def _losses(text: str) -> list[float]:
 
 def write_csv(points, steps_per_epoch: int, path: Path) -> None:
     """One row per optimizer update: its 1-based number, its 1-based epoch, the LR it used."""
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["step", "epoch", "lr"])
-        for p in points:
-            w.writerow([p.step + 1, p.step // steps_per_epoch + 1, repr(p.lr)])
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["step", "epoch", "lr"])
+    for p in points:
+        w.writerow([p.step + 1, p.step // steps_per_epoch + 1, repr(p.lr)])
+    write_atomic(buf.getvalue().encode(), Path(path))
 
 
 def draw(curves: dict[str, list], title: str, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=90)
+    fig, ax = pyplot().subplots(figsize=(8, 4.2), dpi=90)
     for label, points in curves.items():
         ax.plot([p.epoch for p in points], [p.lr for p in points], label=label, linewidth=1.6)
     ax.set_xlabel("epoch")
@@ -87,8 +88,7 @@ def draw(curves: dict[str, list], title: str, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2 if len(curves) > 4 else 1)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from engine.runtime import resolve_device
+    from runtime.runtime import resolve_device
     from evaluation.ensemble import ensemble_predictions, load_members
     from evaluation.inference import NO_SUCH_FILE, predict_probs
     from evaluation.inputs import expand_inputs

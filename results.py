@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from common.cli import ArgParser
+from common.cli import ArgParser, add_shared_flags
 from common.errors import AppError, UsageError, run_cli
 from resultsdb.db import DB_FILE
 from resultsdb.table import FORMATS, render
@@ -32,7 +32,7 @@ def build_parser() -> ArgParser:
                         help=f"the database: a SQLite file or a URL such as postgresql://USER@HOST:PORT/DB "
                              f"(default: {DEFAULT_DB}; for import: DIR/results.db)")
     common.add_argument("--format", choices=FORMATS, default="table", help="(default: table)")
-    common.add_argument("--debug", action="store_true", help="show full tracebacks")
+    add_shared_flags(common)
     p = ArgParser(description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=ArgParser)
     b = sub.add_parser("best", parents=[common], help="the best schedule per model and dataset")

@@ -28,7 +28,7 @@ from typing import Sequence
 
 from common.cli import ArgParser, cli_parser
 from common.errors import UsageError, run_cli
-from engine.config import parse_args
+from settings.config import parse_args
 
 SET_BY_SWEEP = ("seed", "run_name", "resume")  # train.py flags the sweep sets per run (and scheduler in a grid)
 
@@ -75,7 +75,7 @@ def schedule_list(names: Sequence[str], all_presets: bool) -> list[str]:
 def jobs_and_threads(device: str, runs: int, jobs: int) -> tuple[int, int]:
     """(parallel jobs, threads per job; 0 = train.py decides). ``jobs`` 0: automatic."""
     import torch
-    from engine.runtime import default_threads
+    from runtime.runtime import default_threads
     if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
         return jobs or 1, 0  # one GPU: parallel jobs would only queue on it
     cores = default_threads()  # the cores not busy with other work right now

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from engine.config import parse_args
+from settings.config import parse_args
 from common.errors import run_cli
-from engine.validate import check_config
+from settings.validate import check_config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,10 +24,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if script.get("check_data"):  # the dataset check alone: report, exit status, no run folder
         from data import run_check
         return run_check(cfg)
-    from engine.distributed import peer_failures
+    from runtime.distributed import peer_failures
     from engine.trainer import fit  # heavy imports only once the command line is known to be good
     with peer_failures():  # under torchrun: another process died -> one line, not a traceback
-        fit(cfg, script["cli_keys"])
+        from tracking.trial import from_env
+        trial = from_env()  # started by sweep.py as a trial of its study: report, and stop if pruned
+        fit(cfg, script["cli_keys"], sinks=[trial] if trial is not None else [])
     return 0
 
 

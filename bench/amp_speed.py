@@ -1,6 +1,6 @@
 """Per-step time of the recipe models in float32 vs bfloat16, NCHW vs channels_last, with GFLOP/s.
 
-What ``amp: auto`` / ``channels_last: auto`` decide (engine/autotune.py) and why: on a CPU with
+What ``amp: auto`` / ``channels_last: auto`` decide (runtime/autotune.py) and why: on a CPU with
 native bfloat16 (AVX512_BF16/AMX) autocast is faster, on an AVX2 one it is many times slower.
 Run it both ways on one machine (the second makes torch and oneDNN behave like an AVX2 CPU):
 
@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine import autotune  # noqa: E402
-from engine.config import Config, apply_overrides, architecture_key, load_yaml, model_args  # noqa: E402
-from engine.runtime import set_threads  # noqa: E402
+from runtime import autotune  # noqa: E402
+from settings.config import Config, apply_overrides, architecture_key, load_yaml, model_args  # noqa: E402
+from runtime.runtime import set_threads  # noqa: E402
 from models import build_model  # noqa: E402
 
 RECIPES = ["configs/fashion_mnist.yaml", "configs/fashion_mnist_best.yaml"]
@@ -124,8 +124,9 @@ def main(argv: list[str] | None = None) -> None:
             import os
             os.environ["XDG_CACHE_HOME"] = tmp  # measure afresh
             t0 = time.perf_counter()
-            choice = autotune.decide("auto", "auto", "auto", torch.device("cpu"), threads, lambda: model_of(cfg),
-                                     architecture_key(cfg, CLASSES), (batch, *SHAPE), CLASSES)
+            choice = autotune.decide("auto", "auto", "auto", device=torch.device("cpu"), threads=threads,
+                                     model_fn=lambda: model_of(cfg), model_key=architecture_key(cfg, CLASSES),
+                                     shape=(batch, *SHAPE), num_classes=CLASSES)
             print(f"  train.py's auto choice ({time.perf_counter() - t0:.1f} s to decide): {choice.line()}")
 
 

@@ -7,7 +7,7 @@ Times, on the same model, initial weights and random batches of the recipe's sha
 ``torch.compile(mode="default")`` (what ``train.py --compile`` uses): the first step (for the
 compiled model: tracing + code generation, the cold start), then the best of ``--steps`` steady
 steps (forward, loss, backward, AdamW step), and how many steps it takes to earn the cold start
-back. AMP and the memory format are the ones ``train.py`` would pick here (engine/autotune.py).
+back. AMP and the memory format are the ones ``train.py`` would pick here (runtime/autotune.py).
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.amp_speed import CLASSES, SHAPE, cpu_line, model_of, step_times  # noqa: E402
-from engine import autotune  # noqa: E402
-from engine.config import Config, apply_overrides, architecture_key, load_yaml  # noqa: E402
-from engine.runtime import set_threads  # noqa: E402
+from runtime import autotune  # noqa: E402
+from settings.config import Config, apply_overrides, architecture_key, load_yaml  # noqa: E402
+from runtime.runtime import set_threads  # noqa: E402
 
 
 def run(cfg: Config, batch: int, steps: int, compile_it: bool, dtype, cl: bool) -> tuple[float, float]:
@@ -39,8 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     threads = set_threads(a.threads)
     cfg = apply_overrides(Config(), load_yaml(a.config), a.config)
     print(cpu_line())
-    choice = autotune.decide(cfg.amp, cfg.amp_dtype, cfg.channels_last, torch.device("cpu"), threads,
-                             lambda: model_of(cfg), architecture_key(cfg, CLASSES), (cfg.batch_size, *SHAPE), CLASSES)
+    choice = autotune.decide(cfg.amp, cfg.amp_dtype, cfg.channels_last, device=torch.device("cpu"), threads=threads,
+                             model_fn=lambda: model_of(cfg), model_key=architecture_key(cfg, CLASSES),
+                             shape=(cfg.batch_size, *SHAPE), num_classes=CLASSES)
     dtype = getattr(torch, choice.dtype) if choice.amp else None
     print(f"{a.config}: batch {cfg.batch_size}, {threads} threads, {choice.line()}")
     eager_first, eager = run(cfg, cfg.batch_size, a.steps, False, dtype, choice.channels_last)

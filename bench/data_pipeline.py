@@ -26,10 +26,10 @@ from torch import nn  # noqa: E402
 
 from data import folder, load_dataset  # noqa: E402
 from data.disk_loader import resolve_workers  # noqa: E402
-from data.loader import make_loader  # noqa: E402
+from data.loader import Feed, make_loader  # noqa: E402
 from data.transforms import preset_params  # noqa: E402
 from data.types import DataBundle, Split  # noqa: E402
-from engine.runtime import set_threads  # noqa: E402
+from runtime.runtime import set_threads  # noqa: E402
 from data import preprocessing_of  # noqa: E402
 from models import build_model  # noqa: E402
 
@@ -127,7 +127,7 @@ def main() -> None:
     fm = load_dataset("fashion_mnist", args.data_dir, val_split=0.1)
     n = min(args.images, len(fm.train))
     pre = preprocessing_of(fm)
-    ours = images_per_second(make_loader(subset(fm.train, n), args.batch_size, pre, CPU, augment_preset="standard",
+    ours = images_per_second(make_loader(subset(fm.train, n), args.batch_size, Feed(pre, CPU), augment_preset="standard",
                                          shuffle=True))
     base = images_per_second(fashion_baseline(fm, args.data_dir, n, args.batch_size, workers))
     rows.append(("Fashion-MNIST (in memory)", "uint8 cache + batch tensor ops", ours, base))
@@ -144,10 +144,10 @@ def main() -> None:
         from torchvision.datasets import ImageFolder
         base_f = images_per_second(pil_loader(ImageFolder(str(root)), args.image_size, mem.mean, mem.std,
                                               args.batch_size, workers, resize=True))
-        ours_mem = images_per_second(make_loader(mem.train, args.batch_size, pre_f, CPU, augment_preset="standard",
+        ours_mem = images_per_second(make_loader(mem.train, args.batch_size, Feed(pre_f, CPU), augment_preset="standard",
                                                  shuffle=True))
-        stream_loader = make_loader(stream.train, args.batch_size, pre_f, CPU, augment_preset="standard",
-                                    shuffle=True, num_workers=args.workers)
+        stream_loader = make_loader(stream.train, args.batch_size, Feed(pre_f, CPU, num_workers=args.workers),
+                                    augment_preset="standard", shuffle=True)
         images_per_second(stream_loader, 2)  # start the persistent workers, as after epoch 1
         ours_stream = images_per_second(stream_loader)
         rows.append((f"JPEG folder {args.jpegs} x ~96-192 px -> {args.image_size}", "decode once (first epoch)",
@@ -163,12 +163,12 @@ def main() -> None:
         print("\n| training epoch (Custom CNN width 16, depth 2, batch 64) | data wait | train images/s |")
         print("|---|---:|---:|")
         waits = [
-            ("Fashion-MNIST, in memory", make_loader(subset(fm.train, n), 64, pre, CPU, augment_preset="standard",
+            ("Fashion-MNIST, in memory", make_loader(subset(fm.train, n), 64, Feed(pre, CPU), augment_preset="standard",
                                                      shuffle=True), fm),
-            ("JPEG folder, in memory", make_loader(mem.train, 64, pre_f, CPU, augment_preset="standard",
+            ("JPEG folder, in memory", make_loader(mem.train, 64, Feed(pre_f, CPU), augment_preset="standard",
                                                    shuffle=True), mem),
-            ("JPEG folder, streamed", make_loader(stream.train, 64, pre_f, CPU, augment_preset="standard",
-                                                  shuffle=True, num_workers=args.workers), stream),
+            ("JPEG folder, streamed", make_loader(stream.train, 64, Feed(pre_f, CPU, num_workers=args.workers),
+                                                  augment_preset="standard", shuffle=True), stream),
         ]
         for name, loader, bundle in waits:
             torch.manual_seed(0)

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from engine.loop import NonFiniteGuard, train_one_epoch  # noqa: E402
-from engine.runtime import amp_policy, set_threads  # noqa: E402
+from engine.loop import NonFiniteGuard, Updater, train_one_epoch  # noqa: E402
+from runtime.runtime import amp_policy, set_threads  # noqa: E402
 from models import build_model  # noqa: E402
 from schedulers import Plan, build_scheduler  # noqa: E402
 
@@ -69,8 +69,8 @@ def _sync(device: torch.device) -> None:
 def project_epoch(model, batches, optimizer, scheduler, amp, epoch) -> float:
     scaler = amp.make_scaler()
     start = time.perf_counter()
-    train_one_epoch(model, batches, nn.CrossEntropyLoss(), optimizer, scheduler, scaler, amp, epoch=epoch,
-                    global_step=0, guard=NonFiniteGuard(3), progress=False)
+    train_one_epoch(Updater(model, nn.CrossEntropyLoss(), optimizer, scheduler, scaler, amp, guard=NonFiniteGuard(3)),
+                    batches, epoch=epoch, global_step=0, progress=False)
     _sync(batches[0][0].device)
     return time.perf_counter() - start
 

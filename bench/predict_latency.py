@@ -31,9 +31,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import config as config_mod  # noqa: E402
-from engine.checkpoint import save_checkpoint  # noqa: E402
-from engine.model_io import load_model_from_checkpoint  # noqa: E402
+from settings import config as config_mod  # noqa: E402
+from artifacts.checkpoint import save_checkpoint  # noqa: E402
+from artifacts.model_io import load_model_from_checkpoint  # noqa: E402
 from evaluation.inference import predict_files  # noqa: E402
 from evaluation.export import export_onnx  # noqa: E402
 from models import build_model  # noqa: E402

@@ -3,7 +3,7 @@
 Runs the project's training loop (Custom CNN, Fashion-MNIST-sized batches) in fresh processes,
 with the machine idle and with one core kept busy by a spinning process, for: the default
 (``--threads 0``: the cores not already busy when training starts, see
-``engine.runtime.default_threads``), every core (what a plain PyTorch script uses), and one thread.
+``runtime.runtime.default_threads``), every core (what a plain PyTorch script uses), and one thread.
 
     python bench/threads.py
 """
@@ -24,8 +24,8 @@ def worker(threads: int, steps: int) -> None:
     from bench.loop_overhead import make_batches
     import torch
     from torch import nn
-    from engine.loop import NonFiniteGuard, train_one_epoch
-    from engine.runtime import amp_policy, set_threads
+    from engine.loop import NonFiniteGuard, Updater, train_one_epoch
+    from runtime.runtime import amp_policy, set_threads
     from models import build_model
     from schedulers import Plan, build_scheduler
 
@@ -35,10 +35,10 @@ def worker(threads: int, steps: int) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     amp = amp_policy(False, "auto", torch.device("cpu"))
     sched = build_scheduler(opt, "cosine", {}, Plan(2, len(batches)))
-    args = (model, batches[:3], nn.CrossEntropyLoss(), opt, sched, amp.make_scaler(), amp)
-    train_one_epoch(*args, epoch=1, global_step=0, guard=NonFiniteGuard(3), progress=False)  # warm-up
+    updater = Updater(model, nn.CrossEntropyLoss(), opt, sched, amp.make_scaler(), amp, guard=NonFiniteGuard(3))
+    train_one_epoch(updater, batches[:3], epoch=1, global_step=0, progress=False)  # warm-up
     start = time.perf_counter()
-    train_one_epoch(*args[:1], batches, *args[2:], epoch=2, global_step=0, guard=NonFiniteGuard(3), progress=False)
+    train_one_epoch(updater, batches, epoch=2, global_step=0, progress=False)
     print(f"{n} {len(batches) * 128 / (time.perf_counter() - start):.0f}")
 
 

@@ -26,12 +26,12 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from data.split import SPLIT_SEED, stratified_split  # noqa: E402
-from data.loader import make_loader  # noqa: E402
-from engine.config import Config, apply_overrides, load_yaml  # noqa: E402
-from engine.loop import NonFiniteGuard, evaluate, train_one_epoch  # noqa: E402
-from engine.runtime import amp_policy, seed_everything, set_threads  # noqa: E402
+from data.loader import Feed, make_loader  # noqa: E402
+from settings.config import Config, apply_overrides, load_yaml  # noqa: E402
+from engine.loop import NonFiniteGuard, Updater, evaluate, train_one_epoch  # noqa: E402
+from runtime.runtime import amp_policy, seed_everything, set_threads  # noqa: E402
 from data import prepare_data, preprocessing_of  # noqa: E402
-from engine.trainer import build_components, eval_model, runtime_choice  # noqa: E402
+from engine.setup import build_components, eval_model, runtime_choice  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -47,16 +47,16 @@ def project(cfg: Config, target: float) -> list[tuple[float, float]]:
     amp = amp_policy(choice.amp, choice.dtype, CPU)
     c = build_components(cfg, bundle, CPU, amp)
     pre = preprocessing_of(bundle)
-    train = make_loader(bundle.train, cfg.batch_size, pre, CPU, augment_preset=cfg.augment, shuffle=True,
-                        seed=cfg.seed, channels_last=choice.channels_last)
-    val = make_loader(bundle.val, 512, pre, CPU, channels_last=choice.channels_last)
+    feed = Feed(pre, CPU, channels_last=choice.channels_last)
+    train = make_loader(bundle.train, cfg.batch_size, feed, augment_preset=cfg.augment, shuffle=True, seed=cfg.seed)
+    val = make_loader(bundle.val, 512, feed)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     out, elapsed, step = [], 0.0, 0
+    updater = Updater(c.model, criterion, c.optimizer, c.scheduler, c.scaler, amp, guard=NonFiniteGuard(3), ema=c.ema)
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
         train.set_epoch(epoch)
-        _, step = train_one_epoch(c.model, train, criterion, c.optimizer, c.scheduler, c.scaler, amp, epoch=epoch,
-                                  global_step=step, guard=NonFiniteGuard(3), ema=c.ema, progress=False)
+        _, step = train_one_epoch(updater, train, epoch=epoch, global_step=step, progress=False)
         _, acc = evaluate(eval_model(c), val, amp, tta=cfg.tta)
         c.scheduler.step_epoch(None)
         elapsed += time.perf_counter() - start

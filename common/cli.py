@@ -28,8 +28,12 @@ class ArgParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def cli_parser(description: str, **kwargs) -> ArgParser:
-    """A parser with the flags every entry script shares (``--debug``); ``kwargs`` go to ArgParser."""
-    p = ArgParser(description=description, **kwargs)
+def add_shared_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The flags every entry script has (``--debug``), defined once (common.errors.run_cli reads it)."""
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     return p
+
+
+def cli_parser(description: str, **kwargs) -> ArgParser:
+    """A parser with the flags every entry script shares; ``kwargs`` go to ArgParser."""
+    return add_shared_flags(ArgParser(description=description, **kwargs))

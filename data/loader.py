@@ -14,6 +14,7 @@ both yield the same (inputs, labels) batches.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -125,19 +126,35 @@ class TensorLoader:
         return (preset_params(self.augment_preset, size)[0], *joined)
 
 
-def make_loader(split: Split, batch_size: int, preprocessing: dict, device: torch.device, *,
-                augment_preset: str = "none", shuffle: bool = False, seed: int = 0,
-                sample_weights: torch.Tensor | None = None, channels_last: bool = False,
-                num_workers: int = -1, strict: bool = False, shard: tuple[int, int] = (0, 1)):
+@dataclass(frozen=True)
+class Feed:
+    """How a run's batches reach the model: preprocessing, device and layout, decoding, this rank's share.
+
+    One per run (training, its validation and final test, the LR finder, evaluation); what differs
+    between its loaders -- the split, batch size, order and augmentation -- goes to ``make_loader``.
+    """
+
+    preprocessing: dict
+    device: torch.device
+    channels_last: bool = False
+    num_workers: int = -1  # streamed splits: DataLoader workers (-1: from the machine)
+    strict: bool = False  # streamed splits: a file that fails to decode is an error, not a skipped image
+    shard: tuple[int, int] = (0, 1)  # (rank, world): this process's part of every global batch
+
+
+def make_loader(split: Split, batch_size: int, feed: Feed, *, augment_preset: str = "none", shuffle: bool = False,
+                seed: int = 0, sample_weights: torch.Tensor | None = None):
     """TensorLoader for an in-memory split, DiskLoader (DataLoader workers) for a streamed one.
 
-    ``shard=(rank, world)`` gives this process its part of every global batch of ``batch_size * world``.
+    Under torchrun (``feed.shard=(rank, world)``) each process gets its part of every global batch of
+    ``batch_size * world``.
     """
+    f = feed
     if split.in_memory:
-        return TensorLoader(split, batch_size, preprocessing, device, augment_preset, shuffle, seed,
-                            sample_weights, channels_last, shard)
+        return TensorLoader(split, batch_size, f.preprocessing, f.device, augment_preset, shuffle, seed,
+                            sample_weights, f.channels_last, f.shard)
     from data.disk_loader import DiskLoader, FileDataset
-    size, channels = preprocessing["input_size"][0], preprocessing["channels"]
+    size, channels = f.preprocessing["input_size"][0], f.preprocessing["channels"]
     dataset = FileDataset(split.ids, split.labels, channels, size)
-    return DiskLoader(dataset, batch_size, preprocessing, device, augment_preset, shuffle, seed, sample_weights,
-                      channels_last, num_workers, strict, shard)
+    return DiskLoader(dataset, batch_size, f.preprocessing, f.device, augment_preset, shuffle, seed, sample_weights,
+                      f.channels_last, f.num_workers, f.strict, f.shard)

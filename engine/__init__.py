@@ -1,1 +1,1 @@
-"""Training engine: config, loop, checkpoints, early stopping and run bookkeeping."""
+"""Training: the loop, the trainer, run folders, early stopping, EMA, the LR finder."""

@@ -10,7 +10,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 from torch import nn
@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from common import faults
 from common.errors import AppError
-from engine.distributed import BatchAgreement, all_sum, is_dist
-from engine.runtime import AmpPolicy
+from runtime.distributed import BatchAgreement, all_sum, is_dist
+from runtime.runtime import AmpPolicy
 
 
 class NonFiniteLoss(AppError):
@@ -39,6 +39,13 @@ class EpochStats:
     batches: int = 0  # batches consumed; fewer than the loader has when the epoch was cut short
     loss_sum: float = 0.0  # exact accumulators, so a cut epoch can be continued bit for bit
     correct: int = 0
+
+    def record(self, epoch: int, val_loss: float, val_acc: float, improved: bool) -> dict:
+        """What the sinks hear at the epoch's end: metrics.csv's row plus what the console line shows."""
+        return {"epoch": epoch, "lr": self.lr, "train_loss": self.loss, "train_acc": self.acc, "val_loss": val_loss,
+                "val_acc": val_acc, "seconds": round(self.seconds, 3), "images": self.images,
+                "skipped_updates": self.skipped_updates, "nonfinite_batches": self.nonfinite_batches,
+                "improved": improved}
 
     def partial_state(self, epoch: int) -> dict:
         """What a mid-epoch checkpoint stores to continue this epoch (``resume_from``)."""
@@ -66,10 +73,23 @@ class NonFiniteGuard:
         return False
 
 
-def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler, scaler: torch.amp.GradScaler, amp: AmpPolicy, *, epoch: int, global_step: int,
-                    accum_steps: int = 1, grad_clip: float = 0.0, guard: NonFiniteGuard | None = None,
-                    ema: nn.Module | None = None, should_stop=lambda: False,
+@dataclass
+class Updater:
+    """What one optimizer update needs: the model, its loss, optimizer, schedule and AMP policy."""
+
+    model: nn.Module
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # schedulers.warmup.WarmupScheduler: step_update() after each applied update
+    scaler: torch.amp.GradScaler
+    amp: AmpPolicy
+    accum_steps: int = 1
+    grad_clip: float = 0.0
+    guard: NonFiniteGuard | None = None
+    ema: nn.Module | None = None  # updated after every applied update (an EMA; SWA is per epoch)
+
+
+def train_one_epoch(u: Updater, loader: Iterable, *, epoch: int, global_step: int, should_stop=lambda: False,
                     progress: bool | None = None, resume_from: dict | None = None,
                     on_update=None) -> tuple[EpochStats, int]:
     """Train one epoch; returns the stats and the new global step (optimizer updates so far).
@@ -80,6 +100,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module, op
     so every random draw of the data pipeline happens exactly as in the uninterrupted run.
     ``on_update(global_step, lr)`` is called after each applied update (e.g. TensorBoard's LR curve).
     """
+    model, criterion, optimizer, scheduler, scaler, amp = u.model, u.criterion, u.optimizer, u.scheduler, u.scaler, u.amp
+    accum_steps, grad_clip, guard, ema = u.accum_steps, u.grad_clip, u.guard, u.ema
     model.train()
     acc = resume_from or {}
     start_batch = int(acc.get("batches", 0))
@@ -170,21 +192,6 @@ def global_stats(stats: EpochStats) -> EpochStats:
     loss_sum, correct, images = all_sum([stats.loss_sum, stats.correct, stats.images])
     return dataclasses.replace(stats, loss=loss_sum / max(images, 1), acc=correct / max(images, 1),
                                images=int(images), loss_sum=loss_sum, correct=int(correct))
-
-
-def epoch_summary(epoch: int, epochs: int, stats: EpochStats, val_loss: float, val_acc: float,
-                  improved: bool) -> str:
-    """The one line printed per epoch; updates AMP skipped and batches dropped are never silent."""
-    extra = ""
-    if stats.skipped_updates:
-        extra += f" | AMP skipped {stats.skipped_updates} updates"
-    if stats.nonfinite_batches:
-        extra += f" | {stats.nonfinite_batches} non-finite batches dropped"
-    if not (math.isfinite(val_loss) and math.isfinite(val_acc)):
-        extra += " | non-finite validation: not a best, counts as no improvement"
-    return (f"epoch {epoch:3d}/{epochs} | lr {stats.lr:.3g} | train loss {stats.loss:.4f} acc {stats.acc:.4f} | "
-            f"val loss {val_loss:.4f} acc {val_acc:.4f} | {stats.seconds:.1f}s "
-            f"({stats.images / max(stats.seconds, 1e-9):.0f} img/s){' *' if improved else ''}{extra}")
 
 
 @torch.no_grad()

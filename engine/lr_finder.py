@@ -7,14 +7,15 @@ Adam, so the first points are not pulled towards 0). Stop early once the smoothe
 
 The suggestion is the LR where the smoothed loss falls fastest against log(LR) -- the steepest
 descent; the LR of the minimum divided by 10 is the other common rule, reported beside it.
-The caller owns the model and optimizer it passes in: they are trained on, so it passes copies
-(``engine/trainer.py: choose_lr`` and ``lr_find.py`` build throw-away ones).
+``range_test`` trains the model and optimizer it is given; :func:`lr_range_test` runs it on
+throw-away copies of a run's (``lr_find.py`` and ``--lr auto`` through :func:`choose_lr`).
 """
 from __future__ import annotations
 
 import csv
 import io
 import math
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -24,8 +25,15 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from common.fileio import write_atomic
 from common.errors import AppError
+from common.figures import pyplot, save_figure
+from common.fileio import write_atomic
+from data import DataBundle, preprocessing_of
+from data.loader import Feed, make_loader
+from engine.setup import build_components
+from runtime import distributed as ddp
+from runtime.runtime import rng_state, set_rng_state
+from settings.config import Config
 
 SMOOTHING = 0.95  # weight of the past in the moving average: ~20 batches (torch-lr-finder's default)
 SKIP_START = 10  # the first averages rest on a few batches: their slope is noise, not the LR's effect
@@ -119,11 +127,7 @@ def write_outputs(result: LRFind, out_dir: Path) -> list[Path]:
         w.writerow([f"{v:.6g}" for v in row])
     write_atomic(buf.getvalue().encode(), out_dir / "lr_find.csv")
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = pyplot().subplots(figsize=(7, 4))
     ax.plot(result.lrs, result.losses, color="0.75", linewidth=0.8, label="loss per batch")
     ax.plot(result.lrs, result.smoothed, color="tab:blue", linewidth=1.8, label="smoothed loss")
     if len(result.lrs) >= SKIP_START + 3:
@@ -137,10 +141,7 @@ def write_outputs(result: LRFind, out_dir: Path) -> list[Path]:
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=90)
-    plt.close(fig)
-    write_atomic(png.getvalue(), out_dir / "lr_find.png")
+    save_figure(fig, out_dir / "lr_find.png", dpi=90)
     return [out_dir / "lr_find.csv", out_dir / "lr_find.png"]
 
 
@@ -150,3 +151,28 @@ def report(result: LRFind) -> str:
     return (f"suggested lr: {result.steepest:.3g}\n"
             f"(steepest descent of the smoothed loss; minimum/10: {result.min_over_10:.3g}; "
             f"{len(result.lrs)} updates from {result.lrs[0]:.3g} to {result.lrs[-1]:.3g}: {why})")
+
+
+def lr_range_test(cfg: Config, bundle: DataBundle, device: torch.device, amp, start_lr: float = 1e-7,
+                  end_lr: float = 10.0, num_iter: int = 100) -> LRFind:
+    """The LR range test on throw-away copies of the run's model and optimizer; RNG state restored."""
+    state = rng_state()  # a run after it must start exactly as it would without it
+    c = build_components(dataclasses.replace(cfg, lr=start_lr, scheduler="constant", scheduler_params={}, ema=0.0,
+                                             warmup_epochs=0.0, warmup_steps=0), bundle, device, amp)
+    feed = Feed(preprocessing_of(bundle), device, channels_last=cfg.channels_last == "on",
+                num_workers=ddp.workers_per_rank(cfg.num_workers),  # as training: cores shared by ranks
+                strict=cfg.strict_data)
+    loader = make_loader(bundle.train, cfg.batch_size, feed, augment_preset=cfg.augment, shuffle=True, seed=cfg.seed)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    result = range_test(c.model, c.optimizer, loader, criterion, amp, start_lr, end_lr, num_iter)
+    set_rng_state(state)
+    return result
+
+
+def choose_lr(cfg: Config, bundle: DataBundle, device: torch.device, amp, out_dir: Path) -> Config:
+    """``--lr auto``: the LR range test's suggestion becomes the run's LR (and so its config.yaml's)."""
+    result = lr_range_test(cfg, bundle, device, amp)  # every rank: the same images, so the same suggestion
+    if ddp.is_main():
+        write_outputs(result, out_dir)
+        print(f"--lr auto: {report(result)}; plot in {out_dir / 'lr_find.png'}")
+    return dataclasses.replace(cfg, lr=float(f"{result.steepest:.3g}"))

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.checkpoint import load_checkpoint
-from engine.config import Config, from_dict
+from artifacts.checkpoint import load_checkpoint
+from settings.config import Config, from_dict
 from common.errors import UsageError
 
 # Settings a resumed run cannot change: they define the model, its data or the schedule's shape.

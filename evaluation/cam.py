@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from common.errors import UsageError
-from engine.model_io import LoadedModel
+from artifacts.model_io import LoadedModel
 
 METHODS = ("gradcam", "gradcam++", "eigencam")
 

@@ -13,8 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from common.fileio import write_atomic
-from evaluation.plots import figure_png, pyplot
+from common.figures import pyplot, save_figure
 
 
 def explanation_figure(rgb: np.ndarray, blended: np.ndarray, top: Sequence[tuple[str, float]],
@@ -45,7 +44,7 @@ def explanation_figure(rgb: np.ndarray, blended: np.ndarray, top: Sequence[tuple
 
 def save_explanation(path: Path, rgb: np.ndarray, blended: np.ndarray, top: Sequence[tuple[str, float]],
                      title: str) -> None:
-    write_atomic(figure_png(explanation_figure(rgb, blended, top, title)), Path(path))
+    save_figure(explanation_figure(rgb, blended, top, title), path, tight=True)
 
 
 def save_top_losses(path: Path, overlays: Sequence[np.ndarray], titles: Sequence[str], heading: str) -> None:
@@ -62,4 +61,4 @@ def save_top_losses(path: Path, overlays: Sequence[np.ndarray], titles: Sequence
         ax.set_title(title, fontsize=8)
     fig.suptitle(heading, fontsize=11)
     fig.tight_layout()
-    write_atomic(figure_png(fig), Path(path))
+    save_figure(fig, path, tight=True)

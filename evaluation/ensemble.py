@@ -15,9 +15,9 @@ import torch
 
 from common.errors import AppError
 from data import prepare_data
-from data.loader import make_loader
+from data.loader import Feed, make_loader
 from engine.loop import predict_logits
-from engine.model_io import LoadedModel, load_model_from_checkpoint
+from artifacts.model_io import LoadedModel, load_model_from_checkpoint
 from evaluation.inference import Prediction, predict_files
 
 # Settings that decide which images land in which split: members must agree on them.
@@ -79,8 +79,8 @@ def score_split(loaded: LoadedModel, data_dir: str | None, split_name: str | Non
     name = split_name or ("test" if bundle.test is not None else "val")
     split = bundle.split(name)
     # The training code's own loader: in-memory or streamed from disk, whichever the split is.
-    loader = make_loader(split, max(1, batch_size), loaded.preprocessing, loaded.device,
-                         num_workers=cfg.num_workers, strict=cfg.strict_data)
+    loader = make_loader(split, max(1, batch_size), Feed(loaded.preprocessing, loaded.device,
+                                                         num_workers=cfg.num_workers, strict=cfg.strict_data))
     logits, labels = predict_logits(loaded.model, loader, loaded.amp, tta=cfg.tta)
     ids = [split.sample_id(i) for i in range(len(split))]
     complete = len(labels) == len(split)

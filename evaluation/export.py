@@ -20,8 +20,8 @@ import torch
 
 from common.errors import AppError
 from common.fileio import write_atomic
-from engine import config as config_mod
-from engine.model_io import LoadedModel
+from settings import config as config_mod
+from artifacts.model_io import LoadedModel
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 TOLERANCE = 1e-4  # float32: kernels differ in summation order, ~1e-6 is typical
@@ -80,7 +80,7 @@ def exported_logits(path: Path, fmt: str, x: torch.Tensor) -> np.ndarray:
     """Run the exported file on ``x``: onnxruntime for ONNX (one image at a time if the batch is
     fixed), torch.jit.load for TorchScript."""
     if fmt == "onnx":
-        from engine.onnx_model import OnnxModule
+        from artifacts.onnx_model import OnnxModule
         return OnnxModule(path)(x).numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

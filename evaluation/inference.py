@@ -18,7 +18,7 @@ import torch
 from data.images import ImageDecodeError, decode_file
 from data.transforms import eval_transform
 from engine.loop import predict_logits
-from engine.model_io import LoadedModel
+from artifacts.model_io import LoadedModel
 
 def predict_probs(loaded: LoadedModel, x: torch.Tensor) -> torch.Tensor:
     """Class probabilities (N, classes) on the CPU for a preprocessed batch."""

@@ -6,35 +6,13 @@ numbers fit, then only the non-zero ones, then none (colour alone) past 100 clas
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from common.fileio import write_atomic
+from common.figures import pyplot, save_figure
 from evaluation.metrics import calibration_bins
-
-
-def pyplot():
-    """matplotlib.pyplot on the Agg backend: files only, works on servers without a display."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def figure_png(fig, dpi: int = 100) -> bytes:
-    """``fig`` as PNG bytes (tight bounding box); the figure is closed."""
-    plt = pyplot()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _save(fig, path: Path, dpi: int) -> None:
-    write_atomic(figure_png(fig, dpi), Path(path))
 
 
 def _short(name: str, limit: int = 18) -> str:
@@ -91,7 +69,7 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: Path
     fig.suptitle(f"confusion matrix: {n} classes, {total} samples, accuracy {correct / max(total, 1):.2%}",
                  fontsize=title_font * 1.15)
     fig.tight_layout()
-    _save(fig, path, dpi=100)
+    save_figure(fig, path, dpi=100, tight=True)
 
 
 def plot_reliability(confidence: np.ndarray, correct: np.ndarray, ece: float, path: Path,
@@ -126,4 +104,4 @@ def plot_reliability(confidence: np.ndarray, correct: np.ndarray, ece: float, pa
     hist.set_ylabel("samples")
     hist.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path, dpi=100)
+    save_figure(fig, path, dpi=100, tight=True)

@@ -16,8 +16,8 @@ from typing import Sequence
 
 import torch
 
-from engine import config as config_mod
-from common.fileio import write_atomic
+from settings import config as config_mod
+from common.figures import pyplot, save_figure
 from resultsdb.leaderboard import RunResult
 from schedulers import make_plan
 from schedulers.simulate import simulate
@@ -44,20 +44,9 @@ def lr_curve(folder: Path) -> tuple[list[float], list[float]]:
     return [p.epoch for p in points], [p.lr for p in points]
 
 
-def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    write_atomic(buf.getvalue(), path)
-
-
 def plot_sweep(results: Sequence[RunResult], out_dir: Path) -> list[Path]:
     """Write lr.png (first seed of each schedule) and val_acc.png (mean over seeds) to ``out_dir``."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     schedules = list(dict.fromkeys(r.schedule for r in results))
     colors = plt.get_cmap("tab10" if len(schedules) <= 10 else "tab20")
     fig, ax = plt.subplots(figsize=(8, 4.2))
@@ -74,7 +63,7 @@ def plot_sweep(results: Sequence[RunResult], out_dir: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2 if len(schedules) > 6 else 1)
     fig.tight_layout()
-    _save(fig, out_dir / "lr.png")
+    save_figure(fig, out_dir / "lr.png", dpi=90)
 
     fig, ax = plt.subplots(figsize=(8, 4.2))
     for i, s in enumerate(schedules):
@@ -87,5 +76,5 @@ def plot_sweep(results: Sequence[RunResult], out_dir: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2 if len(schedules) > 6 else 1)
     fig.tight_layout()
-    _save(fig, out_dir / "val_acc.png")
+    save_figure(fig, out_dir / "val_acc.png", dpi=90)
     return [out_dir / "lr.png", out_dir / "val_acc.png"]

@@ -14,7 +14,8 @@ import yaml
 
 from common.errors import UsageError
 from common.fileio import write_atomic
-from engine import config as config_mod
+from common.run_files import run_is_finished
+from settings import config as config_mod
 
 SWEEP_FILE = "sweep.yaml"
 # Decided by the machine at start, not by the experiment: threads, AMP and memory format are
@@ -93,6 +94,6 @@ def run_state(folder: Path, expected: dict[str, Any]) -> str:
     diff = run_mismatch(folder, expected)
     if diff:
         raise UsageError(f"run folder {folder} was trained with other settings ({diff}); choose a new --name")
-    if (folder / "summary.json").is_file():
+    if run_is_finished(folder):  # a cut or empty summary.json is not: --resume auto completes the run
         return "skip (finished)"
     return "resume" if (folder / "last.pt").is_file() else "run"

@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 
 from common.errors import AppError
-from engine.trial_report import make_pruner
+from tracking.trial import make_pruner
 from lab import study as study_mod
 from lab.identity import run_state
 from lab.progress import Progress

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from common.errors import UsageError
-from engine.config import FIELD_TYPES, TRI_STATE, Config, apply_overrides, load_yaml, parse_args
+from settings.config import FIELD_TYPES, TRI_STATE, Config, apply_overrides, load_yaml, parse_args
 
 SET_BY_SWEEP = ("seed", "run_name", "resume", "checkpoint_dir")  # train.py settings the sweep sets per run
 RANGE_KEYS = {"low", "high", "log", "step"}
@@ -139,7 +139,7 @@ def to_flags(params: dict[str, Any]) -> list[str]:
 def check_space(space: Space, train_args: Sequence[str], cli_keys: Sequence[str], default_scheduler: str) -> None:
     """Run train.py's own checks on every choice and range end, before the first trial: one line
     naming the bad key."""
-    from engine.validate import check_config
+    from settings.validate import check_config
     schedules = next((list(d.choices) for d in space.dims if d.name == "scheduler"), [default_scheduler])
     for d in space.dims:
         if d.name in SET_BY_SWEEP:

@@ -17,7 +17,7 @@ from pathlib import Path
 import optuna
 
 from common.errors import AppError, UsageError
-from engine.trial_report import open_rdb_or_journal
+from tracking.trial import open_rdb_or_journal
 
 STORAGE_FILE = "study.db"
 SAMPLERS = ("grid", "random", "tpe")

@@ -28,7 +28,7 @@ from typing import Any
 
 import optuna
 
-from engine.trial_report import ENV, PRUNED_EXIT
+from tracking.trial import ENV, PRUNED_EXIT
 from lab.identity import run_state
 from lab.progress import Progress
 from lab.space import Space, config_key, run_label, to_flags

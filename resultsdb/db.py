@@ -22,7 +22,7 @@ from resultsdb.server import ServerConnection, ServerError, create_schema, is_ur
 TASK = "img-classification"
 DB_FILE = "results.db"  # the database's name in a --checkpoint_dir, unless --results_db says otherwise
 DB_ERRORS = (sqlite3.Error, OSError, ServerError)  # what a database call can raise: callers catch these
-STATUSES = ("running", "finished", "stopped", "pruned", "failed")
+STATUSES = ("running", "finished", "stopped", "interrupted", "pruned", "failed")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS runs (
     scheduler_type TEXT,
     seed          INTEGER,
     config        TEXT,                   -- the resolved config, JSON
-    status        TEXT,                   -- running | finished | stopped | pruned | failed
+    status        TEXT,                   -- running | finished | stopped | interrupted | pruned | failed
     started       TEXT,
     ended         TEXT,
     epochs        INTEGER,                -- planned epochs

@@ -5,7 +5,7 @@ per epoch), ``summary.json`` (the result and best.pt's per-class metrics, once t
 ``eval_<split>/metrics.json`` (written by evaluate.py). Importing is idempotent: rows are upserted by
 run folder and epoch, so importing twice, or into a database the runs already wrote, changes nothing.
 
-Two things the folders do not hold exactly: a run without summary.json is recorded as ``stopped``
+Two things the folders do not hold exactly: a run without a valid summary.json is recorded as ``stopped``
 (``running`` if it is still being trained cannot be told from the files), and ``hyperparameters``
 are the schedule's parameters as configured, without the defaults the trainer would have filled in.
 """
@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from common.run_files import read_summary
 from resultsdb.db import ResultsDB, as_json
 
 
@@ -45,8 +46,7 @@ def import_run(db: ResultsDB, folder: Path) -> int:
     """Upsert one run folder; returns its run_id."""
     cfg = _read_config(folder)
     rows = _read_metrics(folder)
-    summary_path = folder / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    summary = read_summary(folder)  # None unless finished: a cut or 0-byte summary.json is not a result
     fields: dict[str, Any] = dict(model_name=cfg.get("model"), dataset=cfg.get("dataset"),
                                   scheduler_type=cfg.get("scheduler"), seed=cfg.get("seed"), config=as_json(cfg),
                                   epochs=cfg.get("epochs"), monitor=cfg.get("monitor"),

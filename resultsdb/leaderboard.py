@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
+
+from common.run_files import read_summary
 
 
 @dataclass
@@ -38,8 +39,7 @@ def read_run(schedule: str, seed: int, folder: Path) -> RunResult | None:
         return None
     if not rows:
         return None
-    summary_path = folder / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary = read_summary(folder) or {}  # {} unless finished
     val = [float(r["val_acc"]) for r in rows]
     return RunResult(schedule, seed, folder, summary.get("test_acc"), max(val), summary.get("best_epoch"), len(rows),
                      sum(float(r["seconds"]) for r in rows), val, bool(summary))

@@ -28,6 +28,7 @@ from typing import Any, Callable
 from torch.optim import Optimizer
 
 from common.errors import UsageError
+from common.monitors import mode_of
 from schedulers.presets import PRESET_IDS, PRESETS, REFERENCE_EPOCHS
 
 GRANULARITIES = ("update", "epoch", "metric", "events")
@@ -265,7 +266,7 @@ def resolve_params(name: str, given: dict[str, Any], epochs: int = REFERENCE_EPO
     if spec.check is not None:
         spec.check(out)
     if monitor is not None and spec.granularity == "metric" and "mode" in spec.params:
-        want = "max" if monitor == "val_acc" else "min"
+        want = mode_of(monitor)
         if out["mode"] is None:
             out["mode"] = want
         elif out["mode"] != want:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from torch.optim import lr_scheduler as tls
 
 from common.errors import UsageError
+from common.monitors import MONITORS, mode_of
 from schedulers.formulas import FORMULAS, Formula
 from schedulers.registry import Param, Plan, ScheduleSpec, register
 
@@ -263,7 +264,7 @@ register(ScheduleSpec(
 ))
 
 def _plateau(opt, p: dict, plan: Plan):
-    mode = p["mode"] or ("max" if plan.monitor == "val_acc" else "min")  # resolve_params fills it in training
+    mode = p["mode"] or mode_of(plan.monitor)  # resolve_params fills it in training
     return tls.ReduceLROnPlateau(opt, mode=mode, factor=p["factor"], patience=p["patience"],
                                  threshold=p["threshold"], threshold_mode=p["threshold_mode"], cooldown=p["cooldown"],
                                  min_lr=p["min_lr"], eps=p["eps"])
@@ -277,7 +278,7 @@ register(ScheduleSpec(
         "patience": Param(int, 2, low=0, unit="epochs", help="epochs without improvement before a decay"),
         "factor": Param(float, 0.1, low=0.0, high=1.0, help="decay factor"),
         "mode": Param(str, None, choices=("min", "max"), help="min: lower is better, max: higher (default: from "
-                                                              "--monitor: val_loss min, val_acc max)"),
+                                                              "--monitor: " + ", ".join(f"{k} {v}" for k, v in MONITORS.items()) + ")"),
         "threshold": Param(float, 1e-4, low=0.0, help="improvement that counts"),
         "threshold_mode": Param(str, "rel", choices=("rel", "abs"), help="threshold relative to the best, or absolute"),
         "cooldown": Param(int, 0, low=0, unit="epochs", help="epochs to wait after a decay"),

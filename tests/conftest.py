@@ -27,7 +27,7 @@ FAST = ["--width", "8", "--depth", "2", "--batch_size", "128", "--threads", "2",
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
-    """Each test measures its own AMP/channels_last decisions (engine/autotune.py): no shared cache file."""
+    """Each test measures its own AMP/channels_last decisions (runtime/autotune.py): no shared cache file."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg_cache"))
 
 
@@ -97,8 +97,8 @@ def nan_on_forwards(monkeypatch, calls, *, training: bool, first_model_only: boo
     """Make models that training builds output NaN on the given (1-based) forward calls of one mode
     (training-mode: the updates; evaluation-mode: the validation passes). ``first_model_only``
     leaves later builds clean, e.g. the model rebuilt from best.pt for the final test."""
-    import engine.trainer
-    real_build = engine.trainer.build_model
+    import engine.setup
+    real_build = engine.setup.build_model
     built = []
 
     def build(*args, **kwargs):
@@ -116,7 +116,7 @@ def nan_on_forwards(monkeypatch, calls, *, training: bool, first_model_only: boo
             return output
         model.register_forward_hook(hook)
         return model
-    monkeypatch.setattr(engine.trainer, "build_model", build)
+    monkeypatch.setattr(engine.setup, "build_model", build)
 
 
 @pytest.fixture(scope="session")

@@ -146,7 +146,7 @@ def test_upload_in_a_real_browser(checkpoints, tmp_path):
 
     from data.images import decode_file
     from data import prepare_data
-    from engine.model_io import load_model_from_checkpoint
+    from artifacts.model_io import load_model_from_checkpoint
     from evaluation.inference import predict_probs, preprocess
     loaded = load_model_from_checkpoint(checkpoints / "digits" / "best.pt", torch.device("cpu"))
     test = prepare_data(loaded.cfg).test

@@ -13,11 +13,16 @@ import torch
 import yaml
 
 import train as train_script
-from engine import autotune, runtime
-from engine.checkpoint import load_checkpoint
-from engine.config import from_dict, parse_args
+from runtime import autotune, runtime
+from artifacts.checkpoint import load_checkpoint
+from settings.config import from_dict, parse_args
 
 SMALL = ["--width", "8", "--depth", "2", "--batch_size", "128", "--device", "cpu"]  # FAST without fixed choices
+
+
+def probe(model_key: dict, shape: tuple) -> dict:
+    """decide()'s keyword arguments for a 10-class model on one CPU thread (model_fn unused: measure is faked)."""
+    return dict(device=torch.device("cpu"), threads=1, model_fn=None, model_key=model_key, shape=shape, num_classes=10)
 
 
 def train(tmp_path, capsys, *args: str) -> str:
@@ -63,10 +68,9 @@ def test_auto_without_native_bf16_is_float32_says_why_records_and_caches(tmp_pat
 
     out = train(tmp_path, capsys, "--epochs", "1", "--run_name", "b", "--threads", "1")  # same machine, model, shape
     assert "(cached decision)" in out and len(measure.calls) == 1
-    args = ["auto", "auto", "auto", torch.device("cpu"), 1, None, {"model": "custom", "width": 8, "depth": 2,
-                                                                   "classes": 10}, (64, 1, 8, 8), 10]
-    autotune.decide(*args)  # another batch shape: measured again
-    assert len(measure.calls) == 2 and autotune.decide(*args).cached
+    args = probe({"model": "custom", "width": 8, "depth": 2, "classes": 10}, (64, 1, 8, 8))
+    autotune.decide("auto", "auto", "auto", **args)  # another batch shape: measured again
+    assert len(measure.calls) == 2 and autotune.decide("auto", "auto", "auto", **args).cached
 
 
 def test_auto_with_native_bf16_takes_the_faster_and_resume_replays_it(tmp_path, capsys, bf16, monkeypatch):
@@ -96,10 +100,10 @@ def test_an_unreadable_cache_is_ignored_and_replaced(tmp_path, no_bf16, monkeypa
     path.parent.mkdir(parents=True)
     path.write_text("{not json")
     monkeypatch.setattr(autotune, "measure", fake_times(float32=1.0, float32_cl=2.0))
-    args = ("auto", "auto", "auto", torch.device("cpu"), 1, None, {"m": 1}, (4, 1, 8, 8), 10)
-    first = autotune.decide(*args)
+    args = probe({"m": 1}, (4, 1, 8, 8))
+    first = autotune.decide("auto", "auto", "auto", **args)
     assert not first.channels_last and not first.cached
-    assert autotune.decide(*args).cached  # the corrupt file was replaced by a good one
+    assert autotune.decide("auto", "auto", "auto", **args).cached  # the corrupt file was replaced by a good one
 
 
 def test_measure_times_every_candidate_on_a_real_model_without_touching_the_rng():
@@ -196,8 +200,7 @@ def test_a_measurement_far_over_budget_keeps_the_default_and_is_not_cached(bf16,
     def too_busy(*args, **kwargs):
         raise autotune.Inconclusive
     monkeypatch.setattr(autotune, "measure", too_busy)
-    args = ("auto", "auto", "auto", torch.device("cpu"), 1, None, {"m": 2}, (4, 1, 8, 8), 10)
-    choice = autotune.decide(*args)
+    choice = autotune.decide("auto", "auto", "auto", **probe({"m": 2}, (4, 1, 8, 8)))
     assert (choice.amp, choice.channels_last) == (False, False) and "timing inconclusive" in choice.reason
     assert not autotune.cache_path().exists()
 

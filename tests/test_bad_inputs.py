@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from conftest import FAST, cli
-from engine.checkpoint import load_checkpoint
+from artifacts.checkpoint import load_checkpoint
 
 
 @dataclass

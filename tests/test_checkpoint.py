@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from common.errors import AppError
-from engine.checkpoint import VERSION, load_checkpoint, prune_epoch_files, save_checkpoint
+from artifacts.checkpoint import VERSION, load_checkpoint, prune_epoch_files, save_checkpoint
 
 
 def minimal(value=1.0):
@@ -102,3 +102,9 @@ def test_other_format_version_is_refused(tmp_path):
     torch.save({**minimal(), "version": 0}, path)
     with pytest.raises(AppError, match="format version 0"):
         load_checkpoint(path)
+
+
+def test_a_key_the_schema_does_not_declare_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="'modle'"):  # a misspelled key never reaches a file
+        save_checkpoint({**minimal(), "modle": {}}, tmp_path / "a.pt")
+    assert not list(tmp_path.iterdir())

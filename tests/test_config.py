@@ -6,9 +6,9 @@ import dataclasses
 import pytest
 import yaml
 
-from engine.config import Config, FIELDS, apply_overrides, load_yaml, model_args, parse_args, save_yaml, stage_widths
+from settings.config import Config, FIELDS, apply_overrides, load_yaml, model_args, parse_args, save_yaml, stage_widths
 from common.errors import UsageError
-from engine.validate import check_config
+from settings.validate import check_config
 
 ROOT_CONFIGS = __import__("pathlib").Path(__file__).resolve().parents[1] / "configs"
 

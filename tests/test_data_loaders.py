@@ -10,7 +10,7 @@ import torch
 import imagegen
 from data import folder
 from data.disk_loader import DiskLoader
-from data.loader import TensorLoader, balanced_sample_weights, loss_weights, make_loader
+from data.loader import Feed, TensorLoader, balanced_sample_weights, loss_weights, make_loader
 from data.types import Split
 from data import preprocessing_of
 
@@ -49,7 +49,7 @@ def test_streamed_split_and_eval_batches_equal_in_memory_ones(bundles):
     pre = preprocessing_of(memory)
     assert preprocessing_of(stream) == pre
     a = torch.cat([x for x, _ in TensorLoader(memory.val, 4, pre, CPU)])
-    loader = make_loader(stream.val, 4, pre, CPU, num_workers=0)
+    loader = make_loader(stream.val, 4, Feed(pre, CPU, num_workers=0))
     assert isinstance(loader, DiskLoader)
     assert torch.equal(a, torch.cat([x for x, _ in loader]))  # same decode, resize and eval_transform
 
@@ -61,8 +61,8 @@ def test_streamed_training_epoch_equals_the_in_memory_epoch(bundles, workers):
     pre = preprocessing_of(memory)
 
     def epoch(split, e):
-        loader = make_loader(split, 5, pre, CPU, augment_preset="standard", shuffle=True, seed=1, num_workers=workers,
-                             sample_weights=balanced_sample_weights(split.labels, 3))
+        loader = make_loader(split, 5, Feed(pre, CPU, num_workers=workers), augment_preset="standard", shuffle=True,
+                             seed=1, sample_weights=balanced_sample_weights(split.labels, 3))
         loader.set_epoch(e)
         xs, ys = zip(*loader)
         return torch.cat(xs), torch.cat(ys)

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from conftest import ROOT, cli, cli_env, read_csv, signal_when_held
-from engine.checkpoint import load_checkpoint
+from artifacts.checkpoint import load_checkpoint
 
 ARGS = ["--device", "cpu", "--amp", "off", "--channels_last", "off", "--threads", "1", "--model", "test_efficientnet_gn", "--dropout", "0", "--epochs", "2",
         "--seed", "3", "--save_every", "1"]
@@ -76,7 +76,7 @@ def test_two_ranks_equal_one_process_with_the_global_batch(two_ranks, tmp_path):
         for k in ("train_acc", "val_acc"):  # counts: a near-tie logit may flip one image at most
             assert b[k] == pytest.approx(a[k], abs=1.5 / 180), (a, b)
 
-    from engine.model_io import load_model_from_checkpoint  # the one path evaluate/predict read it by
+    from artifacts.model_io import load_model_from_checkpoint  # the one path evaluate/predict read it by
     load_model_from_checkpoint(two_ranks / "best.pt", torch.device("cpu"))
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import read_csv
-from engine.checkpoint import load_checkpoint
+from artifacts.checkpoint import load_checkpoint
 from common.errors import UsageError
 
 CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "scaler", "early_stopping", "epoch", "global_step",
@@ -132,7 +132,7 @@ def test_keep_last_and_best_shared_with_last(run_train, tmp_path):
 
 
 def test_curves_png_is_redrawn_at_most_every_interval_and_always_at_the_end(run_train, tmp_path, monkeypatch):
-    import engine.history as history
+    import tracking.history as history
     drawn = []
     real = history.plot_curves
     monkeypatch.setattr(history, "plot_curves", lambda rows, path: (drawn.append(len(rows)), real(rows, path)))
@@ -146,8 +146,8 @@ def test_curves_png_is_redrawn_at_most_every_interval_and_always_at_the_end(run_
 
 
 def test_curves_left_by_an_error_show_every_finished_epoch_and_the_error_stays(tmp_path, monkeypatch):
-    from engine.history import CurvesWriter
-    import engine.history as history
+    from tracking.history import CurvesWriter
+    import tracking.history as history
     drawn = []
     monkeypatch.setattr(history, "plot_curves", lambda rows, path: drawn.append(len(rows)))
     with pytest.raises(KeyboardInterrupt):

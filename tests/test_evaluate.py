@@ -29,7 +29,7 @@ def split_predictions(ckpt_path, split_name):
     """Probabilities and labels for a split, computed independently of evaluate.py's metric code."""
     from data.loader import TensorLoader
     from data import prepare_data
-    from engine.model_io import load_model_from_checkpoint
+    from artifacts.model_io import load_model_from_checkpoint
     loaded = load_model_from_checkpoint(ckpt_path, torch.device("cpu"))
     split = prepare_data(loaded.cfg).split(split_name)
     loader = TensorLoader(split, 64, loaded.preprocessing, torch.device("cpu"))
@@ -121,7 +121,7 @@ def test_older_format_and_bad_split_give_one_line_errors(run_dir, tmp_path, caps
 
 def test_flip_tta_averages_logits_of_image_and_mirror():
     from engine.loop import predict_logits
-    from engine.runtime import amp_policy
+    from runtime.runtime import amp_policy
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * 3 * 4, 5))  # not mirror-symmetric
     x, y = torch.randn(6, 2, 3, 4), torch.arange(6) % 5
@@ -149,7 +149,7 @@ def test_evaluate_reproduces_the_runs_own_test_accuracy_with_amp_and_tta(tmp_pat
     metrics = json.loads((tmp_path / "amp" / "eval_test" / "metrics.json").read_text())
     assert metrics["accuracy"] == pytest.approx(summary["test_acc"], abs=1e-6)  # one image is 1/360
 
-    from engine.model_io import load_model_from_checkpoint
+    from artifacts.model_io import load_model_from_checkpoint
     loaded = load_model_from_checkpoint(tmp_path / "amp" / "best.pt", torch.device("cpu"))
     assert loaded.amp.enabled and loaded.amp.dtype == torch.bfloat16
     # A float16 run from a GPU (its GradScaler state saved), read on a CPU: float32, not a refusal.

@@ -24,7 +24,7 @@ def runs(tmp_path_factory):
     """Two small digits runs of the same split (different architectures) and test images as PNG files."""
     import train as train_script
     from data import prepare_data
-    from engine.model_io import load_model_from_checkpoint
+    from artifacts.model_io import load_model_from_checkpoint
     root = tmp_path_factory.mktemp("inside")
     train_script.main(["--checkpoint_dir", str(root), "--run_name", "a", *FAST, "--epochs", "2"])
     train_script.main(["--checkpoint_dir", str(root), "--run_name", "b", *FAST, "--epochs", "1", "--width", "4",
@@ -59,7 +59,7 @@ def test_explain_writes_one_figure_per_image(runs, tmp_path, capsys):
 
 def test_cam_layer_choice_and_bad_names(runs):
     from evaluation.cam import Explainer, default_layer, find_layer, target_index
-    from engine.model_io import load_model_from_checkpoint
+    from artifacts.model_io import load_model_from_checkpoint
     from models import build_model
     loaded = load_model_from_checkpoint(runs["a"], torch.device("cpu"))
     name, module = find_layer(loaded.model, None)

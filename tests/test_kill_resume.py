@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from conftest import ROOT, cli, cli_env, read_csv, signal_when_held, wait_for_file
-from engine.checkpoint import load_checkpoint
+from artifacts.checkpoint import load_checkpoint
 
 # 1257 training images / batch 64 -> 20 updates per epoch: update 30 is the middle of epoch 2.
 # CPU, float32 and NCHW pinned: exactness is compared with a reference run made in another test's

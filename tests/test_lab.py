@@ -65,16 +65,21 @@ def test_search_suggests_a_schedules_hyperparameter_only_where_it_takes_it(tmp_p
 
 def _fake_run(folder, cfg, finished: bool) -> None:
     """A run folder as train.py leaves it: config.yaml, and summary.json (finished) or last.pt."""
-    from engine.config import save_yaml
+    from settings.config import save_yaml
     folder.mkdir(parents=True)
     save_yaml(cfg, folder / "config.yaml")
-    (folder / ("summary.json" if finished else "last.pt")).write_text("{}")
+    if finished:
+        (folder / "summary.json").write_text(json.dumps({"run_dir": str(folder), "best_epoch": 2, "best_metric": 0.5,
+                                                         "monitor": "val_loss", "stopped_early": False,
+                                                         "stop_reason": "", "test_acc": 0.9}))
+    else:
+        (folder / "last.pt").write_text("")
 
 
 def test_dry_run_lists_each_run_and_trains_nothing(tmp_path, capsys):
     import dataclasses
 
-    from engine.config import parse_args
+    from settings.config import parse_args
     ck = tmp_path / "ck"
     cfg, _ = parse_args(["--checkpoint_dir", str(ck), *TINY, "--epochs", "2"])
     _fake_run(ck / "s" / "step_s0", dataclasses.replace(cfg, scheduler="step", seed=0), finished=True)
@@ -95,7 +100,7 @@ def test_dry_run_lists_each_run_and_trains_nothing(tmp_path, capsys):
 
 
 def test_a_sweep_name_with_other_settings_is_refused_naming_the_first_difference(tmp_path):
-    from engine.config import parse_args
+    from settings.config import parse_args
     from lab.identity import check_or_write, settings_of
     ck = tmp_path / "ck"
     cfg, _ = parse_args(["--checkpoint_dir", str(ck), *TINY, "--epochs", "6"])

@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # of one layer stay independent of each other. Entry scripts, bench/ and tests/ sit above all.
 LAYERS = [
     ["common"],                                   # errors, CLI parser, atomic writes, fault hooks, cores
-    ["data", "models", "schedulers", "resultsdb"],  # datasets, architectures, schedules, results database
-    ["engine"],                                   # config, runtime, training loop, checkpoints
+    ["data", "models", "schedulers", "resultsdb"],  # datasets, architectures + optimizers, schedules, results database
+    ["settings", "runtime"],                      # Config and its checks; device, threads, AMP, DDP, signals
+    ["artifacts", "tracking"],                    # checkpoint file and model loading; the run's sinks
+    ["engine"],                                   # training loop, trainer, run folders, EMA, LR finder
     ["evaluation"],                               # metrics, reports, prediction, explanation, export
     ["webapp", "lab"],                            # the Streamlit page app.py serves; the sweep's Optuna study
 ]
@@ -96,3 +98,18 @@ def test_the_checker_sees_a_wrong_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from engine.trainer import fit\n")
     assert "engine.trainer" in imports_of(bad, modules())
+
+
+def test_entry_scripts_and_bench_import_public_names_only():
+    """Scripts use what a package offers, not its internals: no ``_name``, and of the trainer only ``fit``."""
+    scripts = sorted(ROOT.glob("*.py")) + sorted((ROOT / "bench").glob("*.py"))
+    wrong = []
+    for path in scripts:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+                    and node.module.split(".")[0] in RANK):
+                continue
+            for alias in node.names:
+                if alias.name.startswith("_") or (node.module == "engine.trainer" and alias.name != "fit"):
+                    wrong.append(f"{path.relative_to(ROOT)}: from {node.module} import {alias.name}")
+    assert scripts and not wrong, "\n".join(wrong)

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from conftest import nan_on_forwards, read_csv
-from engine.checkpoint import load_checkpoint
-from engine.loop import NonFiniteGuard, NonFiniteLoss, epoch_summary, train_one_epoch
-from engine.runtime import AmpPolicy
+from artifacts.checkpoint import load_checkpoint
+from engine.loop import NonFiniteGuard, NonFiniteLoss, Updater, train_one_epoch
+from runtime.runtime import AmpPolicy
 
 UPDATES_PER_EPOCH = 10  # 1257 digits training images, --batch_size 128 (conftest.FAST)
 
@@ -95,9 +95,10 @@ def test_amp_skipped_updates_are_counted_not_scheduled_and_reported():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler, scaler = CountingScheduler(), SkippingScaler(skip={2, 4, 5})
     amp = AmpPolicy(enabled=False, dtype=torch.float16, device_type="cpu")  # autocast off; the scaler decides
-    stats, step = train_one_epoch(model, batches, nn.CrossEntropyLoss(), optimizer, scheduler, scaler, amp,
-                                  epoch=3, global_step=100, guard=NonFiniteGuard(1), progress=False)
+    stats, step = train_one_epoch(Updater(model, nn.CrossEntropyLoss(), optimizer, scheduler, scaler, amp,
+                                          guard=NonFiniteGuard(1)), batches, epoch=3, global_step=100, progress=False)
     assert (stats.skipped_updates, stats.updates, step, scheduler.updates) == (3, 3, 103, 3)
     assert stats.nonfinite_batches == 0  # under float16 the scaler, not the guard, handles inf/nan
-    line = epoch_summary(3, 10, stats, 1.0, 0.5, improved=False)
+    from tracking.console import epoch_line
+    line = epoch_line(stats.record(3, 1.0, 0.5, improved=False), 10)
     assert line.startswith("epoch   3/10") and line.endswith("| AMP skipped 3 updates")

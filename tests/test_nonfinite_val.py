@@ -9,7 +9,7 @@ import math
 import pytest
 
 from conftest import nan_on_forwards
-from engine.checkpoint import load_checkpoint
+from artifacts.checkpoint import load_checkpoint
 from engine.early_stopping import EarlyStopping
 from common.errors import AppError
 

@@ -42,8 +42,8 @@ def save_variant(pixels: np.ndarray, variant: str, path: Path) -> None:
 def setup(tmp_path_factory):
     """A 2-epoch digits checkpoint, its evaluate.py output, and test images written in every format."""
     import train as train_script
-    from engine import config as config_mod
-    from engine.checkpoint import load_checkpoint
+    from settings import config as config_mod
+    from artifacts.checkpoint import load_checkpoint
     from data import prepare_data
     root = tmp_path_factory.mktemp("predict")
     train_script.main(["--checkpoint_dir", str(root), "--run_name", "tiny", *FAST, "--epochs", "2"])
@@ -143,9 +143,9 @@ def test_usage_and_checkpoint_errors(setup, tmp_path, capsys):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_factory_model_loads_without_model_flags(name, tmp_path, capsys):
     """A checkpoint of each registered model predicts with no model flags, as its own forward pass does."""
-    from engine import config as config_mod
-    from engine.checkpoint import save_checkpoint
-    from engine.model_io import load_model_from_checkpoint
+    from settings import config as config_mod
+    from artifacts.checkpoint import save_checkpoint
+    from artifacts.model_io import load_model_from_checkpoint
     from models import build_model
     cfg = config_mod.Config(model=name, width=8, depth=2)
     model = build_model(name, 4, 3, 32, width=cfg.width, depth=cfg.depth).eval()

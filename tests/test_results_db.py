@@ -62,8 +62,8 @@ def test_train_records_run_epochs_and_classes_and_resume_does_not_duplicate(run_
 
 @pytest.mark.parametrize("damage", ["locked", "corrupt"])
 def test_unusable_database_warns_once_and_training_goes_on(tmp_path, capsys, monkeypatch, damage):
-    import engine.recorder
-    monkeypatch.setattr(engine.recorder, "BUSY_TIMEOUT_S", 0.05)
+    import tracking.recorder
+    monkeypatch.setattr(tracking.recorder, "BUSY_TIMEOUT_S", 0.05)
     db = tmp_path / "ck" / "results.db"
     db.parent.mkdir(parents=True)
     holder = None
@@ -91,20 +91,23 @@ def test_results_db_none_writes_no_database(run_train, tmp_path):
     assert list((tmp_path / "ck").glob("*/summary.json"))
 
 
-@pytest.mark.parametrize("error, status", [("interrupt", "stopped"), ("crash", "failed"), (None, "running")])
+@pytest.mark.parametrize("error, status", [("interrupt", "stopped"), ("crash", "failed"), (None, "finished")])
 def test_run_status_follows_how_the_epoch_loop_ended(tmp_path, error, status):
-    from engine.config import Config
-    from engine.interrupt import Interrupted
-    from engine.recorder import RunRecorder
-    rec = RunRecorder(Config(checkpoint_dir=str(tmp_path)), tmp_path / "run")
-    rec.start(None, [])
+    from settings.config import Config
+    from runtime.interrupt import Interrupted
+    from tracking.recorder import RunRecorder
+    from tracking.sink import Lifecycle, RunInfo
+    cfg = Config(checkpoint_dir=str(tmp_path))
     raised = {"interrupt": Interrupted("SIGINT at epoch 1", 2), "crash": RuntimeError("boom"), None: None}[error]
     with pytest.raises(type(raised)) if raised else _nothing():
-        with rec:
+        with Lifecycle([RunRecorder(cfg, tmp_path / "run")]) as life:
+            life.start(RunInfo(cfg, tmp_path / "run", []))
+            [run] = _rows(tmp_path / "results.db", "SELECT status, ended FROM runs")
+            assert run["status"] == "running" and run["ended"] is None
             if raised:
                 raise raised
     [run] = _rows(tmp_path / "results.db", "SELECT status, ended FROM runs")
-    assert run["status"] == status and (run["ended"] is None) == (status == "running")
+    assert run["status"] == status and run["ended"] is not None
 
 
 def _nothing():

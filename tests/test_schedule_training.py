@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.checkpoint import load_checkpoint
+from artifacts.checkpoint import load_checkpoint
 from common.errors import UsageError
-from engine.model_io import inference_weights
+from artifacts.model_io import inference_weights
 
 
 def test_swa_averages_epoch_end_weights_and_predicts_with_them(run_train, tmp_path):

@@ -10,8 +10,8 @@ import torch
 from torch.optim import lr_scheduler as tls
 
 import plot_schedule
-from engine.checkpoint import load_checkpoint
-from engine.trainer import replay_schedule
+from artifacts.checkpoint import load_checkpoint
+from engine.setup import replay_schedule
 from common.errors import UsageError
 from schedulers import Plan, build_scheduler, resolve_params
 from schedulers.simulate import make_optimizer, simulate
@@ -82,7 +82,7 @@ def test_plateau_follows_the_monitored_metric():
 
 
 def test_replayed_plateau_decides_on_the_monitored_metric_like_the_live_run():
-    # A resume with another world size replays finished epochs from the history (engine/trainer.py).
+    # A resume with another world size replays finished epochs from the history (engine/setup.py).
     history = [{"val_loss": 0.8 - 0.1 * i, "val_acc": 0.5 + 0.1 * i} for i in range(4)]  # both improving
     live, _ = _plateau_lrs({"patience": 0}, "val_acc", [row["val_acc"] for row in history])
     opt = make_optimizer([LR])

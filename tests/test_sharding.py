@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from data.loader import make_loader
+from data.loader import Feed, make_loader
 from data.order import batch_count, shard_slices
 from data.types import Split
 
@@ -44,9 +44,10 @@ def test_parts_cover_each_global_batch_once_and_are_balanced(n, batch, world):
 @pytest.mark.parametrize("augment", ["none", "light", "standard"])
 def test_ranks_side_by_side_are_one_process_with_the_global_batch(augment):
     data, batch, world = split(101), 8, 2  # the last global batch (5 images) splits 2 + 3
-    whole = make_loader(data, batch * world, PRE, torch.device("cpu"), augment_preset=augment, shuffle=True, seed=4)
-    ranks = [make_loader(data, batch, PRE, torch.device("cpu"), augment_preset=augment, shuffle=True, seed=4,
-                         shard=(r, world)) for r in range(world)]
+    whole = make_loader(data, batch * world, Feed(PRE, torch.device("cpu")), augment_preset=augment, shuffle=True,
+                        seed=4)
+    ranks = [make_loader(data, batch, Feed(PRE, torch.device("cpu"), shard=(r, world)), augment_preset=augment,
+                         shuffle=True, seed=4) for r in range(world)]
     for epoch in (1, 2):
         for loader in (whole, *ranks):
             loader.set_epoch(epoch)
@@ -58,7 +59,7 @@ def test_ranks_side_by_side_are_one_process_with_the_global_batch(augment):
 
 def test_evaluation_keeps_every_image_even_when_a_rank_gets_none():
     data, world = split(9), 4  # batch 2 x 4 ranks: the last global batch holds 1 image
-    labels = [y for r in range(world) for _, y in make_loader(data, 2, PRE, torch.device("cpu"), shard=(r, world))]
+    labels = [y for r in range(world) for _, y in make_loader(data, 2, Feed(PRE, torch.device("cpu"), shard=(r, world)))]
     assert sorted(torch.cat(labels).tolist()) == sorted(data.labels.tolist())
 
 

@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+import torch
 from conftest import FAST, cli, read_csv, train
 
 from resultsdb.db import ResultsDB
@@ -138,20 +139,22 @@ def test_ctrl_c_stops_every_job_resumably_and_the_same_command_finishes_them(tmp
 
 def test_lr_range_test_shares_the_cores_between_ranks_as_training_does(tmp_path, monkeypatch):
     """Under torchrun, --num_workers -1 means this rank's share of the cores, in the range test too."""
-    import engine.trainer as trainer
+    import dataclasses
+
+    import engine.lr_finder as lr_finder
     from data import prepare_data
-    from engine.config import parse_args
+    from settings.config import parse_args
     asked = []
-    monkeypatch.setattr(trainer.ddp, "workers_per_rank", lambda n: asked.append(n) or 3)
-    real = trainer.make_loader
+    monkeypatch.setattr(lr_finder.ddp, "workers_per_rank", lambda n: asked.append(n) or 3)
+    real = lr_finder.make_loader
     seen = {}
 
-    def spy(*args, **kwargs):
-        seen["num_workers"] = kwargs["num_workers"]
-        return real(*args, **{**kwargs, "num_workers": 0})
-    monkeypatch.setattr(trainer, "make_loader", spy)
-    from engine.runtime import amp_policy
+    def spy(split, batch_size, feed, **kwargs):
+        seen["num_workers"] = feed.num_workers
+        return real(split, batch_size, dataclasses.replace(feed, num_workers=0), **kwargs)
+    monkeypatch.setattr(lr_finder, "make_loader", spy)
+    from runtime.runtime import amp_policy
     cfg, _ = parse_args([*FAST, "--num_workers", "-1"])
-    cpu = trainer.torch.device("cpu")
-    trainer.lr_range_test(cfg, prepare_data(cfg), cpu, amp_policy(False, "auto", cpu), num_iter=3)
+    cpu = torch.device("cpu")
+    lr_finder.lr_range_test(cfg, prepare_data(cfg), cpu, amp_policy(False, "auto", cpu), num_iter=3)
     assert asked == [-1] and seen["num_workers"] == 3

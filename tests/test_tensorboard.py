@@ -41,7 +41,7 @@ def test_events_per_epoch_and_update_and_a_clean_resume(tmp_path, capsys):
 
 
 def test_tensorboard_is_off_by_default_and_a_yaml_key(tmp_path):
-    from engine import config as config_mod
+    from settings import config as config_mod
     (tmp_path / "c.yaml").write_text("tensorboard: true\n")
     cfg, _ = config_mod.parse_args(["--config", str(tmp_path / "c.yaml")])
     assert cfg.tensorboard is True and config_mod.Config().tensorboard is False

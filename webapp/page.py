@@ -20,7 +20,7 @@ import torch  # noqa: E402
 
 from data.images import IMAGE_EXTENSIONS, ImageDecodeError, decode_file  # noqa: E402
 from common.errors import AppError  # noqa: E402
-from engine.model_io import load_model_from_checkpoint  # noqa: E402
+from artifacts.model_io import load_model_from_checkpoint  # noqa: E402
 from evaluation.cam import METHODS  # noqa: E402
 from evaluation.inference import predict_probs, preprocess, top_classes  # noqa: E402
 from webapp.runs import leaderboard, list_runs, safe_checkpoint, upload_problem  # noqa: E402

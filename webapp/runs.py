@@ -7,13 +7,13 @@ is refused.
 """
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from common.errors import AppError
+from common.run_files import read_summary
 from resultsdb.db import DB_FILE
 
 MB = 1024 * 1024
@@ -50,11 +50,7 @@ def list_runs(root: Path) -> list[RunInfo]:
         files = _model_files(folder)
         if not files:
             continue
-        summary = {}
-        try:
-            summary = json.loads((folder / "summary.json").read_text())
-        except (OSError, ValueError):
-            pass
+        summary = read_summary(folder) or {}
         runs.append(RunInfo(str(folder.relative_to(root)), folder, files, summary))
     return runs
 

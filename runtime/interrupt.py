@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from common.errors import AppError
 
@@ -66,6 +67,12 @@ class GracefulStop:
         self.coalesce_s = coalesce_s
         self._first = 0.0
         self._previous: dict[int, object] = {}
+        self._at_once: Callable[[], BaseException] | None = None
+
+    def at_once(self, error: Callable[[], BaseException]) -> None:
+        """From now on a first signal raises ``error()`` at once: past the epochs (the final test,
+        the summary) there is no step to finish and nothing left to save, only to stop."""
+        self._at_once = error
 
     def __call__(self) -> bool:
         return self.signum is not None
@@ -85,10 +92,13 @@ class GracefulStop:
         # os.write, not print: a handler may run while the main thread is inside print().
         if self.signum is not None and time.monotonic() - self._first < self.coalesce_s:
             return
-        if self.signum is not None:
+        if self.signum is not None and self._at_once is None:
             os.write(2, f"\n{name} again: exiting now; files on disk are complete (last.pt is the "
                         f"last saved state)\n".encode())
             os._exit(128 + signum)
+        if self._at_once is not None:
+            self.signum, self._first = signum, time.monotonic()
+            raise self._at_once()
         self.signum, self._first = signum, time.monotonic()
         os.write(2, f"\n{name}: finishing the current step and saving last.pt "
                     f"(press Ctrl-C again to quit at once)\n".encode())

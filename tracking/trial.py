@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from common.errors import AppError
+from tracking.sink import RunInfo, Sink
 
 ENV = "IMGCLF_TRIAL"
 PRUNED_EXIT = 3  # train.py's exit status for a run its trial pruned (not an error, not a signal)
@@ -33,6 +34,7 @@ class Pruned(AppError):
 
     label = "pruned"
     exit_code = PRUNED_EXIT
+    run_status = "pruned"  # the status every sink ends the run with (tracking.sink.status_of)
 
 
 def make_pruner(name: str, max_resource: int):
@@ -61,13 +63,14 @@ def open_rdb_or_journal(url: str, **rdb_kwargs: Any):
     return optuna.storages.RDBStorage(with_driver(url), engine_kwargs=engine, **rdb_kwargs)
 
 
-class TrialReporter:
-    """Created from ``IMGCLF_TRIAL`` by :func:`from_env`; the trainer calls ``start``, ``on_epoch``
-    and, after saving the epoch's checkpoint, ``should_stop``."""
+class TrialReporter(Sink):
+    """A sink created from ``IMGCLF_TRIAL`` by :func:`from_env`. After an epoch's checkpoint is saved
+    the trainer asks every sink for a ``stop_request``: a pruned trial's run ends there."""
 
     def __init__(self, spec: dict[str, Any]):
         self.spec = spec
         self.trial = None
+        self.run_dir = None
         self.pruned_at: int | None = None
         self.failed = False
         self._watch_parent(spec.get("parent"))
@@ -100,12 +103,11 @@ class TrialReporter:
         earlier = [curve[min(epoch, len(curve)) - 1] for curve in self.spec.get("prior", []) if curve]
         return statistics.fmean([*earlier, val_acc])
 
-    def _report(self, history: list[dict], check: bool) -> None:
+    def _report(self, row: dict[str, Any], check: bool) -> None:
         try:
             trial = self._open()
             if trial is None:
                 return
-            row = history[-1]
             trial.report(self._value(row["epoch"], row["val_acc"]), self.spec["step0"] + row["epoch"] - 1)
             if check and trial.should_prune():
                 self.pruned_at = row["epoch"]
@@ -114,20 +116,21 @@ class TrialReporter:
             print(f"warning: study storage: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}; "
                   f"this run goes on without pruning", file=sys.stderr)
 
-    def start(self, history: list[dict]) -> None:
+    def start(self, run: RunInfo) -> None:
         """A resumed run reports its earlier epochs again (a retried trial starts with none)."""
-        for i in range(len(history)):
-            self._report(history[: i + 1], check=False)
+        self.run_dir = run.run_dir
+        for row in run.history:
+            self._report(row, check=False)
 
-    def on_epoch(self, history: list[dict]) -> None:
-        self._report(history, check=True)
+    def on_epoch(self, step: int, row: dict[str, Any]) -> None:
+        self._report(row, check=True)
 
-    def should_stop(self, run_dir) -> Pruned | None:
+    def stop_request(self) -> Pruned | None:
         """The error to raise once this epoch's last.pt is saved, if the trial was pruned."""
         if self.pruned_at is None:
             return None
         return Pruned(f"trial pruned at epoch {self.pruned_at} (its mean validation accuracy over the seeds done "
-                      f"is behind the other trials'); saved {run_dir / 'last.pt'}")
+                      f"is behind the other trials'); saved {self.run_dir / 'last.pt'}")
 
 
 def from_env() -> TrialReporter | None:

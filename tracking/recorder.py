@@ -1,9 +1,9 @@
 """The results-database sink of a training run: the run's row, one row per epoch, per-class test metrics.
 
-The trainer calls four methods (``start``, ``epoch``, ``finish`` and the context manager around the
-epoch loop that records a stop or a failure). The database is a convenience, never a reason to lose
-a run: the first error (locked past the busy timeout, corrupt file, full disk) prints one warning and
-the recorder turns itself off; metrics.csv stays the record and ``results.py import`` rebuilds.
+A :class:`tracking.sink.Sink`: the run's row is ``running`` from ``start`` and ends with the status
+``end`` gets. The database is a convenience, never a reason to lose a run: the first error (locked
+past the busy timeout, corrupt file, full disk) prints one warning and the recorder turns itself
+off; metrics.csv stays the record and ``results.py import`` rebuilds.
 """
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from typing import Any, Sequence
 
 import torch
 
-from engine import config as config_mod
-from engine.interrupt import Interrupted
-from engine.trial_report import Pruned
+from settings import config as config_mod
 from resultsdb.db import DB_ERRORS, DB_FILE, ResultsDB, as_json, now
 from resultsdb.server import is_url
+from tracking.sink import RunInfo, RunResult, Sink
 
 BUSY_TIMEOUT_S = 30.0  # a sweep's jobs write a few rows per epoch: a lock is held for milliseconds
 
@@ -56,57 +55,45 @@ def class_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: Seq
              "recall": float(r[i]), "f1_score": float(f[i]), "support": int(s[i])} for i in labels]
 
 
-def safe_db_call(path: Path | None, what: str, fn) -> Any:
-    """Run ``fn(db)`` on the database at ``path``; on failure warn once on stderr and return None."""
+def safe_db_call(path: Path | None, what: str, fn, rebuild_from: Path | None = None) -> Any:
+    """Run ``fn(db)`` on the database at ``path``; on failure warn on stderr and return None.
+
+    The database is a convenience, never a reason to lose a run or an evaluation: metrics.csv and
+    the run folder stay the record, and ``results.py import`` rebuilds the database from them.
+    """
     if path is None:
         return None
     try:
         with ResultsDB(path, timeout=BUSY_TIMEOUT_S) as db:  # read at call time: tests shorten it
             return fn(db)
     except DB_ERRORS as e:
+        where = f" {rebuild_from}" if rebuild_from is not None else ""
         print(f"warning: results database {path}: {e} ({what} not recorded; metrics.csv is unaffected, "
-              f"`python results.py import` rebuilds the database)", file=sys.stderr)
+              f"`python results.py import{where}` rebuilds the database)", file=sys.stderr)
         return None
 
 
-class RunRecorder:
-    """Records one run; after the first database error it stays silent and does nothing."""
+class RunRecorder(Sink):
+    """The results-database sink; after the first database error it warns once and does nothing more."""
 
-    def __init__(self, cfg, run_dir: Path, timeout: float | None = None):
+    def __init__(self, cfg, run_dir: Path):
         self.path = db_path(cfg)
         self.run_dir = run_dir
         self.cfg = cfg
-        self.timeout = BUSY_TIMEOUT_S if timeout is None else timeout
-        self.db: ResultsDB | None = None
         self.run_id: int | None = None
         self.hyper = "{}"
+        self.history: list[dict] = []
 
     def _do(self, what: str, fn) -> None:
-        if self.path is None:
-            return
-        try:
-            if self.db is None:
-                self.db = ResultsDB(self.path, timeout=self.timeout)
-            fn(self.db)
-        except DB_ERRORS as e:
-            print(f"warning: results database {self.path}: {e}; training goes on without it (metrics.csv is "
-                  f"the record; `python results.py import {self.run_dir.parent}` rebuilds the database)",
-                  file=sys.stderr)
-            self.path = None  # one warning, then nothing more
-            self.close()
+        ok = safe_db_call(self.path, what, lambda db: fn(db) or True, rebuild_from=self.run_dir.parent)
+        if not ok:
+            self.path = None  # one warning, then nothing more: training goes on without it
 
-    def close(self) -> None:
-        if self.db is not None:
-            try:
-                self.db.close()
-            except DB_ERRORS:
-                pass
-            self.db = None
-
-    def start(self, model: torch.nn.Module | None, history: list[dict]) -> None:
-        """A fresh run (``model`` given: its initial weights are hashed) or a resumed one (None)."""
+    def start(self, run: RunInfo) -> None:
+        """A fresh run (``run.model`` given: its initial weights are hashed) or a resumed one."""
         from schedulers import resolve_params
-        cfg = self.cfg
+        cfg, model = self.cfg, run.model
+        self.history = list(run.history)
         self.hyper = as_json(resolve_params(cfg.scheduler, cfg.scheduler_params, cfg.epochs, cfg.monitor))
         fields = dict(model_name=cfg.model, dataset=cfg.dataset, scheduler_type=cfg.scheduler, seed=cfg.seed,
                       config=as_json(config_mod.to_dict(cfg)), status="running", epochs=cfg.epochs,
@@ -118,8 +105,8 @@ class RunRecorder:
             self.run_id = db.upsert_run(self.run_dir, **fields)
             if model is not None:
                 db.clear_run(self.run_id)
-            for i in range(len(history)):  # a resumed run re-records its past: harmless (upsert), self-healing
-                self._write_epoch(db, history[: i + 1])
+            for i in range(len(self.history)):  # a resumed run re-records its past: harmless (upsert), self-healing
+                self._write_epoch(db, self.history[: i + 1])
         self._do("the run", write)
 
     def _write_epoch(self, db: ResultsDB, history: list[dict]) -> None:
@@ -130,43 +117,33 @@ class RunRecorder:
             "hyperparameters": self.hyper, "lr": row["lr"], "train_loss": row["train_loss"],
             "train_accuracy": row["train_acc"]})
 
-    def epoch(self, history: list[dict]) -> None:
+    def on_epoch(self, step: int, row: dict[str, Any]) -> None:
+        self.history.append(row)
         if self.run_id is not None:
-            self._do(f"epoch {history[-1]['epoch']}", lambda db: self._write_epoch(db, history))
+            self._do(f"epoch {row['epoch']}", lambda db: self._write_epoch(db, self.history))
 
-    def __enter__(self) -> "RunRecorder":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self.end("pruned" if issubclass(exc_type, Pruned) else
-                     "stopped" if issubclass(exc_type, (Interrupted, KeyboardInterrupt)) else "failed")
-
-    def end(self, status: str) -> None:
-        """A run that ends without a result: stopped (Ctrl-C, SIGTERM), pruned (its trial) or failed (an error)."""
-        if self.run_id is not None:
-            self._do("the run's end", lambda db: db.upsert_run(self.run_dir, status=status, ended=now()))
-        self.close()
-
-    def finish(self, summary: dict[str, Any], split: str) -> None:
-        """The run's result, and the per-class metrics of best.pt on ``split`` (``summary["per_class"]``)."""
+    def finish(self, result: RunResult) -> None:
+        """The run's result, and the per-class metrics of best.pt on the final split."""
         if self.run_id is None:
             return
-        cfg = self.cfg
+        cfg, summary = self.cfg, result.summary
 
         def write(db: ResultsDB) -> None:
-            db.upsert_run(self.run_dir, status="finished", ended=now(), best_epoch=summary["best_epoch"],
-                          best_metric=summary["best_metric"], test_accuracy=summary.get("test_acc"),
-                          test_loss=summary.get("test_loss"))
-            db.write_classes(self.run_id, [{**r, "split": split, "model_name": cfg.model,
+            db.upsert_run(self.run_dir, best_epoch=summary["best_epoch"], best_metric=summary["best_metric"],
+                          test_accuracy=summary.get("test_acc"), test_loss=summary.get("test_loss"))
+            db.write_classes(self.run_id, [{**r, "split": result.split, "model_name": cfg.model,
                                             "scheduler_type": cfg.scheduler, "epoch": summary["best_epoch"]}
                                            for r in summary.get("per_class", [])])
         self._do("the result", write)
-        self.close()
+
+    def end(self, status: str) -> None:
+        """The run's status (finished, stopped, interrupted, failed) and when it ended."""
+        if self.run_id is not None:
+            self._do("the run's end", lambda db: db.upsert_run(self.run_dir, status=status, ended=now()))
 
 
 def record_evaluation(cfg, checkpoint: Path, epoch: int, split: str, per_class_metrics: dict[str, dict],
-                      results_db: str | None) -> Path | str | None:
+                      results_db: str | None) -> Path | None:
     """evaluate.py's per-class metrics into class_data, under the checkpoint's run (added if unknown).
 
     ``results_db``: the --results_db flag (None: the run's own setting, else <run folder>/../results.db,
@@ -181,7 +158,7 @@ def record_evaluation(cfg, checkpoint: Path, epoch: int, split: str, per_class_m
              "model_name": cfg.model, "scheduler_type": cfg.scheduler, "epoch": epoch}
             for i, (name, m) in enumerate(per_class_metrics.items())]
 
-    def write(db: ResultsDB) -> Path | str:
+    def write(db: ResultsDB) -> Path:
         run_id = db.run_id_of(run_dir)
         if run_id is None:  # evaluated before any database existed: the run gets a row (no status)
             run_id = db.upsert_run(run_dir, model_name=cfg.model, dataset=cfg.dataset, scheduler_type=cfg.scheduler,

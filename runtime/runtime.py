@@ -107,13 +107,20 @@ class AmpPolicy:
         return torch.amp.GradScaler(self.device_type, enabled=self.enabled and self.dtype == torch.float16)
 
 
+AMP_DTYPES = ("auto", "float16", "bfloat16")
+
+
+def amp_dtype_of(name: str, device: torch.device) -> torch.dtype:
+    """``--amp_dtype``: auto is float16 on CUDA and bfloat16 elsewhere; the one place it is checked."""
+    if name not in AMP_DTYPES:
+        raise UsageError(f"unknown amp_dtype '{name}'; valid: {', '.join(AMP_DTYPES)}")
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else torch.bfloat16
+    return getattr(torch, name)
+
+
 def amp_policy(enabled: bool, dtype_name: str, device: torch.device) -> AmpPolicy:
-    if dtype_name == "auto":
-        dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    elif dtype_name in ("float16", "bfloat16"):
-        dtype = getattr(torch, dtype_name)
-    else:
-        raise UsageError(f"unknown amp_dtype '{dtype_name}'; valid: auto, float16, bfloat16")
+    dtype = amp_dtype_of(dtype_name, device)
     if enabled and dtype == torch.float16 and device.type == "cpu":
         raise UsageError("float16 autocast is for GPUs; on CPU use --amp_dtype bfloat16 (or auto)")
     return AmpPolicy(enabled, dtype, device.type)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config import LR_AUTO, Config, stage_widths
+from settings.config import LR_AUTO, Config, stage_widths
 from common.errors import UsageError, unknown_name
+from common.monitors import MONITORS
 
 
 def _require(ok: bool, message: str) -> None:
@@ -41,7 +42,7 @@ def check_config(cfg: Config) -> None:
              f"backbone fixed use --freeze_epochs")
     _require(0 < cfg.val_split < 1 and 0 <= cfg.test_split < 1 and cfg.val_split + cfg.test_split < 1,
              "--val_split must be in (0, 1), --test_split in [0, 1), and together below 1")
-    _require(cfg.monitor in ("val_loss", "val_acc"), f"unknown --monitor '{cfg.monitor}'; valid: val_loss, val_acc")
+    _require(cfg.monitor in MONITORS, f"unknown --monitor '{cfg.monitor}'; valid: {', '.join(MONITORS)}")
     _require(cfg.class_weights in ("none", "auto"), f"unknown --class_weights '{cfg.class_weights}'; valid: none, auto")
     _require(0 <= cfg.label_smoothing < 1, f"--label_smoothing must be in [0, 1) (got {cfg.label_smoothing})")
     _require(0 <= cfg.ema < 1, f"--ema must be in [0, 1) (got {cfg.ema}); 0 disables it")
@@ -71,7 +72,7 @@ def check_config(cfg: Config) -> None:
 
     _require(cfg.warmup_mode in WARMUP_MODES, f"unknown --warmup_mode '{cfg.warmup_mode}'; valid: {', '.join(WARMUP_MODES)}")
     resolve_params(cfg.scheduler, cfg.scheduler_params, cfg.epochs, cfg.monitor)  # presets scale with --epochs
-    from engine.optim import OPTIMIZERS
+    from models.optim import OPTIMIZERS
     from models import valid_model
 
     if cfg.optimizer not in OPTIMIZERS:

@@ -30,8 +30,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from common.errors import AppError, UsageError
+from common.errors import AppError
 from common.fileio import write_atomic
+from runtime.runtime import amp_dtype_of
 
 BUDGET_S = 2.5  # whole measurement, all candidates; the issue's limit is ~3 s
 MIN_GAIN = 1.05  # a non-default choice must be at least 5 % faster: noise must not flip decisions
@@ -203,15 +204,17 @@ def _name(dtype: str, cl: bool) -> str:
 
 
 # ---------------------------------------------------------------- the decision
-def decide(amp: str, amp_dtype: str, channels_last: str, device: torch.device, threads: int,
+def decide(amp: str, amp_dtype: str, channels_last: str, *, device: torch.device, threads: int,
            model_fn: Callable[[], torch.nn.Module], model_key: dict, shape: tuple[int, ...],
            num_classes: int) -> Choice:
-    """Resolve ``amp`` / ``channels_last`` (auto|on|off) for this machine, measuring when it matters."""
+    """Resolve ``amp`` / ``channels_last`` (auto|on|off) for this machine, measuring when it matters.
+
+    ``model_fn`` builds a throwaway copy of the model (``num_classes`` outputs) for timing batches of
+    ``shape``; ``model_key`` identifies it in the cache, with the machine, ``threads`` and ``shape``.
+    """
     native, why = {"cpu": cpu_bf16, "cuda": lambda: (True, "CUDA GPU")}.get(
         device.type, lambda: (False, f"no autocast measured on {device.type}"))()
-    if amp_dtype not in ("auto", "float16", "bfloat16"):
-        raise UsageError(f"unknown amp_dtype '{amp_dtype}'; valid: auto, float16, bfloat16")
-    on_dtype = amp_dtype if amp_dtype != "auto" else ("float16" if device.type == "cuda" else "bfloat16")
+    on_dtype = str(amp_dtype_of(amp_dtype, device)).removeprefix("torch.")
     if amp == "off" or device.type == "mps" or (amp == "auto" and device.type == "cpu" and not native):
         dtypes = ["float32"]
     elif amp == "on":

@@ -20,8 +20,9 @@ from typing import Any, Sequence
 
 import yaml
 
-from common.cli import ArgParser
+from common.cli import ArgParser, add_shared_flags
 from common.errors import UsageError
+from common.fileio import write_atomic
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Config:
     pretrained_weights: str = ""
     freeze_epochs: int = 0  # train only the classifier head for the first N epochs
     backbone_lr_mult: float = 1.0  # backbone LR = this x the head's LR
-    channels_last: str = "auto"  # auto (measured at start, see engine/autotune.py) | on | off
+    channels_last: str = "auto"  # auto (measured at start, see runtime/autotune.py) | on | off
     # --- optimisation ---
     epochs: int = 15
     batch_size: int = 64
@@ -223,7 +224,7 @@ def build_parser(description: str = "") -> ArgParser:
     """Every Config field as a ``--flag``; only flags actually given override YAML."""
     p = ArgParser(description=description, argument_default=argparse.SUPPRESS)
     p.add_argument("--config", help="YAML file of settings (CLI flags override it)")
-    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    add_shared_flags(p)
     p.add_argument("--check_data", action="store_true", help="check the dataset, print the report and exit")
     metavars = {"early_stopping": "PATIENCE", "resume": "PATH|auto", "results_db": "PATH|URL|none", "lr": "FLOAT|auto"}
     types = {"lr": _lr_value}
@@ -306,7 +307,7 @@ def model_args(cfg: Config) -> dict[str, Any]:
 
 
 def architecture_key(cfg: Config, num_classes: int) -> dict[str, Any]:
-    """What identifies the network for the start-up measurement's cache (engine/autotune.py)."""
+    """What identifies the network for the start-up measurement's cache (runtime/autotune.py)."""
     return {"model": cfg.model, "classes": num_classes, **model_args(cfg)}
 
 
@@ -327,4 +328,4 @@ def save_yaml(cfg: Config, path: str | Path) -> None:
     values = to_dict(cfg)
     block = {"name": values.pop("scheduler"), **values.pop("scheduler_params")}
     values["scheduler"] = block
-    Path(path).write_text(yaml.safe_dump(values, sort_keys=False))
+    write_atomic(yaml.safe_dump(values, sort_keys=False).encode(), Path(path))

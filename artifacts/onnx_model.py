@@ -3,7 +3,7 @@
 ``OnnxModule`` is an ``nn.Module`` whose forward calls onnxruntime, so predict.py, evaluate.py and
 ensembles use one code path for both formats: the same decode, ``eval_transform``, test-time
 augmentation and softmax. The class names, preprocessing and config come from the file's metadata
-(written by :mod:`evaluation.export`); onnxruntime runs on the CPU. ``engine.model_io`` turns what
+(written by :mod:`evaluation.export`); onnxruntime runs on the CPU. ``artifacts.model_io`` turns what
 ``read_onnx`` returns into its ``LoadedModel``.
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from common.errors import AppError
-from engine import config as config_mod
-from engine.config import Config
+from settings import config as config_mod
+from settings.config import Config
 
 
 def _session(path: Path):

@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common.figures import pyplot, save_figure
 from common.fileio import write_atomic
+from tracking.sink import RunInfo, Sink
 
 COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
 
@@ -22,10 +24,7 @@ def write_metrics_csv(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     epochs = [r["epoch"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for key, style in (("train_loss", "-"), ("val_loss", "--")):
@@ -40,10 +39,7 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     axes[0].legend()
     axes[1].legend()
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    write_atomic(buf.getvalue(), path)
+    save_figure(fig, path, dpi=90)
 
 
 class CurvesWriter:
@@ -84,3 +80,23 @@ class CurvesWriter:
             if exc_type is None:
                 raise
             # leaving on an error or a signal already: that one is what the user must see
+
+
+class CsvSink(Sink):
+    """``metrics.csv`` rewritten every epoch (atomically: it is the run's record), ``curves.png`` kept current."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "metrics.csv"
+        self.curves = CurvesWriter(run_dir / "curves.png")
+        self.rows: list[dict[str, Any]] = []
+
+    def start(self, run: RunInfo) -> None:
+        self.rows = [{k: r[k] for k in COLUMNS} for r in run.history]
+
+    def on_epoch(self, step: int, row: dict[str, Any]) -> None:
+        self.rows.append({k: row[k] for k in COLUMNS})
+        write_metrics_csv(self.rows, self.path)
+        self.curves.update(self.rows)
+
+    def end(self, status: str) -> None:
+        self.curves.flush()  # whatever is not drawn yet, whatever the status

@@ -9,23 +9,59 @@ from __future__ import annotations
 import io
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
 from common.errors import AppError, UsageError
 from common.fileio import link_atomic, write_atomic
 
-VERSION = 1
+VERSION = 1  # the format version: a reader refuses any other
+
+
+class Checkpoint(TypedDict, total=False):
+    """Every key a checkpoint may hold: the one place they are spelled.
+
+    A weights-only checkpoint (e.g. one written by ``bench/predict_latency.py``) holds the
+    REQUIRED_KEYS; a training checkpoint holds them all, so that ``--resume`` continues exactly.
+    """
+
+    version: int  # VERSION; written by save_checkpoint
+    model: dict[str, torch.Tensor]  # the unwrapped model's state_dict
+    config: dict[str, Any]  # settings.config.to_dict of the run's resolved Config
+    class_names: list[str]
+    preprocessing: dict[str, Any]  # input_size, channels, mean, std (data.preprocessing_of)
+    ema: dict[str, Any] | None  # the averaged model (EMA or SWA), when the run keeps one
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    scaler: dict[str, Any]
+    early_stopping: dict[str, Any]  # EarlyStopping.state_dict: best, best epoch, bad epochs
+    epoch: int  # completed epochs
+    global_step: int  # optimizer updates so far
+    best_metric: float | None  # the monitored value of the best epoch
+    history: list[dict[str, Any]]  # metrics.csv's rows up to ``epoch``
+    rng: dict[str, Any]  # runtime.rng_state of rank 0 (the only rank, alone)
+    world_size: int  # processes that trained it: resuming with as many is exact
+    rank_states: list[dict[str, Any]] | None  # under torchrun: each rank's rng and partial epoch
+    partial_epoch: dict[str, Any] | None  # position and sums inside an epoch a signal cut short
+    nonfinite_consecutive: int  # the non-finite guard's count: not reset by a resume
+    runtime: dict[str, Any]  # AMP / channels_last decisions and their evidence, threads
+
+
+KEYS = frozenset(Checkpoint.__annotations__)
 REQUIRED_KEYS = ("model", "config", "class_names", "preprocessing", "version")
 
 
-def save_checkpoint(state: dict[str, Any], *paths: Path) -> None:
+def save_checkpoint(state: Checkpoint, *paths: Path) -> None:
     """Serialise ``state`` once and write it atomically under each of ``paths``, in order.
 
     The first path gets the file; the others become hard links to it (copies where the file
     system has no links), so ``best.pt`` and ``last.pt`` of one epoch share their bytes on disk.
+    A key :class:`Checkpoint` does not declare is a programming error, refused before writing.
     """
+    unknown = set(state) - KEYS
+    if unknown:
+        raise ValueError(f"checkpoint keys not declared in artifacts.checkpoint.Checkpoint: {sorted(unknown)}")
     buf = io.BytesIO()
     torch.save({**state, "version": VERSION}, buf)
     first, *others = [Path(p) for p in paths]
@@ -45,7 +81,7 @@ def prune_epoch_files(folder: Path, keep: int) -> list[Path]:
     return old
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path) -> Checkpoint:
     """Load a checkpoint on the CPU, refusing code, corrupt files and unknown format versions."""
     path = Path(path)
     if not path.is_file():  # a wrong path on the command line: a usage error (exit 2)

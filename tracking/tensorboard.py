@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
+from tracking.sink import RunInfo, RunResult, Sink
 
 TB_DIR = "tb"
 # Config fields that are locations or run plumbing, not hyperparameters worth comparing runs by.
@@ -24,56 +24,57 @@ NOT_HPARAMS = {"data_dir", "checkpoint_dir", "resume", "run_name", "pretrained_w
                "threads", "tensorboard", "save_every", "scheduler_params"}
 
 
-class TensorBoardSink:
-    """Writes ``<run>/tb/events.*``; ``start_step`` is the global step the run (re)starts from."""
+class TensorBoardSink(Sink):
+    """Writes ``<run>/tb/events.*``; opened at ``start``, from the global step the run (re)starts at."""
 
-    def __init__(self, run_dir: Path, start_step: int):
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.writer = None
+        self.cfg = None
+
+    def start(self, run: RunInfo) -> None:
         from torch.utils.tensorboard import SummaryWriter
-        purge = start_step + 1 if start_step > 0 else None  # updates are numbered from 1
-        self.writer = SummaryWriter(log_dir=str(run_dir / TB_DIR), purge_step=purge)
+        purge = run.step + 1 if run.step > 0 else None  # updates are numbered from 1
+        self.cfg = run.cfg
+        self.writer = SummaryWriter(log_dir=str(self.run_dir / TB_DIR), purge_step=purge)
 
-    def update(self, step: int, lr: float) -> None:
+    def on_update(self, step: int, lr: float) -> None:
         """After each optimizer update: the LR that update used."""
         self.writer.add_scalar("lr/update", lr, step)
 
-    def epoch(self, step: int, row: dict[str, Any]) -> None:
+    def on_epoch(self, step: int, row: dict[str, Any]) -> None:
         """The epoch's row of metrics.csv, at the global step where the epoch ended."""
         for tag, key in (("train/loss", "train_loss"), ("train/acc", "train_acc"), ("val/loss", "val_loss"),
                          ("val/acc", "val_acc"), ("lr", "lr"), ("epoch", "epoch")):
             self.writer.add_scalar(tag, row[key], step)
         self.writer.flush()  # an epoch is the unit a crash may lose; TensorBoard shows it live
 
-    def finish(self, step: int, cfg, labels: np.ndarray, preds: np.ndarray, class_names: Sequence[str],
-               metrics: dict[str, float]) -> None:
-        """The confusion matrix of the final evaluation and the hparams with ``metrics``."""
+    def finish(self, result: RunResult) -> None:
+        """The confusion matrix of the final evaluation and the hparams with the final metrics."""
         from sklearn.metrics import ConfusionMatrixDisplay
         from torch.utils.tensorboard.summary import hparams
 
         import matplotlib
         matplotlib.use("Agg")
-        n = len(class_names)
-        disp = ConfusionMatrixDisplay.from_predictions(labels, preds, labels=list(range(n)),
-                                                       display_labels=[str(c) for c in class_names],
+        s, split, n = result.summary, result.split, len(result.class_names)
+        metrics = {f"{split}_acc": s[f"{split}_acc"], f"{split}_loss": s[f"{split}_loss"], "best_epoch": s["best_epoch"]}
+        disp = ConfusionMatrixDisplay.from_predictions(result.labels, result.preds, labels=list(range(n)),
+                                                       display_labels=[str(c) for c in result.class_names],
                                                        include_values=n <= 25, colorbar=False,
                                                        xticks_rotation="vertical" if n > 6 else "horizontal")
         disp.figure_.set_size_inches(max(4.0, 0.35 * n + 2), max(4.0, 0.35 * n + 2))
-        self.writer.add_figure("confusion_matrix", disp.figure_, step)  # closes the figure
-        hp = {k: v for k, v in dataclasses.asdict(cfg).items()
+        self.writer.add_figure("confusion_matrix", disp.figure_, result.step)  # closes the figure
+        hp = {k: v for k, v in dataclasses.asdict(self.cfg).items()
               if k not in NOT_HPARAMS and isinstance(v, (bool, int, float, str))}
         # Written into this run's own event file (SummaryWriter.add_hparams would open a sub-run).
         for summary in hparams(hp, {f"hparam/{k}": v for k, v in metrics.items()}):
             self.writer.file_writer.add_summary(summary)
         for k, v in metrics.items():
-            self.writer.add_scalar(f"hparam/{k}", v, step)
+            self.writer.add_scalar(f"hparam/{k}", v, result.step)
         self.writer.flush()
 
-    def close(self) -> None:
-        self.writer.close()
-
-    # As a context manager it closes only on an error: on success ``finish`` still has to write.
-    def __enter__(self) -> "TensorBoardSink":
-        return self
-
-    def __exit__(self, exc_type, *_) -> None:
-        if exc_type is not None:
-            self.close()
+    def end(self, status: str) -> None:
+        """Closed whatever the status: the epochs' curves stay readable."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from common.errors import AppError, UsageError
-from engine import config as config_mod
-from engine.checkpoint import load_checkpoint
-from engine.config import Config
-from engine.runtime import AmpPolicy, amp_policy
+from settings import config as config_mod
+from artifacts.checkpoint import load_checkpoint
+from settings.config import Config
+from runtime.runtime import AmpPolicy, amp_policy
 from models import build_model
 
 PREPROCESSING_KEYS = ("input_size", "channels", "mean", "std")
@@ -61,7 +61,7 @@ def load_model_from_checkpoint(path: str | Path, device: torch.device) -> Loaded
     """
     path = Path(path)
     if is_onnx_path(path):
-        from engine.onnx_model import read_onnx
+        from artifacts.onnx_model import read_onnx
         module, cfg, names, pre = read_onnx(path)
         cpu = torch.device("cpu")
         return LoadedModel(module, cfg, names, pre, cpu, amp_policy(False, "auto", cpu), path, 0, None)

@@ -1,0 +1,1 @@
+"""The machine a run uses: device, threads, AMP/memory-format measurement, distributed processes, signals."""

@@ -1,0 +1,1 @@
+"""Settings: the Config dataclass (defaults -> YAML -> command line) and the checks every run passes."""

@@ -1,0 +1,1 @@
+"""Where a run reports: metrics.csv and curves, TensorBoard, the results database, the console."""
