@@ -18,6 +18,8 @@ from lab.space import config_key, run_label
 from lab.trials import Duplicate, Lab, RunFailed, Setup, Stopped
 from resultsdb.db import DB_FILE
 
+CONFIRM_TOP = 3  # configurations --confirm_seeds runs again
+
 
 class Plan:
     def __init__(self, args, cfg, train_args, space, sweep_dir: Path, settings: dict, sampler: str, pruner: str,
@@ -86,45 +88,74 @@ class Plan:
         storage = study_mod.open_storage(self.storage_url)
         study = study_mod.open_study(args.name, storage, study_mod.make_sampler(self.sampler, self.space),
                                      make_pruner(self.pruner, cfg.epochs * len(self.seeds)))
-        study_mod.fail_stale(study)  # a dead worker's trials: failed and queued again by Optuna
-        study_mod.requeue_failed(study)
         grid = {config_key(p) for p in self.grid_configs()} if self.sampler == "grid" else None
-        done = self.done(study, grid)
-        left = max(0, self.trials - done)
-        from sweep import jobs_and_threads
-        jobs, threads = jobs_and_threads(cfg.device, left * len(self.seeds), args.jobs)
-        if "threads" in self.train_args or cfg.threads:
-            threads = 0  # the user's --threads (in the train.py flags) wins
         what = (f"{self.trials} schedules" if self.space.names() == ["scheduler"] and grid is not None
                 else f"{self.trials} configurations ({self.sampler}, pruner {self.pruner})")
-        runs_done = sum(len(t.user_attrs.get("runs", [])) for t in study.get_trials(deepcopy=False)
-                        if t.state.name in study_mod.DONE and (grid is None or t.user_attrs.get("config_key") in grid))
-        print(f"sweep '{args.name}': {what} x {len(self.seeds)} seeds = {self.trials * len(self.seeds)} runs in "
-              f"{self.sweep_dir}; {runs_done} already finished, {left * len(self.seeds)} to run, {jobs} at a time"
-              f"{f', {threads} threads each' if threads else ''}; study {study_mod.safe_url(self.storage_url)}",
-              flush=True)
-        setup = Setup(self.space, self.seeds, self.train_args, self.sweep_dir, self.results_db, threads,
-                      self.storage_url, args.name, self.pruner, cfg.epochs, self.settings, cfg.scheduler)
-        with Progress(self.sweep_dir / "progress.txt", f"sweep '{args.name}'", runs_done + left * len(self.seeds),
-                      runs_done, jobs, cfg.epochs) as progress:
-            lab = Lab(setup, progress)
-            self.optimize(study, lab, grid, jobs)
+        lab = self.study_run(study, args.name, what, self.seeds, self.trials, grid, self.pruner)
         if lab.signum is not None:
             print(f"sweep stopped: the runs that were going saved last.pt. Run the same command again to continue.")
             return 128 + lab.signum
         finished = report(study, self.sweep_dir, args.name)
         print(initial_weights_check(self.results_db, [r.folder for r in finished]))
-        if lab.failed:
-            print(f"{len(lab.failed)} runs failed: {', '.join(lab.failed)} (see train.log in their folders)")
+        failed = lab.failed
+        if args.confirm_seeds and finished:
+            lab = self.confirm(storage, study)
+            if lab.signum is not None:
+                return 128 + lab.signum
+            failed += lab.failed
+        if failed:
+            print(f"{len(failed)} runs failed: {', '.join(failed)} (see train.log in their folders)")
             return 1
         return 0
+
+    def study_run(self, study, name: str, what: str, seeds: list[int], trials: int, grid: set | None,
+                  pruner: str) -> Lab:
+        """Run ``study``'s trials (each on ``seeds``) until ``trials`` are done; the Lab says how it ended."""
+        cfg = self.cfg
+        study_mod.fail_stale(study)  # a dead worker's trials: failed and queued again by Optuna
+        study_mod.requeue_failed(study)
+        left = max(0, trials - self.done(study, grid))
+        from sweep import jobs_and_threads
+        jobs, threads = jobs_and_threads(cfg.device, left * len(seeds), self.args.jobs)
+        if cfg.threads:
+            threads = 0  # the user's --threads (in the train.py flags) wins
+        runs_done = sum(len(t.user_attrs.get("runs", [])) for t in study.get_trials(deepcopy=False)
+                        if t.state.name in study_mod.DONE and (grid is None or t.user_attrs.get("config_key") in grid))
+        print(f"sweep '{name}': {what} x {len(seeds)} seeds = {trials * len(seeds)} runs in "
+              f"{self.sweep_dir}; {runs_done} already finished, {left * len(seeds)} to run, {jobs} at a time"
+              f"{f', {threads} threads each' if threads else ''}; study {study_mod.safe_url(self.storage_url)}",
+              flush=True)
+        setup = Setup(self.space, seeds, self.train_args, self.sweep_dir, self.results_db, threads,
+                      self.storage_url, name, pruner, cfg.epochs, self.settings, cfg.scheduler)
+        with Progress(self.sweep_dir / "progress.txt", f"sweep '{name}'", runs_done + left * len(seeds),
+                      runs_done, jobs, cfg.epochs) as progress:
+            lab = Lab(setup, progress)
+            self.optimize(study, lab, grid, jobs, trials)
+        return lab
+
+    def confirm(self, storage, study) -> Lab:
+        """--confirm_seeds K: the top 3 configurations again on seeds 0..K-1 (runs the search already
+        has are reused), ranked on their own: ``confirm_leaderboard.md``/``.csv``."""
+        from lab.report import report
+        top = sorted((t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"),
+                     key=lambda t: -t.value)[:CONFIRM_TOP]
+        name = f"{self.args.name}-confirm"
+        confirm = study_mod.open_study(name, storage, optuna.samplers.RandomSampler(), make_pruner("none", 1))
+        for t in top:
+            confirm.enqueue_trial(t.params, skip_if_exists=True)  # the exact values: no sampling happens
+        seeds = list(range(self.args.confirm_seeds))
+        keys = {t.user_attrs["config_key"] for t in top}
+        lab = self.study_run(confirm, name, f"the top {len(top)} configurations", seeds, len(top), keys, "none")
+        if lab.signum is None:
+            report(confirm, self.sweep_dir, name, prefix="confirm_")
+        return lab
 
     def done(self, study, grid: set | None) -> int:
         keys = study_mod.done_keys(study)
         return len(keys & grid) if grid is not None else len(keys)
 
-    def optimize(self, study, lab: Lab, grid: set | None, jobs: int) -> None:
-        """Trials until ``self.trials`` configurations are done (by any worker), a signal, or no progress.
+    def optimize(self, study, lab: Lab, grid: set | None, jobs: int, trials: int) -> None:
+        """Trials until ``trials`` configurations are done (by any worker), a signal, or no progress.
 
         The storage failing (a database server restarting) is retried for RECONNECT_S: the trials this
         process had going are failed and queued again (their finished runs are reused, not retrained),
@@ -132,7 +163,7 @@ class Plan:
         previous = {}
         if threading.current_thread() is threading.main_thread():
             previous = {s: signal.signal(s, lab.handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        callback = optuna.study.MaxTrialsCallback(self.trials, states=(optuna.trial.TrialState.COMPLETE,
+        callback = optuna.study.MaxTrialsCallback(trials, states=(optuna.trial.TrialState.COMPLETE,
                                                                        optuna.trial.TrialState.PRUNED))
         lost_since = None
         try:
@@ -142,9 +173,9 @@ class Plan:
                         study_mod.fail_and_retry(study, lab.started)
                         lost_since = None
                     before = self.done(study, grid)
-                    if before >= self.trials:
+                    if before >= trials:
                         break
-                    study.optimize(lab.objective, n_trials=self.trials - before, n_jobs=jobs,
+                    study.optimize(lab.objective, n_trials=trials - before, n_jobs=jobs,
                                    catch=(Duplicate, RunFailed), callbacks=[callback])
                     if self.done(study, grid) == before and not study_mod.waiting(study):
                         break  # every trial failed or was a duplicate: the report says which

@@ -42,8 +42,9 @@ def pruned_lines(pruned: list[RunResult]) -> list[str]:
             f"(best val acc {100 * max(r.best_val_acc for r in runs):.2f} %)" for label, runs in by_label.items()]
 
 
-def report(study: optuna.Study, sweep_dir: Path, name: str) -> list[RunResult]:
-    """Write and print the leaderboard and the plots; returns the finished runs."""
+def report(study: optuna.Study, sweep_dir: Path, name: str, prefix: str = "") -> list[RunResult]:
+    """Write and print the leaderboard (files ``<prefix>leaderboard.md``, ``.csv``) and, for the
+    sweep itself (no prefix), the plots; returns the finished runs."""
     finished, pruned = trial_results(study)
     if not finished and not pruned:
         print("no trial has finished yet: no leaderboard")
@@ -51,15 +52,16 @@ def report(study: optuna.Study, sweep_dir: Path, name: str) -> list[RunResult]:
     md = to_markdown(leaderboard(finished), f"sweep '{name}'") if finished else f"### sweep '{name}'\n\nno finished trial\n"
     if pruned:
         md += "\nPruned (stopped early by the pruner, not ranked):\n" + "\n".join(pruned_lines(pruned)) + "\n"
-    write_atomic(md.encode(), sweep_dir / "leaderboard.md")
-    write_atomic(to_csv(leaderboard(finished)).encode(), sweep_dir / "leaderboard.csv")
+    written = [f"{prefix}leaderboard.md", f"{prefix}leaderboard.csv"]
+    write_atomic(md.encode(), sweep_dir / written[0])
+    write_atomic(to_csv(leaderboard(finished)).encode(), sweep_dir / written[1])
     print(md)
-    written = ["leaderboard.md", "leaderboard.csv"]
     local = [r for r in finished if (r.folder / "metrics.csv").is_file()]
-    if local:
+    if local and not prefix:
         from evaluation.sweep_plots import plot_sweep
         written += [p.name for p in plot_sweep(local, sweep_dir)]
-    written += study_plots(study, sweep_dir)
+    if not prefix:
+        written += study_plots(study, sweep_dir)
     print(f"wrote {sweep_dir / written[0]}, {', '.join(written[1:])}")
     return finished
 

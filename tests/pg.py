@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-BIN = Path(os.environ.get("IMGCLF_PG_BIN", "/usr/lib/postgresql/15/bin"))
+def _bin() -> Path:
+    """The newest installed server's programs (Debian: /usr/lib/postgresql/<version>/bin)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    return Path(os.environ.get("IMGCLF_PG_BIN", found[-1].parent if found else "/usr/lib/postgresql/15/bin"))
+
+
+BIN = _bin()
 
 
 def _free_port() -> int:
