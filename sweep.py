@@ -21,10 +21,9 @@ val_acc.png, and Optuna's plots (optimization_history.png, ...). <name>/progress
 """
 from __future__ import annotations
 
-import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from common.cli import ArgParser, cli_parser
 from common.errors import UsageError, run_cli
@@ -75,6 +74,7 @@ def schedule_list(names: Sequence[str], all_presets: bool) -> list[str]:
 def jobs_and_threads(device: str, runs: int, jobs: int) -> tuple[int, int]:
     """(parallel jobs, threads per job; 0 = train.py decides). ``jobs`` 0: automatic."""
     import torch
+
     from runtime.runtime import default_threads
     if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
         return jobs or 1, 0  # one GPU: parallel jobs would only queue on it

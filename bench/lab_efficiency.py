@@ -98,8 +98,8 @@ def main() -> int:
     chosen = pruned_best(out / "pruned")
     print(f"{len(args.schedulers)} schedules x {len(args.seeds)} seeds x {args.epochs} epochs (digits, width "
           f"{args.width}, {args.jobs} run(s) at a time); folders in {out}")
-    print(f"| sweep | epochs trained | wall time | best |")
-    print(f"|---|---:|---:|---|")
+    print("| sweep | epochs trained | wall time | best |")
+    print("|---|---:|---:|---|")
     print(f"| full grid | {full_e} | {full_s:.0f} s | {top} (tied: {', '.join(sorted(tied - {top})) or 'none'}) |")
     print(f"| pruned ({args.pruner}) | {pruned_e} ({pruned_e / full_e:.2f}x) | {pruned_s:.0f} s "
           f"({pruned_s / full_s:.2f}x) | {chosen} |")

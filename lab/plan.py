@@ -10,13 +10,13 @@ from pathlib import Path
 import optuna
 
 from common.errors import AppError
-from tracking.trial import make_pruner
 from lab import study as study_mod
 from lab.identity import run_state
 from lab.progress import Progress
 from lab.space import config_key, run_label
 from lab.trials import Duplicate, Lab, RunFailed, Setup, Stopped
 from resultsdb.db import DB_FILE
+from tracking.trial import make_pruner
 
 CONFIRM_TOP = 3  # configurations --confirm_seeds runs again
 
@@ -87,13 +87,13 @@ class Plan:
         args, cfg = self.args, self.cfg
         storage = study_mod.open_storage(self.storage_url)
         study = study_mod.open_study(args.name, storage, study_mod.make_sampler(self.sampler, self.space),
-                                     make_pruner(self.pruner, cfg.epochs * len(self.seeds)))
+                                     make_pruner(self.pruner, cfg.epochs * len(self.seeds)), self.storage_url)
         grid = {config_key(p) for p in self.grid_configs()} if self.sampler == "grid" else None
         what = (f"{self.trials} schedules" if self.space.names() == ["scheduler"] and grid is not None
                 else f"{self.trials} configurations ({self.sampler}, pruner {self.pruner})")
         lab = self.study_run(study, args.name, what, self.seeds, self.trials, grid, self.pruner)
         if lab.signum is not None:
-            print(f"sweep stopped: the runs that were going saved last.pt. Run the same command again to continue.")
+            print("sweep stopped: the runs that were going saved last.pt. Run the same command again to continue.")
             return 128 + lab.signum
         finished = report(study, self.sweep_dir, args.name)
         print(initial_weights_check(self.results_db, [r.folder for r in finished]))
@@ -140,7 +140,8 @@ class Plan:
         top = sorted((t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"),
                      key=lambda t: -t.value)[:CONFIRM_TOP]
         name = f"{self.args.name}-confirm"
-        confirm = study_mod.open_study(name, storage, optuna.samplers.RandomSampler(), make_pruner("none", 1))
+        confirm = study_mod.open_study(name, storage, optuna.samplers.RandomSampler(), make_pruner("none", 1),
+                                       self.storage_url)
         for t in top:
             confirm.enqueue_trial(t.params, skip_if_exists=True)  # the exact values: no sampling happens
         seeds = list(range(self.args.confirm_seeds))

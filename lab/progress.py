@@ -44,7 +44,7 @@ class Progress:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._refresh, daemon=True, name="sweep-progress")
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         self.write()
         self._thread.start()
         return self
@@ -74,7 +74,7 @@ class Progress:
     def finished(self, name: str, result: str, trained: bool) -> str:
         """Count a run as done (``trained``: its time counts for the ETA); returns the printed line."""
         with self.lock:
-            folder, t0 = self.running.pop(name, (None, time.monotonic()))
+            _, t0 = self.running.pop(name, (None, time.monotonic()))
             if trained:
                 self.seconds.append(time.monotonic() - t0)
             self.done += 1

@@ -14,12 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from common.errors import UsageError
-from settings.config import FIELD_TYPES, TRI_STATE, Config, apply_overrides, load_yaml, parse_args
+from settings.config import (
+    FIELD_TYPES,
+    TRI_STATE,
+    Config,
+    apply_overrides,
+    load_yaml,
+    parse_args,
+)
 
 SET_BY_SWEEP = ("seed", "run_name", "resume", "checkpoint_dir")  # train.py settings the sweep sets per run
 RANGE_KEYS = {"low", "high", "log", "step"}

@@ -113,12 +113,36 @@ def make_sampler(name: str, space):
     return optuna.samplers.TPESampler()
 
 
-def open_study(name: str, storage, sampler, pruner):
+def open_study(name: str, storage, sampler, pruner, url: str = ""):
     try:
-        return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-                                   direction="maximize", load_if_exists=True)
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+                                    direction="maximize", load_if_exists=True)
     except Exception as e:  # noqa: BLE001
         raise AppError(f"cannot open study '{name}': {first_line(e)}") from None
+    one_taker_of_waiting_trials(study, url)
+    return study
+
+
+def one_taker_of_waiting_trials(study, url: str) -> None:
+    """Make taking a WAITING trial (a retry, an enqueued one) atomic on this machine.
+
+    Optuna reads the trial's state and then marks it RUNNING; PostgreSQL locks the row between the
+    two (SELECT ... FOR UPDATE), SQLite does not, so two threads or processes could both take it and
+    run it twice. Here the step runs under a thread lock and, for a SQLite file, an flock beside it.
+    """
+    import fcntl
+    lock = threading.Lock()
+    path = Path(url[len("sqlite:///"):] + ".lock") if url.startswith("sqlite:///") else None
+    take = study._pop_waiting_trial_id
+
+    def locked_take():
+        with lock:
+            if path is None:
+                return take()
+            with open(path, "a") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+                return take()
+    study._pop_waiting_trial_id = locked_take
 
 
 def done_keys(study) -> set[str]:

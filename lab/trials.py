@@ -28,12 +28,12 @@ from typing import Any
 
 import optuna
 
-from tracking.trial import ENV, PRUNED_EXIT
 from lab.identity import run_state
 from lab.progress import Progress
 from lab.space import Space, config_key, run_label, to_flags
 from lab.study import fail_stale, retry_callback
 from resultsdb.leaderboard import RunResult, read_run
+from tracking.trial import ENV, PRUNED_EXIT
 
 ROOT = Path(__file__).resolve().parents[1]
 TWIN_POLL_S = 2.0  # how often a duplicate trial looks whether its twin has finished

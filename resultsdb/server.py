@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 class ServerError(Exception):
@@ -68,7 +69,7 @@ class ServerConnection:
             if statement:
                 self.execute(statement)
 
-    def __enter__(self) -> "ServerConnection":
+    def __enter__(self) -> ServerConnection:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+
 def _bin() -> Path:
     """The newest installed server's programs (Debian: /usr/lib/postgresql/<version>/bin)."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
@@ -47,7 +48,7 @@ class PgServer:
             log = self.log.read_text() if self.log.is_file() else ""
             raise RuntimeError(f"{' '.join(cmd)} failed: {done.stdout}{done.stderr}{log[-2000:]}")
 
-    def start(self) -> "PgServer":
+    def start(self) -> PgServer:
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
         self._run(str(BIN / "initdb"), "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8")

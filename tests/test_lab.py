@@ -48,6 +48,7 @@ def test_a_search_needs_trials_and_a_grid_sampler_needs_lists(tmp_path):
 
 def test_search_suggests_a_schedules_hyperparameter_only_where_it_takes_it(tmp_path):
     import optuna
+
     from lab.space import load_space, run_label
     space = tmp_path / "space.yaml"
     space.write_text("scheduler_gamma: {low: 0.1, high: 0.9}\nscheduler: [cosine, step]\nbatch_size: [32, 64]\n")
@@ -100,8 +101,8 @@ def test_dry_run_lists_each_run_and_trains_nothing(tmp_path, capsys):
 
 
 def test_a_sweep_name_with_other_settings_is_refused_naming_the_first_difference(tmp_path):
-    from settings.config import parse_args
     from lab.identity import check_or_write, settings_of
+    from settings.config import parse_args
     ck = tmp_path / "ck"
     cfg, _ = parse_args(["--checkpoint_dir", str(ck), *TINY, "--epochs", "6"])
     check_or_write(ck / "s", "s", settings_of(cfg, ["scheduler"]), write=True)
@@ -138,7 +139,7 @@ def test_a_trial_behind_the_others_is_pruned_at_an_epoch_end_with_last_pt_and_st
     assert epochs[0]["n"] == 1  # stopped at that epoch boundary
     board = (sweep / "leaderboard.md").read_text()
     assert f"- {pruned[0][1]}: pruned" in board
-    assert len(re.findall(r"^\| \d \|", board, re.M)) == 2  # the pruned trial is shown, not ranked
+    assert len(re.findall(r"^\| \d \|", board, re.MULTILINE)) == 2  # the pruned trial is shown, not ranked
     for png in ("optimization_history.png", "intermediate_values.png", "parallel_coordinate.png", "val_acc.png"):
         assert (sweep / png).stat().st_size > 0
     assert "3/3 runs done, 0 running" in (sweep / "progress.txt").read_text()

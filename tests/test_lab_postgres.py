@@ -22,6 +22,7 @@ def sweep_cmd(*args) -> list[str]:
 
 def study_trials(url: str, name: str):
     import optuna
+
     from lab.study import open_storage
     return optuna.load_study(study_name=name, storage=open_storage(url)).get_trials(deepcopy=False)
 
