@@ -146,3 +146,27 @@ def test_a_trial_behind_the_others_is_pruned_at_an_epoch_end_with_last_pt_and_st
     again = cli("sweep.py", "--dry_run", *args)
     listed = [line.rsplit(None, 1)[0] for line in again.stdout.splitlines() if line.endswith("_s0")]
     assert sorted(listed) == ["skip (finished)", "skip (finished)", "skip (pruned)"], again.stdout
+
+
+@pytest.mark.slow  # two trials, then the two again on a second seed: four train.py runs
+def test_a_search_samples_its_trials_and_confirm_seeds_reruns_the_top_on_more_seeds(tmp_path):
+    import optuna
+    ck = tmp_path / "ck"
+    space = tmp_path / "space.yaml"
+    space.write_text("scheduler: [cosine, step]\nlr: {low: 1.0e-3, high: 1.0e-2, log: true}\n"
+                     "scheduler_gamma: {low: 0.1, high: 0.9}\n")
+    done = cli("sweep.py", "--search", space, "--trials", "2", "--pruner", "none", "--confirm_seeds", "2", "--jobs", "2",
+               "--name", "se", "--", "--checkpoint_dir", ck, *TINY, "--epochs", "2", timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    sweep = ck / "se"
+    settings = (sweep / "sweep.yaml").read_text()
+    assert "\n  epochs: 2\n" in settings and "\n  lr:" not in settings  # searched settings are not the identity
+    trials = optuna.load_study(study_name="se", storage=f"sqlite:///{sweep / 'study.db'}").trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    for t in trials:
+        assert ("scheduler_gamma" in t.params) == (t.params["scheduler"] == "step")  # only where it applies
+        label = t.user_attrs["label"]
+        assert (sweep / f"{label}_s0" / "train.log").read_text().count("\n$ ") == 1  # reused by the confirmation
+        assert (sweep / f"{label}_s1" / "summary.json").is_file()  # the confirmation's second seed
+    board = (sweep / "confirm_leaderboard.md").read_text()
+    assert len(re.findall(r"^\| \d \| \S+ \| 2 \|", board, re.M)) == 2  # both ranked on 2 seeds
