@@ -180,7 +180,9 @@ class Plan:
                                    catch=(Duplicate, RunFailed), callbacks=[callback])
                     if self.done(study, grid) == before and not study_mod.waiting(study):
                         break  # every trial failed or was a duplicate: the report says which
-                except study_mod.STORAGE_ERRORS as e:
+                except Exception as e:  # noqa: BLE001 - a storage error, or one raised while handling it
+                    if not study_mod.from_storage(e):
+                        raise
                     lost_since = lost_since or time.monotonic()
                     if time.monotonic() - lost_since > study_mod.RECONNECT_S:
                         raise AppError(f"lost the study storage {study_mod.safe_url(self.storage_url)} for "

@@ -185,6 +185,18 @@ def _storage_errors() -> tuple[type[BaseException], ...]:
 STORAGE_ERRORS = _storage_errors()
 
 
+def from_storage(e: BaseException) -> bool:
+    """Whether ``e`` is a storage error or was raised while one was handled (Optuna's own tell can
+    fail that way when the server went away mid-trial)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, STORAGE_ERRORS):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def fail_and_retry(study, trial_ids) -> None:
     """This worker's trials left running when the storage failed: failed, and queued again."""
     for trial_id in list(trial_ids):
