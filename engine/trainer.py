@@ -42,7 +42,7 @@ from runtime.runtime import AmpPolicy, resolve_device, seed_everything, set_rng_
 from settings import config as config_mod
 from settings.config import Config
 from tracking.console import ConsoleSink
-from tracking.history import CsvSink
+from tracking.history import COLUMNS, CsvSink
 from tracking.recorder import RunRecorder, class_metrics
 from tracking.sink import Lifecycle, RunInfo, RunResult, Sink
 from tracking.tensorboard import TensorBoardSink
@@ -80,11 +80,13 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None, sinks: S
     ``sinks``: more listeners besides the run's own (e.g. a sweep's pruning reporter), rank 0 only.
     """
     run = set_up(cfg, cli_keys)
-    own: list[Sink] = [CsvSink(run.run_dir), RunRecorder(run.cfg, run.run_dir), ConsoleSink()]
+    # The console first: its line shows before the files are written and curves.png is drawn.
+    own: list[Sink] = [ConsoleSink(), CsvSink(run.run_dir), RunRecorder(run.cfg, run.run_dir)]
     if run.cfg.tensorboard:
-        own.insert(1, TensorBoardSink(run.run_dir))
-    with Lifecycle([*own, *sinks] if ddp.is_main() else []) as life, \
-            GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop:
+        own.append(TensorBoardSink(run.run_dir))
+    # The signal handler outlives the sinks: a second Ctrl-C while they close cannot kill them unended.
+    with GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop, \
+            Lifecycle([*own, *sinks] if ddp.is_main() else []) as life:
         life.start(RunInfo(run.cfg, run.run_dir, list(run.bundle.class_names), run.global_step, list(run.history),
                            None if run.resumed else run.c.model))
         train_epochs(run, life, stop, progress)
@@ -205,8 +207,7 @@ def train_epochs(run: Run, life: Lifecycle, stop: GracefulStop, progress: bool |
         c.scheduler.step_epoch(monitored)  # plateau follows --monitor (its mode from common.monitors)
         improved = c.stopper.update(monitored, epoch, counts=not in_warmup)
         record = stats.record(epoch, val_loss, val_acc, improved)
-        run.history.append({k: record[k] for k in ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
-                                                   "seconds")})
+        run.history.append({k: record[k] for k in COLUMNS})  # metrics.csv's row, as checkpoints keep it
         run.epoch = epoch
         state = run.state(epoch)
         life.on_epoch(run.global_step, record)  # metrics.csv, TensorBoard, the database, the console line
