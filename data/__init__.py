@@ -2,7 +2,7 @@
 
 Add a dataset by writing ``load(data_dir, val_split, test_split, **cfg)`` in its own module and
 adding one line to ``DATASETS``. Loaders take what they need from the keyword arguments
-(seed, strict, image_size, data_mode, verify, num_workers) and ignore the rest.
+(seed, strict, image_size, data_mode, verify, num_workers, max_pixels) and ignore the rest.
 """
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def load_from_config(cfg, verify: bool = False, class_names: list[str] | None = 
     ``class_names`` (a checkpoint's) keeps that run's class order for the same set of classes."""
     return load_dataset(cfg.dataset, cfg.data_dir, val_split=cfg.val_split, test_split=cfg.test_split,
                         seed=cfg.seed, strict=cfg.strict_data, image_size=cfg.image_size, data_mode=cfg.data_mode,
-                        verify=verify, num_workers=cfg.num_workers, class_names=class_names)
+                        verify=verify, num_workers=cfg.num_workers, class_names=class_names,
+                        max_pixels=cfg.max_image_pixels)
 
 
 def preprocessing_of(bundle: DataBundle) -> dict[str, Any]:

@@ -45,6 +45,8 @@ class DataReport:
     notes: list[str] = field(default_factory=list)  # what the loader decided (split, resize, streaming)
     channels: int = 0  # what every image was converted to (file datasets)
     exif_rotated: int = 0  # images whose EXIF Orientation tag turns or mirrors them when decoded
+    duplicates: int = 0  # files reached again through another link (or hard link): counted once
+    link_loops: list[str] = field(default_factory=list)  # folders reached again through a link: not re-entered
 
     def warnings(self) -> list[str]:
         """One line per problem worth a user's attention."""
@@ -60,6 +62,12 @@ class DataReport:
             absent = [c for c in self.class_names if per_class.get(c, 0) == 0]
             if absent and split == "train":
                 out.append(f"train has no images of class(es) {', '.join(absent)}: the model cannot learn them")
+        if self.duplicates:  # one file in two splits would leak test images into training
+            out.append(f"{self.duplicates} duplicate file(s) dropped: the same file reached through more than one "
+                       f"link or path is used once")
+        if self.link_loops:
+            shown = ", ".join(self.link_loops[:3]) + (" ..." if len(self.link_loops) > 3 else "")
+            out.append(f"{len(self.link_loops)} link(s) to a folder already scanned skipped (loops or repeats: {shown})")
         if self.empty_classes:
             out.append(f"empty class folder(s): {', '.join(self.empty_classes)}")
         if self.non_images:

@@ -30,9 +30,10 @@ def preview(names: Sequence, limit: int = 6) -> str:
     return "[" + ", ".join(names[:limit]) + more + "]"
 
 
-def load_members(paths: Sequence[str], device: torch.device) -> list[LoadedModel]:
-    """Load every checkpoint; they must predict the same classes in the same order."""
-    members = [load_model_from_checkpoint(p, device) for p in paths]
+def load_members(paths: Sequence[str], device: torch.device, amp: str = "auto") -> list[LoadedModel]:
+    """Load every checkpoint (``amp``: see ``load_model_from_checkpoint``); they must predict the same
+    classes in the same order."""
+    members = [load_model_from_checkpoint(p, device, amp) for p in paths]
     first = members[0]
     for m in members[1:]:
         if m.class_names != first.class_names:

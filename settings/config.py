@@ -39,6 +39,7 @@ class Config:
     strict_data: bool = False
     num_workers: int = -1  # -1: pick from the machine
     data_mode: str = "auto"  # auto | memory | stream (image files: decode once in memory, or in workers)
+    max_image_pixels: int = 89_478_485  # width x height above which an image file is refused (Pillow's default)
     # --- model ---
     model: str = "custom"
     width: int = 32

@@ -50,6 +50,7 @@ def check_config(cfg: Config) -> None:
     _require(cfg.width >= 1 and cfg.depth >= 1, "--width and --depth must be >= 1")
     _require(not stage_widths(cfg) or cfg.model == "custom",
              f"--widths shapes the custom CNN only (got --model {cfg.model})")
+    _require(cfg.max_image_pixels >= 1, f"--max_image_pixels must be >= 1 (got {cfg.max_image_pixels})")
     _require(cfg.image_size >= 0, "--image_size must be >= 0 (0 keeps the dataset's size)")
     _require(cfg.max_nonfinite >= 1, "--max_nonfinite must be >= 1")
     _require(cfg.grad_clip >= 0, "--grad_clip must be >= 0 (0 disables it)")
