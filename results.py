@@ -10,6 +10,7 @@ Examples:
     python results.py classes cosine --epoch 12 --format csv # ... of every cosine run, at epoch 12
     python results.py compare 3 4 7                          # runs side by side, and their val accuracy per epoch
     python results.py import checkpoints                     # rebuild the database from run folders
+    python results.py best --results_db postgresql://lab@db-host:5432/lab   # the database several machines share
 
 The database is <checkpoint_dir>/results.db (default checkpoints/results.db); --results_db picks another.
 `best` ranks only comparable runs -- one comparability key (resultsdb/compare.py): same data, model and
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Sequence
 
 from common.cli import ArgParser, add_shared_flags
-from common.errors import UsageError, run_cli
+from common.errors import AppError, UsageError, run_cli
 from resultsdb.db import DB_FILE
 from resultsdb.leaderboard import DEFAULT_METRIC, METRICS
 from resultsdb.table import FORMATS, render
@@ -36,8 +37,9 @@ DEFAULT_DB = Path("checkpoints") / DB_FILE
 
 def build_parser() -> ArgParser:
     common = ArgParser(add_help=False)
-    common.add_argument("--results_db", type=Path, default=None, metavar="PATH",
-                        help=f"the database (default: {DEFAULT_DB}; for import: DIR/results.db)")
+    common.add_argument("--results_db", default=None, metavar="PATH|URL",
+                        help=f"the database: a SQLite file or a URL such as postgresql://USER@HOST:PORT/DB "
+                             f"(default: {DEFAULT_DB}; for import: DIR/results.db)")
     common.add_argument("--format", choices=FORMATS, default="table", help="(default: table)")
     add_shared_flags(common)
     p = ArgParser(description=__doc__)
@@ -65,6 +67,14 @@ def build_parser() -> ArgParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from resultsdb.server import ServerError
+    try:
+        return _main(argv)
+    except ServerError as e:
+        raise AppError(f"results database: {e}") from None
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import sqlite3
 
@@ -79,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _command(args) -> int:
     from resultsdb import queries
     from resultsdb.db import ResultsDB
+    from resultsdb.server import is_url
 
     if args.command == "import":
         if not args.dir.is_dir():
@@ -92,7 +103,7 @@ def _command(args) -> int:
         return 0
 
     path = args.results_db or DEFAULT_DB
-    if not path.is_file():
+    if not is_url(str(path)) and not Path(path).is_file():
         raise UsageError(f"no results database at {path}: train a run first, pass --results_db PATH, or rebuild "
                          f"it with `python results.py import DIR`")
     with ResultsDB(path) as db:

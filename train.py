@@ -27,7 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from runtime.distributed import peer_failures
     from engine.trainer import fit  # heavy imports only once the command line is known to be good
     with peer_failures():  # under torchrun: another process died -> one line, not a traceback
-        fit(cfg, script["cli_keys"])
+        from tracking.trial import from_env
+        trial = from_env()  # started by sweep.py as a trial of its study: report, and stop if pruned
+        fit(cfg, script["cli_keys"], sinks=[trial] if trial is not None else [])
     return 0
 
 

@@ -229,6 +229,9 @@ def train_epochs(run: Run, life: Lifecycle, stop: GracefulStop, progress: bool |
             save_checkpoint(state, *paths, run.run_dir / "last.pt")
             prune_epoch_files(run.run_dir, cfg.keep_last)  # after the commit point: a crash never loses the newest
         faults.point("epoch_end", release=stop)  # tests: pause here until signalled
+        request = life.stop_request()  # e.g. a sweep's pruned trial: ends here, last.pt saved
+        if request is not None and epoch < cfg.epochs:
+            raise request
         if c.stopper.should_stop:
             run.stop_reason = early_stop_reason(run)
             say(run.stop_reason)

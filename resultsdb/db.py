@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from common.errors import AppError, first_line
+from resultsdb.server import ServerConnection, ServerError, create_schema, is_url, sqlite_path
 
 TASK = "img-classification"
 DB_FILE = "results.db"  # the database's name in a --checkpoint_dir, unless --results_db says otherwise
-STATUSES = ("running", "finished", "stopped", "interrupted", "failed")
+DB_ERRORS = (sqlite3.Error, OSError, ServerError)  # what a database call can raise: callers catch these
+STATUSES = ("running", "finished", "stopped", "interrupted", "pruned", "failed")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -33,7 +35,7 @@ CREATE TABLE IF NOT EXISTS runs (
     scheduler_type TEXT,
     seed          INTEGER,
     config        TEXT,                   -- the resolved config, JSON
-    status        TEXT,                   -- running | finished | stopped | interrupted | failed
+    status        TEXT,                   -- running | finished | stopped | interrupted | pruned | failed
     started       TEXT,
     ended         TEXT,
     epochs        INTEGER,                -- planned epochs
@@ -112,10 +114,16 @@ def unusable(path: str | Path, e: sqlite3.Error, rebuild_from: str = "checkpoint
 
 
 class ResultsDB:
-    """A connection to the database file (created with its schema on first use)."""
+    """A connection to the database (created with its schema on first use): a file path, or a
+    SQLAlchemy URL -- ``sqlite:///PATH`` or a server's, ``postgresql://USER@HOST:PORT/DB``."""
 
     def __init__(self, path: str | Path, timeout: float = 30.0):
-        self.path = Path(path)
+        if is_url(path) and sqlite_path(str(path)) is None:
+            self.path = str(path)
+            self.conn = ServerConnection(str(path), timeout)
+            create_schema(self.conn, SCHEMA, timeout)
+            return
+        self.path = Path(sqlite_path(str(path)) or path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # IMMEDIATE: a write transaction takes the write lock when it begins, waiting up to the busy
         # timeout; a deferred one that reads first and then writes can get SQLITE_BUSY at once in WAL
@@ -208,7 +216,7 @@ class ResultsDB:
 
     # --- readers -----------------------------------------------------------------------------------
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute(sql, tuple(params)).fetchall()]
+        return [{k: r[k] for k in r.keys()} for r in self.conn.execute(sql, tuple(params)).fetchall()]
 
     def run_id_of(self, run_dir: str | Path) -> int | None:
         row = self.conn.execute("SELECT run_id FROM runs WHERE run_dir = ?", (str(Path(run_dir).resolve()),)).fetchone()

@@ -92,7 +92,7 @@ def classes(db: ResultsDB, target: str, epoch: int | None = None,
 def runs(db: ResultsDB) -> list[dict[str, Any]]:
     return db.query("""
         SELECT r.run_id, r.status, r.model_name, r.dataset, r.scheduler_type, r.seed,
-               COUNT(s.epoch) || '/' || COALESCE(r.epochs, '?') AS epochs, r.best_epoch,
+               COUNT(s.epoch) || '/' || COALESCE(CAST(r.epochs AS TEXT), '?') AS epochs, r.best_epoch,
                MAX(s.accuracy) AS best_val_acc, r.test_accuracy, r.started, r.comparability_key, r.run_dir
         FROM runs r LEFT JOIN scheduler_results s ON s.run_id = r.run_id
         GROUP BY r.run_id ORDER BY r.run_id""")

@@ -80,7 +80,7 @@ class Config:
     save_every: int = 0
     keep_last: int = 0  # keep the N newest epoch_NNN.pt files; 0 keeps all
     resume: str = ""  # PATH or 'auto'
-    results_db: str = ""  # SQLite file of all runs; "" -> <checkpoint_dir>/results.db, "none" disables
+    results_db: str = ""  # database of all runs: a SQLite file or a SQLAlchemy URL; "" -> <checkpoint_dir>/results.db, "none" disables
     # --- runtime ---
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
@@ -299,7 +299,7 @@ def build_parser(description: str = "") -> ArgParser:
 def add_config_flags(p: ArgParser, names: Sequence[str]) -> None:
     """Config fields ``names`` as ``--flags`` of ``p``, typed and documented as train.py's (help text from
     configs/default.yaml); a flag not given is absent from the namespace, so the Config default holds."""
-    metavars = {"early_stopping": "PATIENCE", "resume": "PATH|auto", "results_db": "PATH|none", "lr": "FLOAT|auto"}
+    metavars = {"early_stopping": "PATIENCE", "resume": "PATH|auto", "results_db": "PATH|URL|none", "lr": "FLOAT|auto"}
     types = {"lr": _lr_value}
     meaning = field_help()
     defaults = Config()

@@ -117,3 +117,12 @@ def nan_on_forwards(monkeypatch, calls, *, training: bool, first_model_only: boo
         model.register_forward_hook(hook)
         return model
     monkeypatch.setattr(engine.setup, "build_model", build)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One real PostgreSQL server for the session (tests/pg.py); each test takes a new database."""
+    from pg import server_or_skip
+    server = server_or_skip()
+    yield server
+    server.stop()

@@ -19,7 +19,7 @@ LAYERS = [
     ["artifacts", "tracking"],                    # checkpoint file and model loading; the run's sinks
     ["engine"],                                   # training loop, trainer, run folders, EMA, LR finder
     ["evaluation"],                               # metrics, reports, prediction, explanation, export
-    ["webapp"],                                   # the Streamlit page app.py serves
+    ["webapp", "lab"],                            # the Streamlit page app.py serves; the sweep's Optuna study
 ]
 RANK = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
 

@@ -23,7 +23,7 @@ def test_sweep_trains_each_schedule_ranks_them_and_skips_finished_runs_on_rerun(
     first = cli(*args, timeout=300)
     assert first.returncode == 0, first.stderr
     sweep = ck / "s"
-    progress = re.findall(r"\[(\d)/2\] (\w+)_s0: test acc", first.stdout)  # one line per finished run
+    progress = re.findall(r"run (\d)/2 done: (\w+)_s0 test acc \S+ \| ETA", first.stdout)  # one line per finished run
     assert sorted(n for n, _ in progress) == ["1", "2"] and sorted(s for _, s in progress) == ["cosine", "step"]
     for name in ("leaderboard.md", "leaderboard.csv", "lr.png", "val_acc.png"):
         assert (sweep / name).stat().st_size > 0
@@ -127,7 +127,7 @@ def test_ctrl_c_stops_every_job_resumably_and_the_same_command_finishes_them(tmp
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGINT, out + err
-    assert "stopped after" in out and "Run the same command again to continue" in out
+    assert out.count("stopped (resumable)") == 2 and "Run the same command again to continue" in out
     sweep = ck / "s"
     for name in ("step_s0", "cosine_s0"):
         assert (sweep / name / "last.pt").is_file() and not (sweep / name / "summary.json").exists()

@@ -8,7 +8,6 @@ off; metrics.csv stays the record and ``results.py import`` rebuilds.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,21 +16,25 @@ import torch
 
 from settings import config as config_mod
 from resultsdb.compare import comparability_key
-from resultsdb.db import DB_FILE, ResultsDB, as_json, now
+from resultsdb.db import DB_ERRORS, DB_FILE, ResultsDB, as_json, now
+from resultsdb.server import is_url
 from tracking.sink import RunInfo, RunResult, Sink
 
 BUSY_TIMEOUT_S = 30.0  # a sweep's jobs write a few rows per epoch: a lock is held for milliseconds
 
 
-def db_path(cfg) -> Path | None:
-    """``--results_db``: '' -> <checkpoint_dir>/results.db; 'none' -> no database."""
+def db_path(cfg) -> Path | str | None:
+    """``--results_db``: '' -> <checkpoint_dir>/results.db; 'none' -> no database; a URL as given."""
     return _db_file(cfg.results_db, Path(cfg.checkpoint_dir))
 
 
-def _db_file(setting: str, default_dir: Path) -> Path | None:
-    """A ``--results_db`` value as a file: '' -> <default_dir>/results.db; 'none' -> None."""
+def _db_file(setting: str, default_dir: Path) -> Path | str | None:
+    """A ``--results_db`` value: '' -> <default_dir>/results.db; 'none' -> None; a file, or a
+    SQLAlchemy URL (``sqlite:///PATH``, ``postgresql://USER@HOST:PORT/DB``) kept as text."""
     if setting.lower() == "none":
         return None
+    if is_url(setting):
+        return setting
     return Path(setting) if setting else default_dir / DB_FILE
 
 
@@ -64,7 +67,7 @@ def safe_db_call(path: Path | None, what: str, fn, rebuild_from: Path | None = N
     try:
         with ResultsDB(path, timeout=BUSY_TIMEOUT_S) as db:  # read at call time: tests shorten it
             return fn(db)
-    except (sqlite3.Error, OSError) as e:
+    except DB_ERRORS as e:
         where = f" {rebuild_from}" if rebuild_from is not None else ""
         print(f"warning: results database {path}: {e} ({what} not recorded; metrics.csv is unaffected, "
               f"`python results.py import{where}` rebuilds the database)", file=sys.stderr)

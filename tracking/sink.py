@@ -65,6 +65,11 @@ class Sink:
     def end(self, status: str) -> None:
         pass
 
+    def stop_request(self) -> BaseException | None:
+        """Asked after each epoch's checkpoint is saved: an error to end the run with there (a
+        sweep's pruned trial), or None to go on."""
+        return None
+
 
 def status_of(exc: BaseException | None, training_done: bool) -> str:
     """The status a run ends with. An exception may name its own (``run_status`` attribute)."""
@@ -108,6 +113,9 @@ class Lifecycle:
     def finish(self, result: RunResult) -> None:
         for s in self.sinks:
             s.finish(result)
+
+    def stop_request(self) -> BaseException | None:
+        return next((r for r in (s.stop_request() for s in self.sinks) if r is not None), None)
 
     def __enter__(self) -> "Lifecycle":
         return self

@@ -1,0 +1,234 @@
+"""The objective of a sweep's study: one configuration, trained on every seed as ordinary train.py runs.
+
+Each run is a child process in its own session (a Ctrl-C in the terminal reaches only the sweep,
+which forwards exactly one SIGINT to every running child: each finishes its step, saves last.pt and
+exits resumable), in its own folder ``<sweep>/<label>_s<seed>``, recorded in the results database.
+The trial's value is the mean over seeds of the run's score (test accuracy of best.pt, validation
+accuracy without a test split). A run the trial pruned exits with PRUNED_EXIT and the trial is
+pruned; the seeds after it are not run.
+
+A configuration is trained once: a trial whose configuration an earlier trial (not failed) already
+has -- two workers racing for the last grid point -- waits for that one and is dropped as a
+duplicate; a finished run folder whose config.yaml agrees is reused, not retrained.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from lab.identity import run_state
+from lab.progress import Progress
+from lab.space import Space, config_key, run_label, to_flags
+from lab.study import fail_stale, retry_callback
+from resultsdb.leaderboard import RunResult, read_run
+from tracking.trial import ENV, PRUNED_EXIT
+
+ROOT = Path(__file__).resolve().parents[1]
+TWIN_POLL_S = 2.0  # how often a duplicate trial looks whether its twin has finished
+
+
+class Duplicate(Exception):
+    """An earlier trial has this configuration (marked failed, with user attr ``duplicate_of``)."""
+
+
+class RunFailed(Exception):
+    """A run exited with an error; the trial fails, the sweep goes on and reports it at the end."""
+
+
+class Stopped(Exception):
+    """Ctrl-C / SIGTERM: the runs saved last.pt; the trial is queued again for the next start."""
+
+
+@dataclass
+class Setup:
+    space: Space
+    seeds: list[int]
+    train_args: list[str]
+    sweep_dir: Path
+    results_db: str
+    threads: int  # per run; 0: train.py decides
+    storage_url: str
+    study_name: str
+    pruner: str
+    epochs: int
+    settings: dict[str, Any]  # the sweep's settings (sweep.yaml): what each run's config.yaml must agree with
+    default_scheduler: str
+
+
+def score(r: RunResult) -> float:
+    return r.test_acc if r.test_acc is not None else r.best_val_acc
+
+
+def describe(r: RunResult) -> str:
+    what = "test acc" if r.test_acc is not None else "best val acc"
+    return f"{what} {score(r):.4f}"
+
+
+def result_attr(r: RunResult) -> dict[str, Any]:
+    """A run's result as a trial user attribute: every worker's leaderboard reads it from the study."""
+    return {**dataclasses.asdict(r), "folder": str(r.folder)}
+
+
+def result_of(attr: dict[str, Any]) -> RunResult:
+    return RunResult(**{**attr, "folder": Path(attr["folder"])})
+
+
+class Lab:
+    """Runs trials; ``stop(signum)`` forwards a signal to every running run."""
+
+    def __init__(self, setup: Setup, progress: Progress):
+        self.s = setup
+        self.progress = progress
+        self.procs: set[subprocess.Popen] = set()
+        self.lock = threading.Lock()
+        self.signum: int | None = None
+        self.failed: list[str] = []
+        self.started: set[int] = set()  # ids of this process's trials until they end
+
+    # --- signals ---------------------------------------------------------------------------------
+    def handle(self, signum: int, frame) -> None:
+        first = self.signum is None
+        self.signum = signum  # no new run starts; the trials going stop with their runs
+        with self.lock:
+            procs = list(self.procs)
+        for proc in procs:
+            try:
+                proc.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if first:
+            os.write(2, f"\n{signal.Signals(signum).name}: stopping {len(procs)} running runs (each saves last.pt); "
+                        f"press Ctrl-C again to make them quit at once\n".encode())
+
+    # --- the objective ---------------------------------------------------------------------------
+    def objective(self, trial: optuna.Trial) -> float:
+        self.started.add(trial._trial_id)
+        value = self._objective(trial)
+        self.started.discard(trial._trial_id)  # its end is Optuna's to record now
+        return value
+
+    def _objective(self, trial: optuna.Trial) -> float:
+        params = self.s.space.suggest(trial, self.s.default_scheduler)
+        key, label = config_key(params), run_label(params, self.s.default_scheduler)
+        trial.set_user_attr("config_key", key)
+        trial.set_user_attr("label", label)
+        if self.signum is not None:  # a trial begun as the sweep was stopping: queued for the next start
+            self._requeue_and_stop(trial, label)
+        self._drop_if_duplicate(trial, key)
+        results: list[RunResult] = []
+        for k, seed in enumerate(self.s.seeds):
+            name = f"{label}_s{seed}"
+            try:
+                self._one_seed(trial, params, label, k, seed, results)
+            finally:
+                self.progress.ended(name)  # a no-op once counted as done; else (an error) no longer running
+        return statistics.fmean(score(r) for r in results)
+
+    def _one_seed(self, trial: optuna.Trial, params: dict, label: str, k: int, seed: int,
+                  results: list[RunResult]) -> None:
+        """Run (or reuse) seed ``seed`` of the configuration; appends its result to ``results``."""
+        name = f"{label}_s{seed}"
+        folder = self.s.sweep_dir / name
+        state = run_state(folder, {**self.s.settings, **params, "seed": seed})
+        if state == "skip (finished)":
+            self._report_finished(trial, k, results, read_run(label, seed, folder))
+        else:
+            self.progress.started(name, folder)
+            rc = self._train(trial, folder, params, seed, k, results)
+            if rc == PRUNED_EXIT:
+                r = read_run(label, seed, folder)
+                results.append(r)
+                trial.set_user_attr("runs", [result_attr(x) for x in results])
+                print(self.progress.finished(name, f"pruned at epoch {r.epochs}", True), flush=True)
+                self.progress.drop(len(self.s.seeds) - k - 1)
+                raise optuna.TrialPruned()
+            if rc != 0 or self.signum is not None:
+                self._on_stopped_or_failed(trial, name, folder, rc)
+        r = read_run(label, seed, folder)
+        results.append(r)
+        trial.set_user_attr("runs", [result_attr(x) for x in results])
+        print(self.progress.finished(name, describe(r), trained=state != "skip (finished)"), flush=True)
+
+    def _drop_if_duplicate(self, trial: optuna.Trial, key: str) -> None:
+        """Raise Duplicate when an earlier trial (not failed) has this configuration. While that one
+        is running elsewhere, wait: it finishes, or its worker died and Optuna's heartbeat fails it
+        (its retry then takes the configuration over)."""
+        waited_on = None
+        while True:
+            trials = trial.study.get_trials(deepcopy=False)
+            if waited_on is not None and trials[waited_on].state.name == "FAIL":
+                twin = trials[waited_on]  # stale: its queued retry resumes the run
+            else:
+                twin = next((t for t in trials if t.number < trial.number and t.state.name != "FAIL"
+                             and t.user_attrs.get("config_key") == key), None)
+            if twin is None:
+                return
+            if twin.state.name != "RUNNING" or self.signum is not None:
+                trial.set_user_attr("duplicate_of", twin.number)
+                raise Duplicate(f"trial {trial.number} has the configuration of trial {twin.number}")
+            waited_on = twin.number
+            time.sleep(TWIN_POLL_S)
+            fail_stale(trial.study)  # a dead worker's trial fails (and is retried)
+
+    def _report_finished(self, trial: optuna.Trial, k: int, earlier: list[RunResult], r: RunResult) -> None:
+        """A reused run's epochs, reported as its live run would have (mean over the seeds so far)."""
+        for e, v in enumerate(r.val_acc, 1):
+            prior = [c.val_acc[min(e, len(c.val_acc)) - 1] for c in earlier]
+            trial.report(statistics.fmean([*prior, v]), k * self.s.epochs + e - 1)
+
+    def _train(self, trial: optuna.Trial, folder: Path, params: dict, seed: int, k: int,
+               earlier: list[RunResult]) -> int:
+        s = self.s
+        cmd = [sys.executable, str(ROOT / "train.py"), *s.train_args, *to_flags(params), "--seed", str(seed),
+               "--checkpoint_dir", str(s.sweep_dir), "--run_name", folder.name, "--resume", "auto",
+               "--results_db", s.results_db]
+        if s.threads:
+            cmd += ["--threads", str(s.threads)]
+        spec = {"storage": s.storage_url, "study": s.study_name, "trial_id": trial._trial_id, "pruner": s.pruner,
+                "max_resource": s.epochs * len(s.seeds), "step0": k * s.epochs,
+                "prior": [r.val_acc for r in earlier], "parent": os.getpid()}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", ENV: json.dumps(spec)}
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "train.log", "ab") as log:
+            log.write(f"\n$ {' '.join(cmd)}\n".encode())
+            log.flush()
+            with self.lock:
+                if self.signum is not None:
+                    return 128 + self.signum
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env=env, start_new_session=True)
+                self.procs.add(proc)
+        try:
+            return proc.wait()
+        finally:
+            with self.lock:
+                self.procs.discard(proc)
+
+    def _requeue_and_stop(self, trial: optuna.Trial, name: str) -> None:
+        """Queue the trial again as Optuna's retry of a stale trial would (same values, so the same run
+        folders, resumed from last.pt), and end this one."""
+        trial.study.stop()
+        retry_callback(max_retry=None)(trial.study, trial.study._storage.get_trial(trial._trial_id))
+        raise Stopped(name)
+
+    def _on_stopped_or_failed(self, trial: optuna.Trial, name: str, folder: Path, rc: int) -> None:
+        if rc in (0, 130, 143) or self.signum is not None:
+            print(f"{name}: stopped (resumable)", flush=True)
+            self._requeue_and_stop(trial, name)
+        lines = [ln for ln in (folder / "train.log").read_text(errors="replace").splitlines() if ln.strip()]
+        print(f"{name}: FAILED (exit {rc}): {lines[-1] if lines else 'no output'}", flush=True)
+        self.failed.append(name)
+        raise RunFailed(name)
+
