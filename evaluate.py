@@ -10,10 +10,11 @@ Examples:
     python evaluate.py --checkpoint run/best.pt --data_dir /data/moved           # dataset moved since training
     python evaluate.py --checkpoint run/best.pt --explain 20                     # + top_losses.png
     python evaluate.py --checkpoint custom/best.pt --checkpoint effnet/best.pt   # ensemble of two
+    python evaluate.py --checkpoint run/best.pt --amp off                        # float32, whatever the run used
 
 Writes to OUT (default ``<run folder>/eval_<split>/``, ``eval_<split>_ensemble/`` for an ensemble):
 metrics.json, confusion_matrix.csv, confusion_matrix.png, misclassified.csv, reliability.png; with
-``--explain K`` also top_losses.png (the K most confident mistakes with their Grad-CAM heat maps).
+``--explain K`` also top_losses.png (the K mistakes with the highest loss: input | Grad-CAM heat map).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Sequence
 
 from common.cli import cli_parser
 from common.errors import UsageError, run_cli
+from common.spelling import plural
 
 
 def build_parser():
@@ -33,12 +35,18 @@ def build_parser():
     p.add_argument("--data_dir", default=None, metavar="D", help="dataset location, if not the one used in training")
     p.add_argument("--output_dir", default=None, metavar="OUT", help="default: <run folder>/eval_<split>/")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
+    p.add_argument("--amp", choices=("auto", "on", "off"), default="auto",
+                   help="autocast: auto = the run's own mode (the default: reproduces its summary.json), "
+                        "on = bfloat16 on CPU / the run's dtype on GPU, off = float32")
     p.add_argument("--batch_size", type=int, default=256, metavar="N", help="images per forward pass (default: 256)")
     p.add_argument("--results_db", default=None, metavar="PATH|none",
                    help="where per-class metrics are recorded (default: the run's own results database; "
                         "not for an ensemble)")
     p.add_argument("--explain", type=int, default=0, metavar="K",
-                   help="also draw top_losses.png: the K most confident mistakes with their Grad-CAMs")
+                   help="also draw top_losses.png: the K mistakes with the highest loss, with their Grad-CAMs")
+    p.add_argument("--method", choices=("gradcam", "gradcam++", "eigencam"), default="gradcam",
+                   help="CAM method for --explain (default: gradcam)")
+    p.add_argument("--layer", default=None, metavar="NAME", help="layer for --explain's CAMs (default: automatic)")
     return p
 
 
@@ -49,10 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from runtime.runtime import resolve_device
     from evaluation.ensemble import check_same_samples, load_members, score_split
+    from evaluation.inference import precision
     from evaluation.metrics import evaluate_predictions
     from evaluation.report import EVAL_FILES, format_evaluation, format_members, write_evaluation
 
-    members = load_members(args.checkpoint, resolve_device(args.device))
+    members = load_members(args.checkpoint, resolve_device(args.device), args.amp)
     scored = [score_split(m, args.data_dir, args.split, args.batch_size) for m in members]
     check_same_samples(members, scored)
     first, ref = members[0], scored[0]
@@ -73,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  for m, e in zip(members, member_evs)]
         print()
     what = " + ".join(f"{m.cfg.model} ({m.path})" for m in members)
-    print(f"{'ensemble of ' if ensemble else ''}{what} on {first.cfg.dataset} ({ref.split_name} split)")
+    print(f"{'ensemble of ' if ensemble else ''}{what} on {first.cfg.dataset} ({ref.split_name} split, "
+          f"{precision(first)})")
     print(format_evaluation(ev, names, ref.split_name))
     write_evaluation(ev, names, ref.ids, out_dir)
     print(f"wrote {', '.join(EVAL_FILES)} to {out_dir}")
@@ -84,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if db is not None:
             print(f"recorded per-class metrics in {db} (python results.py classes ...)")
     if args.explain > 0:
-        _top_losses(first, ref, probs, labels, args.explain, out_dir)
+        _top_losses(first, ref, probs, labels, args, out_dir)
     return 0
 
 
@@ -92,25 +102,29 @@ def _headline(ev) -> dict:
     return {k: ev.metrics[k] for k in ("accuracy", "top5_accuracy", "macro_f1", "ece")}
 
 
-def _top_losses(loaded, scored, probs, labels, k: int, out_dir: Path) -> None:
-    """CAMs of the first member (a PyTorch checkpoint) for the K most confident mistakes."""
+def _top_losses(loaded, scored, probs, labels, args, out_dir: Path) -> None:
+    """CAMs of the first member (a PyTorch checkpoint) for the ``--explain`` K highest-loss mistakes."""
     from evaluation.cam import Explainer
     from evaluation.explain import split_image, top_loss_indices, write_top_losses
     if not scored.complete:
         print("warning: --explain skipped: unreadable files were skipped, so samples cannot be matched")
         return
-    idx = top_loss_indices(probs, labels, k)
+    idx = top_loss_indices(probs, labels, args.explain)
     if len(idx) == 0:
         print("no misclassified samples: no top_losses.png")
         return
     try:
-        explainer = Explainer(loaded)
+        explainer = Explainer(loaded, args.method, args.layer)
     except UsageError as e:  # an .onnx first member: the evaluation itself is written, say why no picture
         print(f"warning: --explain skipped: {e}")
         return
     images = [split_image(scored.split, int(i), loaded.channels) for i in idx]
-    write_top_losses(explainer, images, probs, labels, idx, out_dir / "top_losses.png")
-    print(f"wrote top_losses.png ({len(idx)} most confident mistakes) to {out_dir}")
+    empty = write_top_losses(explainer, images, probs, labels, idx, scored.ids, out_dir / "top_losses.png")
+    n = len(idx)
+    print(f"wrote top_losses.png (the {plural(n, 'mistake')} with the highest loss"
+          f"{'' if n == args.explain else f'; only {n} of the {args.explain} asked for exist'}) to {out_dir}")
+    if empty:
+        print(f"warning: {empty}")
 
 
 if __name__ == "__main__":

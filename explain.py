@@ -18,6 +18,8 @@ from typing import Sequence
 
 from common.errors import AppError, run_cli
 from common.cli import cli_parser
+from common.progress import bar
+from common.spelling import plural
 
 METHODS = ("gradcam", "gradcam++", "eigencam")  # evaluation.cam.METHODS, without importing torch for --help
 
@@ -37,12 +39,10 @@ def build_parser():
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from tqdm import tqdm
-
-    from data.images import ImageDecodeError
+    from data.images import ImageError
     from runtime.runtime import resolve_device
     from evaluation.cam import Explainer, target_index
-    from evaluation.explain import explain_file
+    from evaluation.explain import empty_warning, explain_file
     from artifacts.model_io import load_model_from_checkpoint
     from evaluation.inputs import expand_inputs
 
@@ -55,19 +55,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir = Path(args.output_dir) if args.output_dir else Path(args.checkpoint).resolve().parent / "explain"
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"{args.method} at layer {explainer.layer_name} of {loaded.cfg.model}; writing to {out_dir}")
-    written, failed = 0, 0
-    for path in tqdm(found.paths, desc="explain", disable=None, leave=False):
+    written, failed, explanations = 0, 0, []
+    progress = bar(found.paths, total=len(found.paths), desc="explain", unit="images")
+    for path in progress:
         try:
-            out = explain_file(explainer, path, target, out_dir)
-        except (ImageDecodeError, OSError) as e:
-            print(f"{path}  ERROR: {e}", file=sys.stderr)
+            out, ex = explain_file(explainer, path, target, out_dir)
+        except (ImageError, OSError) as e:
+            print(f"{path}  ERROR: {str(e).removeprefix(f'{path}: ')}", file=sys.stderr)
             failed += 1
             continue
         written += 1
-        tqdm.write(f"{path} -> {out}")
-    print(f"wrote {written} CAM figure(s) to {out_dir}" + (f"; {failed} file(s) could not be read" if failed else ""))
+        explanations.append(ex)
+        progress.write(f"{path} -> {out}" + ("  (empty map)" if ex.empty else ""))
+    print(f"wrote {plural(written, 'CAM figure')} to {out_dir}"
+          + (f"; {plural(failed, 'file')} could not be read" if failed else ""))
+    empty = empty_warning(explainer, explanations)
+    if empty:
+        print(f"warning: {empty}", file=sys.stderr)
     if not written:
-        raise AppError(f"none of the {failed} input(s) could be read as an image")
+        raise AppError(f"none of the {plural(failed, 'input')} could be read as an image")
     return 0
 
 

@@ -7,6 +7,7 @@ training does.
 
 Examples:
     python plot_schedule.py --list                                # the catalog, torch's aliases, the presets
+    python plot_schedule.py --png lr.png                          # the default run's schedule (cosine, 15 x 20)
     python plot_schedule.py --scheduler step_default --epochs 10 --steps_per_epoch 20 --png p.png   # preset A0_007
     python plot_schedule.py --scheduler cosine --scheduler_T_max 5 --epochs 10 --steps_per_epoch 20  # torch's name
     python plot_schedule.py --scheduler cosine --warmup_epochs 1 --epochs 10 --steps_per_epoch 50 --png lr.png
@@ -27,32 +28,38 @@ from common.cli import ArgParser, cli_parser
 from common.errors import UsageError, run_cli
 from common.figures import pyplot, save_figure
 from common.fileio import write_atomic
-from common.monitors import MONITORS
-from settings.config import Config, apply_overrides, scheduler_flags
-from settings.validate import check_warmup
+from common.spelling import plural
+from settings.config import LR_AUTO, Config, add_config_flags, apply_overrides, scheduler_flags
+from settings.validate import check_schedule, check_warmup
 
-DEFAULTS = Config()
+# Updates per epoch of the default training run: the bundled digits' 1,257 training images in
+# batches of 64 (tests/test_plot_schedule.py checks it against the data).
+DEFAULT_STEPS_PER_EPOCH = 20
+# The settings this script shares with train.py: same flags, types, defaults and help.
+SHARED = ("scheduler", "lr", "epochs", "warmup_epochs", "warmup_steps", "warmup_mode", "warmup_start_factor",
+          "monitor")
+# Overlaid curves differ in dash, marker and width (the first drawn widest), so that curves that
+# coincide -- several schedules hold the base LR for a while -- all stay visible.
+DASHES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")  # 7 and 4 dashes: 28 curves before a pair repeats
 
 
 def get_args_parser() -> ArgParser:
     p = cli_parser(__doc__)
-    p.add_argument("--scheduler", metavar="NAME", help="any catalog name or preset (see --list)")
-    p.add_argument("--lr", type=float, default=DEFAULTS.lr, help=f"base LR (default: {DEFAULTS.lr})")
-    p.add_argument("--epochs", type=int, help="epochs of training")
-    p.add_argument("--steps_per_epoch", type=int, help="optimizer updates per epoch (batches / accum_steps)")
-    p.add_argument("--warmup_epochs", type=float, default=0.0, help="warmup length in epochs (fractional allowed)")
-    p.add_argument("--warmup_steps", type=int, default=0, help="or warmup length in updates")
-    p.add_argument("--warmup_mode", default=DEFAULTS.warmup_mode, choices=("linear", "exponential", "cosine", "constant"),
-                   help="shape of the warmup rise")
-    p.add_argument("--warmup_start_factor", type=float, default=DEFAULTS.warmup_start_factor,
-                   help=f"first update's LR as a fraction of the handover LR (default: {DEFAULTS.warmup_start_factor})")
+    add_config_flags(p, SHARED)
+    p.add_argument("--steps_per_epoch", type=int, default=DEFAULT_STEPS_PER_EPOCH, metavar="N",
+                   help=f"optimizer updates per epoch: training images / batch_size / accum_steps, rounded up "
+                        f"(train.py prints it; default: {DEFAULT_STEPS_PER_EPOCH}, the default run's: 1,257 "
+                        f"digits images in batches of 64)")
     p.add_argument("--val_losses", metavar="V1,V2,...", default="",
                    help="per-epoch values of the monitored metric for metric-driven schedules (default: no "
                         "improvement)")
-    p.add_argument("--monitor", default=DEFAULTS.monitor, choices=tuple(MONITORS),
-                   help="what --val_losses are: val_acc makes plateau's mode max, as in training")
-    p.add_argument("--csv", metavar="OUT.csv", help="write step,epoch,lr: one row per update (both 1-based)")
-    p.add_argument("--png", metavar="OUT.png", help="draw the curve(s)")
+    p.add_argument("--csv", metavar="OUT.csv",
+                   help="write --scheduler's curve: step,epoch,lr, one row per update (both 1-based)")
+    p.add_argument("--png", metavar="OUT.png", help="draw the curves")
+    p.add_argument("--log_y", action="store_true",
+                   help="LR on a log axis: decays over orders of magnitude (step, plateau) stay apart instead of "
+                        "all lying on 0; updates at LR 0 are left out")
     p.add_argument("--compare", nargs="+", metavar="NAME2", default=[],
                    help="more schedules on the same plot, with their default hyperparameters")
     p.add_argument("--list", action="store_true", help="print the catalog, torch's argument names and the presets")
@@ -78,17 +85,33 @@ def write_csv(points, steps_per_epoch: int, path: Path) -> None:
     write_atomic(buf.getvalue().encode(), Path(path))
 
 
-def draw(curves: dict[str, list], title: str, path: Path) -> None:
-    fig, ax = pyplot().subplots(figsize=(8, 4.2), dpi=90)
-    for label, points in curves.items():
-        ax.plot([p.epoch for p in points], [p.lr for p in points], label=label, linewidth=1.6)
+def figure(curves: dict[str, list], title: str, steps_per_epoch: int, epochs: int, log_y: bool = False):
+    """The LR of every update against the epoch, numbered from 1: epoch k runs from k to k + 1."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = pyplot().subplots(figsize=(9, 4.2))
+    n = len(curves)
+    for i, (label, points) in enumerate(curves.items()):
+        every = max(1, len(points) // 10)
+        ax.plot([1 + p.step / steps_per_epoch for p in points], [p.lr for p in points], label=label,
+                linestyle=DASHES[i % len(DASHES)], linewidth=3.0 - 1.8 * i / max(n - 1, 1),
+                marker=MARKERS[i % len(MARKERS)], markersize=5, markevery=(i * every // n, every))
+    ax.set_xlim(1, epochs + 1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("learning rate")
+    ax.set_ylabel("learning rate (log scale)" if log_y else "learning rate")
+    if log_y:
+        ax.set_yscale("log", nonpositive="mask")  # LR 0 (a cosine's last update) has no place on it
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2 if len(curves) > 4 else 1)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=90)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside, never on a curve
+    return fig
+
+
+def summary(label: str, points) -> str:
+    lrs = [p.lr for p in points]
+    return (f"{label}: {plural(len(lrs), 'update')}, LR first {lrs[0]:.4g}, max {max(lrs):.4g}, "
+            f"min {min(lrs):.4g}, last {lrs[-1]:.4g}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,22 +121,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.list:
         print(catalog_markdown() + "\n\n" + presets_markdown() if ns.markdown else catalog_text())
         return 0
-    missing = [f"--{k}" for k in ("scheduler", "epochs", "steps_per_epoch") if getattr(ns, k) is None]
-    if missing:
-        raise UsageError(f"missing {', '.join(missing)} (or use --list)")
-    if ns.epochs < 1 or ns.steps_per_epoch < 1 or ns.lr <= 0:
+    given = {k: v for k, v in vars(ns).items() if k in SHARED}
+    cfg = apply_overrides(Config(), {**given, **scheduler_flags(rest, parser)}, source="command line")
+    if cfg.lr == LR_AUTO:
+        raise UsageError(f"--lr {LR_AUTO} needs training data (python lr_find.py); give a number here")
+    if cfg.epochs < 1 or ns.steps_per_epoch < 1 or cfg.lr <= 0:
         raise UsageError("--epochs and --steps_per_epoch must be >= 1, --lr > 0")
-    cfg = apply_overrides(DEFAULTS, {"scheduler": ns.scheduler, "lr": ns.lr, "epochs": ns.epochs,
-                                     "monitor": ns.monitor,
-                                     "warmup_epochs": ns.warmup_epochs, "warmup_steps": ns.warmup_steps,
-                                     "warmup_mode": ns.warmup_mode, "warmup_start_factor": ns.warmup_start_factor,
-                                     **scheduler_flags(rest, parser)}, source="command line")
     check_warmup(cfg)
+    check_schedule(cfg, also=ns.compare)  # every name checked before anything is simulated
 
-    from schedulers import make_plan, resolve_params
+    from schedulers import make_plan
     from schedulers.simulate import simulate
-    for name in (cfg.scheduler, *ns.compare):  # all names checked first; presets scale with --epochs
-        resolve_params(name, cfg.scheduler_params if name == cfg.scheduler else {}, cfg.epochs, cfg.monitor)
     plan = make_plan(cfg.epochs, ns.steps_per_epoch, cfg.warmup_epochs, cfg.warmup_steps)
     losses = _losses(ns.val_losses)
     curves = {}
@@ -122,15 +140,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         label = name + "".join(f" {k}={v}" for k, v in params.items())
         curves[label] = simulate(name, params, cfg.epochs, ns.steps_per_epoch, plan.warmup_steps, cfg.lr, losses,
                                  cfg.warmup_mode, cfg.warmup_start_factor, monitor=cfg.monitor)
-    main_points = next(iter(curves.values()))
     if ns.csv:
-        write_csv(main_points, ns.steps_per_epoch, Path(ns.csv))
+        write_csv(next(iter(curves.values())), ns.steps_per_epoch, Path(ns.csv))
     if ns.png:
-        warm = f", {cfg.warmup_mode} warmup {plan.warmup_steps} updates" if plan.warmup_steps else ""
-        draw(curves, f"lr {cfg.lr:g}, {cfg.epochs} epochs x {ns.steps_per_epoch} updates{warm}", Path(ns.png))
-    lrs = [p.lr for p in main_points]
-    print(f"{cfg.scheduler}: {len(lrs)} updates, LR first {lrs[0]:.4g}, max {max(lrs):.4g}, min {min(lrs):.4g}, "
-          f"last {lrs[-1]:.4g}" + "".join(f"; wrote {f}" for f in (ns.csv, ns.png) if f))
+        warm = f", {cfg.warmup_mode} warmup {plural(plan.warmup_steps, 'update')}" if plan.warmup_steps else ""
+        title = (f"LR of every update: base lr {cfg.lr:g}, {plural(cfg.epochs, 'epoch')} x "
+                 f"{plural(ns.steps_per_epoch, 'update')}{warm}")
+        save_figure(figure(curves, title, ns.steps_per_epoch, cfg.epochs, ns.log_y), ns.png, dpi=90, tight=True)
+    for label, points in curves.items():
+        print(summary(label, points))
+    for f in (ns.csv, ns.png):
+        if f:
+            print(f"wrote {f}")
     return 0
 
 

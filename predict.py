@@ -14,6 +14,7 @@ Examples:
     python predict.py --checkpoint run/best.pt img/ --output preds.json --batch_size 64 --device cpu
     python predict.py --checkpoint run/best.onnx img/                                  # onnxruntime
     python predict.py --checkpoint custom/best.pt --checkpoint effnet/best.pt img/     # ensemble
+    python predict.py --checkpoint run/best.pt img/ --amp on                           # bfloat16 autocast
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def build_parser():
     p.add_argument("--output", default=None, metavar="FILE", help="also write the rows to FILE.csv or FILE.json")
     p.add_argument("--batch_size", type=int, default=32, metavar="N", help="images per forward pass (default: 32)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
+    p.add_argument("--amp", choices=("auto", "on", "off"), default="off",
+                   help="autocast: off = float32 (the default: the same numbers as the .onnx export and on every "
+                        "machine), on = bfloat16 on CPU / the run's dtype on GPU, auto = the run's own mode")
     return p
 
 
@@ -45,11 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Checked before any work: a typo should not cost a whole run.
         raise UsageError(f"--output must end in .csv or .json, got '{args.output}'")
 
-    import torch
-
     from runtime.runtime import resolve_device
     from evaluation.ensemble import ensemble_predictions, load_members
-    from evaluation.inference import NO_SUCH_FILE, predict_probs
+    from evaluation.inference import NO_SUCH_FILE, precision, warm_up
     from evaluation.inputs import expand_inputs
     from evaluation.report import format_prediction, latency_summary, write_predictions
 
@@ -58,11 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"warning: no image files in {raw}", file=sys.stderr)
     if not found.paths:
         raise AppError(f"nothing to predict: no image files found in {', '.join(args.inputs)}")
-    members = load_members(args.checkpoint, resolve_device(args.device))
+    members = load_members(args.checkpoint, resolve_device(args.device), args.amp)
     names, k = members[0].class_names, min(args.topk, len(members[0].class_names))
-    for loaded in members:  # a throw-away forward pass: lazy initialisation would be billed to the first image
-        h, w = loaded.preprocessing["input_size"]
-        predict_probs(loaded, torch.zeros(1, loaded.channels, h, w, device=loaded.device))
+    warmup_s = warm_up(members, min(args.batch_size, len(found.paths)))
 
     preds = []
     start = time.perf_counter()
@@ -70,16 +70,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_prediction(pred, names, k), flush=True)
         preds.append(pred)
     seconds = time.perf_counter() - start
-    print(latency_summary(preds, seconds, args.batch_size))
+    print(latency_summary(preds, seconds, args.batch_size, warmup_s, precision(members[0])))
     if args.output:
         write_predictions(preds, names, k, args.output)
         print(f"wrote {args.output}")
     if all(p.error for p in preds):
         missing = sum(p.error == NO_SUCH_FILE for p in preds)
         if missing == len(preds):
-            raise AppError(f"none of the {len(preds)} input path(s) exist; check the spelling, or quote a "
+            raise AppError(f"no input path exists ({len(preds)} given); check the spelling, or quote a "
                            f"glob pattern so predict.py expands it")
-        raise AppError(f"none of the {len(preds)} files could be read as an image ({missing} do not exist); "
+        raise AppError(f"no input could be read as an image ({len(preds)} given, {missing} missing); "
                        f"give image files, folders of them, or glob patterns")
     return 0
 

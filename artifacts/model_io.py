@@ -52,13 +52,19 @@ def is_onnx_path(path: Path) -> bool:
     return path.suffix.lower() == ".onnx"
 
 
-def load_model_from_checkpoint(path: str | Path, device: torch.device) -> LoadedModel:
+AMP_CHOICES = ("auto", "on", "off")  # evaluate.py / predict.py --amp
+
+
+def load_model_from_checkpoint(path: str | Path, device: torch.device, amp: str = "auto") -> LoadedModel:
     """Build the checkpoint's model with its inference weights (EMA when kept), in eval mode.
 
     Raises AppError for missing/corrupt/other-version files (via ``load_checkpoint``) and for
     weights that do not fit the architecture the checkpoint names. An ``.onnx`` file written by
-    export.py loads too: onnxruntime runs it on the CPU (``device`` is then ignored).
+    export.py loads too: onnxruntime runs it on the CPU in float32 (``device`` and ``amp`` are then ignored).
+    ``amp``: ``auto`` runs the run's own autocast, ``on`` forces it (bfloat16 on a CPU), ``off`` float32.
     """
+    if amp not in AMP_CHOICES:
+        raise UsageError(f"unknown --amp '{amp}'; valid: {', '.join(AMP_CHOICES)}")
     path = Path(path)
     if is_onnx_path(path):
         from artifacts.onnx_model import read_onnx
@@ -90,8 +96,10 @@ def load_model_from_checkpoint(path: str | Path, device: torch.device) -> Loaded
     # state is saved) read on a CPU runs in float32 instead: CPUs have no float16 autocast, and
     # bfloat16 would be neither the run's numbers nor fast on CPUs without bf16 instructions.
     gpu_float16 = bool(ckpt.get("scaler")) or cfg.amp_dtype == "float16"
-    amp = amp_policy(cfg.amp == "on" and not (device.type == "cpu" and gpu_float16), cfg.amp_dtype, device)
-    return LoadedModel(model, cfg, names, dict(pre), device, amp, path, int(ckpt.get("epoch", 0)),
+    cpu_half = device.type == "cpu" and gpu_float16
+    enabled = {"auto": cfg.amp == "on" and not cpu_half, "on": True, "off": False}[amp]
+    policy = amp_policy(enabled, "bfloat16" if cpu_half else cfg.amp_dtype, device)
+    return LoadedModel(model, cfg, names, dict(pre), device, policy, path, int(ckpt.get("epoch", 0)),
                        ckpt.get("best_metric"), int(ckpt.get("global_step", 0)))
 
 

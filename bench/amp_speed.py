@@ -31,6 +31,7 @@ from runtime import autotune  # noqa: E402
 from settings.config import Config, apply_overrides, architecture_key, load_yaml, model_args  # noqa: E402
 from runtime.runtime import set_threads  # noqa: E402
 from models import build_model  # noqa: E402
+from common.spelling import plural  # noqa: E402
 
 RECIPES = ["configs/fashion_mnist.yaml", "configs/fashion_mnist_best.yaml"]
 SHAPE = (1, 28, 28)  # Fashion-MNIST
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     threads = set_threads(a.threads)
     peak = nominal_peak_gflops(threads)
     print(cpu_line())
-    print(f"{threads} threads, nominal fp32 peak {peak:.0f} GFLOP/s; torch {torch.__version__}")
+    print(f"{plural(threads, 'thread')}, nominal fp32 peak {peak:.0f} GFLOP/s; torch {torch.__version__}")
     for path in a.configs:
         cfg = apply_overrides(Config(), load_yaml(path), path)
         batch = a.batch or cfg.batch_size

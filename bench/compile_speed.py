@@ -22,6 +22,7 @@ from bench.amp_speed import CLASSES, SHAPE, cpu_line, model_of, step_times  # no
 from runtime import autotune  # noqa: E402
 from settings.config import Config, apply_overrides, architecture_key, load_yaml  # noqa: E402
 from runtime.runtime import set_threads  # noqa: E402
+from common.spelling import plural  # noqa: E402
 
 
 def run(cfg: Config, batch: int, steps: int, compile_it: bool, dtype, cl: bool) -> tuple[float, float]:
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
                              model_fn=lambda: model_of(cfg), model_key=architecture_key(cfg, CLASSES),
                              shape=(cfg.batch_size, *SHAPE), num_classes=CLASSES)
     dtype = getattr(torch, choice.dtype) if choice.amp else None
-    print(f"{a.config}: batch {cfg.batch_size}, {threads} threads, {choice.line()}")
+    print(f"{a.config}: batch {cfg.batch_size}, {plural(threads, 'thread')}, {choice.line()}")
     eager_first, eager = run(cfg, cfg.batch_size, a.steps, False, dtype, choice.channels_last)
     comp_first, comp = run(cfg, cfg.batch_size, a.steps, True, dtype, choice.channels_last)
     print(f"  eager:    first step {eager_first:6.2f} s, steady {eager * 1e3:7.1f} ms/step")

@@ -28,6 +28,7 @@ from engine.loop import NonFiniteGuard, Updater, train_one_epoch  # noqa: E402
 from runtime.runtime import amp_policy, set_threads  # noqa: E402
 from models import build_model  # noqa: E402
 from schedulers import Plan, build_scheduler  # noqa: E402
+from common.spelling import plural  # noqa: E402
 
 
 def make_batches(images: int, batch_size: int, channels_last: bool, device: str = "cpu"
@@ -107,7 +108,7 @@ def main() -> None:
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=plan.total_steps - 1)
         runs[kind] = (model, opt, sched, [])
     print(f"{a.images} images/epoch, batch {a.batch_size}, custom CNN width {a.width} depth {a.depth}, {device}, "
-          f"{threads} threads, amp={str(amp.dtype).removeprefix('torch.') if a.amp else 'off'}, "
+          f"{plural(threads, 'thread')}, amp={str(amp.dtype).removeprefix('torch.') if a.amp else 'off'}, "
           f"channels_last={a.channels_last}; cpu capability {torch.backends.cpu.get_cpu_capability()}; "
           f"round 0 is warm-up, not counted")
     for r in range(epochs):

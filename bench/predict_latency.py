@@ -37,6 +37,7 @@ from artifacts.model_io import load_model_from_checkpoint  # noqa: E402
 from evaluation.inference import predict_files  # noqa: E402
 from evaluation.export import export_onnx  # noqa: E402
 from models import build_model  # noqa: E402
+from common.spelling import plural  # noqa: E402
 
 
 def synthetic_checkpoint(folder: Path, image_size: int, channels: int, num_classes: int) -> Path:
@@ -148,7 +149,7 @@ def main() -> None:
 
     params = sum(x.numel() for x in loaded.model.parameters())
     print(f"model {loaded.cfg.model} ({params:,} parameters), input {loaded.channels}x{size[0]}x{size[1]} PNG, "
-          f"device {args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+          f"device {args.device}, {plural(torch.get_num_threads(), 'thread')}, torch {torch.__version__}")
     print(f"{'':34}" + "".join(f"{name:>12}" for name in rows))
     print(f"{'single image, median (ms)':34}" + "".join(f"{r[0]:12.2f}" for r in rows.values()))
     print(f"{'single image, p90 (ms)':34}" + "".join(f"{r[1]:12.2f}" for r in rows.values()))

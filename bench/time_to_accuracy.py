@@ -32,6 +32,7 @@ from engine.loop import NonFiniteGuard, Updater, evaluate, train_one_epoch  # no
 from runtime.runtime import amp_policy, seed_everything, set_threads  # noqa: E402
 from data import prepare_data, preprocessing_of  # noqa: E402
 from engine.setup import build_components, eval_model, runtime_choice  # noqa: E402
+from common.spelling import plural  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -129,7 +130,7 @@ def main() -> None:
     cfg = apply_overrides(Config(), load_yaml(a.config), a.config)
     threads = set_threads(a.threads)
     print(f"{a.config}: {cfg.model} width {cfg.width} depth {cfg.depth}, {cfg.epochs} epochs max, batch "
-          f"{cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, {cfg.scheduler}; {threads} threads; target val acc "
+          f"{cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, {cfg.scheduler}; {plural(threads, 'thread')}; target val acc "
           f"{a.target:.3f}")
     ours = project(cfg, a.target)
     base = typical(cfg, a.target, a.workers)

@@ -9,6 +9,7 @@ import argparse
 import typing
 
 from common.errors import UsageError
+from common.spelling import did_you_mean
 
 
 class ArgParser(argparse.ArgumentParser):
@@ -23,6 +24,24 @@ class ArgParser(argparse.ArgumentParser):
     def add_argument(self, *names, **kwargs):
         self.flags.extend(n for n in names if n.startswith("--"))
         return super().add_argument(*names, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        ns, rest = self.parse_known_args(args, namespace)
+        if rest:
+            raise self.unrecognized(rest[0])
+        return ns
+
+    def unrecognized(self, arg: str) -> UsageError:
+        """The error for a flag this parser does not know, with the flag it was probably meant to be."""
+        flag = arg.partition("=")[0]
+        hint = did_you_mean(flag, self.flags) if flag.startswith("-") else ""
+        return UsageError(f"unrecognized argument '{arg}'{hint}")
+
+    def _check_value(self, action, value):  # argparse's hook for ``choices`` (3.14 adds suggest_on_error)
+        if action.choices is not None and value not in action.choices:
+            valid = [str(c) for c in action.choices]
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r}{did_you_mean(str(value), valid)}; "
+                                                 f"valid: {', '.join(valid)}")
 
     def error(self, message: str) -> typing.NoReturn:  # type: ignore[override]
         raise UsageError(message)

@@ -6,9 +6,10 @@ traceback is shown only with ``--debug``.
 """
 from __future__ import annotations
 
-import difflib
 import sys
 from typing import Callable, Iterable, Sequence
+
+from common.spelling import did_you_mean
 
 
 class AppError(Exception):
@@ -27,9 +28,7 @@ class UsageError(AppError):
 def unknown_name(kind: str, name: str, valid: Iterable[str]) -> UsageError:
     """Build the error for an unknown registry name, listing the valid ones."""
     valid = sorted(valid)
-    close = difflib.get_close_matches(name, valid, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    return UsageError(f"unknown {kind} '{name}'.{hint} Valid: {', '.join(valid)}")
+    return UsageError(f"unknown {kind} '{name}'{did_you_mean(name, valid)}. Valid: {', '.join(valid)}")
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> None:

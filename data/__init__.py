@@ -2,13 +2,14 @@
 
 Add a dataset by writing ``load(data_dir, val_split, test_split, **cfg)`` in its own module and
 adding one line to ``DATASETS``. Loaders take what they need from the keyword arguments
-(seed, strict, image_size, data_mode, verify, num_workers) and ignore the rest.
+(seed, strict, image_size, data_mode, verify, num_workers, max_pixels) and ignore the rest.
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from common.errors import unknown_name
+from common.progress import phase
 from data import csv_list, digits, folder
 from data.check import enforce_strict, report_of
 from data.torchvision_sets import LOADERS as TORCHVISION_LOADERS
@@ -34,7 +35,8 @@ def load_from_config(cfg, verify: bool = False, class_names: list[str] | None = 
     ``class_names`` (a checkpoint's) keeps that run's class order for the same set of classes."""
     return load_dataset(cfg.dataset, cfg.data_dir, val_split=cfg.val_split, test_split=cfg.test_split,
                         seed=cfg.seed, strict=cfg.strict_data, image_size=cfg.image_size, data_mode=cfg.data_mode,
-                        verify=verify, num_workers=cfg.num_workers, class_names=class_names)
+                        verify=verify, num_workers=cfg.num_workers, class_names=class_names,
+                        max_pixels=cfg.max_image_pixels)
 
 
 def preprocessing_of(bundle: DataBundle) -> dict[str, Any]:
@@ -55,7 +57,8 @@ def prepare_data(cfg, class_names: list[str] | None = None) -> DataBundle:
     """Load the dataset a Config describes at its training size; ``bundle.report`` holds the dataset check's
     findings (``--strict_data`` turns unreadable files into an error). ``class_names``: a checkpoint's,
     whose class order (and so split) the bundle keeps."""
-    bundle = load_from_config(cfg, class_names=class_names)
+    with phase(f"loading {cfg.dataset}"):  # seconds for the larger sets: said, off a terminal too
+        bundle = load_from_config(cfg, class_names=class_names)
     enforce_strict(report_of(bundle), cfg.strict_data)
     if cfg.image_size and bundle.image_size != (cfg.image_size, cfg.image_size):
         size = (cfg.image_size, cfg.image_size)

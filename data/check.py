@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from common.errors import AppError
+from common.spelling import plural
 
 IMBALANCE_RATIO = 10  # max/min training images per class above which training is likely to suffer
 LIST_LIMIT = 20  # paths listed per problem in the full report; the rest are counted
@@ -45,12 +46,14 @@ class DataReport:
     notes: list[str] = field(default_factory=list)  # what the loader decided (split, resize, streaming)
     channels: int = 0  # what every image was converted to (file datasets)
     exif_rotated: int = 0  # images whose EXIF Orientation tag turns or mirrors them when decoded
+    duplicates: int = 0  # files reached again through another link (or hard link): counted once
+    link_loops: list[str] = field(default_factory=list)  # folders reached again through a link: not re-entered
 
     def warnings(self) -> list[str]:
         """One line per problem worth a user's attention."""
         out = []
         if self.bad_files:
-            out.append(f"{len(self.bad_files)} unreadable image(s) skipped (listed in --check_data; "
+            out.append(f"{plural(len(self.bad_files), 'unreadable image')} skipped (listed in --check_data; "
                        f"--strict_data makes them fatal)")
         lacks = [f"{split} lacks {', '.join(sorted(set(self.class_names) - set(classes)))}"
                  for split, classes in self.folder_classes.items() if set(self.class_names) - set(classes)]
@@ -59,11 +62,20 @@ class DataReport:
         for split, per_class in self.counts.items():
             absent = [c for c in self.class_names if per_class.get(c, 0) == 0]
             if absent and split == "train":
-                out.append(f"train has no images of class(es) {', '.join(absent)}: the model cannot learn them")
+                out.append(f"train has no images of {plural(len(absent), 'class', count=False)} {', '.join(absent)}: "
+                           f"the model cannot learn them")
+        if self.duplicates:  # one file in two splits would leak test images into training
+            out.append(f"{plural(self.duplicates, 'duplicate file')} dropped: the same file reached through more "
+                       f"than one link or path is used once")
+        if self.link_loops:
+            shown = ", ".join(self.link_loops[:3]) + (" ..." if len(self.link_loops) > 3 else "")
+            out.append(f"{plural(len(self.link_loops), 'link')} to a folder already scanned skipped "
+                       f"(loops or repeats: {shown})")
         if self.empty_classes:
-            out.append(f"empty class folder(s): {', '.join(self.empty_classes)}")
+            folders = plural(len(self.empty_classes), "empty class folder", count=False)
+            out.append(f"{folders}: {', '.join(self.empty_classes)}")
         if self.non_images:
-            out.append(f"{len(self.non_images)} non-image file(s) ignored")
+            out.append(f"{plural(len(self.non_images), 'non-image file')} ignored")
         if len(self.modes) > 1:
             target = {1: "grayscale", 3: "RGB"}.get(self.channels, "the same channels")
             out.append(f"mixed image modes {_counter(self.modes)}; all converted to {target}")
@@ -140,5 +152,5 @@ def enforce_strict(report: DataReport, strict: bool) -> None:
     """Under --strict_data any unreadable image stops the run, naming the files."""
     if strict and report.bad_files:
         shown = "; ".join(report.bad_files[:5]) + (" ..." if len(report.bad_files) > 5 else "")
-        raise DataError(f"{len(report.bad_files)} unreadable image(s) and --strict_data is set: {shown}. "
+        raise DataError(f"{plural(len(report.bad_files), 'unreadable image')} and --strict_data is set: {shown}. "
                         f"Fix or remove them, or drop --strict_data to skip them")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from data.check import DataError, DataReport
 from data.file_sets import FileList, build_bundle
+from data.images import MAX_IMAGE_PIXELS, ImageError, regular_file
 from data.types import DataBundle
 
 SPLITS = {"train", "val", "test"}
@@ -54,8 +55,10 @@ def read_csv_list(csv_path: str | Path) -> FileList:
         path = path if path.is_absolute() else csv_path.parent / path
         if not label:
             raise DataError(f"{csv_path}:{line}: empty label for {rel}")
-        if not path.is_file():
-            files.report.bad_files.append(f"{path}: missing (line {line})")
+        try:
+            regular_file(path)  # by type, unopened: a FIFO listed in the CSV must not block
+        except ImageError as e:
+            files.report.bad_files.append(f"{e} (line {line})")
             continue
         files.add(path, label, split)
     if "split" in cols:
@@ -66,8 +69,8 @@ def read_csv_list(csv_path: str | Path) -> FileList:
 
 def load(data_dir: str, val_split: float = 0.1, test_split: float = 0.2, image_size: int = 0,
          data_mode: str = "auto", verify: bool = False, num_workers: int = -1,
-         class_names: list[str] | None = None, **_) -> DataBundle:
+         class_names: list[str] | None = None, max_pixels: int = MAX_IMAGE_PIXELS, **_) -> DataBundle:
     """The CSV list at ``data_dir`` as a DataBundle."""
     return build_bundle(read_csv_list(data_dir), "csv", val_split, test_split, image_size=image_size,
                         data_mode=data_mode, verify=verify, num_workers=num_workers,
-                        class_names=class_names)
+                        class_names=class_names, max_pixels=max_pixels)

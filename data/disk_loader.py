@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from common.cores import usable_cores
-from data.images import ImageDecodeError, decode_file
+from data.images import MAX_IMAGE_PIXELS, ImageError, open_image
 from data.order import batch_count, epoch_generator, epoch_order, shard_slices
 from data.transforms import draw_params, eval_transform, fit_image, preset_params, shift_flip
 
@@ -38,21 +38,23 @@ class FileDataset(Dataset):
     one sample rather than the whole run (the loader decides whether that is fatal).
     """
 
-    def __init__(self, paths: list[str], labels: torch.Tensor, channels: int, size: int, pad: int = 0):
-        self.paths, self.labels = paths, labels
+    def __init__(self, paths: list[str], labels: torch.Tensor, channels: int, size: int, pad: int = 0,
+                 max_pixels: int | None = MAX_IMAGE_PIXELS):
+        self.paths, self.labels, self.max_pixels = paths, labels, max_pixels
         self.channels, self.size, self.pad = channels, size, pad
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def load(self, i: int) -> torch.Tensor:
-        return fit_image(decode_file(self.paths[i], self.channels), self.size)
+        # the dataset report counts animated files once: no per-file warning from the workers
+        return fit_image(open_image(self.paths[i], self.channels, self.max_pixels, say_animated=False), self.size)
 
     def __getitem__(self, key):
         i, dy, dx, flip = key if isinstance(key, tuple) else (key, 0, 0, False)
         try:
             img = self.load(i)
-        except ImageDecodeError as e:
+        except ImageError as e:
             return i, None, str(e)
         return i, shift_flip(img, self.pad, dy, dx, flip), ""
 

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from common.spelling import plural
 from data.check import DataError, DataReport, TooFewClasses
 from data.disk_loader import FileDataset, collate, resolve_workers
-from data.images import orientation
+from data.images import MAX_IMAGE_PIXELS, ImageError, header
 from data.split import SPLIT_SEED, stratified_split
 from data.types import DataBundle, Split, channel_stats
 
@@ -56,16 +57,6 @@ def class_order(names) -> list[str]:
     return sorted(set(names))
 
 
-def probe(path: str) -> tuple[str, tuple[int, int], int]:
-    """(mode, (width, height) as displayed, EXIF orientation) from the header only; raises for
-    files that are not images."""
-    from PIL import Image
-    with Image.open(path) as im:
-        turn = orientation(im)
-        w, h = im.size
-        return im.mode, ((h, w) if turn >= 5 else (w, h)), turn  # 5-8 are quarter turns
-
-
 def default_size(sizes: Counter) -> int:
     """Native side for uniform square images up to 224 px, else the median short side, capped."""
     if len(sizes) == 1:
@@ -95,20 +86,26 @@ def decode_all(ds: FileDataset, num_workers: int, keep: bool) -> tuple[torch.Ten
     return out, ok, bad
 
 
-def probe_all(files: FileList, report: DataReport) -> list[int]:
-    """Indices of the files whose header reads; the rest go to ``report.bad_files``."""
-    good = []
+def probe_all(files: FileList, report: DataReport, max_pixels: int = MAX_IMAGE_PIXELS) -> list[int]:
+    """Indices of the files whose header reads and is within ``max_pixels``; the rest go to
+    ``report.bad_files``. Only headers are read: nothing is decoded here."""
+    good, animated = [], 0
     for i, path in enumerate(files.paths):
         try:
-            mode, size, turn = probe(path)
-        except Exception as e:  # PIL raises several types for non-images and unreadable files
-            why = "not an image (unknown format)" if type(e).__name__ == "UnidentifiedImageError" else str(e)
-            report.bad_files.append(f"{path}: {why or type(e).__name__}")
+            mode, size, turn, moving = header(path)
+        except ImageError as e:
+            report.bad_files.append(str(e))
+            continue
+        if size[0] * size[1] > max_pixels:
+            report.bad_files.append(f"{path}: {size[0]}x{size[1]} is over max_image_pixels ({max_pixels})")
             continue
         report.modes[mode] += 1
         report.sizes[size] += 1
         report.exif_rotated += turn != 1
+        animated += moving
         good.append(i)
+    if animated:
+        report.notes.append(f"{plural(animated, 'animated image')}: the first frame of each is used")
     if not good:
         raise DataError(f"no readable images in {files.source}" + (
             f" ({len(report.bad_files)} unreadable)" if report.bad_files else "") +
@@ -118,7 +115,7 @@ def probe_all(files: FileList, report: DataReport) -> list[int]:
 
 def build_bundle(files: FileList, name: str, val_split: float, test_split: float, image_size: int = 0,
                  data_mode: str = "auto", verify: bool = False, num_workers: int = -1,
-                 class_names: list[str] | None = None) -> DataBundle:
+                 class_names: list[str] | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> DataBundle:
     """Probe, size, split, then decode once or stream: the DataBundle of a file dataset.
 
     ``class_names`` (a checkpoint's) fixes the class -> index order when it names the same classes,
@@ -128,7 +125,7 @@ def build_bundle(files: FileList, name: str, val_split: float, test_split: float
     streamed, and one newly corrupt file does not reshuffle every other image's split.
     """
     report = files.report or DataReport(source=files.source)
-    good = probe_all(files, report)
+    good = probe_all(files, report, max_pixels)
     channels = report.channels = 1 if set(report.modes) <= GRAY_MODES else 3
     side = image_size or default_size(report.sizes)
     if image_size == 0 and len(report.sizes) > 1:
@@ -143,9 +140,10 @@ def build_bundle(files: FileList, name: str, val_split: float, test_split: float
     parts = assign_splits(split_of, labels.numpy(), val_split, test_split, report)
     require_two_classes(files.source, class_names, labels[torch.from_numpy(parts[0])])
     if report.exif_rotated:
-        report.notes.append(f"{report.exif_rotated} images rotated by their EXIF tag (as photo viewers show them)")
+        report.notes.append(f"{plural(report.exif_rotated, 'image')} rotated by their EXIF tag "
+                            f"(as photo viewers show them)")
 
-    ds = FileDataset(paths, labels, channels, side)
+    ds = FileDataset(paths, labels, channels, side, max_pixels=max_pixels)
     estimate = len(good) * channels * side * side
     stream = data_mode == "stream" or (data_mode == "auto" and estimate > MEMORY_BUDGET)
     images, ok = None, [True] * len(paths)
@@ -173,7 +171,7 @@ def build_bundle(files: FileList, name: str, val_split: float, test_split: float
 def require_two_classes(source: str, class_names: list[str], train_labels: torch.Tensor) -> None:
     """A classifier needs at least two classes to train on; one class "learns" loss 0 and accuracy 1."""
     counts = train_labels.bincount(minlength=len(class_names)).tolist()
-    found = [f"{c} ({n} images)" for c, n in zip(class_names, counts) if n > 0]
+    found = [f"{c} ({plural(n, 'image')})" for c, n in zip(class_names, counts) if n > 0]
     if len(found) < 2:
         raise TooFewClasses(f"{source}: the training split has images of {len(found)} class"
                             f"{'' if len(found) == 1 else 'es'} ({', '.join(found) or 'none'}); a classifier needs "
@@ -203,7 +201,8 @@ def stream_stats(ds: FileDataset, train: Split, num_workers: int = -1
                  ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean/std of a streamed set from a fixed random sample of training images."""
     rows = np.sort(np.random.default_rng(SPLIT_SEED).permutation(len(train))[:STATS_SAMPLE])  # small sets: all, in order
-    sample = FileDataset([train.ids[r] for r in rows], train.labels[torch.from_numpy(rows)], ds.channels, ds.size)
+    sample = FileDataset([train.ids[r] for r in rows], train.labels[torch.from_numpy(rows)], ds.channels, ds.size,
+                         max_pixels=ds.max_pixels)
     images, ok, _ = decode_all(sample, num_workers, keep=True)
     if not any(ok):  # nothing decodable in the sample: neutral statistics, the bad files get reported
         return (0.5,) * ds.channels, (0.25,) * ds.channels

@@ -155,6 +155,7 @@ def make_loader(split: Split, batch_size: int, feed: Feed, *, augment_preset: st
                             sample_weights, f.channels_last, f.shard)
     from data.disk_loader import DiskLoader, FileDataset
     size, channels = f.preprocessing["input_size"][0], f.preprocessing["channels"]
-    dataset = FileDataset(split.ids, split.labels, channels, size)
+    # The split's files passed the run's pixel limit when their headers were probed (file_sets.probe_all).
+    dataset = FileDataset(split.ids, split.labels, channels, size, max_pixels=None)
     return DiskLoader(dataset, batch_size, f.preprocessing, f.device, augment_preset, shuffle, seed, sample_weights,
                       f.channels_last, f.num_workers, f.strict, f.shard)

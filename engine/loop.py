@@ -14,10 +14,10 @@ from typing import Any, Iterable
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from common import faults
 from common.errors import AppError
+from common.progress import bar as progress_bar
 from runtime.distributed import BatchAgreement, all_sum, is_dist
 from runtime.runtime import AmpPolicy
 
@@ -116,8 +116,8 @@ def train_one_epoch(u: Updater, loader: Iterable, *, epoch: int, global_step: in
     n_batches = len(loader)
     done = start_batch
     start = time.perf_counter() - float(acc.get("seconds", 0.0))
-    bar = tqdm(loader, total=n_batches, desc=f"epoch {epoch}", leave=False, disable=None if progress is None else not progress,
-               dynamic_ncols=True, mininterval=0.5)
+    # A bar on a terminal; in a log file a plain line at most every 10 s (an epoch can take minutes).
+    bar = progress_bar(loader, total=n_batches, desc=f"epoch {epoch}", enabled=progress, unit="batches")
     # Gradients are cleared just before the first backward of each update, as a hand-written loop
     # does. Freeing them right after the step was sometimes slower on CPU (in a profile of
     # bench/loop_overhead.py zero_grad took ~2.5 ms a call there, ~0.1 ms here); never faster.

@@ -23,11 +23,12 @@ from typing import Iterable
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from common.errors import AppError
 from common.figures import pyplot, save_figure
 from common.fileio import write_atomic
+from common.progress import bar as progress_bar
+from common.spelling import plural
 from data import DataBundle, preprocessing_of
 from data.loader import Feed, make_loader
 from engine.setup import build_components
@@ -51,7 +52,7 @@ class LRFind:
     def steepest(self) -> float:
         """LR of the steepest descent of the smoothed loss against log10(LR)."""
         if len(self.lrs) < SKIP_START + 3:
-            raise AppError(f"the LR range test stopped after {len(self.lrs)} updates ({self.stopped}); "
+            raise AppError(f"the LR range test stopped after {plural(len(self.lrs), 'update')} ({self.stopped}); "
                            f"too few to suggest an LR: lower --start_lr or raise --num_iter")
         # Only up to the minimum: after it the curve rises, and its edge is no place to train.
         end = max(int(np.argmin(self.smoothed)) + 1, SKIP_START + 3)
@@ -88,7 +89,7 @@ def range_test(model: nn.Module, optimizer: torch.optim.Optimizer, loader, crite
     out = LRFind()
     avg, best = 0.0, math.inf
     model.train()
-    bar = tqdm(total=num_iter, desc="LR range test", leave=False, disable=None if progress is None else not progress)
+    bar = progress_bar(total=num_iter, desc="LR range test", enabled=progress, unit="updates")
     for i, (x, y) in zip(range(num_iter), _batches(loader)):
         lr = start_lr * ratio ** (i / max(num_iter - 1, 1))
         for group in optimizer.param_groups:
@@ -108,6 +109,7 @@ def range_test(model: nn.Module, optimizer: torch.optim.Optimizer, loader, crite
         out.lrs.append(lr)
         out.losses.append(value)
         out.smoothed.append(smooth)
+        bar.set_postfix(lr=f"{lr:.3g}", smoothed_loss=f"{smooth:.4f}", refresh=False)
         bar.update()
         best = min(best, smooth)
         if smooth > diverge * best:
@@ -130,16 +132,21 @@ def write_outputs(result: LRFind, out_dir: Path) -> list[Path]:
     fig, ax = pyplot().subplots(figsize=(7, 4))
     ax.plot(result.lrs, result.losses, color="0.75", linewidth=0.8, label="loss per batch")
     ax.plot(result.lrs, result.smoothed, color="tab:blue", linewidth=1.8, label="smoothed loss")
+    title = "LR range test"
     if len(result.lrs) >= SKIP_START + 3:
         steep = result.steepest
         ax.axvline(steep, color="tab:red", linestyle="--", label=f"steepest descent: {steep:.2g} (suggested)")
+        ax.plot([steep], [float(np.interp(np.log(steep), np.log(result.lrs), result.smoothed))], "o",
+                color="tab:red", markersize=7)
         ax.axvline(result.min_over_10, color="tab:green", linestyle=":", label=f"minimum / 10: {result.min_over_10:.2g}")
+        title += f": suggested lr {steep:.2g}"
     ax.set_xscale("log")
     top = min(max(result.losses), 2 * max(result.smoothed)) if result.losses else 1
     ax.set_ylim(min(result.losses, default=0) * 0.95, top)
-    ax.set(xlabel="learning rate (log scale)", ylabel="training loss", title="LR range test")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    ax.set(xlabel="learning rate (log scale)", ylabel="training loss",
+           title=f"{title} ({plural(len(result.lrs), 'update')}, one batch each)")
+    ax.grid(alpha=0.3)  # decades only: a minor grid at every 2x..9x hides the curves
+    ax.legend(loc="upper left")
     fig.tight_layout()
     save_figure(fig, out_dir / "lr_find.png", dpi=90)
     return [out_dir / "lr_find.csv", out_dir / "lr_find.png"]
@@ -147,10 +154,10 @@ def write_outputs(result: LRFind, out_dir: Path) -> list[Path]:
 
 def report(result: LRFind) -> str:
     """The lines a user reads: the suggestion first, then the alternative and why the sweep ended."""
-    why = result.stopped or f"ran all {len(result.lrs)} updates"
+    why = result.stopped or f"ran all {plural(len(result.lrs), 'update')}"
     return (f"suggested lr: {result.steepest:.3g}\n"
             f"(steepest descent of the smoothed loss; minimum/10: {result.min_over_10:.3g}; "
-            f"{len(result.lrs)} updates from {result.lrs[0]:.3g} to {result.lrs[-1]:.3g}: {why})")
+            f"{plural(len(result.lrs), 'update')} from {result.lrs[0]:.3g} to {result.lrs[-1]:.3g}: {why})")
 
 
 def lr_range_test(cfg: Config, bundle: DataBundle, device: torch.device, amp, start_lr: float = 1e-7,

@@ -9,6 +9,7 @@ from typing import Any
 from artifacts.checkpoint import load_checkpoint
 from settings.config import Config, from_dict
 from common.errors import UsageError
+from common.spelling import plural
 
 # Settings a resumed run cannot change: they define the model, its data or the schedule's shape.
 FROZEN_ON_RESUME = ("model", "width", "depth", "widths", "dataset", "image_size", "scheduler", "warmup_epochs",
@@ -86,5 +87,6 @@ def start_run(cfg: Config, cli_keys: list[str]) -> RunStart:
         folder = path.parent
     merged = dataclasses.replace(merged, run_name=folder.name, resume="")
     part = ckpt.get("partial_epoch")  # saved by an interrupt inside an epoch
-    where = f"epoch {ckpt['epoch']}" + (f" + {part['batches']} batches of epoch {part['epoch']}" if part else "")
+    where = f"epoch {ckpt['epoch']}" + (f" + {plural(part['batches'], 'batch')} of epoch {part['epoch']}"
+                                        if part else "")
     return RunStart(merged, folder, ckpt, f"resuming {path} ({where}) into {folder}")

@@ -18,6 +18,7 @@ from torch.optim.swa_utils import AveragedModel
 from artifacts.checkpoint import Checkpoint
 from common.errors import UsageError
 from common.monitors import mode_of
+from common.spelling import plural
 from data import DataBundle, preprocessing_of
 from data.order import batch_count
 from engine.early_stopping import EarlyStopping
@@ -158,9 +159,9 @@ def restore(c: Components, ckpt: Checkpoint, cfg: Config, num_classes: int) -> N
         raise UsageError(f"the checkpoint has {len(ckpt['class_names'])} classes but dataset '{cfg.dataset}' has "
                          f"{num_classes}; start a new run without --resume")
     if saved.epochs != cfg.epochs and not is_horizon_free(cfg.scheduler, cfg.scheduler_params):
-        raise UsageError(f"schedule '{cfg.scheduler}' was laid out for {saved.epochs} epochs; changing --epochs "
-                         f"to {cfg.epochs} on resume would bend its curve. Keep --epochs {saved.epochs}, or use "
-                         f"a schedule that does not depend on the length (step, plateau, exponential)")
+        raise UsageError(f"schedule '{cfg.scheduler}' was laid out for {plural(saved.epochs, 'epoch')}; changing "
+                         f"--epochs to {cfg.epochs} on resume would bend its curve. Keep --epochs {saved.epochs}, or "
+                         f"use a schedule that does not depend on the length (step, plateau, exponential)")
     try:
         unwrap(c.model).load_state_dict(ckpt["model"])
     except RuntimeError as e:

@@ -27,6 +27,8 @@ from artifacts.model_io import load_model_from_checkpoint
 from common import faults
 from common.errors import AppError, UsageError
 from common.fileio import remove_stale_temps, write_atomic
+from common.progress import phase
+from common.spelling import plural
 from common.run_files import SUMMARY
 from data import DataBundle, prepare_data, preprocessing_of
 from data.loader import Feed, balanced_sample_weights, loss_weights, make_loader
@@ -145,8 +147,8 @@ def set_up(cfg: Config, cli_keys: list[str]) -> Run:
     say(f"{cfg.model} on {cfg.dataset}: {len(bundle.train)}/{len(bundle.val)}/"
         f"{len(bundle.test) if bundle.test else 0} train/val/test images, {k} classes, "
         f"{sum(p.numel() for p in c.model.parameters()):,} parameters, device {device}"
-        f"{' (' + str(threads) + ' threads)' if device.type == 'cpu' else ''}; "
-        f"{c.plan.steps_per_epoch} updates/epoch, warmup {c.plan.warmup_steps} updates{ddp.describe(cfg)}")
+        f"{' (' + plural(threads, 'thread') + ')' if device.type == 'cpu' else ''}; "
+        f"{c.plan.steps_per_epoch} updates/epoch, warmup {plural(c.plan.warmup_steps, 'update')}{ddp.describe(cfg)}")
     say(choice.line())
     if choice.warning:
         say(choice.warning)
@@ -231,7 +233,7 @@ def train_epochs(run: Run, life: Lifecycle, stop: GracefulStop, progress: bool |
 def early_stop_reason(run: Run) -> str:
     s = run.c.stopper
     return (f"early stopping: {run.cfg.monitor} has not improved by more than {run.cfg.min_delta:g} for "
-            f"{s.bad_epochs} epochs (best {s.best:.4f} at epoch {s.best_epoch})")
+            f"{plural(s.bad_epochs, 'epoch')} (best {s.best:.4f} at epoch {s.best_epoch})")
 
 
 # ---------------------------------------------------------------- phase 3: the final test
@@ -249,14 +251,15 @@ def final_test(run: Run, life: Lifecycle, stop: GracefulStop) -> dict[str, Any]:
     loader = make_loader(run.bundle.split(split), 256, Feed(best.preprocessing, run.device,
                                                             num_workers=ddp.workers_per_rank(cfg.num_workers),
                                                             strict=cfg.strict_data, shard=(ddp.rank(), ddp.world())))
-    logits, labels = predict_logits(best.model, loader, best.amp, tta=best.cfg.tta)
+    with phase(f"scoring best.pt on {len(run.bundle.split(split)):,} {split} images"):
+        logits, labels = predict_logits(best.model, loader, best.amp, tta=best.cfg.tta)
     loss, acc = scores(logits, labels)
     # Every rank's images (a collective: all ranks call it): per-class metrics and the confusion matrix.
     logits, labels = ddp.gather_rows(logits, labels)
     summary = {"run_dir": str(run_dir), "best_epoch": best.epoch, "best_metric": best.best_metric,
                "monitor": cfg.monitor, f"{split}_loss": loss, f"{split}_acc": acc,
                "stopped_early": bool(run.stop_reason),
-               "stop_reason": run.stop_reason or f"finished all {cfg.epochs} epochs"}
+               "stop_reason": run.stop_reason or f"finished all {plural(cfg.epochs, 'epoch')}"}
     if not ddp.is_main():
         return summary
     preds = logits.argmax(1)

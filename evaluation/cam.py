@@ -7,6 +7,11 @@ that timm itself lists as a feature map (``feature_info``); otherwise the last `
 
 CAMs are computed in float32 without autocast: they need gradients, and the heat map is only a
 picture, so the run's own AMP setting does not matter here.
+
+A map can be degenerate: Grad-CAM keeps only positive evidence (a ReLU over the weighted
+activations), so at a layer whose evidence for the class is all negative, or whose activations are
+constant, the map is blank. ``is_empty`` detects it; ``Explainer.working_layers`` finds the layers
+whose maps are not degenerate on the images at hand, which is what ``--layer`` suggestions list.
 """
 from __future__ import annotations
 
@@ -17,9 +22,14 @@ import torch
 from torch import nn
 
 from common.errors import UsageError
+from common.spelling import plural
 from artifacts.model_io import LoadedModel
 
 METHODS = ("gradcam", "gradcam++", "eigencam")
+CMAP = "inferno"  # perceptually uniform and readable in gray; low importance stays the plain image
+EMPTY_RANGE = 1e-3  # max - min of a [0, 1] map below this: blank or constant, nothing to see
+DISPLAY_SIDE = 224  # the smallest side figures show an input at (8x8 digits become 28x28-pixel cells)
+SUGGEST_FROM = 12  # layers tried (the deepest ones) when looking for maps that are not degenerate
 
 
 def _cam_class(method: str):
@@ -66,6 +76,11 @@ def find_layer(model: nn.Module, name: str | None) -> tuple[str, nn.Module]:
     return name, modules[name]
 
 
+def is_empty(cam_map: np.ndarray) -> bool:
+    """A map with nothing to show: blank (all zero) or constant, so its colours would be noise."""
+    return float(np.ptp(cam_map)) < EMPTY_RANGE
+
+
 class Explainer:
     """One CAM object for a loaded model; call it with preprocessed batches and target classes."""
 
@@ -79,14 +94,43 @@ class Explainer:
 
     def __call__(self, x: torch.Tensor, targets: Sequence[int]) -> np.ndarray:
         """Heat maps (N, H, W) in [0, 1] at the input size, for class ``targets[i]`` of image ``i``."""
-        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-        with torch.enable_grad():
-            maps = self.cam(input_tensor=x.float(), targets=[ClassifierOutputTarget(int(t)) for t in targets])
-        self.loaded.model.eval()  # grad-cam leaves the model as it found it, but say so explicitly
-        return np.nan_to_num(maps.astype(np.float32))  # a constant map normalises to 0/0
+        return _maps(self.cam, self.loaded.model, x, targets)
+
+    def working_layers(self, x: torch.Tensor, targets: Sequence[int], limit: int = 3) -> list[str]:
+        """Up to ``limit`` layers (deepest first, this one excluded) whose maps of ``x`` are none empty."""
+        found, modules = [], dict(self.loaded.model.named_modules())
+        cands = layer_candidates(self.loaded.model)
+        # Activations first: a conv, its BatchNorm and its ReLU would be three names for one place.
+        acts = [n for n in cands if isinstance(modules[n], (nn.ReLU, nn.SiLU, nn.GELU))]
+        for name in reversed((acts or cands)[-SUGGEST_FROM:]):
+            if name == self.layer_name:
+                continue
+            with _cam_class(self.method)(model=self.loaded.model, target_layers=[modules[name]]) as cam:
+                maps = _maps(cam, self.loaded.model, x, targets)
+            if not any(is_empty(m) for m in maps):
+                found.append(name)
+                if len(found) == limit:
+                    break
+        return found
+
+    def empty_advice(self, x: torch.Tensor, targets: Sequence[int], empty: int, total: int) -> str:
+        """The warning for ``empty`` blank maps out of ``total``, with layers that work on ``x``."""
+        layers = self.working_layers(x, targets)
+        tries = ([f"--layer {' or '.join(layers)}"] if layers else []) + (
+            ["--method eigencam"] if self.method != "eigencam" else [])  # eigencam needs no gradient sign
+        return (f"the map is empty at {self.layer_name} for {empty} of {plural(total, 'image')} (nothing drives the "
+                f"class there){'; try ' + ' or '.join(tries) if tries else ''}")
 
 
-def display_rgb(image_u8: torch.Tensor, size: tuple[int, int], min_side: int = 160) -> np.ndarray:
+def _maps(cam, model: nn.Module, x: torch.Tensor, targets: Sequence[int]) -> np.ndarray:
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    with torch.enable_grad():
+        maps = cam(input_tensor=x.float(), targets=[ClassifierOutputTarget(int(t)) for t in targets])
+    model.eval()  # grad-cam leaves the model as it found it, but say so explicitly
+    return np.nan_to_num(maps.astype(np.float32))  # a constant map normalises to 0/0
+
+
+def display_rgb(image_u8: torch.Tensor, size: tuple[int, int], min_side: int = DISPLAY_SIDE) -> np.ndarray:
     """A decoded uint8 image (C, H, W) as float RGB (H', W', 3) in [0, 1] at the model's input size,
     enlarged with nearest-neighbour so that 8x8 digits are still visible pixels on the page."""
     import torch.nn.functional as F
@@ -101,14 +145,21 @@ def display_rgb(image_u8: torch.Tensor, size: tuple[int, int], min_side: int = 1
     return x[:3].permute(1, 2, 0).numpy().astype(np.float32)
 
 
-def overlay(rgb: np.ndarray, cam_map: np.ndarray) -> np.ndarray:
-    """The heat map blended over ``rgb`` (uint8 H, W, 3), with grad-cam's own colouring."""
+def overlay(rgb: np.ndarray, cam_map: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """The heat map in CMAP blended over a grayscale copy of ``rgb`` (uint8 H, W, 3).
+
+    The map is upsampled smoothly (bicubic) to the display size, so a 2x2 map of an 8x8 input reads
+    as a gradient rather than four blocks. One constant ``alpha``: the colour bar stays true to the
+    colours, and the picture's light and dark still show through everywhere.
+    """
     import cv2
-    from pytorch_grad_cam.utils.image import show_cam_on_image
+    from matplotlib import colormaps
     h, w = rgb.shape[:2]
     if cam_map.shape != (h, w):
-        cam_map = cv2.resize(cam_map, (w, h), interpolation=cv2.INTER_LINEAR)
-    return show_cam_on_image(rgb, cam_map, use_rgb=True, image_weight=0.55)
+        cam_map = cv2.resize(cam_map, (w, h), interpolation=cv2.INTER_CUBIC)
+    gray = np.repeat(rgb.mean(axis=2, keepdims=True), 3, axis=2)
+    colour = colormaps[CMAP](np.clip(cam_map, 0, 1))[..., :3]
+    return np.round(255 * ((1 - alpha) * gray + alpha * colour)).clip(0, 255).astype(np.uint8)
 
 
 def target_index(target: str, class_names: Sequence[str]) -> int | None:

@@ -14,6 +14,7 @@ from typing import Iterator, Sequence
 import torch
 
 from common.errors import AppError
+from common.progress import phase
 from data import prepare_data
 from data.loader import Feed, make_loader
 from engine.loop import predict_logits
@@ -30,9 +31,10 @@ def preview(names: Sequence, limit: int = 6) -> str:
     return "[" + ", ".join(names[:limit]) + more + "]"
 
 
-def load_members(paths: Sequence[str], device: torch.device) -> list[LoadedModel]:
-    """Load every checkpoint; they must predict the same classes in the same order."""
-    members = [load_model_from_checkpoint(p, device) for p in paths]
+def load_members(paths: Sequence[str], device: torch.device, amp: str = "auto") -> list[LoadedModel]:
+    """Load every checkpoint (``amp``: see ``load_model_from_checkpoint``); they must predict the same
+    classes in the same order."""
+    members = [load_model_from_checkpoint(p, device, amp) for p in paths]
     first = members[0]
     for m in members[1:]:
         if m.class_names != first.class_names:
@@ -81,7 +83,8 @@ def score_split(loaded: LoadedModel, data_dir: str | None, split_name: str | Non
     # The training code's own loader: in-memory or streamed from disk, whichever the split is.
     loader = make_loader(split, max(1, batch_size), Feed(loaded.preprocessing, loaded.device,
                                                          num_workers=cfg.num_workers, strict=cfg.strict_data))
-    logits, labels = predict_logits(loaded.model, loader, loaded.amp, tta=cfg.tta)
+    with phase(f"scoring {loaded.path.name} on {len(split):,} {name} images"):
+        logits, labels = predict_logits(loaded.model, loader, loaded.amp, tta=cfg.tta)
     ids = [split.sample_id(i) for i in range(len(split))]
     complete = len(labels) == len(split)
     if not complete:  # positions no longer match the split's files

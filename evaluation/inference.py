@@ -2,7 +2,7 @@
 
 The checkpoint names the architecture (``config``), the classes and the preprocessing, so
 neither ``evaluate.py`` nor ``predict.py`` takes model flags. Files are turned into model input
-exactly as in evaluation: ``decode_file`` with the checkpoint's channel count, then the one
+exactly as in evaluation: ``open_image`` (the one guarded decoder) with the checkpoint's channel count, then the one
 ``eval_transform``; the forward pass is the evaluation loop's own ``predict_logits`` (with the
 run's test-time augmentation), so predict and evaluate cannot drift apart.
 """
@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from data.images import ImageDecodeError, decode_file
+from data.images import ImageError, open_image, warm_up_decoder
 from data.transforms import eval_transform
 from engine.loop import predict_logits
 from artifacts.model_io import LoadedModel
@@ -30,6 +30,22 @@ def predict_probs(loaded: LoadedModel, x: torch.Tensor) -> torch.Tensor:
 def preprocess(image: torch.Tensor, loaded: LoadedModel) -> torch.Tensor:
     """One decoded uint8 image (C, H, W) -> model input (1, C, h, w) on the model's device."""
     return eval_transform(image.unsqueeze(0).to(loaded.device), loaded.preprocessing)
+
+
+def precision(loaded: LoadedModel) -> str:
+    """The arithmetic a model runs in: float32, or its autocast dtype."""
+    return str(loaded.amp.dtype).removeprefix("torch.") if loaded.amp.enabled else "float32"
+
+
+def warm_up(members: Sequence[LoadedModel], batch: int) -> float:
+    """Seconds spent on one throw-away forward pass per model at the batch size to come, plus the
+    decoder's start-up: lazy initialisation would otherwise be billed to the first images."""
+    start = time.perf_counter()
+    warm_up_decoder()
+    for loaded in members:
+        h, w = loaded.preprocessing["input_size"]
+        predict_probs(loaded, torch.zeros(max(1, batch), loaded.channels, h, w, device=loaded.device))
+    return time.perf_counter() - start
 
 
 NO_SUCH_FILE = "no such file"  # a Prediction's error for an input path that does not exist
@@ -54,7 +70,7 @@ def top_classes(probs: torch.Tensor, class_names: Sequence[str], k: int) -> list
     return [(class_names[i], float(v)) for v, i in zip(p.tolist(), idx.tolist())]
 
 
-def _reason(path: Path, err: ImageDecodeError) -> str:
+def _reason(path: Path, err: ImageError) -> str:
     msg = str(err)
     prefix = f"{path}: "
     return msg[len(prefix):] if msg.startswith(prefix) else msg
@@ -64,13 +80,10 @@ def _predict_chunk(loaded: LoadedModel, paths: Sequence[Path]) -> list[Predictio
     preds: list[Prediction] = []
     inputs, owners = [], []
     for path in paths:
-        if not path.is_file():  # say it plainly rather than relay the decoder's C++ error
-            preds.append(Prediction(str(path), error=NO_SUCH_FILE if not path.exists() else "not a file"))
-            continue
         start = time.perf_counter()
         try:
-            x = preprocess(decode_file(path, loaded.channels), loaded)
-        except ImageDecodeError as e:
+            x = preprocess(open_image(path, loaded.channels, loaded.cfg.max_image_pixels), loaded)
+        except ImageError as e:
             preds.append(Prediction(str(path), error=_reason(path, e)))
             continue
         preds.append(Prediction(str(path), latency_ms=(time.perf_counter() - start) * 1e3))

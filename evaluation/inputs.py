@@ -5,6 +5,7 @@
 - a glob pattern (``*``, ``?``, ``[...]``, ``**``) expands like a folder or a file list;
 - hidden files and folders (``.ipynb_checkpoints``, ``.DS_Store``, ...) inside folders and globs are
   skipped: they are editor or OS leftovers, not data;
+- links are followed, each folder entered once (a link loop ends), each file listed once;
 - a path that does not exist is kept, so it is reported as an error row rather than silently lost.
 """
 from __future__ import annotations
@@ -33,9 +34,18 @@ def _hidden(name: str) -> bool:
 
 
 def images_under(folder: Path) -> list[Path]:
-    """Image files below ``folder`` (recursive, sorted), skipping hidden files and folders."""
-    found = []
+    """Image files below ``folder`` (recursive, sorted), skipping hidden files and folders.
+
+    Links are followed, but each real folder is entered once (by ``(st_dev, st_ino)``), so a loop
+    such as ``up -> ..`` ends; special files are left for the decoder to refuse by type, unopened.
+    """
+    found, entered = [], set()
     for root, dirs, files in os.walk(folder, followlinks=True):
+        st = os.stat(root)
+        if (st.st_dev, st.st_ino) in entered:
+            dirs[:] = []  # top-down walk: emptying dirs keeps os.walk from descending the loop
+            continue
+        entered.add((st.st_dev, st.st_ino))
         dirs[:] = sorted(d for d in dirs if not _hidden(d))  # pruning here keeps os.walk out of them
         found += [Path(root) / f for f in sorted(files) if not _hidden(f) and is_image_name(Path(f))]
     return found

@@ -16,7 +16,12 @@ from evaluation.metrics import calibration_bins
 
 
 def _short(name: str, limit: int = 18) -> str:
-    return name if len(name) <= limit else name[:limit - 1] + "…"
+    """``name`` in at most ``limit`` characters, cut in the middle: names that share a long prefix
+    (``class_with_long_name_3``) usually differ at the end, which must stay readable."""
+    if len(name) <= limit:
+        return name
+    head = (limit - 1) // 2
+    return name[:head] + "…" + name[len(name) - (limit - 1 - head):]
 
 
 def _panel(ax, values: np.ndarray, labels: list[str], title: str, fmt, vmax: float, cmap: str,
@@ -37,8 +42,9 @@ def _panel(ax, values: np.ndarray, labels: list[str], title: str, fmt, vmax: flo
         for (i, j), v in np.ndenumerate(values):
             if annotate == "nonzero" and v == 0:
                 continue
-            ax.text(j, i, fmt(v), ha="center", va="center", fontsize=font * 0.9,
-                    color="white" if v > threshold else "black")
+            # Zeros in light grey: the eye goes to the diagonal and to the mistakes, not to a sea of 0.0.
+            color = "0.7" if v == 0 else "white" if v > threshold else "black"
+            ax.text(j, i, fmt(v), ha="center", va="center", fontsize=font * 0.9, color=color)
     return im
 
 
@@ -58,7 +64,8 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: Path
 
     fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1.5, side + 0.8))
     count_fmt = (lambda v: f"{int(v)}")
-    share_fmt = (lambda v: f"{v:.0f}") if n > 10 else (lambda v: f"{v:.1f}")
+    # One decimal while the cells are wide enough; 0 and 100 without one, so "100" fits its cell.
+    share_fmt = (lambda v: f"{v:.0f}") if n > 10 else (lambda v: f"{v:.0f}" if v in (0, 100) else f"{v:.1f}")
     im0 = _panel(axes[0], cm, labels, "counts", count_fmt, max(cm.max(), 1), "Blues", font, annotate,
                  title_font)
     im1 = _panel(axes[1], share, labels, "% of true class (rows sum to 100)", share_fmt, 100.0, "Oranges",

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from common.fileio import write_atomic
+from common.spelling import plural
 from evaluation.inference import Prediction
 from evaluation.metrics import Evaluation, most_confused
 from evaluation.plots import plot_confusion_matrix, plot_reliability
@@ -32,7 +33,7 @@ def _csv_bytes(rows: Sequence[Sequence]) -> bytes:
 def format_evaluation(ev: Evaluation, class_names: Sequence[str], split: str, confused: int = 10) -> str:
     """Headline metrics, the per-class table and the most-confused pairs, as printed by evaluate.py."""
     m = ev.metrics
-    lines = [f"{split}: {m['num_samples']} samples, {len(class_names)} classes",
+    lines = [f"{split}: {plural(m['num_samples'], 'sample')}, {len(class_names)} classes",
              f"accuracy        {m['accuracy']:.4f}"]
     if m["top5_accuracy"] is not None:
         lines.append(f"top-5 accuracy  {m['top5_accuracy']:.4f}")
@@ -99,16 +100,24 @@ def write_predictions(preds: Sequence[Prediction], class_names: Sequence[str], k
     write_atomic(_csv_bytes(rows), out)
 
 
-def latency_summary(preds: Sequence[Prediction], seconds: float, batch_size: int) -> str:
+def rate(per_second: float) -> str:
+    """A rate with three significant digits: 0.429, 3.15, 88.2, 1234 (never a rounded-away 0)."""
+    return f"{per_second:.0f}" if per_second >= 1000 else f"{per_second:.3g}"
+
+
+def latency_summary(preds: Sequence[Prediction], seconds: float, batch_size: int, warmup_s: float = 0.0,
+                    precision: str = "float32") -> str:
+    """The end-of-run line: steady-state latency (warm-up reported apart) and throughput."""
     ok = [p.latency_ms for p in preds if not p.error]
     failed = len(preds) - len(ok)
     line = f"{len(ok)} of {len(preds)} images predicted"
     if failed:
         line += f", {failed} unreadable"
     if ok:
-        line += (f"; latency per image: median {np.median(ok):.2f} ms, p90 {np.percentile(ok, 90):.2f} ms "
+        line += (f"; latency per image ({precision}): median {np.median(ok):.2f} ms, p90 {np.percentile(ok, 90):.2f} ms "
                  f"(decode + preprocess + share of a batch of up to {batch_size}); "
-                 f"total {seconds:.2f} s, {len(ok) / max(seconds, 1e-9):.0f} images/s")
+                 f"total {seconds:.2f} s, {rate(len(ok) / max(seconds, 1e-9))} images/s; "
+                 f"warm-up before timing {warmup_s * 1e3:.0f} ms")
     return line
 
 

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from common.errors import AppError
 from common.fileio import write_atomic
+from common.progress import phase
 from runtime.runtime import amp_dtype_of
 
 BUDGET_S = 2.5  # whole measurement, all candidates; the limit is ~3 s
@@ -246,7 +247,8 @@ def decide(amp: str, amp_dtype: str, channels_last: str, *, device: torch.device
     if warn_slow:
         shape = (min(shape[0], 16), *shape[1:])
     try:
-        times = measure(model_fn, shape, num_classes, device, candidates)
+        with phase(f"measuring AMP and memory format ({len(candidates)} candidates, about {BUDGET_S:g} s)"):
+            times = measure(model_fn, shape, num_classes, device, candidates)
     except Inconclusive:  # keep the default, say so, and measure again next time (nothing cached)
         d, cl = candidates[0]
         return Choice(d != "float32", d if d != "float32" else on_dtype, cl,

@@ -26,6 +26,7 @@ from torch import nn
 
 from common.cores import usable_cores
 from common.errors import AppError, UsageError
+from common.spelling import plural
 
 
 def launched_world() -> int:
@@ -143,7 +144,8 @@ def own_rank_state(ckpt: dict[str, Any]) -> tuple[dict[str, Any], str]:
             return states[rank()], ""
         return {"rng": ckpt["rng"], "partial": ckpt.get("partial_epoch")}, ""
     part = ckpt.get("partial_epoch")
-    redo = f"; the {part['batches']} batches of epoch {part['epoch']} it had done are trained again" if part else ""
+    redo = (f"; the {plural(part['batches'], 'batch')} of epoch {part['epoch']} it had done are trained again"
+            if part else "")
     note = (f"note: {_processes(saved)} wrote this checkpoint, this run has {world()}: continuing from the "
             f"end of epoch {ckpt['epoch']}{redo}. Batches and updates per epoch change, so the result is close to "
             f"but not the same as an uninterrupted run (resume with {saved} for an exact one)")

@@ -20,7 +20,6 @@ plus values scaled to the run's length; what the user gives on top overrides the
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -29,6 +28,7 @@ from torch.optim import Optimizer
 
 from common.errors import UsageError
 from common.monitors import mode_of
+from common.spelling import did_you_mean, plural
 from schedulers.presets import PRESET_IDS, PRESETS, REFERENCE_EPOCHS
 
 GRANULARITIES = ("update", "epoch", "metric", "events")
@@ -73,7 +73,8 @@ class Param:
             raise UsageError(f"{where} must be strictly increasing epochs, got {value}; "
                              f"write them in order, e.g. {sorted(set(value))}")
         if self.choices is not None and value not in self.choices:
-            raise UsageError(f"{where} = {value!r}; valid: {', '.join(map(str, self.choices))}")
+            hint = did_you_mean(value, map(str, self.choices)) if isinstance(value, str) else ""
+            raise UsageError(f"{where} = {value!r}{hint}; valid: {', '.join(map(str, self.choices))}")
         return value
 
 
@@ -113,7 +114,8 @@ def make_plan(epochs: int, steps_per_epoch: int, warmup_epochs: float = 0.0, war
     warmup = warmup_steps or round(warmup_epochs * steps_per_epoch)
     plan = Plan(epochs, steps_per_epoch, warmup, monitor)
     if warmup >= plan.total_steps:
-        raise UsageError(f"warmup of {warmup} updates is not shorter than training ({plan.total_steps} updates)")
+        raise UsageError(f"warmup of {plural(warmup, 'update')} is not shorter than training "
+                         f"({plural(plan.total_steps, 'update')})")
     return plan
 
 
@@ -180,9 +182,8 @@ def get_spec(name: str) -> ScheduleSpec:
     if pid is not None:
         return SCHEDULES[_ALIASES[PRESETS[pid]["scheduler"]]]
     valid = names()
-    close = difflib.get_close_matches(name, valid + preset_names(), n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise UsageError(f"unknown scheduler '{name}'.{hint} Valid: {', '.join(valid)}; or a preset "
+    hint = did_you_mean(name, valid + preset_names())
+    raise UsageError(f"unknown scheduler '{name}'{hint}. Valid: {', '.join(valid)}; or a preset "
                      f"A0_001 ... A0_035 / its name (python plot_schedule.py --list)")
 
 
@@ -253,7 +254,9 @@ def resolve_params(name: str, given: dict[str, Any], epochs: int = REFERENCE_EPO
     given = canonical_params(name, given)
     unknown = sorted(set(given) - set(spec.params))
     if unknown:
-        raise UsageError(f"scheduler '{name}' has no hyperparameter '{unknown[0]}'; valid: {valid_param_names(spec)}")
+        hint = did_you_mean(unknown[0], [*spec.params, *spec.param_aliases])
+        raise UsageError(f"scheduler '{name}' has no hyperparameter '{unknown[0]}'{hint}; "
+                         f"valid: {valid_param_names(spec)}")
     pid = preset_of(name)
     if pid is not None:
         given = {**scale_preset(spec, PRESETS[pid]["params"], epochs), **given}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import re
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import yaml
 from common.cli import ArgParser, add_shared_flags
 from common.errors import UsageError
 from common.fileio import write_atomic
+from common.spelling import did_you_mean
 
 
 @dataclass
@@ -39,6 +39,7 @@ class Config:
     strict_data: bool = False
     num_workers: int = -1  # -1: pick from the machine
     data_mode: str = "auto"  # auto | memory | stream (image files: decode once in memory, or in workers)
+    max_image_pixels: int = 89_478_485  # width x height above which an image file is refused (Pillow's default)
     # --- model ---
     model: str = "custom"
     width: int = 32
@@ -84,7 +85,7 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     amp: str = "auto"  # auto (chosen by measurement at start) | on | off; YAML true/false also work
     amp_dtype: str = "auto"  # auto (float16 on CUDA, bfloat16 on CPU) | float16 | bfloat16
-    threads: int = 0  # torch intra-op threads; 0 picks from the machine (a run records its choice)
+    threads: int = 0  # torch intra-op threads; 0: the free cores at start (runtime.default_threads)
     deterministic: bool = False
     compile: bool = False  # torch.compile the training forward/backward (see bench/compile_speed.py)
     max_nonfinite: int = 3  # consecutive non-finite losses before training stops
@@ -118,11 +119,6 @@ _Yaml12Loader.add_implicit_resolver(
 def yaml_value(text: str) -> Any:
     """Parse one YAML scalar or list (used for CLI values, so they type like YAML values)."""
     return yaml.load(text, Loader=_Yaml12Loader)
-
-
-def _closest(key: str, valid: Sequence[str]) -> str:
-    match = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
-    return f" (did you mean '{match[0]}'?)" if match else ""
 
 
 def tri_state(key: str, value: Any) -> str:
@@ -173,7 +169,7 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Conf
         elif key in FIELD_TYPES:
             values[key] = _check_type(key, value)
         else:
-            raise UsageError(f"unknown config key '{key}' in {source}{_closest(key, FIELDS)}")
+            raise UsageError(f"unknown config key '{key}' in {source}{did_you_mean(key, FIELDS)}")
     values["scheduler_params"] = params
     return Config(**values)
 
@@ -226,36 +222,43 @@ def build_parser(description: str = "") -> ArgParser:
     p.add_argument("--config", help="YAML file of settings (CLI flags override it)")
     add_shared_flags(p)
     p.add_argument("--check_data", action="store_true", help="check the dataset, print the report and exit")
+    add_config_flags(p, [f for f in FIELDS if f != "scheduler_params"])
+    p.epilog = "Scheduler hyperparameters: --scheduler_<param> VALUE (see `python plot_schedule.py --list`)."
+    return p
+
+
+def add_config_flags(p: ArgParser, names: Sequence[str]) -> None:
+    """Config fields ``names`` as ``--flags`` of ``p``, typed and documented as train.py's (help text from
+    configs/default.yaml); a flag not given is absent from the namespace, so the Config default holds."""
     metavars = {"early_stopping": "PATIENCE", "resume": "PATH|auto", "results_db": "PATH|none", "lr": "FLOAT|auto"}
     types = {"lr": _lr_value}
     meaning = field_help()
-    for f in dataclasses.fields(Config):
-        if f.name == "scheduler_params":
-            continue
-        t = FIELD_TYPES[f.name]
-        text = f"{meaning.get(f.name, '')} (default: {f.default!r})".lstrip().replace("%", "%%")
-        if f.name in TRI_STATE:  # --amp alone = on, --amp auto|on|off, --no-amp = off
-            p.add_argument(f"--{f.name}", nargs="?", const="on", metavar="auto|on|off", help=text + "; alone: on")
-            p.add_argument(f"--no-{f.name}", dest=f.name, action="store_const", const="off", help="same as off")
+    defaults = Config()
+    for name in names:
+        t = FIELD_TYPES[name]
+        text = f"{meaning.get(name, '')} (default: {getattr(defaults, name)!r})".lstrip().replace("%", "%%")
+        common = {"default": argparse.SUPPRESS}
+        if name in TRI_STATE:  # --amp alone = on, --amp auto|on|off, --no-amp = off
+            p.add_argument(f"--{name}", nargs="?", const="on", metavar="auto|on|off", help=text + "; alone: on",
+                           **common)
+            p.add_argument(f"--no-{name}", dest=name, action="store_const", const="off", help="same as off",
+                           **common)
         elif t is bool:
-            p.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, help=text)
+            p.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, help=text, **common)
         else:
-            p.add_argument(f"--{f.name}", type=types.get(f.name, t), metavar=metavars.get(f.name, t.__name__.upper()),
-                           help=text)
-    p.epilog = "Scheduler hyperparameters: --scheduler_<param> VALUE (see `python plot_schedule.py --list`)."
-    return p
+            p.add_argument(f"--{name}", type=types.get(name, t), metavar=metavars.get(name, t.__name__.upper()),
+                           help=text, **common)
 
 
 def scheduler_flags(rest: Sequence[str], parser: ArgParser) -> dict[str, Any]:
     """Parse leftover ``--scheduler_<param> VALUE`` pairs; anything else is an unknown flag."""
     out: dict[str, Any] = {}
-    flags = parser.flags
     i = 0
     while i < len(rest):
         arg = rest[i]
         key, _, inline = arg.partition("=")
         if not key.startswith("--scheduler_"):
-            raise UsageError(f"unrecognized argument '{arg}'{_closest(key, flags)}")
+            raise parser.unrecognized(arg)
         if inline:
             raw = inline
         else:

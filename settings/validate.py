@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from settings.config import LR_AUTO, Config, stage_widths
 from common.errors import UsageError, unknown_name
@@ -25,6 +26,20 @@ def check_warmup(cfg: Config) -> None:
              "exponential warmup needs --warmup_start_factor > 0")
 
 
+def check_schedule(cfg: Config, also: Sequence[str] = ()) -> None:
+    """The monitor, warmup mode and schedule names with their hyperparameters (plot_schedule.py checks
+    these too, without data or model; ``also``: more schedule names, with their defaults)."""
+    if cfg.monitor not in MONITORS:
+        raise unknown_name("--monitor", cfg.monitor, MONITORS)
+    from schedulers import WARMUP_MODES, resolve_params
+
+    if cfg.warmup_mode not in WARMUP_MODES:
+        raise unknown_name("--warmup_mode", cfg.warmup_mode, WARMUP_MODES)
+    resolve_params(cfg.scheduler, cfg.scheduler_params, cfg.epochs, cfg.monitor)  # presets scale with --epochs
+    for name in also:
+        resolve_params(name, {}, cfg.epochs, cfg.monitor)
+
+
 def check_config(cfg: Config) -> None:
     """Raise a one-line UsageError naming the first invalid value and what would be valid."""
     _require(cfg.lr == LR_AUTO or cfg.lr > 0, f"--lr must be > 0 (got {cfg.lr}), or '{LR_AUTO}' for the LR range test")
@@ -42,7 +57,6 @@ def check_config(cfg: Config) -> None:
              f"backbone fixed use --freeze_epochs")
     _require(0 < cfg.val_split < 1 and 0 <= cfg.test_split < 1 and cfg.val_split + cfg.test_split < 1,
              "--val_split must be in (0, 1), --test_split in [0, 1), and together below 1")
-    _require(cfg.monitor in MONITORS, f"unknown --monitor '{cfg.monitor}'; valid: {', '.join(MONITORS)}")
     _require(cfg.class_weights in ("none", "auto"), f"unknown --class_weights '{cfg.class_weights}'; valid: none, auto")
     _require(0 <= cfg.label_smoothing < 1, f"--label_smoothing must be in [0, 1) (got {cfg.label_smoothing})")
     _require(0 <= cfg.ema < 1, f"--ema must be in [0, 1) (got {cfg.ema}); 0 disables it")
@@ -50,6 +64,7 @@ def check_config(cfg: Config) -> None:
     _require(cfg.width >= 1 and cfg.depth >= 1, "--width and --depth must be >= 1")
     _require(not stage_widths(cfg) or cfg.model == "custom",
              f"--widths shapes the custom CNN only (got --model {cfg.model})")
+    _require(cfg.max_image_pixels >= 1, f"--max_image_pixels must be >= 1 (got {cfg.max_image_pixels})")
     _require(cfg.image_size >= 0, "--image_size must be >= 0 (0 keeps the dataset's size)")
     _require(cfg.max_nonfinite >= 1, "--max_nonfinite must be >= 1")
     _require(cfg.grad_clip >= 0, "--grad_clip must be >= 0 (0 disables it)")
@@ -68,10 +83,8 @@ def check_config(cfg: Config) -> None:
     # Names need the registries, which import torch: checked last, so that a mistyped value fails in
     # well under a second instead of after the multi-second torch import; and cheapest registry
     # first (schedulers, optimizers, models need torch; data also pulls in decoders and scikit-learn).
-    from schedulers import WARMUP_MODES, resolve_params, uses_swa
-
-    _require(cfg.warmup_mode in WARMUP_MODES, f"unknown --warmup_mode '{cfg.warmup_mode}'; valid: {', '.join(WARMUP_MODES)}")
-    resolve_params(cfg.scheduler, cfg.scheduler_params, cfg.epochs, cfg.monitor)  # presets scale with --epochs
+    check_schedule(cfg)
+    from schedulers import uses_swa
     from models.optim import OPTIMIZERS
     from models import valid_model
 

@@ -73,3 +73,29 @@ def single_folder(root: Path, counts: dict[str, int], ext: str = "png", side: in
     for k, (name, n) in enumerate(counts.items()):
         class_images(root / name, k, n, ext, side)
     return root
+
+
+def animated_gif(path: Path, frames: int = 3, side: int = SIDE) -> Path:
+    """A GIF of ``frames`` different frames (torchvision decodes it to a 4-D tensor)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ims = [Image.fromarray(pixels(k % 3, k, side)).convert("P") for k in range(frames)]
+    ims[0].save(path, save_all=True, append_images=ims[1:], duration=100, loop=0)
+    return path
+
+
+def huge_png(path: Path, side: int = 20000) -> Path:
+    """A valid 1-bit black PNG of side x side pixels, written row by row: ~50 KB on disk for 20000 px,
+    1.2 GB once decoded to RGB. Built by hand because Pillow would hold every pixel in memory."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z = zlib.compressobj(9)
+    row = b"\x00" * (1 + (side + 7) // 8)  # filter byte 0, then the packed bits
+    body = b"".join(z.compress(row) for _ in range(side)) + z.flush()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path

@@ -144,7 +144,7 @@ def test_upload_in_a_real_browser(checkpoints, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from data.images import decode_file
+    from data.images import open_image
     from data import prepare_data
     from artifacts.model_io import load_model_from_checkpoint
     from evaluation.inference import predict_probs, preprocess
@@ -152,7 +152,7 @@ def test_upload_in_a_real_browser(checkpoints, tmp_path):
     test = prepare_data(loaded.cfg).test
     good = tmp_path / "digit.png"
     Image.fromarray(test.images[5, 0].numpy(), "L").save(good)
-    expected = loaded.class_names[int(predict_probs(loaded, preprocess(decode_file(good, 1), loaded)).argmax())]
+    expected = loaded.class_names[int(predict_probs(loaded, preprocess(open_image(good, 1), loaded)).argmax())]
     fake = tmp_path / "notes.png"
     fake.write_text("this is text, not a picture")
     big = tmp_path / "big.png"

@@ -65,7 +65,8 @@ def catalogue(earlier: Path, tmp: Path) -> dict[str, Case]:
     return {
         "unknown_config_key": Case(["--config", tmp / "unknown_key.yaml"], 2,
                                    ("unknown config key 'batchsize'", "did you mean 'batch_size'")),
-        "unknown_flag": Case(["--learning_rate", "0.1"], 2, ("unrecognized argument '--learning_rate'",)),
+        "unknown_flag": Case(["--learning_rate", "0.1"], 2,
+                             ("unrecognized argument '--learning_rate' (did you mean '--lr'?)",)),
         "wrong_type_in_config_file": Case(["--config", tmp / "wrong_type.yaml"], 2, ("'lr' must be float", "'fast'")),
         "wrong_type_on_command_line": Case(["--epochs", "three"], 2, ("--epochs", "invalid int value: 'three'")),
         "lr_zero": Case([*again, "--lr", "0"], 2, ("--lr must be > 0 (got 0.0)",)),
@@ -81,7 +82,7 @@ def catalogue(earlier: Path, tmp: Path) -> dict[str, Case]:
                                                   ("warmup of 1000 updates is not shorter than training",)),
         "batch_size_zero": Case([*again, "--batch_size", "0"], 2, ("--batch_size must be >= 1 (got 0)",)),
         "unknown_model": Case(["--model", "resnet_9000"], 2, ("unknown model 'resnet_9000'", "Valid: custom")),
-        "unknown_scheduler": Case(["--scheduler", "cosin"], 2, ("unknown scheduler 'cosin'", "Did you mean 'cosine'")),
+        "unknown_scheduler": Case(["--scheduler", "cosin"], 2, ("unknown scheduler 'cosin'", "did you mean 'cosine'")),
         "unknown_dataset": Case(["--dataset", "imagenet-1k"], 2, ("unknown dataset 'imagenet-1k'", "Valid: ")),
         "missing_data_folder": Case(["--dataset", "folder", "--data_dir", tmp / "nonexistent"], 2,
                                     ("is not an existing folder", "point --data_dir at it")),

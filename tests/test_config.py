@@ -6,7 +6,8 @@ import dataclasses
 import pytest
 import yaml
 
-from settings.config import Config, FIELDS, apply_overrides, load_yaml, model_args, parse_args, save_yaml, stage_widths
+from settings.config import (Config, FIELDS, apply_overrides, build_parser, load_yaml, model_args, parse_args,
+                             save_yaml, stage_widths)
 from common.errors import UsageError
 from settings.validate import check_config
 
@@ -55,7 +56,7 @@ def test_yaml_rejects_unknown_keys_and_wrong_types(tmp_path, data, fragment):
 
 
 @pytest.mark.parametrize("argv, fragment", [
-    (["--learning_rate", "0.1"], "unrecognized argument '--learning_rate'"),
+    (["--learning_rate", "0.1"], "unrecognized argument '--learning_rate' \\(did you mean '--lr'\\?\\)"),
     (["--epochs", "three"], "invalid int value"),
     (["--scheduler", "cosine", "--scheduler_gama", "0.5"], "no hyperparameter 'gama'"),
 ])
@@ -72,7 +73,7 @@ def test_cli_rejects(argv, fragment):
     ({"early_stopping": -1}, "PATIENCE must be >= 0"),
     ({"warmup_epochs": 20.0, "epochs": 10}, "shorter than training"),
     ({"model": "resnet_9000"}, "unknown model 'resnet_9000'"),
-    ({"scheduler": "cosin"}, "Did you mean 'cosine'"),
+    ({"scheduler": "cosin"}, "did you mean 'cosine'"),
     ({"dataset": "imagenet-1k"}, "unknown dataset"),
     ({"scheduler": "step", "scheduler_params": {"gamma": 2.0}}, "out of range"),
     ({"widths": "16,x,64"}, "--widths must be positive integers"),
@@ -121,3 +122,9 @@ def write_text(tmp_path, text: str) -> str:
     p = tmp_path / "t.yaml"
     p.write_text(text)
     return str(p)
+
+
+def test_threads_help_says_auto_takes_the_free_cores():
+    """0 does not mean every core: engine/runtime.default_threads leaves out cores busy at start."""
+    text = build_parser().format_help()
+    assert "0 = the free cores" in " ".join(text.split())

@@ -1,6 +1,9 @@
 """``--dataset folder`` on small generated folders: layouts, bad files, the check report, splits."""
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +12,7 @@ from PIL import Image
 import imagegen
 from data import folder
 from data.check import DataError, enforce_strict, report_of
-from data.images import decode_file
+from data.images import open_image
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +47,9 @@ def test_report_lists_every_problem_by_path(messy):
     assert r.counts["train"] == {"bird": 11, "cat": 8, "dog": 8}  # bird: 8 + RGBA/palette/16-bit
     assert r.counts["val"] == {"bird": 0, "cat": 3, "dog": 3}
     text = "\n".join(r.warnings())
-    assert "val lacks bird" in text and "empty class folder(s): train/empty_class" in text
+    assert "val lacks bird" in text and "empty class folder: train/empty_class" in text
     assert "mixed image modes" in text and "RGBA" in text and "I;16" in text
-    assert "3 unreadable image(s) skipped" in text
+    assert "3 unreadable images skipped" in text
     assert "images resized to 12x12" in " ".join(r.notes)
     with pytest.raises(DataError, match="3 unreadable image"):
         enforce_strict(r, strict=True)
@@ -56,11 +59,11 @@ def test_report_lists_every_problem_by_path(messy):
 def test_rgba_palette_and_16_bit_decode_to_the_right_pixels(tmp_path):
     paths = imagegen.odd_modes(tmp_path, 1)
     want = torch.from_numpy(imagegen.pixels(1, 999)).permute(2, 0, 1)
-    assert torch.equal(decode_file(paths["rgba"], 3), want)  # alpha dropped, colours kept
+    assert torch.equal(open_image(paths["rgba"], 3), want)  # alpha dropped, colours kept
     with Image.open(paths["palette"]) as im:  # the palette's own colours, expanded
         expanded = torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1)
-    assert torch.equal(decode_file(paths["palette"], 3), expanded)
-    gray16 = decode_file(paths["gray16"], 1)
+    assert torch.equal(open_image(paths["palette"], 3), expanded)
+    gray16 = open_image(paths["gray16"], 1)
     assert gray16.dtype == torch.uint8 and torch.equal(gray16[0], want[0])  # 16-bit scaled back to 8-bit
 
 
@@ -122,3 +125,83 @@ def test_severe_imbalance_is_warned_with_the_remedies():
     assert "severe class imbalance" in "\n".join(r.warnings()) and "--balanced_sampler" in "\n".join(r.warnings())
     r.counts["train"]["a"] = 100  # 10x: still tolerable
     assert not r.warnings()
+
+
+# --- the scan: links, loops, special files ---
+def linked_folder(root, n: int = 3):
+    """cat/ and dog/ of n images each, with cat/up -> .., dog/up -> .., cat/self -> . and a file link."""
+    imagegen.class_images(root / "cat", 0, n)
+    imagegen.class_images(root / "dog", 1, n)
+    (root / "cat" / "up").symlink_to("..")
+    (root / "dog" / "up").symlink_to("..")
+    (root / "cat" / "self").symlink_to(".")
+    (root / "dog" / "also_cat.png").symlink_to(root / "cat" / "img000.png")  # one file, two classes
+    return root
+
+
+def test_link_loops_end_and_every_file_counts_once(tmp_path):
+    root = linked_folder(tmp_path / "d", n=6)
+    files = folder.scan_folder(root)
+    real = sorted(os.path.realpath(p) for p in files.paths)
+    assert len(real) == len(set(real)) == 12  # not 6 x (1 + loops) per class
+    assert files.classes.count("cat") == 6 and files.classes.count("dog") == 6
+    r = files.report
+    assert sorted(r.link_loops) == ["cat/self", "cat/up", "dog/up"] and r.duplicates == 1
+    assert any("1 duplicate file dropped" in w for w in r.warnings())
+    bundle = folder.load(str(root), val_split=0.2, test_split=0.2)  # a file in one split only
+    seen = [os.path.realpath(p) for s in bundle.splits().values() for p in s.ids]
+    assert len(seen) == len(set(seen)) == 12
+
+
+def test_special_files_are_skipped_unopened(tmp_path):
+    root = tmp_path / "d"
+    imagegen.class_images(root / "cat", 0, 4)
+    imagegen.class_images(root / "dog", 1, 4)
+    os.mkfifo(root / "cat" / "pipe.png")  # opening it would block until a writer comes
+    bundle = folder.load(str(root), val_split=0.25, test_split=0.0)
+    r = report_of(bundle)
+    assert "cat/pipe.png (a named pipe (FIFO), skipped)" in r.non_images
+    assert sum(len(s) for s in bundle.splits().values()) == 8
+
+
+def test_ten_thousand_files_with_loops_scan_in_seconds(tmp_path):
+    root = tmp_path / "big"
+    for cls in ("cat", "dog"):
+        (root / cls).mkdir(parents=True)
+        for i in range(5000):
+            (root / cls / f"{i:05d}.png").touch()  # the scan reads no pixels: empty files will do
+        (root / cls / "up").symlink_to("..")
+        (root / cls / "self").symlink_to(".")
+    start = time.perf_counter()
+    files = folder.scan_folder(root)
+    took = time.perf_counter() - start
+    assert len(files.paths) == len(set(files.paths)) == 10_000 and len(files.report.link_loops) == 4
+    assert took < 10, f"scan of 10,000 files took {took:.1f} s"
+
+
+def test_animated_and_huge_images_in_a_folder(tmp_path):
+    root = tmp_path / "d"
+    imagegen.class_images(root / "cat", 0, 4)
+    imagegen.class_images(root / "dog", 1, 4)
+    imagegen.animated_gif(root / "cat" / "moving.gif")
+    imagegen.huge_png(root / "dog" / "huge.png")
+    bundle = folder.load(str(root), val_split=0.25, test_split=0.0, image_size=12)
+    r = report_of(bundle)
+    assert sum(len(s) for s in bundle.splits().values()) == 9  # the GIF's first frame is a sample
+    assert [b.split(": ")[0] for b in r.bad_files] == [str(root / "dog" / "huge.png")]
+    assert any("1 animated image" in n for n in r.notes)
+    assert all(s.images.ndim == 4 and s.images.shape[1:] == (3, 12, 12) for s in bundle.splits().values())
+
+
+def test_open_image_refusals_are_one_line_image_errors(tmp_path):
+    from data.images import ImageError
+    os.mkfifo(tmp_path / "pipe.png")
+    cases = {tmp_path: "a folder, not an image file", tmp_path / "pipe.png": "a named pipe (FIFO)",
+             tmp_path / "gone.png": "no such file", b"junk": "upload: not an image (unknown format)",
+             imagegen.huge_png(tmp_path / "huge.png", side=2000): "2000x2000 pixels is over the limit"}
+    for source, needle in cases.items():
+        with pytest.raises(ImageError) as e:
+            open_image(source, 3, max_pixels=1_000_000)
+        assert needle in str(e.value) and "\n" not in str(e.value) and isinstance(e.value, ValueError)
+    gif = imagegen.animated_gif(tmp_path / "a.gif")
+    assert open_image(gif.read_bytes(), 1, name="a.gif", say_animated=False).shape == (1, imagegen.SIDE, imagegen.SIDE)

@@ -91,7 +91,7 @@ def test_end_to_end_on_a_tiny_folder(tmp_path, capsys):
               "--lr", "0.01", "--class_weights", "auto", "--balanced_sampler"]
     train.main([*common, "--run_name", "mem"])
     out = capsys.readouterr().out
-    assert "data: folder" in out and "3 unreadable image(s) skipped" in out
+    assert "data: folder" in out and "3 unreadable images skipped" in out
     summary = json.loads((tmp_path / "ck" / "mem" / "summary.json").read_text())
     assert summary["test_acc"] > 0.5  # three easy classes; chance is 1/3
     train.main([*common, "--run_name", "stream", "--data_mode", "stream", "--num_workers", "0"])

@@ -1,6 +1,7 @@
 """CSV lists, the torchvision sets offline (Fashion-MNIST from Debian's IDX files) and their errors."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,8 @@ def test_csv_list_resolves_relative_paths_and_reports_missing_files(tmp_path):
     imagegen.single_folder(tmp_path / "imgs", {"cat": 12, "dog": 6})
     rows = ["path,label"] + [f"imgs/cat/img{i:03d}.png,cat" for i in range(12)]
     rows += [f"{tmp_path}/imgs/dog/img{i:03d}.png,dog" for i in range(6)]  # absolute paths work too
-    rows += ["imgs/dog/gone.png,dog", "", "# a comment"]
+    rows += ["imgs/dog/gone.png,dog", "", "# a comment", "imgs/dog/pipe.png,dog"]
+    os.mkfifo(tmp_path / "imgs" / "dog" / "pipe.png")  # listed: refused by type, never opened
     (tmp_path / "lists").mkdir()
     (tmp_path / "lists" / "imgs").symlink_to(tmp_path / "imgs")  # relative to the CSV's folder, not the cwd
     csv_file = tmp_path / "lists" / "all.csv"
@@ -31,7 +33,8 @@ def test_csv_list_resolves_relative_paths_and_reports_missing_files(tmp_path):
     assert b.class_names == ["cat", "dog"] and len(b.train) + len(b.val) == 18
     assert b.test is None
     r = report_of(b)
-    assert len(r.bad_files) == 1 and "gone.png: missing (line 20)" in r.bad_files[0]
+    assert len(r.bad_files) == 2 and "gone.png: no such file (line 20)" in r.bad_files[0]
+    assert "pipe.png: a named pipe (FIFO), not an image file (line 23)" in r.bad_files[1]
 
 
 def test_csv_split_column_and_bad_rows(tmp_path):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import evaluate as evaluate_script
 import explain as explain_script
 import export as export_script
 import predict as predict_script
-from conftest import FAST, copy_run
+from conftest import FAST, copy_run, read_csv
 from common.errors import AppError, UsageError
 
 NUM_IMAGES = 12
@@ -77,15 +78,66 @@ def test_cam_layer_choice_and_bad_names(runs):
     assert not np.allclose(maps, Explainer(loaded)(x, [7, 7]))
 
 
-def test_evaluate_explain_draws_the_most_confident_mistakes(runs, tmp_path, capsys):
+def test_top_losses_are_ordered_by_loss_not_confidence():
     from evaluation.explain import top_loss_indices
-    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.95, 0.05]])
-    labels = np.array([0, 0, 1, 0, 1])  # mistakes: 1 (p .8), 2 (p .6), 3 (p .7), 4 (p .95)
-    assert top_loss_indices(probs, labels, 3).tolist() == [4, 1, 3]
+    probs = np.array([[0.90, 0.10, 0.00], [0.50, 0.45, 0.05], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
+    labels = np.array([1, 2, 1, 1])  # mistakes: 0 (conf .90, loss 2.30), 1 (conf .50, loss 3.00), 3 (loss 1.20)
+    assert top_loss_indices(probs, labels, 5).tolist() == [1, 0, 3]
+
+
+def test_evaluate_explain_draws_the_highest_losses(runs, tmp_path, capsys, monkeypatch):
+    """top_losses.png: highest loss first, named as misclassified.csv names them, input beside overlay."""
+    import evaluation.explain as explain_mod
+    drawn = {}
+    real = explain_mod.save_top_losses
+    monkeypatch.setattr(explain_mod, "save_top_losses",
+                        lambda path, cells, heading: drawn.update(cells=cells) or real(path, cells, heading))
     assert evaluate_script.main(["--checkpoint", str(runs["a"]), "--device", "cpu", "--explain", "6",
                                  "--output_dir", str(tmp_path)]) == 0
-    assert "wrote top_losses.png (6 most confident mistakes)" in capsys.readouterr().out
+    assert "wrote top_losses.png (the 6 mistakes with the highest loss)" in capsys.readouterr().out
     assert Image.open(tmp_path / "top_losses.png").size[0] > 500
+    names = {r["sample"] for r in read_csv(tmp_path / "misclassified.csv")}
+    titles = [t for _, _, t in drawn["cells"]]
+    assert all(t.split(":")[0] in names and t.startswith("index ") for t in titles)
+    losses = [float(t.split("loss ")[1].split()[0]) for t in titles]
+    assert losses == sorted(losses, reverse=True)
+    for rgb, blended, _ in drawn["cells"]:  # the input, and the overlay that still shows it
+        assert rgb.shape == blended.shape and min(rgb.shape[:2]) >= 160
+
+
+def test_an_empty_map_is_said_with_layers_that_work():
+    """A layer whose output the prediction ignores has a blank Grad-CAM; the advice names others."""
+    from settings.config import Config
+    from artifacts.model_io import LoadedModel
+    from runtime.runtime import amp_policy
+    from evaluation.cam import Explainer, is_empty
+
+    class Dead(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
+                                                torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU())
+            self.unused = torch.nn.Conv2d(1, 8, 3, padding=1)  # computed, then multiplied by 0
+            self.head = torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            f = self.features(x) + 0 * self.unused(x)
+            return self.head(f.mean((2, 3)))
+
+    torch.manual_seed(0)
+    cpu = torch.device("cpu")
+    loaded = LoadedModel(Dead().eval(), Config(), ["a", "b", "c"], {"input_size": [8, 8], "channels": 1}, cpu,
+                         amp_policy(False, "auto", cpu), Path("dead.pt"), 0, None)
+    x, targets = torch.randn(4, 1, 8, 8), [0, 1, 2, 0]
+    dead = Explainer(loaded, "gradcam", "unused")
+    assert all(is_empty(m) for m in dead(x, targets))
+    advice = dead.empty_advice(x, targets, 4, 4)
+    assert advice.startswith("the map is empty at unused for 4 of 4 images") and "--method eigencam" in advice
+    layers = dead.working_layers(x, targets)
+    assert layers and "unused" not in layers and f"--layer {' or '.join(layers)}" in advice
+    for name in layers:  # each suggestion really draws something on these images
+        assert not any(is_empty(m) for m in Explainer(loaded, "gradcam", name)(x, targets))
+    assert not is_empty(np.linspace(0, 1, 64).reshape(8, 8)) and is_empty(np.full((8, 8), 0.5))
 
 
 # --- export ------------------------------------------------------------------------------------

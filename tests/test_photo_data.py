@@ -20,13 +20,11 @@ from conftest import FAST
 from data import csv_list, folder
 from data.check import TooFewClasses, report_of
 from data.disk_loader import DiskLoader, FileDataset
-from data.file_sets import probe
-from data.images import decode_file
+from data.images import header, open_image
 from common.errors import run_cli
 
 W, H = 16, 12  # stored landscape; orientations 6 and 8 display it as portrait (12 wide, 16 high)
 TURNS = {"up": 6, "down": 8}  # 6: rotate 90° clockwise to display, 8: 90° counter-clockwise
-
 
 def sideways_photo(path, i: int, turn: int) -> None:
     """A JPEG whose stored pixels hold a bright band in the left columns; only the EXIF tag differs
@@ -39,7 +37,6 @@ def sideways_photo(path, i: int, turn: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(arr).save(path, quality=95, exif=exif)
 
-
 @pytest.fixture(scope="module")
 def phone_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("phone")
@@ -48,24 +45,22 @@ def phone_folder(tmp_path_factory):
             sideways_photo(root / name / f"IMG_{i:04d}.jpg", i, turn)  # same stored pixels in both classes
     return root
 
-
 def band_side(img: torch.Tensor) -> str:
     """Where the bright band sits in a decoded (C, H, W) picture."""
     rows = img.float().mean(dim=(0, 2))
     return "up" if rows[: len(rows) // 3].mean() > rows[-len(rows) // 3:].mean() else "down"
 
-
 def test_exif_orientation_is_applied_in_cache_stream_and_predict_and_reported(phone_folder):
     stored = [np.asarray(Image.open(p)) for p in sorted((phone_folder / "up").iterdir())]
     assert all(a.shape == (H, W, 3) for a in stored)  # the pixels really are stored sideways
 
-    for name in TURNS:  # predict.py and evaluate.py decode through decode_file too
-        img = decode_file(phone_folder / name / "IMG_0000.jpg", 3)
+    for name in TURNS:  # predict.py and evaluate.py decode through open_image too
+        img = open_image(phone_folder / name / "IMG_0000.jpg", 3)
         assert img.shape == (3, W, H) and band_side(img) == name
     png = phone_folder.parent / "turned.png"  # PNG keeps EXIF in an eXIf chunk
     with Image.open(phone_folder / "up" / "IMG_0000.jpg") as jpg:
         jpg.save(png, exif=jpg.getexif())
-    assert probe(str(png)) == ("RGB", (H, W), 6) and band_side(decode_file(png, 1)) == "up"
+    assert header(str(png)) == ("RGB", (H, W), 6, False) and band_side(open_image(png, 1)) == "up"
 
     memory = folder.load(str(phone_folder), image_size=H, data_mode="memory")
     names = memory.class_names
@@ -83,7 +78,6 @@ def test_exif_orientation_is_applied_in_cache_stream_and_predict_and_reported(ph
     x, _ = next(iter(DiskLoader(ds, 64, pre, torch.device("cpu"), num_workers=0)))
     assert torch.allclose(x, memory.train.images.float() / 255)
 
-
 def test_exif_rotated_folder_trains_and_check_data_says_so(phone_folder, tmp_path, capsys):
     assert train_script.main(["--dataset", "folder", "--data_dir", str(phone_folder), "--check_data"]) == 0
     assert "note: 24 images rotated by their EXIF tag" in capsys.readouterr().out
@@ -99,13 +93,10 @@ def test_exif_rotated_folder_trains_and_check_data_says_so(phone_folder, tmp_pat
     assert len(rows) == 24
     assert all(r["predictions"][0]["class"] == Path(r["path"]).parent.name for r in rows)
 
-
 NUMERIC = ["1", "2", "10"]
-
 
 def numeric_folder(root):
     return imagegen.single_folder(root, {name: 10 for name in NUMERIC})
-
 
 def test_class_order_is_imagefolders_for_folders_and_csv(tmp_path):
     root = numeric_folder(tmp_path / "nums")
@@ -115,7 +106,6 @@ def test_class_order_is_imagefolders_for_folders_and_csv(tmp_path):
     rows = [f"{name}/img{i:03d}.png,{name}" for name in NUMERIC for i in range(10)]
     (root / "list.csv").write_text("\n".join(rows) + "\n")
     assert csv_list.load(str(root / "list.csv")).class_names == want
-
 
 def test_a_run_trained_under_the_old_numeric_order_still_evaluates_correctly(tmp_path, monkeypatch):
     """Its checkpoint's class_names ([1, 2, 10]) decide the indices and so the split, not today's order."""
@@ -135,7 +125,6 @@ def test_a_run_trained_under_the_old_numeric_order_still_evaluates_correctly(tmp
     assert metrics["accuracy"] == pytest.approx(summary["test_acc"], abs=1e-6)
     assert list(metrics["per_class"]) == ["1", "2", "10"]
 
-
 def one_class_cases(tmp_path):
     split_layout = imagegen.single_folder(tmp_path / "split" / "train", {"Bag": 6}).parent
     imagegen.single_folder(split_layout / "val", {"Bag": 2, "Coat": 2})  # a second class only in val
@@ -144,7 +133,6 @@ def one_class_cases(tmp_path):
     csv = tmp_path / "flat" / "list.csv"
     csv.write_text("\n".join(f"Bag/img{i:03d}.png,Bag" for i in range(6)) + "\n")
     return {"split": ("folder", split_layout), "flat": ("folder", flat), "csv": ("csv", csv)}
-
 
 @pytest.mark.parametrize("case", ["split", "flat", "csv"])
 def test_fewer_than_two_training_classes_exit_2_with_one_line(tmp_path, capsys, case):
@@ -157,12 +145,11 @@ def test_fewer_than_two_training_classes_exit_2_with_one_line(tmp_path, capsys, 
     assert str(path) in err and re.search(r"training split has images of 1 class \(Bag \(\d images\)\)", err)
     assert not (tmp_path / "ck").exists() or not any((tmp_path / "ck").rglob("*.pt"))
 
-
 def test_an_empty_class_folder_beside_two_real_ones_keeps_the_warning(tmp_path):
     root = imagegen.single_folder(tmp_path / "d", {"Bag": 6, "Coat": 6})
     (root / "Dress").mkdir()
     b = folder.load(str(root))
     assert b.class_names == ["Bag", "Coat"]
-    assert "empty class folder(s): Dress" in "\n".join(report_of(b).warnings())
+    assert "empty class folder: Dress" in "\n".join(report_of(b).warnings())
     with pytest.raises(TooFewClasses):
         folder.load(str(imagegen.single_folder(tmp_path / "e", {"Bag": 6})))

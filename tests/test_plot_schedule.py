@@ -78,8 +78,11 @@ def test_a_preset_with_a_torch_alias_override_from_the_command_line(tmp_path, ca
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--scheduler", "cosin", "--epochs", "2", "--steps_per_epoch", "3"], "Did you mean 'cosine'"),
-    (["--scheduler", "cosine", "--epochs", "2"], "missing --steps_per_epoch"),
+    (["--scheduler", "cosin", "--epochs", "2", "--steps_per_epoch", "3"], "did you mean 'cosine'"),
+    (["--scheduler", "cosine", "--epochs", "2", "--steps_per_epoch", "0"], "--steps_per_epoch must be >= 1"),
+    (["--lr", "auto"], "needs training data"),
+    (["--warmup_mode", "cosin"], r"unknown --warmup_mode 'cosin' \(did you mean 'cosine'\?\)"),
+    (["--monitor", "val_accuracy"], r"unknown --monitor 'val_accuracy' \(did you mean 'val_acc'\?\)"),
     (["--scheduler", "cosine", "--scheduler_gamma", "0.5", "--epochs", "2", "--steps_per_epoch", "3"],
      "no hyperparameter 'gamma'"),
     (["--scheduler", "cosine", "--epochs", "2", "--steps_per_epoch", "3", "--warmup_epochs", "1",
@@ -90,6 +93,62 @@ def test_a_preset_with_a_torch_alias_override_from_the_command_line(tmp_path, ca
 def test_errors_are_one_line_usage_errors(argv, message):
     with pytest.raises(UsageError, match=message):
         plot_schedule.main(argv)
+
+
+def test_compare_prints_a_summary_for_every_schedule(capsys):
+    plot_schedule.main(["--scheduler", "step", "--compare", "cosine", "plateau", "--epochs", "3",
+                        "--steps_per_epoch", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["step", "cosine", "plateau"]
+    assert all("3 updates, LR first 0.003" in line for line in lines)
+
+
+def test_defaults_are_the_default_training_run(capsys):
+    """No flag at all: the default run's schedule (cosine, 15 epochs) at the default run's updates per epoch."""
+    from data import prepare_data
+    from settings.config import Config
+    from engine.setup import steps_per_epoch
+    cfg = Config()
+    assert plot_schedule.DEFAULT_STEPS_PER_EPOCH == steps_per_epoch(len(prepare_data(cfg).train), cfg.batch_size,
+                                                                     cfg.accum_steps)
+    plot_schedule.main([])
+    assert capsys.readouterr().out.startswith(f"{cfg.scheduler}: {cfg.epochs * 20} updates")
+
+
+def test_shared_flags_are_train_py_s():
+    """Same flags, help text and defaults as train.py: one definition, no second choice list."""
+    from settings.config import build_parser
+    ours = {a.dest: a for a in plot_schedule.get_args_parser()._actions}
+    train = {a.dest: a for a in build_parser()._actions}
+    for name in plot_schedule.SHARED:
+        assert ours[name].help == train[name].help and ours[name].choices is None
+
+
+def test_overlay_keeps_every_curve_visible_with_epochs_from_1():
+    from schedulers.simulate import simulate
+    names = ["cosine", "step", "plateau", "onecycle", "hf_linear", "warmup_stable_decay", "sgdr", "constant", "linear"]
+    curves = {n: simulate(n, {}, 4, 5, base_lr=0.1) for n in names}
+    fig = plot_schedule.figure(curves, "t", 5, 4)
+    ax = fig.axes[0]
+    lines = ax.get_lines()
+    assert len(lines) == len(names)
+    styles = {(line.get_linestyle(), line.get_marker()) for line in lines}
+    assert len(styles) == len(names)  # no two curves drawn alike
+    widths = [line.get_linewidth() for line in lines]
+    assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1]  # a later curve never covers one
+    assert min(min(line.get_xdata()) for line in lines) == 1 and ax.get_xlim() == (1, 5)
+    legend_box = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+    assert legend_box.x0 >= ax.get_window_extent().x1  # beside the axes, not over the curves
+
+
+def test_log_y_draws_decays_on_a_log_axis(tmp_path):
+    from schedulers.simulate import simulate
+    curves = {n: simulate(n, {}, 6, 2, base_lr=0.1) for n in ("cosine", "step")}
+    assert plot_schedule.figure(curves, "t", 2, 6).axes[0].get_yscale() == "linear"
+    assert plot_schedule.figure(curves, "t", 2, 6, log_y=True).axes[0].get_yscale() == "log"
+    png = tmp_path / "log.png"
+    plot_schedule.main(["--compare", "step", "--log_y", "--png", str(png)])  # cosine's final 0 is masked
+    assert png.stat().st_size > 1000
 
 
 def test_readme_catalog_table_is_the_generated_one():

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +14,9 @@ import torch
 from PIL import Image
 
 import evaluate as evaluate_script
+import imagegen
 import predict as predict_script
-from conftest import copy_run, read_csv
+from conftest import ROOT, copy_run, read_csv
 from common.errors import UsageError, run_cli
 from models import MODELS
 
@@ -87,7 +91,7 @@ def test_every_format_gives_evaluate_predictions(setup, tmp_path, capsys):
     for r in rows:
         probs = [float(r[f"prob_{k}"]) for k in (1, 2, 3)]
         assert probs == sorted(probs, reverse=True) and not r["error"] and float(r["latency_ms"]) > 0
-    assert f"{NUM_IMAGES} of {NUM_IMAGES} images predicted; latency per image: median" in out
+    assert f"{NUM_IMAGES} of {NUM_IMAGES} images predicted; latency per image (float32): median" in out
 
 
 def test_globs_json_and_error_rows(setup, tmp_path, capsys):
@@ -121,9 +125,9 @@ def test_nothing_predictable_exits_non_zero(setup, tmp_path, capsys):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff garbage")
     code, out, err = run(["--checkpoint", setup["ckpt"], str(bad), "--device", "cpu"], capsys)
-    assert code == 1 and "ERROR" in out and "none of the 1 files" in err
+    assert code == 1 and "ERROR" in out and "no input could be read as an image (1 given, 0 missing)" in err
     code, out, err = run(["--checkpoint", setup["ckpt"], str(tmp_path / "no_such_dir"), "--device", "cpu"], capsys)
-    assert code == 1 and "no such file" in out and "input path(s) exist" in err and "\n" not in err.strip()
+    assert code == 1 and "no such file" in out and "no input path exists (1 given)" in err and "\n" not in err.strip()
 
 
 def test_usage_and_checkpoint_errors(setup, tmp_path, capsys):
@@ -165,3 +169,88 @@ def test_every_factory_model_loads_without_model_flags(name, tmp_path, capsys):
     top = json.loads((tmp_path / "p.json").read_text())[0]["predictions"]
     assert top[0]["class"] == "abcd"[int(expected.argmax())]
     assert top[0]["probability"] == pytest.approx(float(expected.max()), abs=1e-4)
+
+
+def test_bad_files_get_their_row_and_the_rest_is_predicted(setup, tmp_path, capsys):
+    """An animated GIF, a FIFO, a folder given as a file, a 20000x20000 PNG and a link loop beside good images."""
+    good = sorted(setup["expected"])[:2]
+    gif = imagegen.animated_gif(tmp_path / "in" / "moving.gif", side=8)
+    huge = imagegen.huge_png(tmp_path / "in" / "huge.png")
+    os.mkfifo(tmp_path / "in" / "pipe.png")
+    (tmp_path / "in" / "up").symlink_to("..")  # the folder scan must end
+    code, out, err = run(["--checkpoint", setup["ckpt"], *good, str(tmp_path / "in"), "--device", "cpu",
+                          "--output", str(tmp_path / "p.json")], capsys)
+    assert code == 0, err
+    rows = {r["path"]: r for r in json.loads((tmp_path / "p.json").read_text())}
+    assert len(rows) == 5
+    for path in good:
+        assert rows[path]["predictions"][0]["class"] == setup["expected"][path]
+    assert rows[str(gif)]["error"] is None and rows[str(gif)]["predictions"]  # its first frame
+    assert "max_image_pixels" in rows[str(huge)]["error"] and "named pipe" in rows[str(tmp_path / "in" / "pipe.png")]["error"]
+    assert err.count("is animated: the first frame is used") == 1
+
+
+def peak_predict(*argv) -> tuple[int, float, str]:
+    """predict.py as a real command: (exit status, its peak RSS in MB, its output), measured by a parent
+    process of its own so that no earlier child of the test run counts."""
+    probe = ("import resource, subprocess, sys; "
+             "r = subprocess.run([sys.executable, 'predict.py', *sys.argv[1:]], capture_output=True, text=True); "
+             "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+             "print(r.stdout, r.stderr, file=sys.stderr)")
+    res = subprocess.run([sys.executable, "-c", probe, *map(str, argv)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    code, peak_kb = map(int, res.stdout.split())
+    return code, peak_kb / 1024, res.stderr
+
+
+def test_a_huge_png_is_refused_with_bounded_memory(setup, tmp_path):
+    """A 20000x20000 PNG (~50 KB on disk; 400 MB decoded as gray, 1.2 GB as RGB) is refused from its header:
+    predict.py's peak memory is that of predicting one small image (torch itself takes ~0.9 GB)."""
+    huge = imagegen.huge_png(tmp_path / "huge.png")
+    good = sorted(setup["expected"])[0]
+    code, base_mb, _ = peak_predict("--checkpoint", setup["ckpt"], good, "--device", "cpu")
+    assert code == 0
+    code, peak_mb, out = peak_predict("--checkpoint", setup["ckpt"], huge, good, "--device", "cpu")
+    assert code == 0 and f"{huge}  ERROR:" in out and "max_image_pixels" in out and "Traceback" not in out, out
+    assert peak_mb - base_mb < 100, f"the huge PNG cost {peak_mb - base_mb:.0f} MB (decoded: 400 MB)"
+
+
+def test_amp_modes_and_the_latency_line(setup, tmp_path, capsys):
+    """--amp off (the default) is float32; on is bfloat16 on a CPU with the same top-1; warm-up apart."""
+    good = sorted(setup["expected"])[:6]
+    rows = {}
+    for amp in ("off", "on"):
+        code, out, err = run(["--checkpoint", setup["ckpt"], *good, "--device", "cpu", "--amp", amp,
+                              "--output", str(tmp_path / f"{amp}.json")], capsys)
+        assert code == 0, err
+        assert f"latency per image ({'float32' if amp == 'off' else 'bfloat16'})" in out
+        assert "warm-up before timing" in out and " 0 images/s" not in out
+        rows[amp] = json.loads((tmp_path / f"{amp}.json").read_text())
+    for a, b in zip(rows["off"], rows["on"]):
+        assert a["predictions"][0]["class"] == b["predictions"][0]["class"]
+        assert a["predictions"][0]["probability"] == pytest.approx(b["predictions"][0]["probability"], abs=0.05)
+
+
+@pytest.mark.parametrize("per_second,shown", [(0.4292, "0.429"), (3.149, "3.15"), (88.24, "88.2"), (1234.4, "1234")])
+def test_rates_keep_three_digits(per_second, shown):
+    from evaluation.report import rate
+    assert rate(per_second) == shown
+
+
+def test_amp_choice_when_loading(tmp_path):
+    """--amp auto follows the run (here bfloat16 autocast), on/off force it; evaluate and predict share this."""
+    from artifacts.checkpoint import save_checkpoint
+    from artifacts.model_io import load_model_from_checkpoint
+    from settings import config as config_mod
+    cfg = config_mod.Config(width=4, depth=1, amp="on")
+    from models import build_model
+    model = build_model("custom", 3, 1, 8, width=4, depth=1)
+    pre = {"input_size": [8, 8], "channels": 1, "mean": [0.5], "std": [0.25]}
+    save_checkpoint({"model": model.state_dict(), "config": config_mod.to_dict(cfg), "class_names": ["a", "b", "c"],
+                     "preprocessing": pre}, tmp_path / "m.pt")
+    cpu = torch.device("cpu")
+    got = {amp: load_model_from_checkpoint(tmp_path / "m.pt", cpu, amp).amp for amp in ("auto", "on", "off")}
+    assert got["auto"].enabled and got["auto"].dtype == torch.bfloat16 and got["on"].enabled
+    assert not got["off"].enabled
+    with pytest.raises(UsageError, match="unknown --amp 'fast'"):
+        load_model_from_checkpoint(tmp_path / "m.pt", cpu, "fast")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from common.spelling import plural
 from tracking.sink import RunInfo, RunResult, Sink
 
 
@@ -15,9 +16,9 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
     """
     extra = ""
     if row.get("skipped_updates"):
-        extra += f" | AMP skipped {row['skipped_updates']} updates"
+        extra += f" | AMP skipped {plural(row['skipped_updates'], 'update')}"
     if row.get("nonfinite_batches"):
-        extra += f" | {row['nonfinite_batches']} non-finite batches dropped"
+        extra += f" | {plural(row['nonfinite_batches'], 'non-finite batch')} dropped"
     if not (math.isfinite(row["val_loss"]) and math.isfinite(row["val_acc"])):
         extra += " | non-finite validation: not a best, counts as no improvement"
     rate = row.get("images", 0) / max(row["seconds"], 1e-9)

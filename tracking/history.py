@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 from common.figures import pyplot, save_figure
 from common.fileio import write_atomic
+from common.spelling import plural
 from tracking.sink import RunInfo, Sink
 
 COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
@@ -24,20 +26,34 @@ def write_metrics_csv(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
+    """Loss, accuracy and LR against the epoch (numbered from 1, whole-number ticks); the run's
+    folder name on top. The loss axis turns logarithmic once it spans more than a factor of 20, so
+    late epochs stay readable beside a large first one; so does the LR axis past a factor of 100."""
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
     plt = pyplot()
     epochs = [r["epoch"] for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for key, style in (("train_loss", "-"), ("val_loss", "--")):
-        axes[0].plot(epochs, [r[key] for r in rows], style, marker="o", ms=3, label=key)
+        axes[0].plot(epochs, [r[key] for r in rows], style, marker="o", ms=3, label=key.split("_")[0])
     for key, style in (("train_acc", "-"), ("val_acc", "--")):
-        axes[1].plot(epochs, [r[key] for r in rows], style, marker="o", ms=3, label=key)
+        axes[1].plot(epochs, [r[key] for r in rows], style, marker="o", ms=3, label=key.split("_")[0])
     axes[2].plot(epochs, [r["lr"] for r in rows], marker="o", ms=3, color="tab:green")
+    losses = [r[k] for r in rows for k in ("train_loss", "val_loss") if math.isfinite(r[k]) and r[k] > 0]
+    if losses and max(losses) > 20 * min(losses):
+        axes[0].set_yscale("log")
+    lrs = [r["lr"] for r in rows]
+    if min(lrs) > 0 and max(lrs) > 100 * min(lrs):  # step decays: each level visible (a cosine's 0 is not)
+        axes[2].set_yscale("log")
+    axes[1].yaxis.set_major_formatter(PercentFormatter(1.0))
     for ax, title in zip(axes, ("loss", "accuracy", "learning rate (last update of the epoch)")):
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0].legend()
     axes[1].legend()
+    fig.suptitle(f"{path.parent.name}: {plural(len(rows), 'epoch')}", fontsize=11)
     fig.tight_layout()
     save_figure(fig, path, dpi=90)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,7 +17,7 @@ sys.path.insert(0, str(ROOT))  # streamlit puts only this script's folder on the
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from data.images import IMAGE_EXTENSIONS, ImageDecodeError, decode_file  # noqa: E402
+from data.images import IMAGE_EXTENSIONS, ImageError, open_image  # noqa: E402
 from common.errors import AppError  # noqa: E402
 from artifacts.model_io import load_model_from_checkpoint  # noqa: E402
 from evaluation.cam import METHODS  # noqa: E402
@@ -46,15 +45,9 @@ def explainer(path: str, mtime: float, device: str, method: str):
     return Explainer(load(path, mtime, device), method)
 
 
-def decode_upload(name: str, data: bytes, channels: int) -> torch.Tensor:
-    """predict.py's decoder needs a file: write the bytes to a private temp file first."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"upload{Path(name).suffix.lower()}"
-        path.write_bytes(data)
-        try:
-            return decode_file(path, channels)
-        except ImageDecodeError as e:  # name the upload, not the private temp file
-            raise ImageDecodeError(str(e).replace(f"'{path}'", name).replace(str(path), name)) from None
+def decode_upload(name: str, data: bytes, loaded) -> torch.Tensor:
+    """The uploaded bytes through predict.py's guarded decoder (pixel limit from the header first)."""
+    return open_image(data, loaded.channels, loaded.cfg.max_image_pixels, name=name)
 
 
 def predict_tab(cfg, ckpt: Path, topk: int, method: str) -> None:
@@ -72,8 +65,8 @@ def predict_tab(cfg, ckpt: Path, topk: int, method: str) -> None:
             st.error(f"Refused: {problem}")
             continue
         try:
-            image = decode_upload(up.name, up.getvalue(), loaded.channels)
-        except ImageDecodeError as e:
+            image = decode_upload(up.name, up.getvalue(), loaded)
+        except ImageError as e:
             reason = str(e).removeprefix(f"{up.name}: ")
             st.error(f"Refused: {up.name} is not a readable image ({reason})")
             continue
