@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,14 +15,17 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-torch.set_num_threads(2)
+# One thread: these models are tiny (a few thousand parameters on 8x8 images), where a second OpenMP
+# thread buys nothing on an idle machine and, on a busy one, makes every op wait for a descheduled
+# peer (measured: one lr_auto run 128 s with 2 threads, 30 s with 1, at load 10 on 2 cores).
+torch.set_num_threads(1)
 # Module-scoped fixtures run before the per-test cache below: they, too, never touch ~/.cache.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="imgclf-test-cache-")
 
 # Small and quick, but still the real code path. Exactness is a CPU property: --device cpu even
 # where a GPU exists (GPU behaviour has its own tests, skipped without one); AMP and the memory
 # format fixed, so no test depends on a timing (auto has its own tests: tests/test_autotune.py).
-FAST = ["--width", "8", "--depth", "2", "--batch_size", "128", "--threads", "2", "--device", "cpu", "--amp", "off",
+FAST = ["--width", "8", "--depth", "2", "--batch_size", "128", "--threads", "1", "--device", "cpu", "--amp", "off",
         "--channels_last", "off"]
 
 
@@ -34,6 +38,24 @@ def private_cache(tmp_path, monkeypatch):
 def train(tmp_path: Path, *args: str) -> None:
     import train as train_script
     train_script.main(["--checkpoint_dir", str(tmp_path / "ck"), *FAST, *args])
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """One finished 2-epoch FAST digits run, trained once per session for the tests that only read a
+    checkpoint (evaluate, predict, explain, export, the bad-input catalogue). Use ``copy_run`` to get
+    a private copy: nothing may write into this one."""
+    import train as train_script
+    root = tmp_path_factory.mktemp("trained_run")
+    train_script.main(["--checkpoint_dir", str(root), "--run_name", "tiny", *FAST, "--epochs", "2"])
+    return root / "tiny"
+
+
+def copy_run(run: Path, dest: Path) -> Path:
+    """A private copy of a run folder at ``dest`` (its checkpoints, config and metrics; not the results
+    database, whose rows name the original folder)."""
+    shutil.copytree(run, dest)
+    return dest
 
 
 def read_csv(path: Path) -> list[dict]:

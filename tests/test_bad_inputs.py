@@ -24,7 +24,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import FAST, cli
+from conftest import FAST, cli, copy_run
 from artifacts.checkpoint import load_checkpoint
 
 
@@ -115,12 +115,10 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory):
+def outcomes(tmp_path_factory, trained_run):
     """Train the earlier run, then run the whole catalogue against it; returns what each case did."""
-    import train as train_script
     root, tmp = tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("inputs")
-    train_script.main(["--checkpoint_dir", str(root), *FAST, "--epochs", "1", "--run_name", "earlier"])
-    earlier = root / "earlier"
+    earlier = copy_run(trained_run, root / "earlier")  # conftest.trained_run, a finished run
     make_files(earlier, tmp)
     table = catalogue(earlier, tmp)
     before = snapshot(earlier)

@@ -9,7 +9,7 @@ import torch
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score, top_k_accuracy_score
 
 import evaluate as evaluate_script
-from conftest import FAST, read_csv
+from conftest import FAST, copy_run, read_csv
 from common.errors import AppError, UsageError, run_cli
 from evaluation.metrics import calibration_bins, expected_calibration_error
 
@@ -17,12 +17,9 @@ METRIC_KEYS = {"accuracy", "top5_accuracy", "macro_f1", "weighted_f1", "ece", "n
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """One 2-epoch Custom CNN run on digits, shared by the module's tests (a few seconds on CPU)."""
-    import train as train_script
-    root = tmp_path_factory.mktemp("eval")
-    train_script.main(["--checkpoint_dir", str(root), "--run_name", "tiny", *FAST, "--epochs", "2"])
-    return root / "tiny"
+def run_dir(tmp_path_factory, trained_run):
+    """The session's 2-epoch Custom CNN run on digits (conftest.trained_run), copied for this module."""
+    return copy_run(trained_run, tmp_path_factory.mktemp("eval") / "tiny")
 
 
 def split_predictions(ckpt_path, split_name):

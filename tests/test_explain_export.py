@@ -14,20 +14,20 @@ import evaluate as evaluate_script
 import explain as explain_script
 import export as export_script
 import predict as predict_script
-from conftest import FAST, read_csv
+from conftest import FAST, copy_run, read_csv
 from common.errors import AppError, UsageError
 
 NUM_IMAGES = 12
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, trained_run):
     """Two small digits runs of the same split (different architectures) and test images as PNG files."""
     import train as train_script
     from data import prepare_data
     from artifacts.model_io import load_model_from_checkpoint
     root = tmp_path_factory.mktemp("inside")
-    train_script.main(["--checkpoint_dir", str(root), "--run_name", "a", *FAST, "--epochs", "2"])
+    copy_run(trained_run, root / "a")  # conftest.trained_run: the session's 2-epoch digits run
     train_script.main(["--checkpoint_dir", str(root), "--run_name", "b", *FAST, "--epochs", "1", "--width", "4",
                        "--depth", "1", "--image_size", "12"])  # other preprocessing: 12x12 input
     split = prepare_data(load_model_from_checkpoint(root / "a" / "best.pt", torch.device("cpu")).cfg).test

@@ -16,7 +16,7 @@ from PIL import Image
 import evaluate as evaluate_script
 import imagegen
 import predict as predict_script
-from conftest import FAST, ROOT, read_csv
+from conftest import ROOT, copy_run, read_csv
 from common.errors import UsageError, run_cli
 from models import MODELS
 
@@ -43,14 +43,13 @@ def save_variant(pixels: np.ndarray, variant: str, path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, trained_run):
     """A 2-epoch digits checkpoint, its evaluate.py output, and test images written in every format."""
-    import train as train_script
     from settings import config as config_mod
     from artifacts.checkpoint import load_checkpoint
     from data import prepare_data
     root = tmp_path_factory.mktemp("predict")
-    train_script.main(["--checkpoint_dir", str(root), "--run_name", "tiny", *FAST, "--epochs", "2"])
+    copy_run(trained_run, root / "tiny")  # conftest.trained_run: the session's 2-epoch digits run
     ckpt = root / "tiny" / "best.pt"
     evaluate_script.main(["--checkpoint", str(ckpt), "--device", "cpu", "--output_dir", str(root / "eval")])
     wrong = {r["sample"]: r["predicted"] for r in read_csv(root / "eval" / "misclassified.csv")}
