@@ -11,6 +11,7 @@ Examples:
     python sweep.py --schedulers cosine onecycle --seeds 0 1 2 --jobs 2 --name fmnist -- --dataset fashion_mnist
     python sweep.py --all_presets --seeds 0 1 --name presets -- --epochs 10   # the 35 presets A0_001 ... A0_035
     python sweep.py --search configs/search.yaml --trials 30 --name search -- --epochs 8
+    python sweep.py --schedulers cosine step --seeds 0 1 2 --metric val_loss --name by_loss
     python sweep.py --search configs/search.yaml --trials 30 --name search --storage postgresql://lab@db:5432/lab
 
 Re-running the same command skips finished runs and resumes interrupted ones; --dry_run lists what it
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from common.cli import ArgParser, cli_parser
 from common.errors import UsageError, run_cli
+from resultsdb.leaderboard import DEFAULT_METRIC, METRICS
 from settings.config import parse_args
 
 SET_BY_SWEEP = ("seed", "run_name", "resume")  # train.py flags the sweep sets per run (and scheduler in a grid)
@@ -35,7 +37,7 @@ SET_BY_SWEEP = ("seed", "run_name", "resume")  # train.py flags the sweep sets p
 def build_parser() -> ArgParser:
     p = cli_parser(__doc__, usage="python sweep.py (--schedulers S [S ...] [--all_presets] | --search FILE.yaml "
                                   "--trials N) [--seeds N [N ...]] [--jobs N] [--name NAME] [--storage URL] "
-                                  "[--dry_run] -- [train.py flags]")
+                                  "[--metric M] [--dry_run] -- [train.py flags]")
     p.add_argument("--schedulers", nargs="+", default=[], metavar="S", help="schedule names or preset ids")
     p.add_argument("--all_presets", action="store_true", help="add the 35 presets A0_001 ... A0_035")
     p.add_argument("--search", default="", metavar="FILE.yaml",
@@ -57,6 +59,9 @@ def build_parser() -> ArgParser:
                         "several machines; journal:PATH for Optuna's journal file)")
     p.add_argument("--confirm_seeds", type=int, default=0, metavar="K",
                    help="after a search: run the top 3 configurations on K seeds and rank them")
+    p.add_argument("--metric", choices=tuple(METRICS), default=DEFAULT_METRIC,
+                   help="what ranks the configurations and is each trial's value (default: test_acc, the test "
+                        "accuracy of best.pt; a run without a test split counts its validation value)")
     p.add_argument("--dry_run", action="store_true", help="list every run as run, resume or skip; train nothing")
     return p
 

@@ -16,6 +16,7 @@ from lab.progress import Progress
 from lab.space import config_key, run_label
 from lab.trials import Duplicate, Lab, RunFailed, Setup, Stopped
 from resultsdb.db import DB_FILE
+from resultsdb.leaderboard import METRICS
 from tracking.trial import make_pruner
 
 CONFIRM_TOP = 3  # configurations --confirm_seeds runs again
@@ -29,6 +30,8 @@ class Plan:
         self.seeds = list(dict.fromkeys(args.seeds))
         self.results_db = cfg.results_db or str(Path(cfg.checkpoint_dir) / DB_FILE)
         self.storage_url = study_mod.storage_url(args.storage, sweep_dir)
+        self.metric = args.metric
+        self.direction = "maximize" if METRICS[args.metric][1] else "minimize"
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # the sweep prints its own lines
 
     # --- what there is to do ---------------------------------------------------------------------
@@ -87,7 +90,8 @@ class Plan:
         args, cfg = self.args, self.cfg
         storage = study_mod.open_storage(self.storage_url)
         study = study_mod.open_study(args.name, storage, study_mod.make_sampler(self.sampler, self.space),
-                                     make_pruner(self.pruner, cfg.epochs * len(self.seeds)), self.storage_url)
+                                     make_pruner(self.pruner, cfg.epochs * len(self.seeds)), self.storage_url,
+                                     self.direction)
         grid = {config_key(p) for p in self.grid_configs()} if self.sampler == "grid" else None
         what = (f"{self.trials} schedules" if self.space.names() == ["scheduler"] and grid is not None
                 else f"{self.trials} configurations ({self.sampler}, pruner {self.pruner})")
@@ -95,7 +99,7 @@ class Plan:
         if lab.signum is not None:
             print("sweep stopped: the runs that were going saved last.pt. Run the same command again to continue.")
             return 128 + lab.signum
-        finished = report(study, self.sweep_dir, args.name)
+        finished = report(study, self.sweep_dir, args.name, self.metric)
         print(initial_weights_check(self.results_db, [r.folder for r in finished]))
         failed = lab.failed
         if args.confirm_seeds and finished:
@@ -126,7 +130,7 @@ class Plan:
               f"{f', {threads} threads each' if threads else ''}; study {study_mod.safe_url(self.storage_url)}",
               flush=True)
         setup = Setup(self.space, seeds, self.train_args, self.sweep_dir, self.results_db, threads,
-                      self.storage_url, name, pruner, cfg.epochs, self.settings, cfg.scheduler)
+                      self.storage_url, name, pruner, cfg.epochs, self.settings, cfg.scheduler, self.metric)
         with Progress(self.sweep_dir / "progress.txt", f"sweep '{name}'", runs_done + left * len(seeds),
                       runs_done, jobs, cfg.epochs) as progress:
             lab = Lab(setup, progress)
@@ -137,18 +141,19 @@ class Plan:
         """--confirm_seeds K: the top 3 configurations again on seeds 0..K-1 (runs the search already
         has are reused), ranked on their own: ``confirm_leaderboard.md``/``.csv``."""
         from lab.report import report
+        sign = -1 if self.direction == "maximize" else 1
         top = sorted((t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"),
-                     key=lambda t: -t.value)[:CONFIRM_TOP]
+                     key=lambda t: sign * t.value)[:CONFIRM_TOP]
         name = f"{self.args.name}-confirm"
         confirm = study_mod.open_study(name, storage, optuna.samplers.RandomSampler(), make_pruner("none", 1),
-                                       self.storage_url)
+                                       self.storage_url, self.direction)
         for t in top:
             confirm.enqueue_trial(t.params, skip_if_exists=True)  # the exact values: no sampling happens
         seeds = list(range(self.args.confirm_seeds))
         keys = {t.user_attrs["config_key"] for t in top}
         lab = self.study_run(confirm, name, f"the top {len(top)} configurations", seeds, len(top), keys, "none")
         if lab.signum is None:
-            report(confirm, self.sweep_dir, name, prefix="confirm_")
+            report(confirm, self.sweep_dir, name, self.metric, prefix="confirm_")
         return lab
 
     def done(self, study, grid: set | None) -> int:

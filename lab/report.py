@@ -6,6 +6,7 @@ Pruned trials are listed under the table, not ranked: they did not run to the en
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import warnings
 from pathlib import Path
@@ -14,7 +15,7 @@ import optuna
 
 from common.fileio import write_atomic
 from lab.trials import result_of
-from resultsdb.leaderboard import RunResult, leaderboard, to_csv, to_markdown
+from resultsdb.leaderboard import DEFAULT_METRIC, RunResult, leaderboard, to_csv, to_markdown
 
 STUDY_PLOTS = {  # file -> optuna.visualization.matplotlib function
     "optimization_history.png": "plot_optimization_history",
@@ -42,19 +43,31 @@ def pruned_lines(pruned: list[RunResult]) -> list[str]:
             f"(best val acc {100 * max(r.best_val_acc for r in runs):.2f} %)" for label, runs in by_label.items()]
 
 
-def report(study: optuna.Study, sweep_dir: Path, name: str, prefix: str = "") -> list[RunResult]:
-    """Write and print the leaderboard (files ``<prefix>leaderboard.md``, ``.csv``) and, for the
-    sweep itself (no prefix), the plots; returns the finished runs."""
+def sweep_key(finished: list[RunResult], name: str) -> list[RunResult]:
+    """The sweep's runs under one comparability key. A search varies settings the key includes (LR,
+    weight decay...), but sweep.yaml holds every other setting equal, so they are compared as the
+    sweep's configurations."""
+    if len({r.key for r in finished}) <= 1:
+        return finished
+    return [dataclasses.replace(r, key=f"sweep '{name}' (settings in sweep.yaml)") for r in finished]
+
+
+def report(study: optuna.Study, sweep_dir: Path, name: str, metric: str = DEFAULT_METRIC,
+           prefix: str = "") -> list[RunResult]:
+    """Write and print the leaderboard by ``metric`` (files ``<prefix>leaderboard.md``, ``.csv``) and,
+    for the sweep itself (no prefix), the plots; returns the finished runs."""
     finished, pruned = trial_results(study)
     if not finished and not pruned:
         print("no trial has finished yet: no leaderboard")
         return []
-    md = to_markdown(leaderboard(finished), f"sweep '{name}'") if finished else f"### sweep '{name}'\n\nno finished trial\n"
+    finished = sweep_key(finished, name)
+    board = leaderboard(finished, metric)
+    md = to_markdown(board, f"sweep '{name}'") if finished else f"### sweep '{name}'\n\nno finished trial\n"
     if pruned:
         md += "\nPruned (stopped early by the pruner, not ranked):\n" + "\n".join(pruned_lines(pruned)) + "\n"
     written = [f"{prefix}leaderboard.md", f"{prefix}leaderboard.csv"]
     write_atomic(md.encode(), sweep_dir / written[0])
-    write_atomic(to_csv(leaderboard(finished)).encode(), sweep_dir / written[1])
+    write_atomic(to_csv(board).encode(), sweep_dir / written[1])
     print(md)
     local = [r for r in finished if (r.folder / "metrics.csv").is_file()]
     if local and not prefix:

@@ -113,12 +113,15 @@ def make_sampler(name: str, space):
     return optuna.samplers.TPESampler()
 
 
-def open_study(name: str, storage, sampler, pruner, url: str = ""):
+def open_study(name: str, storage, sampler, pruner, url: str = "", direction: str = "maximize"):
     try:
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-                                    direction="maximize", load_if_exists=True)
+                                    direction=direction, load_if_exists=True)
     except Exception as e:  # noqa: BLE001
         raise AppError(f"cannot open study '{name}': {first_line(e)}") from None
+    if study.direction.name.lower() != direction:  # load_if_exists keeps the stored direction
+        raise UsageError(f"sweep '{name}' was started to {study.direction.name.lower()} its metric, this "
+                         f"--metric needs {direction}: use that sweep's --metric, or a new --name")
     one_taker_of_waiting_trials(study, url)
     return study
 

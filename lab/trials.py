@@ -32,7 +32,7 @@ from lab.identity import run_state
 from lab.progress import Progress
 from lab.space import Space, config_key, run_label, to_flags
 from lab.study import fail_stale, retry_callback
-from resultsdb.leaderboard import RunResult, read_run
+from resultsdb.leaderboard import DEFAULT_METRIC, METRICS, RunResult, read_run
 from tracking.trial import ENV, PRUNED_EXIT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,15 +65,23 @@ class Setup:
     epochs: int
     settings: dict[str, Any]  # the sweep's settings (sweep.yaml): what each run's config.yaml must agree with
     default_scheduler: str
+    metric: str = DEFAULT_METRIC  # what a trial's value is (resultsdb.leaderboard.METRICS)
 
 
-def score(r: RunResult) -> float:
-    return r.test_acc if r.test_acc is not None else r.best_val_acc
+def scored_metric(r: RunResult, metric: str) -> str:
+    """``metric``, or its validation counterpart for a run without a test split."""
+    if r.sample(metric).value is None and metric.startswith("test_"):
+        return "val_" + metric.removeprefix("test_")
+    return metric
 
 
-def describe(r: RunResult) -> str:
-    what = "test acc" if r.test_acc is not None else "best val acc"
-    return f"{what} {score(r):.4f}"
+def score(r: RunResult, metric: str) -> float:
+    return r.sample(scored_metric(r, metric)).value
+
+
+def describe(r: RunResult, metric: str) -> str:
+    used = scored_metric(r, metric)
+    return f"{METRICS[used][0]} {score(r, metric):.4f}"
 
 
 def result_attr(r: RunResult) -> dict[str, Any]:
@@ -134,7 +142,7 @@ class Lab:
                 self._one_seed(trial, params, label, k, seed, results)
             finally:
                 self.progress.ended(name)  # a no-op once counted as done; else (an error) no longer running
-        return statistics.fmean(score(r) for r in results)
+        return statistics.fmean(score(r, self.s.metric) for r in results)
 
     def _one_seed(self, trial: optuna.Trial, params: dict, label: str, k: int, seed: int,
                   results: list[RunResult]) -> None:
@@ -159,7 +167,7 @@ class Lab:
         r = read_run(label, seed, folder)
         results.append(r)
         trial.set_user_attr("runs", [result_attr(x) for x in results])
-        print(self.progress.finished(name, describe(r), trained=state != "skip (finished)"), flush=True)
+        print(self.progress.finished(name, describe(r, self.s.metric), trained=state != "skip (finished)"), flush=True)
 
     def _drop_if_duplicate(self, trial: optuna.Trial, key: str) -> None:
         """Raise Duplicate when an earlier trial (not failed) has this configuration. While that one
@@ -184,8 +192,9 @@ class Lab:
 
     def _report_finished(self, trial: optuna.Trial, k: int, earlier: list[RunResult], r: RunResult) -> None:
         """A reused run's epochs, reported as its live run would have (mean over the seeds so far)."""
-        for e, v in enumerate(r.val_acc, 1):
-            prior = [c.val_acc[min(e, len(c.val_acc)) - 1] for c in earlier]
+        m = self.s.metric
+        for e, v in enumerate(r.curve(m), 1):
+            prior = [c.curve(m)[min(e, len(c.curve(m))) - 1] for c in earlier]
             trial.report(statistics.fmean([*prior, v]), k * self.s.epochs + e - 1)
 
     def _train(self, trial: optuna.Trial, folder: Path, params: dict, seed: int, k: int,
@@ -198,7 +207,8 @@ class Lab:
             cmd += ["--threads", str(s.threads)]
         spec = {"storage": s.storage_url, "study": s.study_name, "trial_id": trial._trial_id, "pruner": s.pruner,
                 "max_resource": s.epochs * len(s.seeds), "step0": k * s.epochs,
-                "prior": [r.val_acc for r in earlier], "parent": os.getpid()}
+                "prior": [r.curve(s.metric) for r in earlier], "curve": "val_loss" if s.metric.endswith("_loss") else "val_acc",
+                "parent": os.getpid()}
         env = {**os.environ, "PYTHONUNBUFFERED": "1", ENV: json.dumps(spec)}
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "train.log", "ab") as log:

@@ -68,6 +68,11 @@ class RunResult:
     val_acc: list[float]  # per epoch
     finished: bool
     key: str | None = None  # comparability key of its config.yaml
+    val_loss: list[float] = field(default_factory=list)  # per epoch
+
+    def curve(self, metric: str) -> list[float]:
+        """The per-epoch validation values a sweep prunes on for ``metric`` (accuracy or loss)."""
+        return self.val_loss if metric.endswith("_loss") else self.val_acc
 
     def sample(self, metric: str) -> Sample:
         value = {"test_acc": self.test_acc, "test_loss": self.test_loss, "val_acc": self.best_val_acc,
@@ -88,12 +93,16 @@ def read_run(schedule: str, seed: int, folder: Path) -> RunResult | None:
     key = None
     if (folder / "config.yaml").is_file():
         from resultsdb.compare import comparability_key
-        from resultsdb.importer import read_config
-        key = comparability_key(read_config(folder), folder)
+        from resultsdb.importer import UnreadableRun, read_config
+        try:
+            key = comparability_key(read_config(folder), folder)
+        except UnreadableRun:
+            key = None  # no settings to compare by: never ranked with others
     val = [float(r["val_acc"]) for r in rows]
+    loss = [float(r["val_loss"]) for r in rows]
     return RunResult(schedule, seed, folder, summary.get("test_acc"), summary.get("test_loss"), max(val),
-                     min(float(r["val_loss"]) for r in rows), summary.get("best_epoch"), len(rows),
-                     sum(float(r["seconds"]) for r in rows), val, bool(summary), key)
+                     min(loss), summary.get("best_epoch"), len(rows), sum(float(r["seconds"]) for r in rows), val,
+                     bool(summary), key, loss)
 
 
 @dataclass

@@ -139,7 +139,8 @@ def test_a_trial_behind_the_others_is_pruned_at_an_epoch_end_with_last_pt_and_st
     assert epochs[0]["n"] == 1  # stopped at that epoch boundary
     board = (sweep / "leaderboard.md").read_text()
     assert f"- {pruned[0][1]}: pruned" in board
-    assert len(re.findall(r"^\| \d \|", board, re.MULTILINE)) == 2  # the pruned trial is shown, not ranked
+    ranked = re.findall(r"^\| (\S+) \| 1 \|", board, re.MULTILINE)
+    assert len(ranked) == 2 and pruned[0][1] not in ranked  # the pruned trial is shown, not ranked
     for png in ("optimization_history.png", "intermediate_values.png", "parallel_coordinate.png", "val_acc.png"):
         assert (sweep / png).stat().st_size > 0
     assert "3/3 runs done, 0 running" in (sweep / "progress.txt").read_text()
@@ -169,4 +170,33 @@ def test_a_search_samples_its_trials_and_confirm_seeds_reruns_the_top_on_more_se
         assert (sweep / f"{label}_s0" / "train.log").read_text().count("\n$ ") == 1  # reused by the confirmation
         assert (sweep / f"{label}_s1" / "summary.json").is_file()  # the confirmation's second seed
     board = (sweep / "confirm_leaderboard.md").read_text()
-    assert len(re.findall(r"^\| \d \| \S+ \| 2 \|", board, re.M)) == 2  # both ranked on 2 seeds
+    assert len(re.findall(r"^\| \S+ \| 2 \| ", board, re.M)) == 2  # both ranked on 2 seeds
+
+
+def test_metric_val_loss_minimizes_and_ranks_a_search_s_configurations_together(tmp_path):
+    """--metric val_loss: the study minimizes, each trial's value is its run's lowest validation loss,
+    and configurations that differ in LR (so in comparability key) are ranked on one board."""
+    import csv
+
+    import optuna
+    ck = tmp_path / "ck"
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: [1.0e-7, 0.01]\n")
+    done = cli("sweep.py", "--search", space, "--sampler", "grid", "--pruner", "none", "--metric", "val_loss",
+               "--jobs", "1", "--name", "m", "--", "--checkpoint_dir", ck, *TINY, "--epochs", "1",
+               "--scheduler", "constant", timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    sweep = ck / "m"
+    study = optuna.load_study(study_name="m", storage=f"sqlite:///{sweep / 'study.db'}")
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    for t in study.trials:
+        with open(sweep / f"{t.user_attrs['label']}_s0" / "metrics.csv", newline="") as f:
+            assert t.value == pytest.approx(min(float(r["val_loss"]) for r in csv.DictReader(f)))
+    board = (sweep / "leaderboard.md").read_text()
+    assert "val_loss (lowest validation loss; lower is better)" in board
+    assert "runs compared: sweep 'm' (settings in sweep.yaml)" in board
+    rows = re.findall(r"^\| (\S+) \| 1 \|", board, re.M)
+    assert len(rows) == 2 and rows[0] == study.best_trial.user_attrs["label"] and study.best_trial.params["lr"] == 0.01
+    with pytest.raises(UsageError, match="was started to minimize its metric, this --metric needs maximize"):
+        sweep_main("--search", space, "--sampler", "grid", "--pruner", "none", "--name", "m", "--",
+                   "--checkpoint_dir", ck, *TINY, "--epochs", "1", "--scheduler", "constant")

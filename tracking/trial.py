@@ -2,7 +2,8 @@
 
 ``sweep.py`` starts each run with ``IMGCLF_TRIAL`` set (JSON: the study's storage URL and name, the
 trial id, the pruner, the step of this seed's first epoch and the earlier seeds' per-epoch values).
-The value reported at epoch ``e`` of the ``k``-th seed is the mean validation accuracy at epoch ``e``
+The value reported at epoch ``e`` of the ``k``-th seed is the mean validation accuracy (``val_loss``
+for a sweep ranked by a loss: spec ``curve``) at epoch ``e``
 over seeds 0..k, at step ``k * epochs + e - 1``: trials are compared on the same footing (the same
 seeds done) and a pruning decision uses the mean over the seeds done. A pruned run saves ``last.pt``
 at that epoch boundary, is recorded as ``pruned`` and exits with :data:`PRUNED_EXIT`.
@@ -97,18 +98,19 @@ class TrialReporter(Sink):
             self.trial = optuna.trial.Trial(study, s["trial_id"])
         return self.trial
 
-    def _value(self, epoch: int, val_acc: float) -> float:
-        """Mean over the seeds done of the validation accuracy at ``epoch`` (a seed that stopped
-        early counts with its last epoch's value)."""
+    def _value(self, epoch: int, value: float) -> float:
+        """Mean over the seeds done of the validation value at ``epoch`` (a seed that stopped early
+        counts with its last epoch's value)."""
         earlier = [curve[min(epoch, len(curve)) - 1] for curve in self.spec.get("prior", []) if curve]
-        return statistics.fmean([*earlier, val_acc])
+        return statistics.fmean([*earlier, value])
 
     def _report(self, row: dict[str, Any], check: bool) -> None:
         try:
             trial = self._open()
             if trial is None:
                 return
-            trial.report(self._value(row["epoch"], row["val_acc"]), self.spec["step0"] + row["epoch"] - 1)
+            value = self._value(row["epoch"], row[self.spec.get("curve", "val_acc")])
+            trial.report(value, self.spec["step0"] + row["epoch"] - 1)
             if check and trial.should_prune():
                 self.pruned_at = row["epoch"]
         except Exception as e:  # noqa: BLE001 - the study is a convenience: never a reason to lose the run
@@ -129,8 +131,8 @@ class TrialReporter(Sink):
         """The error to raise once this epoch's last.pt is saved, if the trial was pruned."""
         if self.pruned_at is None:
             return None
-        return Pruned(f"trial pruned at epoch {self.pruned_at} (its mean validation accuracy over the seeds done "
-                      f"is behind the other trials'); saved {self.run_dir / 'last.pt'}")
+        return Pruned(f"trial pruned at epoch {self.pruned_at} (its mean {self.spec.get('curve', 'val_acc')} over the seeds "
+                      f"done is behind the other trials'); saved {self.run_dir / 'last.pt'}")
 
 
 def from_env() -> TrialReporter | None:
