@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,37 +46,15 @@ def epochs_trained(sweep_dir: Path) -> int:
     return total
 
 
-def test_acc(sweep_dir: Path) -> dict[str, dict[int, float]]:
-    """schedule -> seed -> test accuracy of best.pt, for the finished runs."""
-    import json
-    out: dict[str, dict[int, float]] = {}
-    for summary in sweep_dir.glob("*/summary.json"):
-        label, seed = summary.parent.name.rsplit("_s", 1)
-        out.setdefault(label, {})[int(seed)] = json.loads(summary.read_text())["test_acc"]
-    return out
-
-
-def best_set(acc: dict[str, dict[int, float]]) -> tuple[str, set[str]]:
-    """(the top schedule by mean, the schedules tied with it): paired t-interval over the seeds both
-    have; tied when the 95 % interval of the difference contains 0 (scipy.stats.t)."""
-    from scipy import stats
-    top = max(acc, key=lambda s: statistics.fmean(acc[s].values()))
-    tied = {top}
-    for s, runs in acc.items():
-        seeds = sorted(set(runs) & set(acc[top]))
-        diffs = [runs[k] - acc[top][k] for k in seeds]
-        if s == top or len(diffs) < 2:
-            continue
-        sd = statistics.stdev(diffs)
-        half = stats.t.ppf(0.975, len(diffs) - 1) * sd / len(diffs) ** 0.5
-        if statistics.fmean(diffs) + half >= 0:
-            tied.add(s)
-    return top, tied
-
-
-def pruned_best(sweep_dir: Path) -> str:
+def board(sweep_dir: Path) -> list[dict[str, str]]:
+    """The sweep's leaderboard.csv rows (resultsdb.leaderboard's columns), best first."""
     with open(sweep_dir / "leaderboard.csv", newline="") as f:
-        return next(csv.DictReader(f))["schedule"]
+        return list(csv.DictReader(f))
+
+
+def best_set(rows: list[dict[str, str]]) -> tuple[str, set[str]]:
+    """(the top schedule, the schedules its paired interval cannot tell from it): the verdict column."""
+    return rows[0]["schedule"], {r["schedule"] for r in rows if r["verdict"] in ("best", "tied")}
 
 
 def main() -> int:
@@ -94,8 +71,8 @@ def main() -> int:
     full_s = run_sweep(out, "full", args, "none")
     pruned_s = run_sweep(out, "pruned", args, args.pruner)
     full_e, pruned_e = epochs_trained(out / "full"), epochs_trained(out / "pruned")
-    top, tied = best_set(test_acc(out / "full"))
-    chosen = pruned_best(out / "pruned")
+    top, tied = best_set(board(out / "full"))
+    chosen = board(out / "pruned")[0]["schedule"]
     print(f"{len(args.schedulers)} schedules x {len(args.seeds)} seeds x {args.epochs} epochs (digits, width "
           f"{args.width}, {args.jobs} run(s) at a time); folders in {out}")
     print("| sweep | epochs trained | wall time | best |")

@@ -32,6 +32,7 @@ from lab.identity import run_state
 from lab.progress import Progress
 from lab.space import Space, config_key, run_label, to_flags
 from lab.study import fail_stale, retry_callback
+from common.runlock import EXIT_LOCKED, holder_pid, is_locked
 from resultsdb.leaderboard import DEFAULT_METRIC, METRICS, RunResult, read_run
 from tracking.trial import ENV, PRUNED_EXIT
 
@@ -155,6 +156,12 @@ class Lab:
         else:
             self.progress.started(name, folder)
             rc = self._train(trial, folder, params, seed, k, results)
+            while rc == EXIT_LOCKED and self._waited_for_writer(folder, name):
+                if run_state(folder, {**self.s.settings, **params, "seed": seed}) == "skip (finished)":
+                    self._report_finished(trial, k, results, read_run(label, seed, folder))  # it finished it
+                    rc = 0
+                    break
+                rc = self._train(trial, folder, params, seed, k, results)
             if rc == PRUNED_EXIT:
                 r = read_run(label, seed, folder)
                 results.append(r)
@@ -168,6 +175,17 @@ class Lab:
         results.append(r)
         trial.set_user_attr("runs", [result_attr(x) for x in results])
         print(self.progress.finished(name, describe(r, self.s.metric), trained=state != "skip (finished)"), flush=True)
+
+    def _waited_for_writer(self, folder: Path, name: str) -> bool:
+        """After train.py found the run locked: wait while another process (a sweep that does not share
+        this study, a train.py by hand) writes it. False when nobody holds it (exit 2 was another error)."""
+        if not is_locked(folder):
+            return False
+        print(f"{name}: being written by process {holder_pid(folder)} (another sweep or train.py); waiting for it",
+              flush=True)
+        while is_locked(folder) and self.signum is None:
+            time.sleep(TWIN_POLL_S)
+        return self.signum is None
 
     def _drop_if_duplicate(self, trial: optuna.Trial, key: str) -> None:
         """Raise Duplicate when an earlier trial (not failed) has this configuration. While that one

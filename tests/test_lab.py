@@ -200,3 +200,37 @@ def test_metric_val_loss_minimizes_and_ranks_a_search_s_configurations_together(
     with pytest.raises(UsageError, match="was started to minimize its metric, this --metric needs maximize"):
         sweep_main("--search", space, "--sampler", "grid", "--pruner", "none", "--name", "m", "--",
                    "--checkpoint_dir", ck, *TINY, "--epochs", "1", "--scheduler", "constant")
+
+
+def test_a_run_written_by_another_process_is_waited_for_then_trained_once(tmp_path):
+    """Another process (a sweep outside this study, a train.py by hand) holds the run's lock: the
+    sweep says so, waits for it to let go, and only then trains the run itself."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT, cli_env
+
+    from common.runlock import RunLock
+    ck = tmp_path / "ck"
+    folder = ck / "w" / "constant_s0"
+    folder.mkdir(parents=True)
+    lock = RunLock(folder).acquire()
+    proc = subprocess.Popen([sys.executable, "sweep.py", "--schedulers", "constant", "--name", "w", "--", "--checkpoint_dir",
+                             str(ck), *TINY, "--epochs", "1"], cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        seen = []
+        for line in proc.stdout:  # the sweep's own lines, read as they come: no sleeping on a guess
+            seen.append(line)
+            if "being written by process" in line:
+                break
+        assert f"constant_s0: being written by process {os.getpid()}" in "".join(seen), "".join(seen)
+        assert not (folder / "metrics.csv").exists()  # nothing written while another process holds it
+    finally:
+        lock.release()
+    rest = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, "".join(seen) + rest
+    assert (folder / "summary.json").is_file()
+    log = (folder / "train.log").read_text()
+    assert log.count("\n$ ") == 2 and "is being written by process" in log  # refused once, then trained
