@@ -164,6 +164,36 @@ def test_leaderboard_compares_only_one_group_with_names_relative_to_the_folder(t
     assert [r["run"] for r in board.table("digits · custom", "k1")] == ["a", "c"]
 
 
+def test_the_page_ranks_schedules_over_seeds_as_results_py_best(tmp_path):
+    """The Runs view's schedule table is resultsdb.leaderboard's: paired intervals, verdicts, one key."""
+    from resultsdb.leaderboard import COLUMNS, format_row
+    from webapp.board import read_board
+    from webapp.boundary import Boundary
+    conn = sqlite3.connect(tmp_path / "results.db")
+    conn.execute("CREATE TABLE runs (run_id INTEGER PRIMARY KEY, run_dir TEXT, model_name TEXT, dataset TEXT, "
+                 "scheduler_type TEXT, seed INTEGER, status TEXT, test_accuracy REAL, comparability_key TEXT)")
+    runs = [("cosine", 0, 0.97), ("cosine", 1, 0.98), ("cosine", 2, 0.99), ("step", 0, 0.90), ("step", 1, 0.91),
+            ("step", 2, 0.915), ("onecycle", 0, 0.99), ("onecycle", 1, 0.96), ("onecycle", 2, 0.985)]
+    conn.executemany("INSERT INTO runs (run_dir, model_name, dataset, scheduler_type, seed, status, test_accuracy, "
+                     "comparability_key) VALUES (?, 'custom', 'digits', ?, ?, 'finished', ?, 'k')",
+                     [(str(tmp_path / f"{s}_s{seed}"), s, seed, a) for s, seed, a in runs])
+    conn.execute("INSERT INTO runs (run_dir, model_name, dataset, scheduler_type, seed, status, test_accuracy, "
+                 "comparability_key) VALUES (?, 'custom', 'digits', 'step', 0, 'running', NULL, 'k')",
+                 (str(tmp_path / "late"),))
+    conn.execute("INSERT INTO runs (run_dir, model_name, dataset, scheduler_type, seed, status, test_accuracy, "
+                 "comparability_key) VALUES (?, 'custom', 'digits', 'linear', 0, 'finished', 1.0, 'other')",
+                 (str(tmp_path / "other"),))
+    conn.commit()
+    conn.close()
+    board = read_board(Boundary(tmp_path))
+    ranked = board.schedules("digits · custom", "k")
+    rows = [format_row(ranked, r) for r in ranked.rows]
+    assert list(rows[0]) == list(COLUMNS)
+    assert [(r["schedule"], r["verdict"]) for r in rows] == [("cosine", "best"), ("onecycle", "tied"),
+                                                             ("step", "worse")]
+    assert rows[0]["mean"] == "98.00" and rows[2]["diff_vs_best"] == "-7.17"  # the unfinished run is not counted
+
+
 def make_study(folder: Path) -> None:
     """An Optuna study in ``folder/study.db`` with a complete, a pruned and a failed trial."""
     import optuna

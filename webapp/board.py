@@ -16,6 +16,8 @@ from urllib.request import pathname2url
 
 from common.errors import AppError
 from resultsdb.db import DB_FILE
+from resultsdb.leaderboard import Board as Leaderboard
+from resultsdb.leaderboard import Sample, rank
 from webapp.boundary import Boundary
 
 COLUMNS = ("run_dir", "model_name", "dataset", "scheduler_type", "seed", "status", "epochs", "best_epoch", "monitor",
@@ -57,6 +59,16 @@ class Board:
                  "epochs": r.get("epochs"), "best epoch": r.get("best_epoch"),
                  "best " + (r.get("monitor") or "metric"): _metric(r.get("monitor"), r.get("best_metric")),
                  "test loss": None if r.get("test_loss") is None else round(r["test_loss"], 4)} for r in rows]
+
+
+    def schedules(self, group: str, key: str | None = None) -> Leaderboard:
+        """The schedules of one group (and key) ranked as ``results.py best`` ranks them: test accuracy
+        over seeds, paired intervals and verdicts (resultsdb.leaderboard); finished runs only."""
+        rows = [r for r in self.rows if r["group"] == group and (key is None or r["key"] == key)
+                and r.get("status", "finished") == "finished"]
+        samples = [Sample(str(r.get("scheduler_type") or "?"), int(r.get("seed") or 0), r.get("test_accuracy"),
+                          r["key"]) for r in rows]
+        return rank(samples, "test_acc", key)
 
 
 def summary_table(runs) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from artifacts.model_io import load_model_from_checkpoint  # noqa: E402
 from common.errors import AppError  # noqa: E402
 from data.images import IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS, ImageError, open_image  # noqa: E402
 from evaluation.cam import METHODS  # noqa: E402
+from resultsdb.leaderboard import describe, format_row  # noqa: E402
 from evaluation.inference import predict_probs, preprocess, top_classes  # noqa: E402
 from webapp.board import SORT_COLUMN, pct, read_board, summary_table  # noqa: E402
 from webapp.boundary import Boundary  # noqa: E402
@@ -127,6 +128,12 @@ def runs_tab(cfg, box: Boundary, group: str, runs: list[RunInfo], run: RunInfo) 
             key = st.selectbox("Settings (runs are compared only with the same settings)", list(keys),
                                format_func=lambda k: f"{k} ({keys[k]} runs)")
             st.caption(f"{sum(keys.values()) - keys[key]} runs of {group} with other settings are not shown.")
+        schedules = board.schedules(group, key)
+        if schedules.rows:
+            st.markdown("**Schedules over seeds** (as `results.py best` ranks them)")
+            st.dataframe([format_row(schedules, r) for r in schedules.rows], hide_index=True)
+            st.caption(" ".join([describe(schedules) + ".", *schedules.notes]))
+        st.markdown("**Runs**")
         st.dataframe(board.table(group, key), hide_index=True,
                      column_config={SORT_COLUMN: st.column_config.NumberColumn(format="%.2f%%")})
         note = f"From the results database, sorted by {SORT_COLUMN} (best.pt on the test split), best first."
