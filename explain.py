@@ -10,15 +10,16 @@ Examples:
 
 Writes ``OUT/<stem>_cam.png`` per image (default OUT: ``<run folder>/explain/``).
 """
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from common.fileio import check_writable
-from common.errors import AppError, run_cli
 from common.cli import cli_parser
+from common.errors import AppError, run_cli
+from common.fileio import check_writable
 from common.progress import bar
 from common.spelling import plural
 
@@ -30,8 +31,12 @@ def build_parser():
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="a .pt file written by train.py")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or globs")
     p.add_argument("--method", choices=METHODS, default="gradcam", help="(default: gradcam)")
-    p.add_argument("--target", default="predicted", metavar="CLASS",
-                   help="'predicted' (each image's top-1, the default) or a class name")
+    p.add_argument(
+        "--target",
+        default="predicted",
+        metavar="CLASS",
+        help="'predicted' (each image's top-1, the default) or a class name",
+    )
     p.add_argument("--layer", default=None, metavar="NAME", help="module to take the CAM at (default: automatic)")
     p.add_argument("--output_dir", default=None, metavar="OUT", help="default: <run folder>/explain/")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
@@ -40,12 +45,12 @@ def build_parser():
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from artifacts.model_io import load_model_from_checkpoint
     from data.images import ImageError
-    from runtime.runtime import resolve_device
     from evaluation.cam import Explainer, target_index
     from evaluation.explain import empty_warning, explain_file
-    from artifacts.model_io import load_model_from_checkpoint
     from evaluation.inputs import expand_inputs
+    from runtime.runtime import resolve_device
 
     found = expand_inputs(args.inputs)
     if not found.paths:
@@ -53,8 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     loaded = load_model_from_checkpoint(args.checkpoint, resolve_device(args.device))
     target = target_index(args.target, loaded.class_names)
     explainer = Explainer(loaded, args.method, args.layer)
-    out_dir = check_writable(args.output_dir if args.output_dir else Path(args.checkpoint).resolve().parent / "explain",
-                             "--output_dir", folder=True)
+    out_dir = check_writable(
+        args.output_dir if args.output_dir else Path(args.checkpoint).resolve().parent / "explain",
+        "--output_dir",
+        folder=True,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"{args.method} at layer {explainer.layer_name} of {loaded.cfg.model}; writing to {out_dir}")
     written, failed, explanations = 0, 0, []
@@ -69,8 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         written += 1
         explanations.append(ex)
         progress.write(f"{path} -> {out}" + ("  (empty map)" if ex.empty else ""))
-    print(f"wrote {plural(written, 'CAM figure')} to {out_dir}"
-          + (f"; {plural(failed, 'file')} could not be read" if failed else ""))
+    print(
+        f"wrote {plural(written, 'CAM figure')} to {out_dir}"
+        + (f"; {plural(failed, 'file')} could not be read" if failed else "")
+    )
     empty = empty_warning(explainer, explanations)
     if empty:
         print(f"warning: {empty}", file=sys.stderr)

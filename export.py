@@ -11,14 +11,15 @@ Examples:
 
 Default output: next to the checkpoint, ``<stem>.onnx`` or ``<stem>.torchscript.pt``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from common.fileio import check_writable
-from common.errors import AppError, UsageError, run_cli
 from common.cli import cli_parser
+from common.errors import AppError, UsageError, run_cli
+from common.fileio import check_writable
 
 FORMATS = ("onnx", "torchscript")
 
@@ -28,8 +29,11 @@ def build_parser():
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="a .pt file written by train.py")
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--output", default=None, metavar="FILE", help="default: next to the checkpoint")
-    p.add_argument("--dynamic_batch", action="store_true",
-                   help="ONNX: any batch size (default: batch 1, which predict.py feeds image by image)")
+    p.add_argument(
+        "--dynamic_batch",
+        action="store_true",
+        help="ONNX: any batch size (default: batch 1, which predict.py feeds image by image)",
+    )
     p.add_argument("--data_dir", default=None, metavar="D", help="dataset location for the check, if moved")
     return p
 
@@ -40,15 +44,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError("--dynamic_batch applies to --format onnx (TorchScript traces any batch size)")
     import torch
 
+    from artifacts.model_io import load_model_from_checkpoint
     from evaluation.export import FORMATS as SUFFIXES
     from evaluation.export import TOLERANCE, export_onnx, export_torchscript, verification_images, verify
-    from artifacts.model_io import load_model_from_checkpoint
 
     src = Path(args.checkpoint)
     if src.suffix.lower() == ".onnx":
         raise UsageError(f"{src} is already an export; give the .pt checkpoint it came from")
-    out = check_writable(Path(args.output) if args.output else src.with_name(src.stem + SUFFIXES[args.format]),
-                         "--output")
+    out = check_writable(
+        Path(args.output) if args.output else src.with_name(src.stem + SUFFIXES[args.format]), "--output"
+    )
     loaded = load_model_from_checkpoint(src, torch.device("cpu"))
     x, what = verification_images(loaded, args.data_dir)  # before writing: a missing dataset costs nothing
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -58,13 +63,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         export_torchscript(loaded, out)
     diff = verify(loaded, out, args.format, x)
     size_kb = out.stat().st_size / 1024
-    print(f"wrote {out} ({args.format}, {size_kb:.0f} KiB, {len(loaded.class_names)} classes, input "
-          f"{loaded.channels}x{'x'.join(map(str, loaded.preprocessing['input_size']))}"
-          f"{', dynamic batch' if args.dynamic_batch else ''})")
+    print(
+        f"wrote {out} ({args.format}, {size_kb:.0f} KiB, {len(loaded.class_names)} classes, input "
+        f"{loaded.channels}x{'x'.join(map(str, loaded.preprocessing['input_size']))}"
+        f"{', dynamic batch' if args.dynamic_batch else ''})"
+    )
     print(f"verified on {what}: max |delta logit| vs PyTorch = {diff:.3g} (limit {TOLERANCE:g})")
     if not diff <= TOLERANCE:  # also catches NaN
-        raise AppError(f"the exported model differs from the checkpoint by {diff:.3g} > {TOLERANCE:g}; "
-                       f"{out} is kept for inspection but should not be used")
+        raise AppError(
+            f"the exported model differs from the checkpoint by {diff:.3g} > {TOLERANCE:g}; "
+            f"{out} is kept for inspection but should not be used"
+        )
     return 0
 
 

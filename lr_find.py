@@ -13,17 +13,18 @@ Examples:
 Writes OUT/lr_find.csv (lr,loss,smoothed_loss) and OUT/lr_find.png; OUT defaults to
 <checkpoint_dir>/lr_find/.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from settings.config import LR_AUTO, parse_args
 from common.cli import ArgParser
-from common.fileio import check_writable
 from common.errors import UsageError, run_cli
+from common.fileio import check_writable
+from settings.config import LR_AUTO, parse_args
 from settings.validate import check_config
 
 
@@ -58,8 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     bundle = prepare_data(cfg)
     cfg, choice, amp = resolve_runtime(cfg, bundle, device, threads, None)  # as train.py would train it
     print(choice.line())
-    print(f"LR range test: {cfg.model} on {cfg.dataset}, {cfg.optimizer}, batch {cfg.batch_size}, device {device}, "
-          f"{own.num_iter} updates from {own.start_lr:g} to {own.end_lr:g}")
+    print(
+        f"LR range test: {cfg.model} on {cfg.dataset}, {cfg.optimizer}, batch {cfg.batch_size}, device {device}, "
+        f"{own.num_iter} updates from {own.start_lr:g} to {own.end_lr:g}"
+    )
     out_dir = check_writable(own.output_dir or Path(cfg.checkpoint_dir) / "lr_find", "--output_dir", folder=True)
     result = lr_range_test(cfg, bundle, device, amp, own.start_lr, own.end_lr, own.num_iter)
     files = write_outputs(result, out_dir)

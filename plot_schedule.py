@@ -17,12 +17,13 @@ Examples:
     python plot_schedule.py --scheduler onecycle --compare cosine hf_linear warmup_stable_decay \\
         --warmup_epochs 1 --epochs 20 --steps_per_epoch 25 --png docs/schedules.png
 """
+
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from common.cli import ArgParser, cli_parser
 from common.errors import UsageError, run_cli
@@ -36,8 +37,7 @@ from settings.validate import check_schedule, check_warmup
 # batches of 64 (tests/test_plot_schedule.py checks it against the data).
 DEFAULT_STEPS_PER_EPOCH = 20
 # The settings this script shares with train.py: same flags, types, defaults and help.
-SHARED = ("scheduler", "lr", "epochs", "warmup_epochs", "warmup_steps", "warmup_mode", "warmup_start_factor",
-          "monitor")
+SHARED = ("scheduler", "lr", "epochs", "warmup_epochs", "warmup_steps", "warmup_mode", "warmup_start_factor", "monitor")
 # Overlaid curves differ in dash, marker and width (the first drawn widest), so that curves that
 # coincide -- several schedules hold the base LR for a while -- all stay visible.
 DASHES = ("-", "--", "-.", ":")
@@ -47,21 +47,38 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X")  # 7 and 4 dashes: 28 curves befor
 def get_args_parser() -> ArgParser:
     p = cli_parser(__doc__)
     add_config_flags(p, SHARED)
-    p.add_argument("--steps_per_epoch", type=int, default=DEFAULT_STEPS_PER_EPOCH, metavar="N",
-                   help=f"optimizer updates per epoch: training images / batch_size / accum_steps, rounded up "
-                        f"(train.py prints it; default: {DEFAULT_STEPS_PER_EPOCH}, the default run's: 1,257 "
-                        f"digits images in batches of 64)")
-    p.add_argument("--val_losses", metavar="V1,V2,...", default="",
-                   help="per-epoch values of the monitored metric for metric-driven schedules (default: no "
-                        "improvement)")
-    p.add_argument("--csv", metavar="OUT.csv",
-                   help="write --scheduler's curve: step,epoch,lr, one row per update (both 1-based)")
+    p.add_argument(
+        "--steps_per_epoch",
+        type=int,
+        default=DEFAULT_STEPS_PER_EPOCH,
+        metavar="N",
+        help=f"optimizer updates per epoch: training images / batch_size / accum_steps, rounded up "
+        f"(train.py prints it; default: {DEFAULT_STEPS_PER_EPOCH}, the default run's: 1,257 "
+        f"digits images in batches of 64)",
+    )
+    p.add_argument(
+        "--val_losses",
+        metavar="V1,V2,...",
+        default="",
+        help="per-epoch values of the monitored metric for metric-driven schedules (default: no improvement)",
+    )
+    p.add_argument(
+        "--csv", metavar="OUT.csv", help="write --scheduler's curve: step,epoch,lr, one row per update (both 1-based)"
+    )
     p.add_argument("--png", metavar="OUT.png", help="draw the curves")
-    p.add_argument("--log_y", action="store_true",
-                   help="LR on a log axis: decays over orders of magnitude (step, plateau) stay apart instead of "
-                        "all lying on 0; updates at LR 0 are left out")
-    p.add_argument("--compare", nargs="+", metavar="NAME2", default=[],
-                   help="more schedules on the same plot, with their default hyperparameters")
+    p.add_argument(
+        "--log_y",
+        action="store_true",
+        help="LR on a log axis: decays over orders of magnitude (step, plateau) stay apart instead of "
+        "all lying on 0; updates at LR 0 are left out",
+    )
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="NAME2",
+        default=[],
+        help="more schedules on the same plot, with their default hyperparameters",
+    )
     p.add_argument("--list", action="store_true", help="print the catalog, torch's argument names and the presets")
     p.add_argument("--markdown", action="store_true", help="with --list: print the tables of docs/schedules.md")
     p.epilog = "Schedule hyperparameters: --scheduler_<param> VALUE (see --list)."
@@ -93,9 +110,16 @@ def figure(curves: dict[str, list], title: str, steps_per_epoch: int, epochs: in
     n = len(curves)
     for i, (label, points) in enumerate(curves.items()):
         every = max(1, len(points) // 10)
-        ax.plot([1 + p.step / steps_per_epoch for p in points], [p.lr for p in points], label=label,
-                linestyle=DASHES[i % len(DASHES)], linewidth=3.0 - 1.8 * i / max(n - 1, 1),
-                marker=MARKERS[i % len(MARKERS)], markersize=5, markevery=(i * every // n, every))
+        ax.plot(
+            [1 + p.step / steps_per_epoch for p in points],
+            [p.lr for p in points],
+            label=label,
+            linestyle=DASHES[i % len(DASHES)],
+            linewidth=3.0 - 1.8 * i / max(n - 1, 1),
+            marker=MARKERS[i % len(MARKERS)],
+            markersize=5,
+            markevery=(i * every // n, every),
+        )
     ax.set_xlim(1, epochs + 1)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
@@ -110,14 +134,17 @@ def figure(curves: dict[str, list], title: str, steps_per_epoch: int, epochs: in
 
 def summary(label: str, points) -> str:
     lrs = [p.lr for p in points]
-    return (f"{label}: {plural(len(lrs), 'update')}, LR first {lrs[0]:.4g}, max {max(lrs):.4g}, "
-            f"min {min(lrs):.4g}, last {lrs[-1]:.4g}")
+    return (
+        f"{label}: {plural(len(lrs), 'update')}, LR first {lrs[0]:.4g}, max {max(lrs):.4g}, "
+        f"min {min(lrs):.4g}, last {lrs[-1]:.4g}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = get_args_parser()
     ns, rest = parser.parse_known_args(argv)
     from schedulers.listing import catalog_markdown, catalog_text, presets_markdown
+
     if ns.list:
         print(catalog_markdown() + "\n\n" + presets_markdown() if ns.markdown else catalog_text())
         return 0
@@ -132,20 +159,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from schedulers import make_plan
     from schedulers.simulate import simulate
+
     plan = make_plan(cfg.epochs, ns.steps_per_epoch, cfg.warmup_epochs, cfg.warmup_steps)
     losses = _losses(ns.val_losses)
     curves = {}
     for name in (cfg.scheduler, *ns.compare):
         params = cfg.scheduler_params if name == cfg.scheduler else {}
         label = name + "".join(f" {k}={v}" for k, v in params.items())
-        curves[label] = simulate(name, params, cfg.epochs, ns.steps_per_epoch, plan.warmup_steps, cfg.lr, losses,
-                                 cfg.warmup_mode, cfg.warmup_start_factor, monitor=cfg.monitor)
+        curves[label] = simulate(
+            name,
+            params,
+            cfg.epochs,
+            ns.steps_per_epoch,
+            plan.warmup_steps,
+            cfg.lr,
+            losses,
+            cfg.warmup_mode,
+            cfg.warmup_start_factor,
+            monitor=cfg.monitor,
+        )
     if ns.csv:
         write_csv(next(iter(curves.values())), ns.steps_per_epoch, Path(ns.csv))
     if ns.png:
         warm = f", {cfg.warmup_mode} warmup {plural(plan.warmup_steps, 'update')}" if plan.warmup_steps else ""
-        title = (f"LR of every update: base lr {cfg.lr:g}, {plural(cfg.epochs, 'epoch')} x "
-                 f"{plural(ns.steps_per_epoch, 'update')}{warm}")
+        title = (
+            f"LR of every update: base lr {cfg.lr:g}, {plural(cfg.epochs, 'epoch')} x "
+            f"{plural(ns.steps_per_epoch, 'update')}{warm}"
+        )
         save_figure(figure(curves, title, ns.steps_per_epoch, cfg.epochs, ns.log_y), ns.png, dpi=90, tight=True)
     for label, points in curves.items():
         print(summary(label, points))

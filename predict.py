@@ -16,29 +16,39 @@ Examples:
     python predict.py --checkpoint custom/best.pt --checkpoint effnet/best.pt img/     # ensemble
     python predict.py --checkpoint run/best.pt img/ --amp on                           # bfloat16 autocast
 """
+
 from __future__ import annotations
 
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
-from common.fileio import check_writable
-from common.errors import AppError, UsageError, run_cli
 from common.cli import cli_parser
+from common.errors import AppError, UsageError, run_cli
+from common.fileio import check_writable
 
 
 def build_parser():
     p = cli_parser(__doc__)
-    p.add_argument("--checkpoint", required=True, action="append", metavar="PATH",
-                   help="a .pt file written by train.py (or .onnx from export.py); repeat for an ensemble")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        action="append",
+        metavar="PATH",
+        help="a .pt file written by train.py (or .onnx from export.py); repeat for an ensemble",
+    )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or globs")
     p.add_argument("--topk", type=int, default=5, metavar="K", help="classes shown per image (default: 5)")
     p.add_argument("--output", default=None, metavar="FILE", help="also write the rows to FILE.csv or FILE.json")
     p.add_argument("--batch_size", type=int, default=32, metavar="N", help="images per forward pass (default: 32)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
-    p.add_argument("--amp", choices=("auto", "on", "off"), default="off",
-                   help="autocast: off = float32 (the default: the same numbers as the .onnx export and on every "
-                        "machine), on = bfloat16 on CPU / the run's dtype on GPU, auto = the run's own mode")
+    p.add_argument(
+        "--amp",
+        choices=("auto", "on", "off"),
+        default="off",
+        help="autocast: off = float32 (the default: the same numbers as the .onnx export and on every "
+        "machine), on = bfloat16 on CPU / the run's dtype on GPU, auto = the run's own mode",
+    )
     return p
 
 
@@ -52,11 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.output:
         check_writable(args.output, "--output")
 
-    from runtime.runtime import resolve_device
     from evaluation.ensemble import ensemble_predictions, load_members
     from evaluation.inference import NO_SUCH_FILE, precision, warm_up
     from evaluation.inputs import expand_inputs
     from evaluation.report import format_prediction, latency_summary, write_predictions
+    from runtime.runtime import resolve_device
 
     found = expand_inputs(args.inputs)
     for raw in found.empty:
@@ -80,10 +90,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if all(p.error for p in preds):
         missing = sum(p.error == NO_SUCH_FILE for p in preds)
         if missing == len(preds):
-            raise AppError(f"no input path exists ({len(preds)} given); check the spelling, or quote a "
-                           f"glob pattern so predict.py expands it")
-        raise AppError(f"no input could be read as an image ({len(preds)} given, {missing} missing); "
-                       f"give image files, folders of them, or glob patterns")
+            raise AppError(
+                f"no input path exists ({len(preds)} given); check the spelling, or quote a "
+                f"glob pattern so predict.py expands it"
+            )
+        raise AppError(
+            f"no input could be read as an image ({len(preds)} given, {missing} missing); "
+            f"give image files, folders of them, or glob patterns"
+        )
     return 0
 
 

@@ -18,13 +18,14 @@ settings, differing only in schedule and seed -- and says how many runs it left 
 explained in resultsdb/leaderboard.py. Schedules are named as the runs were; a preset's id, name and
 specification name count as one schedule.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from common.cli import ArgParser, add_shared_flags
 from common.errors import AppError, UsageError, run_cli
@@ -37,23 +38,32 @@ DEFAULT_DB = Path("checkpoints") / DB_FILE
 
 def build_parser() -> ArgParser:
     common = ArgParser(add_help=False)
-    common.add_argument("--results_db", default=None, metavar="PATH|URL",
-                        help=f"the database: a SQLite file or a URL such as postgresql://USER@HOST:PORT/DB "
-                             f"(default: {DEFAULT_DB}; for import: DIR/results.db)")
+    common.add_argument(
+        "--results_db",
+        default=None,
+        metavar="PATH|URL",
+        help=f"the database: a SQLite file or a URL such as postgresql://USER@HOST:PORT/DB "
+        f"(default: {DEFAULT_DB}; for import: DIR/results.db)",
+    )
     common.add_argument("--format", choices=FORMATS, default="table", help="(default: table)")
     add_shared_flags(common)
     p = ArgParser(description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=ArgParser)
-    b = sub.add_parser("best", parents=[common], help="rank the schedules of comparable runs, with confidence intervals")
+    b = sub.add_parser(
+        "best", parents=[common], help="rank the schedules of comparable runs, with confidence intervals"
+    )
     b.add_argument("--sweep", default=None, metavar="NAME", help="the runs of sweep NAME (<checkpoint_dir>/NAME/)")
     b.add_argument("--dataset", default=None)
     b.add_argument("--model", default=None)
     b.add_argument("--epochs", type=int, default=None, metavar="N", help="runs planned for N epochs")
     b.add_argument("--key", default=None, metavar="KEY", help="a comparability key, or the start of its hash")
-    b.add_argument("--metric", choices=tuple(METRICS), default=DEFAULT_METRIC,
-                   help=f"what to rank by (default: {DEFAULT_METRIC}, the test accuracy of best.pt)")
-    b.add_argument("--epoch_max", type=int, default=None, metavar="N",
-                   help="val_acc/val_loss: only epochs 1..N count")
+    b.add_argument(
+        "--metric",
+        choices=tuple(METRICS),
+        default=DEFAULT_METRIC,
+        help=f"what to rank by (default: {DEFAULT_METRIC}, the test accuracy of best.pt)",
+    )
+    b.add_argument("--epoch_max", type=int, default=None, metavar="N", help="val_acc/val_loss: only epochs 1..N count")
     b.add_argument("--top", type=int, default=None, metavar="K", help="show the first K schedules (default: all)")
     c = sub.add_parser("classes", parents=[common], help="per-class metrics of a run or a schedule")
     c.add_argument("target", metavar="RUN_ID|SCHEDULER")
@@ -68,6 +78,7 @@ def build_parser() -> ArgParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from resultsdb.server import ServerError
+
     try:
         return _main(argv)
     except ServerError as e:
@@ -79,6 +90,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     import sqlite3
 
     from resultsdb.db import unusable
+
     try:
         return _command(args)
     except sqlite3.Error as e:  # garbage, truncated, read-only, a folder: one line and how to rebuild
@@ -95,6 +107,7 @@ def _command(args) -> int:
         if not args.dir.is_dir():
             raise UsageError(f"{args.dir} is not a folder; give the folder holding run folders (e.g. checkpoints)")
         from resultsdb.importer import import_dir
+
         path = args.results_db or args.dir / DB_FILE
         with ResultsDB(path) as db:
             folders = import_dir(db, args.dir)
@@ -104,8 +117,10 @@ def _command(args) -> int:
 
     path = args.results_db or DEFAULT_DB
     if not is_url(str(path)) and not Path(path).is_file():
-        raise UsageError(f"no results database at {path}: train a run first, pass --results_db PATH, or rebuild "
-                         f"it with `python results.py import DIR`")
+        raise UsageError(
+            f"no results database at {path}: train a run first, pass --results_db PATH, or rebuild "
+            f"it with `python results.py import DIR`"
+        )
     with ResultsDB(path) as db:
         if args.command == "best":
             return best(db, args)
@@ -119,8 +134,12 @@ def _command(args) -> int:
                 print(json.dumps({"runs": rows, "epochs": per_epoch, "notes": notes}, indent=2))
                 return 0
             if args.format == "table":
-                print(render(rows, "table") + "\n\nvalidation accuracy per epoch\n" + render(per_epoch, "table")
-                      + "".join("\n" + n for n in notes))
+                print(
+                    render(rows, "table")
+                    + "\n\nvalidation accuracy per epoch\n"
+                    + render(per_epoch, "table")
+                    + "".join("\n" + n for n in notes)
+                )
                 return 0
             print("\n".join(notes), file=sys.stderr)
     print(render(rows, args.format))
@@ -130,12 +149,14 @@ def _command(args) -> int:
 def canonical_schedule(name: str) -> str:
     """A preset's id for any of its names (id, name, specification name); other schedules as named."""
     from schedulers.registry import preset_of
+
     return preset_of(name) or name
 
 
 def same_schedule(name: str) -> list[str]:
     """Every name a run of schedule ``name`` may be recorded under (a preset's three names)."""
     from schedulers.presets import PRESET_IDS
+
     pid = canonical_schedule(name)
     return [pid, *(n for n, i in PRESET_IDS.items() if i == pid and canonical_schedule(n) == pid)]
 
@@ -144,10 +165,12 @@ def best(db, args) -> int:
     """``results.py best``: the leaderboard of one group of comparable runs, or the groups to pick from."""
     from resultsdb import queries
     from resultsdb.leaderboard import Sample, describe, format_row, rank, to_csv
+
     if args.top is not None and args.top < 1:
         raise UsageError(f"--top must be >= 1 (got {args.top})")
-    rows = queries.run_values(db, args.metric, args.dataset, args.model, args.epochs, args.sweep, args.key,
-                              args.epoch_max)
+    rows = queries.run_values(
+        db, args.metric, args.dataset, args.model, args.epochs, args.sweep, args.key, args.epoch_max
+    )
     if not rows:
         print(render([], args.format))
         return 0
@@ -155,18 +178,30 @@ def best(db, args) -> int:
     filtered = any(v is not None for v in (args.sweep, args.dataset, args.model, args.epochs, args.key))
     if len(groups) > 1 and not filtered:
         if args.format == "table":
-            print(f"{len(rows)} runs in {len(groups)} groups of comparable settings (not ranked together); rank "
-                  f"one with --key HASH, or narrow with --sweep, --dataset, --model, --epochs:")
+            print(
+                f"{len(rows)} runs in {len(groups)} groups of comparable settings (not ranked together); rank "
+                f"one with --key HASH, or narrow with --sweep, --dataset, --model, --epochs:"
+            )
         print(render(groups, args.format))
         return 0
     names: dict[str, str] = {}  # canonical -> the first name a run used
-    samples = [Sample(names.setdefault(canonical_schedule(r["scheduler_type"]), r["scheduler_type"]), r["seed"],
-                      r["value"], r["comparability_key"]) for r in rows]
+    samples = [
+        Sample(
+            names.setdefault(canonical_schedule(r["scheduler_type"]), r["scheduler_type"]),
+            r["seed"],
+            r["value"],
+            r["comparability_key"],
+        )
+        for r in rows
+    ]
     board = rank(samples, args.metric, groups[0]["comparability_key"])
-    shown = board.rows[:args.top] if args.top else board.rows
+    shown = board.rows[: args.top] if args.top else board.rows
     if args.format == "json":
-        print(json.dumps({"metric": board.metric, "comparability_key": board.key, "rows": shown,
-                          "notes": board.notes}, indent=2))
+        print(
+            json.dumps(
+                {"metric": board.metric, "comparability_key": board.key, "rows": shown, "notes": board.notes}, indent=2
+            )
+        )
     elif args.format == "csv":
         print(to_csv(dataclasses.replace(board, rows=shown)), end="")
         print("\n".join(board.notes), file=sys.stderr)

@@ -7,6 +7,7 @@ and survives a checkpoint.
 Run alone with ``python test_schedulers.py``; pytest collects it too. The whole catalog is tested
 in ``tests/test_scheduler_catalog.py``.
 """
+
 from __future__ import annotations
 
 import io
@@ -35,21 +36,29 @@ def warmup_lrs(warmup_epochs):
 def test_step(warmup):
     pts = simulate("step", {"step_size": 3, "gamma": 0.1}, EPOCHS, SPE, warmup * SPE, BASE, warmup_start_factor=START)
     lrs = [p.lr for p in pts]
-    assert lrs[:warmup * SPE] == pytest.approx(warmup_lrs(warmup))
+    assert lrs[: warmup * SPE] == pytest.approx(warmup_lrs(warmup))
     # After warmup the StepLR epoch count starts at 0: three epochs at the base LR, then x0.1 ...
     for e in range(warmup, EPOCHS):
         expect = BASE * 0.1 ** ((e - warmup) // 3)
-        assert lrs[e * SPE:(e + 1) * SPE] == pytest.approx([expect] * SPE), f"epoch {e}"
+        assert lrs[e * SPE : (e + 1) * SPE] == pytest.approx([expect] * SPE), f"epoch {e}"
 
 
 @pytest.mark.parametrize("warmup", [0, 1])
 def test_plateau(warmup):
     # Improvement for 3 epochs, then a flat validation loss: patience 1 -> halve after 2 bad epochs.
     losses = [1.0, 0.9, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
-    pts = simulate("plateau", {"patience": 1, "factor": 0.5}, EPOCHS, SPE, warmup * SPE, BASE,
-                   val_losses=losses, warmup_start_factor=START)
+    pts = simulate(
+        "plateau",
+        {"patience": 1, "factor": 0.5},
+        EPOCHS,
+        SPE,
+        warmup * SPE,
+        BASE,
+        val_losses=losses,
+        warmup_start_factor=START,
+    )
     lrs = per_epoch(pts)
-    assert [p.lr for p in pts[:warmup * SPE]] == pytest.approx(warmup_lrs(warmup))
+    assert [p.lr for p in pts[: warmup * SPE]] == pytest.approx(warmup_lrs(warmup))
     # Epoch losses seen by the plateau scheduler: only those of epochs after warmup.
     expect, lr, best, bad = [], BASE, math.inf, 0
     for e in range(EPOCHS):
@@ -85,7 +94,7 @@ def test_warmup_hands_over_without_jump(name, warmup):
     lrs = [p.lr for p in pts]
     w = warmup * SPE
     assert lrs[0] == pytest.approx(BASE * START)
-    assert all(a < b for a, b in zip(lrs[:w], lrs[1:w + 1])), "warmup rises monotonically"
+    assert all(a < b for a, b in zip(lrs[:w], lrs[1 : w + 1])), "warmup rises monotonically"
     assert lrs[w] == pytest.approx(BASE)  # the first update after warmup runs at the base LR
     rise = (1 - START) * BASE / w
     assert lrs[w] - lrs[w - 1] == pytest.approx(rise)  # the handover is one ordinary warmup increment
@@ -103,7 +112,6 @@ def test_every_catalog_name_runs_the_10_epoch_loop(name, warmup):
         assert lrs[0] < lrs[SPE - 1] <= lrs[SPE] * (1 + 1e-9)  # rises to where the schedule takes over
 
 
-
 # --- the 35 seed presets -------------------------------------------------------------------------
 PIDS = sorted(PRESETS)
 PE, PS = 100, 2  # the presets' reference run: 100 epochs, here of 2 updates each
@@ -117,7 +125,7 @@ def _cos(x):
 def _cyclic(t, base, peak, mode, up=2 * PS):  # step_size_up: the entry's default, 2 epochs
     cycle = math.floor(1 + t / (2 * up))
     x = abs(t / up - 2 * cycle + 1)
-    scale = {"triangular": 1.0, "triangular2": 1 / 2 ** (cycle - 1), "exp_range": 1.0 ** t}[mode]
+    scale = {"triangular": 1.0, "triangular2": 1 / 2 ** (cycle - 1), "exp_range": 1.0**t}[mode]
     return base + (peak - base) * max(0.0, 1 - x) * scale
 
 
@@ -174,7 +182,7 @@ PRESET_FORMULAS = {
     "A0_009": lambda t, e: BASE * 0.1 ** (e // 10),
     "A0_010": lambda t, e: BASE * 0.1 ** sum(e >= m for m in (30, 60, 90)),
     "A0_011": lambda t, e: BASE * 0.1 ** sum(e >= m for m in (20, 40, 60, 80)),
-    "A0_012": lambda t, e: BASE * 0.99 ** e,
+    "A0_012": lambda t, e: BASE * 0.99**e,
     "A0_013": lambda t, e: BASE * (0.1 + 0.9 * min(t, 10 * PS) / (10 * PS)),
     "A0_014": lambda t, e: BASE * (0.333 if e < 5 else 1.0),
     "A0_015": lambda t, e: BASE * (1 - t / PN),
@@ -243,30 +251,49 @@ def test_preset_values_are_as_written_for_100_epochs(pid):
             assert resolved[key] == value, key
 
 
-@pytest.mark.parametrize("pid,epochs,expect", [
-    ("A0_007", 10, {"step_size": 3, "gamma": 0.1}),  # the issue's example
-    ("A0_008", 10, {"step_size": 5, "gamma": 0.5}),
-    ("A0_009", 5, {"step_size": 1}),  # 0.5 rounds half up; never below 1
-    ("A0_010", 10, {"milestones": [3, 6, 9]}),
-    ("A0_011", 5, {"milestones": [1, 2, 3, 4]}),
-    ("A0_011", 2, {"milestones": [1, 2]}),  # milestones that round together merge
-    ("A0_005", 10, {"step_size": 5.0}),
-    ("A0_013", 10, {"total_iters": 1.0, "start_factor": 0.1}),
-    ("A0_014", 10, {"total_iters": 1, "factor": 0.333}),
-    ("A0_018", 10, {"t_max": 10.0}),
-    ("A0_019", 20, {"t_max": 20.0, "eta_min": 0.001}),  # an LR is not scaled
-    ("A0_021", 10, {"t_0": 0.5, "t_mult": 1}),
-    ("A0_012", 10, {"gamma": 0.99}),  # a rate per epoch is not scaled
-    ("A0_027", 10, {"max_lr": 0.1, "pct_start": 0.3}),
-    ("A0_032", 10, {"patience": 1, "factor": 0.1}),
-    ("A0_033", 30, {"patience": 3, "factor": 0.5}),
-    ("A0_034", 10, {"swa_start": 8, "anneal_epochs": 1}),
-    ("A0_031", 10, {"milestones": [1], "schedulers": [
-        {"name": "LinearLR", "start_factor": 0.1, "end_factor": 1.0, "total_iters": 1.0},
-        {"name": "PolynomialLR", "power": 2.0, "total_iters": 9.0}]}),
-    ("A0_030", 10, {"schedulers": [{"name": "StepLR", "step_size": 3, "gamma": 0.1},
-                                   {"name": "CosineAnnealingLR", "t_max": 10.0}]}),
-])
+@pytest.mark.parametrize(
+    "pid,epochs,expect",
+    [
+        ("A0_007", 10, {"step_size": 3, "gamma": 0.1}),  # the issue's example
+        ("A0_008", 10, {"step_size": 5, "gamma": 0.5}),
+        ("A0_009", 5, {"step_size": 1}),  # 0.5 rounds half up; never below 1
+        ("A0_010", 10, {"milestones": [3, 6, 9]}),
+        ("A0_011", 5, {"milestones": [1, 2, 3, 4]}),
+        ("A0_011", 2, {"milestones": [1, 2]}),  # milestones that round together merge
+        ("A0_005", 10, {"step_size": 5.0}),
+        ("A0_013", 10, {"total_iters": 1.0, "start_factor": 0.1}),
+        ("A0_014", 10, {"total_iters": 1, "factor": 0.333}),
+        ("A0_018", 10, {"t_max": 10.0}),
+        ("A0_019", 20, {"t_max": 20.0, "eta_min": 0.001}),  # an LR is not scaled
+        ("A0_021", 10, {"t_0": 0.5, "t_mult": 1}),
+        ("A0_012", 10, {"gamma": 0.99}),  # a rate per epoch is not scaled
+        ("A0_027", 10, {"max_lr": 0.1, "pct_start": 0.3}),
+        ("A0_032", 10, {"patience": 1, "factor": 0.1}),
+        ("A0_033", 30, {"patience": 3, "factor": 0.5}),
+        ("A0_034", 10, {"swa_start": 8, "anneal_epochs": 1}),
+        (
+            "A0_031",
+            10,
+            {
+                "milestones": [1],
+                "schedulers": [
+                    {"name": "LinearLR", "start_factor": 0.1, "end_factor": 1.0, "total_iters": 1.0},
+                    {"name": "PolynomialLR", "power": 2.0, "total_iters": 9.0},
+                ],
+            },
+        ),
+        (
+            "A0_030",
+            10,
+            {
+                "schedulers": [
+                    {"name": "StepLR", "step_size": 3, "gamma": 0.1},
+                    {"name": "CosineAnnealingLR", "t_max": 10.0},
+                ]
+            },
+        ),
+    ],
+)
 def test_preset_values_in_epochs_scale_with_the_run(pid, epochs, expect):
     resolved = resolve_params(pid, {}, epochs=epochs)
     assert {k: resolved[k] for k in expect} == expect
@@ -279,17 +306,41 @@ def test_a_scaled_preset_draws_the_100_epoch_curve_in_10_epochs():
 
 # One hyperparameter of each preset, given on the command line: it wins, unscaled (here at 10 epochs).
 OVERRIDES = {
-    "A0_001": ("end_factor", 0.2), "A0_002": ("power", 3.0), "A0_003": ("gamma", 0.5), "A0_004": ("end_factor", 0.1),
-    "A0_005": ("step_size", 7.0), "A0_006": ("gamma", 0.5), "A0_007": ("step_size", 7), "A0_008": ("gamma", 0.2),
-    "A0_009": ("step_size", 4), "A0_010": ("milestones", [5, 8]), "A0_011": ("gamma", 0.5),
-    "A0_012": ("gamma", 0.9), "A0_013": ("total_iters", 4.0), "A0_014": ("total_iters", 3),
-    "A0_015": ("total_iters", 6.0), "A0_016": ("power", 3.0), "A0_017": ("total_iters", 7.0),
-    "A0_018": ("T_max", 4.0), "A0_019": ("eta_min", 0.002), "A0_020": ("t_max", 6.0), "A0_021": ("T_0", 3.0),
-    "A0_022": ("T_mult", 3), "A0_023": ("max_lr", 0.05), "A0_024": ("base_lr", 0.002), "A0_025": ("gamma", 0.99),
-    "A0_026": ("cycle_momentum", False), "A0_027": ("max_lr", 0.05), "A0_028": ("pct_start", 0.2),
-    "A0_029": ("anneal_strategy", "cos"), "A0_030": ("schedulers", [{"name": "StepLR", "step_size": 2}]),
-    "A0_031": ("milestones", [4]), "A0_032": ("patience", 7), "A0_033": ("gamma", 0.3),
-    "A0_034": ("swa_start", 6), "A0_035": ("anneal_epochs", 4),
+    "A0_001": ("end_factor", 0.2),
+    "A0_002": ("power", 3.0),
+    "A0_003": ("gamma", 0.5),
+    "A0_004": ("end_factor", 0.1),
+    "A0_005": ("step_size", 7.0),
+    "A0_006": ("gamma", 0.5),
+    "A0_007": ("step_size", 7),
+    "A0_008": ("gamma", 0.2),
+    "A0_009": ("step_size", 4),
+    "A0_010": ("milestones", [5, 8]),
+    "A0_011": ("gamma", 0.5),
+    "A0_012": ("gamma", 0.9),
+    "A0_013": ("total_iters", 4.0),
+    "A0_014": ("total_iters", 3),
+    "A0_015": ("total_iters", 6.0),
+    "A0_016": ("power", 3.0),
+    "A0_017": ("total_iters", 7.0),
+    "A0_018": ("T_max", 4.0),
+    "A0_019": ("eta_min", 0.002),
+    "A0_020": ("t_max", 6.0),
+    "A0_021": ("T_0", 3.0),
+    "A0_022": ("T_mult", 3),
+    "A0_023": ("max_lr", 0.05),
+    "A0_024": ("base_lr", 0.002),
+    "A0_025": ("gamma", 0.99),
+    "A0_026": ("cycle_momentum", False),
+    "A0_027": ("max_lr", 0.05),
+    "A0_028": ("pct_start", 0.2),
+    "A0_029": ("anneal_strategy", "cos"),
+    "A0_030": ("schedulers", [{"name": "StepLR", "step_size": 2}]),
+    "A0_031": ("milestones", [4]),
+    "A0_032": ("patience", 7),
+    "A0_033": ("gamma", 0.3),
+    "A0_034": ("swa_start", 6),
+    "A0_035": ("anneal_epochs", 4),
 }
 
 

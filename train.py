@@ -9,12 +9,13 @@ Examples:
     python train.py --dataset folder --data_dir my_images --check_data   # dataset report only
     torchrun --standalone --nproc_per_node 4 train.py           # 4 GPUs (DDP); --device cpu: gloo processes
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from settings.config import parse_args
 from common.errors import run_cli
+from settings.config import parse_args
 from settings.validate import check_config
 
 
@@ -23,11 +24,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_config(cfg)
     if script.get("check_data"):  # the dataset check alone: report, exit status, no run folder
         from data import run_check
+
         return run_check(cfg)
-    from runtime.distributed import peer_failures
     from engine.trainer import fit  # heavy imports only once the command line is known to be good
+    from runtime.distributed import peer_failures
+
     with peer_failures():  # under torchrun: another process died -> one line, not a traceback
         from tracking.trial import from_env
+
         trial = from_env()  # started by sweep.py as a trial of its study: report, and stop if pruned
         fit(cfg, script["cli_keys"], sinks=[trial] if trial is not None else [])
     return 0

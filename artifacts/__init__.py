@@ -1,1 +1,2 @@
-"""What a run leaves for others to load: the checkpoint file, and the one path from it (or an ONNX export) to a ready model."""
+"""What a run leaves for others to load: the checkpoint file, and the one path from it (or an ONNX
+export) to a ready model."""

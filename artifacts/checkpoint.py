@@ -4,6 +4,7 @@ Writes are atomic (:func:`common.fileio.write_atomic`): a crash or a full disk m
 leaves a broken file under the final name. Reads use
 ``weights_only=True``: a file carrying a pickled object that would run code is refused.
 """
+
 from __future__ import annotations
 
 import io
@@ -80,8 +81,8 @@ def prune_epoch_files(folder: Path, keep: int) -> list[Path]:
     """``--keep_last N``: delete all but the ``keep`` newest ``epoch_NNN.pt`` (0 keeps them all)."""
     if keep <= 0:
         return []
-    numbered = [p for p in Path(folder).glob("epoch_*.pt") if p.stem[len("epoch_"):].isdigit()]
-    old = sorted(numbered, key=lambda p: int(p.stem[len("epoch_"):]))[:-keep]
+    numbered = [p for p in Path(folder).glob("epoch_*.pt") if p.stem[len("epoch_") :].isdigit()]
+    old = sorted(numbered, key=lambda p: int(p.stem[len("epoch_") :]))[:-keep]
     for path in old:
         path.unlink(missing_ok=True)
     return old
@@ -91,29 +92,41 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """Load a checkpoint on the CPU, refusing code, corrupt files and unknown format versions."""
     path = Path(path)
     if not path.is_file():  # a wrong path on the command line: a usage error (exit 2)
-        raise UsageError(f"checkpoint not found: {path}; check the path (runs live in "
-                         f"<checkpoint_dir>/<run_name>/, e.g. checkpoints/custom_digits/last.pt)")
+        raise UsageError(
+            f"checkpoint not found: {path}; check the path (runs live in "
+            f"<checkpoint_dir>/<run_name>/, e.g. checkpoints/custom_digits/last.pt)"
+        )
     if path.stat().st_size == 0:
-        raise AppError(f"checkpoint {path} is empty (0 bytes): a copy or download that did not finish; "
-                       f"use another checkpoint, e.g. an epoch_NNN.pt")
+        raise AppError(
+            f"checkpoint {path} is empty (0 bytes): a copy or download that did not finish; "
+            f"use another checkpoint, e.g. an epoch_NNN.pt"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise AppError(f"refusing to load {path}: it contains pickled objects that could run code "
-                       f"({first_line(e)}). Only load checkpoints you trust, and re-save "
-                       f"them as plain tensors") from None
+        raise AppError(
+            f"refusing to load {path}: it contains pickled objects that could run code "
+            f"({first_line(e)}). Only load checkpoints you trust, and re-save "
+            f"them as plain tensors"
+        ) from None
     except Exception as e:  # truncated zip, not a torch file, ...
-        raise AppError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: "
-                       f"{first_line(e, 120)}); use another checkpoint, e.g. an epoch_NNN.pt") from None
+        raise AppError(
+            f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: "
+            f"{first_line(e, 120)}); use another checkpoint, e.g. an epoch_NNN.pt"
+        ) from None
     if not isinstance(ckpt, dict):
         raise AppError(f"{path} is not a checkpoint of this tool (it holds a {type(ckpt).__name__})")
     version = ckpt.get("version")
     if version is None or any(k not in ckpt for k in REQUIRED_KEYS):
-        raise AppError(f"{path} is not a checkpoint of this tool's format (missing "
-                       f"{', '.join(k for k in REQUIRED_KEYS if k not in ckpt)})")
+        raise AppError(
+            f"{path} is not a checkpoint of this tool's format (missing "
+            f"{', '.join(k for k in REQUIRED_KEYS if k not in ckpt)})"
+        )
     if version != VERSION:
-        raise AppError(f"{path} has checkpoint format version {version}; this version reads only "
-                       f"version {VERSION}. Use the release that wrote it, or retrain")
+        raise AppError(
+            f"{path} has checkpoint format version {version}; this version reads only "
+            f"version {VERSION}. Use the release that wrote it, or retrain"
+        )
     check_fields(ckpt, path)
     return ckpt
 
@@ -129,8 +142,9 @@ def _is_number(v: Any) -> bool:
 def _field_problem(ckpt: dict[str, Any]) -> str:
     """What is wrong with the fields every reader trusts ("" when nothing): their types and sizes."""
     model = ckpt["model"]
-    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                              for k, v in model.items()):
+    if not isinstance(model, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()
+    ):
         return "'model' is not a state_dict of tensors"
     if not isinstance(ckpt["config"], dict):
         return f"'config' is a {type(ckpt['config']).__name__}, not a mapping of settings"
@@ -141,15 +155,19 @@ def _field_problem(ckpt: dict[str, Any]) -> str:
     if not isinstance(pre, dict):
         return f"'preprocessing' is a {type(pre).__name__}, not a mapping"
     size, channels = pre.get("input_size"), pre.get("channels")  # absent in old files: model_io says so
-    if "input_size" in pre and not (isinstance(size, (list, tuple)) and len(size) == 2
-                                 and all(_is_int(v) and 1 <= v <= MAX_IMAGE_SIDE for v in size)):
+    if "input_size" in pre and not (
+        isinstance(size, (list, tuple))
+        and len(size) == 2
+        and all(_is_int(v) and 1 <= v <= MAX_IMAGE_SIDE for v in size)
+    ):
         return f"'preprocessing.input_size' must be [height, width] of 1..{MAX_IMAGE_SIDE} pixels, got {size!r:.60}"
     if "channels" in pre and not (_is_int(channels) and 1 <= channels <= 4):
         return f"'preprocessing.channels' must be 1 to 4, got {channels!r:.40}"
     for key in ("mean", "std"):
         v = pre.get(key)
-        if key in pre and not (isinstance(v, list) and all(_is_number(x) for x in v)
-                                  and ("channels" not in pre or len(v) == channels)):
+        if key in pre and not (
+            isinstance(v, list) and all(_is_number(x) for x in v) and ("channels" not in pre or len(v) == channels)
+        ):
             return f"'preprocessing.{key}' must be one finite number per channel, got {v!r:.60}"
     if "std" in pre and any(x <= 0 for x in pre["std"]):
         return "'preprocessing.std' must be positive"
@@ -180,5 +198,7 @@ def check_fields(ckpt: dict[str, Any], path: Path) -> None:
         except UsageError as e:
             problem = f"its saved config is invalid: {e}"
     if problem:
-        raise AppError(f"{path} is damaged or was edited: {problem}; use another checkpoint of the run "
-                       f"(e.g. an epoch_NNN.pt) or retrain")
+        raise AppError(
+            f"{path} is damaged or was edited: {problem}; use another checkpoint of the run "
+            f"(e.g. an epoch_NNN.pt) or retrain"
+        )

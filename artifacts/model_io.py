@@ -4,6 +4,7 @@ Training's final test, ``evaluate.py``, ``predict.py`` and the tools built on th
 :func:`load_model_from_checkpoint`, so they pick the same weights (the EMA/SWA average when the
 run kept one, else the trained weights), the same preprocessing, class names and autocast.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,12 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from common.errors import AppError, UsageError, first_line
-from settings import config as config_mod
 from artifacts.checkpoint import load_checkpoint
-from settings.config import Config
-from runtime.runtime import AmpPolicy, amp_policy
+from common.errors import AppError, UsageError, first_line
 from models import build_model
+from runtime.runtime import AmpPolicy, amp_policy
+from settings import config as config_mod
+from settings.config import Config
 
 PREPROCESSING_KEYS = ("input_size", "channels", "mean", "std")
 
@@ -68,6 +69,7 @@ def load_model_from_checkpoint(path: str | Path, device: torch.device, amp: str 
     path = Path(path)
     if is_onnx_path(path):
         from artifacts.onnx_model import read_onnx
+
         module, cfg, names, pre = read_onnx(path)
         cpu = torch.device("cpu")
         return LoadedModel(module, cfg, names, pre, cpu, amp_policy(False, "auto", cpu), path, 0, None)
@@ -76,20 +78,25 @@ def load_model_from_checkpoint(path: str | Path, device: torch.device, amp: str 
     pre = ckpt["preprocessing"]
     missing = [k for k in PREPROCESSING_KEYS if k not in pre]
     if missing:
-        raise AppError(f"{path} does not describe its preprocessing (missing {', '.join(missing)}); retrain "
-                       f"with this version to get a self-describing checkpoint")
+        raise AppError(
+            f"{path} does not describe its preprocessing (missing {', '.join(missing)}); retrain "
+            f"with this version to get a self-describing checkpoint"
+        )
     names = [str(n) for n in ckpt["class_names"]]
     try:
         # No pretrained download or weight file: the checkpoint's own weights replace them anyway.
-        model = build_model(cfg.model, len(names), int(pre["channels"]), int(pre["input_size"][0]),
-                            **config_mod.model_args(cfg))
+        model = build_model(
+            cfg.model, len(names), int(pre["channels"]), int(pre["input_size"][0]), **config_mod.model_args(cfg)
+        )
     except UsageError as e:  # e.g. a timm architecture this install does not have
         raise AppError(f"cannot rebuild the model of {path}: {e}") from None
     try:
         model.load_state_dict(inference_weights(ckpt))
     except RuntimeError as e:
-        raise AppError(f"the weights in {path} do not fit model '{cfg.model}' "
-                       f"({first_line(e)}); the checkpoint is damaged or was edited") from None
+        raise AppError(
+            f"the weights in {path} do not fit model '{cfg.model}' "
+            f"({first_line(e)}); the checkpoint is damaged or was edited"
+        ) from None
     model.to(device).eval()
     # The run's own autocast, as its validation and final test used: evaluate.py then reproduces
     # summary.json's accuracy, not one a few images off. A float16 run (a GPU's: its GradScaler
@@ -99,8 +106,18 @@ def load_model_from_checkpoint(path: str | Path, device: torch.device, amp: str 
     cpu_half = device.type == "cpu" and gpu_float16
     enabled = {"auto": cfg.amp == "on" and not cpu_half, "on": True, "off": False}[amp]
     policy = amp_policy(enabled, "bfloat16" if cpu_half else cfg.amp_dtype, device)
-    return LoadedModel(model, cfg, names, dict(pre), device, policy, path, int(ckpt.get("epoch", 0)),
-                       ckpt.get("best_metric"), int(ckpt.get("global_step", 0)))
+    return LoadedModel(
+        model,
+        cfg,
+        names,
+        dict(pre),
+        device,
+        policy,
+        path,
+        int(ckpt.get("epoch", 0)),
+        ckpt.get("best_metric"),
+        int(ckpt.get("global_step", 0)),
+    )
 
 
 def inference_weights(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -108,5 +125,5 @@ def inference_weights(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
     ema = ckpt.get("ema")
     if ema and int(ema.get("n_averaged", 1)) > 0:  # an SWA run saved before its first averaged epoch has none
         prefix = "module."
-        return {k[len(prefix):]: v for k, v in ema.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in ema.items() if k.startswith(prefix)}
     return ckpt["model"]

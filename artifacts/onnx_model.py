@@ -6,6 +6,7 @@ augmentation and softmax. The class names, preprocessing and config come from th
 (written by :mod:`evaluation.export`); onnxruntime runs on the CPU. ``artifacts.model_io`` turns what
 ``read_onnx`` returns into its ``LoadedModel``.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,6 +24,7 @@ from settings.config import Config
 
 def _session(path: Path):
     import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = torch.get_num_threads()  # the same thread budget as the PyTorch path
     opts.log_severity_level = 3
@@ -48,8 +50,9 @@ class OnnxModule(nn.Module):
         if self.fixed_batch is None or arr.shape[0] == self.fixed_batch:
             out = self.session.run(None, {self.input_name: arr})[0]
         else:  # exported without --dynamic_batch: feed one image at a time
-            out = np.concatenate([self.session.run(None, {self.input_name: arr[i:i + 1]})[0]
-                                  for i in range(arr.shape[0])])
+            out = np.concatenate(
+                [self.session.run(None, {self.input_name: arr[i : i + 1]})[0] for i in range(arr.shape[0])]
+            )
         return torch.from_numpy(out)
 
     def metadata(self) -> dict[str, str]:
@@ -73,8 +76,10 @@ def read_onnx(path: Path) -> tuple[OnnxModule, Config, list[str], dict]:
     cfg = config_mod.from_dict(saved)  # type-checked by check_fields
     problem = graph_mismatch(module.session, len(names), pre)
     if problem:
-        raise AppError(f"{path}: the graph and its metadata disagree ({problem}); the file was edited or "
-                       f"assembled by hand. Export it again with export.py")
+        raise AppError(
+            f"{path}: the graph and its metadata disagree ({problem}); the file was edited or "
+            f"assembled by hand. Export it again with export.py"
+        )
     return module.eval(), cfg, [str(n) for n in names], pre
 
 
@@ -88,8 +93,8 @@ def graph_mismatch(session, num_classes: int, pre: dict) -> str:
     got_in, got_out = list(inputs[0].shape), list(outputs[0].shape)
 
     def differs(got: list, want: list) -> bool:
-        return len(got) != len(want) or any(isinstance(g, int) and w is not None and g != w
-                                            for g, w in zip(got, want))
+        return len(got) != len(want) or any(isinstance(g, int) and w is not None and g != w for g, w in zip(got, want))
+
     if differs(got_in, want_in):
         return f"input shape {got_in}, metadata says [batch, {want_in[1]}, {want_in[2]}, {want_in[3]}]"
     if differs(got_out, [None, num_classes]):

@@ -9,6 +9,7 @@ Example:
     python export.py --checkpoint checkpoints/custom_digits/best.pt --format onnx --dynamic_batch
     python bench/amp_agreement.py --checkpoint checkpoints/custom_digits/best.pt
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,16 +21,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from artifacts.model_io import load_model_from_checkpoint  # noqa: E402
 from data import prepare_data  # noqa: E402
 from data.transforms import eval_transform  # noqa: E402
 from engine.loop import predict_logits  # noqa: E402
-from artifacts.model_io import load_model_from_checkpoint  # noqa: E402
 from evaluation.inference import precision  # noqa: E402
 
 
 def logits_of(loaded, x: torch.Tensor, batch: int) -> tuple[torch.Tensor, float]:
     """Logits of preprocessed ``x`` and the images/s of the forward passes (after one warm-up batch)."""
-    batches = [(x[i:i + batch], torch.zeros(len(x[i:i + batch]), dtype=torch.long)) for i in range(0, len(x), batch)]
+    batches = [
+        (x[i : i + batch], torch.zeros(len(x[i : i + batch]), dtype=torch.long)) for i in range(0, len(x), batch)
+    ]
     predict_logits(loaded.model, batches[:1], loaded.amp, tta=loaded.cfg.tta)
     start = time.perf_counter()
     logits, _ = predict_logits(loaded.model, batches, loaded.amp, tta=loaded.cfg.tta)
@@ -49,8 +52,10 @@ def main() -> None:
     x = eval_transform(split.images, onnx.preprocessing)
     ref, _ = logits_of(onnx, x, args.batch_size)
     float32 = None
-    print(f"{args.checkpoint} on {len(x)} {args.split} images, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads")
+    print(
+        f"{args.checkpoint} on {len(x)} {args.split} images, CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads"
+    )
     print("| mode | max abs logit diff vs .onnx | top-1 agreeing with float32 | max top-1 prob diff | images/s |")
     print("|---|---|---|---|---|")
     for amp in ("off", "on"):
@@ -59,8 +64,10 @@ def main() -> None:
         float32 = logits if float32 is None else float32
         agree = int((logits.argmax(1) == float32.argmax(1)).sum())
         p_diff = (logits.softmax(1).max(1).values - ref.softmax(1).max(1).values).abs().max()
-        print(f"| --amp {amp} ({precision(loaded)}) | {(logits - ref).abs().max():.2e} | {agree}/{len(x)} | "
-              f"{p_diff:.2e} | {speed:.0f} |")
+        print(
+            f"| --amp {amp} ({precision(loaded)}) | {(logits - ref).abs().max():.2e} | {agree}/{len(x)} | "
+            f"{p_diff:.2e} | {speed:.0f} |"
+        )
 
 
 if __name__ == "__main__":

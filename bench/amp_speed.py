@@ -13,6 +13,7 @@ forward+backward FLOPs (torch.utils.flop_counter) over its time; the peak is the
 fp32 FMA rate of the cores used (cores x GHz x FLOPs/cycle), printed for scale. The last line
 is the decision ``train.py`` makes here (measured afresh, not cached) and how long it took.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,11 +28,11 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from runtime import autotune  # noqa: E402
-from settings.config import Config, apply_overrides, architecture_key, load_yaml, model_args  # noqa: E402
-from runtime.runtime import set_threads  # noqa: E402
-from models import build_model  # noqa: E402
 from common.spelling import plural  # noqa: E402
+from models import build_model  # noqa: E402
+from runtime import autotune  # noqa: E402
+from runtime.runtime import set_threads  # noqa: E402
+from settings.config import Config, apply_overrides, architecture_key, load_yaml, model_args  # noqa: E402
 
 RECIPES = ["configs/fashion_mnist.yaml", "configs/fashion_mnist_best.yaml"]
 SHAPE = (1, 28, 28)  # Fashion-MNIST
@@ -63,8 +64,9 @@ def step_flops(model: torch.nn.Module, batch: int) -> int:
     return counter.get_total_flops()
 
 
-def step_times(cfg: Config, batch: int, dtype: torch.dtype | None, cl: bool, steps: int,
-               compile_it: bool = False) -> list[float]:
+def step_times(
+    cfg: Config, batch: int, dtype: torch.dtype | None, cl: bool, steps: int, compile_it: bool = False
+) -> list[float]:
     """Seconds of ``steps + 1`` training steps (forward, loss, backward, AdamW) on random inputs;
     the first is the warm-up (with ``compile_it``, the torch.compile cold start)."""
     torch.manual_seed(0)
@@ -109,8 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         model = model_of(cfg)
         gflop_img = step_flops(model, batch) / batch / 1e9
         shape = f"widths {cfg.widths}" if cfg.widths else f"width {cfg.width} depth {cfg.depth}"
-        print(f"\n{path}: {cfg.model} {shape}, batch {batch}, "
-              f"{gflop_img * 1e3:.1f} MFLOP per image (forward+backward)")
+        print(f"\n{path}: {cfg.model} {shape}, batch {batch}, {gflop_img * 1e3:.1f} MFLOP per image (forward+backward)")
         print(f"  {'kind':24s} {'ms/step':>9s} {'img/s':>8s} {'GFLOP/s':>8s} {'% peak':>7s} {'vs fp32':>8s}")
         base = None
         for dname, dtype in (("float32", None), ("bfloat16", torch.bfloat16)):
@@ -119,15 +120,27 @@ def main(argv: list[str] | None = None) -> None:
                 t = time_train_step(cfg, b, dtype, cl, a.steps) * batch / b  # scaled to the recipe batch
                 base = base or t
                 gflops = gflop_img * batch / t
-                print(f"  {dname + (' channels_last' if cl else ''):24s} {t * 1e3:9.1f} {batch / t:8.0f} "
-                      f"{gflops:8.1f} {100 * gflops / peak:6.1f}% {base / t:7.2f}x", flush=True)
+                print(
+                    f"  {dname + (' channels_last' if cl else ''):24s} {t * 1e3:9.1f} {batch / t:8.0f} "
+                    f"{gflops:8.1f} {100 * gflops / peak:6.1f}% {base / t:7.2f}x",
+                    flush=True,
+                )
         with tempfile.TemporaryDirectory() as tmp:
             import os
+
             os.environ["XDG_CACHE_HOME"] = tmp  # measure afresh
             t0 = time.perf_counter()
-            choice = autotune.decide("auto", "auto", "auto", device=torch.device("cpu"), threads=threads,
-                                     model_fn=lambda: model_of(cfg), model_key=architecture_key(cfg, CLASSES),
-                                     shape=(batch, *SHAPE), num_classes=CLASSES)
+            choice = autotune.decide(
+                "auto",
+                "auto",
+                "auto",
+                device=torch.device("cpu"),
+                threads=threads,
+                model_fn=lambda cfg=cfg: model_of(cfg),
+                model_key=architecture_key(cfg, CLASSES),
+                shape=(batch, *SHAPE),
+                num_classes=CLASSES,
+            )
             print(f"  train.py's auto choice ({time.perf_counter() - t0:.1f} s to decide): {choice.line()}")
 
 

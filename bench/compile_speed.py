@@ -9,6 +9,7 @@ compiled model: tracing + code generation, the cold start), then the best of ``-
 steps (forward, loss, backward, AdamW step), and how many steps it takes to earn the cold start
 back. AMP and the memory format are the ones ``train.py`` would pick here (runtime/autotune.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,10 +20,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.amp_speed import CLASSES, SHAPE, cpu_line, model_of, step_times  # noqa: E402
-from runtime import autotune  # noqa: E402
-from settings.config import Config, apply_overrides, architecture_key, load_yaml  # noqa: E402
-from runtime.runtime import set_threads  # noqa: E402
 from common.spelling import plural  # noqa: E402
+from runtime import autotune  # noqa: E402
+from runtime.runtime import set_threads  # noqa: E402
+from settings.config import Config, apply_overrides, architecture_key, load_yaml  # noqa: E402
 
 
 def run(cfg: Config, batch: int, steps: int, compile_it: bool, dtype, cl: bool) -> tuple[float, float]:
@@ -40,9 +41,17 @@ def main(argv: list[str] | None = None) -> None:
     threads = set_threads(a.threads)
     cfg = apply_overrides(Config(), load_yaml(a.config), a.config)
     print(cpu_line())
-    choice = autotune.decide(cfg.amp, cfg.amp_dtype, cfg.channels_last, device=torch.device("cpu"), threads=threads,
-                             model_fn=lambda: model_of(cfg), model_key=architecture_key(cfg, CLASSES),
-                             shape=(cfg.batch_size, *SHAPE), num_classes=CLASSES)
+    choice = autotune.decide(
+        cfg.amp,
+        cfg.amp_dtype,
+        cfg.channels_last,
+        device=torch.device("cpu"),
+        threads=threads,
+        model_fn=lambda: model_of(cfg),
+        model_key=architecture_key(cfg, CLASSES),
+        shape=(cfg.batch_size, *SHAPE),
+        num_classes=CLASSES,
+    )
     dtype = getattr(torch, choice.dtype) if choice.amp else None
     print(f"{a.config}: batch {cfg.batch_size}, {plural(threads, 'thread')}, {choice.line()}")
     eager_first, eager = run(cfg, cfg.batch_size, a.steps, False, dtype, choice.channels_last)
@@ -50,9 +59,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  eager:    first step {eager_first:6.2f} s, steady {eager * 1e3:7.1f} ms/step")
     print(f"  compiled: first step {comp_first:6.2f} s (cold start), steady {comp * 1e3:7.1f} ms/step")
     gain = eager - comp
-    print(f"  speed-up {eager / comp:.2f}x; the cold start is earned back after "
-          f"{(comp_first - eager_first) / gain:.0f} steps" if gain > 0 else
-          f"  compiled is {comp / eager:.2f}x the eager step time: no gain here")
+    print(
+        f"  speed-up {eager / comp:.2f}x; the cold start is earned back after "
+        f"{(comp_first - eager_first) / gain:.0f} steps"
+        if gain > 0
+        else f"  compiled is {comp / eager:.2f}x the eager step time: no gain here"
+    )
 
 
 if __name__ == "__main__":

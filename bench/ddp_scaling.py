@@ -10,6 +10,7 @@ machine a run that gets a bigger share of the cores looks faster without using t
     python bench/ddp_scaling.py              # ~3 min on 2 cores
     python bench/ddp_scaling.py --epochs 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,20 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMON = ["--device", "cpu", "--width", "16", "--depth", "3", "--image_size", "28", "--dropout", "0",
-          "--augment", "none"]
+COMMON = [
+    "--device",
+    "cpu",
+    "--width",
+    "16",
+    "--depth",
+    "3",
+    "--image_size",
+    "28",
+    "--dropout",
+    "0",
+    "--augment",
+    "none",
+]
 N_TRAIN = 1257  # digits' training split
 
 
@@ -34,8 +47,21 @@ def cpu_seconds() -> float:
 
 
 def run(label: str, launcher: list[str], threads: int, batch: int, epochs: int, root: Path) -> tuple[float, float]:
-    cmd = [*launcher, "train.py", *COMMON, "--threads", str(threads), "--batch_size", str(batch),
-           "--epochs", str(epochs), "--checkpoint_dir", str(root), "--run_name", label]
+    cmd = [
+        *launcher,
+        "train.py",
+        *COMMON,
+        "--threads",
+        str(threads),
+        "--batch_size",
+        str(batch),
+        "--epochs",
+        str(epochs),
+        "--checkpoint_dir",
+        str(root),
+        "--run_name",
+        label,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     cpu = cpu_seconds()
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -54,10 +80,11 @@ def main() -> None:
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        results = [("1 process x 1 thread, batch 128", run("p1t1", [sys.executable], 1, 128, args.epochs, root)),
-                   ("1 process x 2 threads, batch 128", run("p1t2", [sys.executable], 2, 128, args.epochs, root)),
-                   ("torchrun 2 processes x 1 thread, batch 64 each",
-                    run("p2t1", torchrun, 1, 64, args.epochs, root))]
+        results = [
+            ("1 process x 1 thread, batch 128", run("p1t1", [sys.executable], 1, 128, args.epochs, root)),
+            ("1 process x 2 threads, batch 128", run("p1t2", [sys.executable], 2, 128, args.epochs, root)),
+            ("torchrun 2 processes x 1 thread, batch 64 each", run("p2t1", torchrun, 1, 64, args.epochs, root)),
+        ]
     base = results[0][1][0]
     print(f"{'configuration (global batch 128)':48s} {'img/s':>7s} {'vs 1x1':>7s} {'CPU s':>6s}")
     for label, (rate, cpu) in results:

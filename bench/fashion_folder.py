@@ -9,6 +9,7 @@ Example:
     python bench/fashion_folder.py --out fashion_folder --per_class 100 --size 64
     python train.py --dataset folder --data_dir fashion_folder --model efficientnet_lite0 ...
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,13 +24,15 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="folder to create (train/ and test/ inside)")
     p.add_argument("--per_class", type=int, default=100, help="images per class in each split (default: 100)")
     p.add_argument("--size", type=int, default=64, help="side of the written PNGs in px (default: 64)")
-    p.add_argument("--data_dir", default="datasets",
-                   help="where the Fashion-MNIST files are cached (default: datasets)")
+    p.add_argument(
+        "--data_dir", default="datasets", help="where the Fashion-MNIST files are cached (default: datasets)"
+    )
     args = p.parse_args(argv)
 
     from PIL import Image
 
     from data.torchvision_sets import load_set
+
     bundle = load_set("fashion_mnist", args.data_dir)
     names = [c.replace("/", "_") for c in bundle.class_names]  # "T-shirt/top" is no folder name
     # Training images come from train+val (the official training set), in their stored order.

@@ -10,6 +10,7 @@ as the leaderboard's verdict column gives them).
     python bench/lab_efficiency.py                              # 8 schedules x 3 seeds x 6 epochs
     python bench/lab_efficiency.py --epochs 8 --pruner median --jobs 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,35 @@ SCHEDULES = ["step", "cosine", "onecycle", "plateau", "constant", "linear", "exp
 
 
 def run_sweep(out: Path, name: str, args, pruner: str) -> float:
-    cmd = [sys.executable, str(ROOT / "sweep.py"), "--schedulers", *args.schedulers, "--seeds", *map(str, args.seeds),
-           "--jobs", str(args.jobs), "--name", name, "--pruner", pruner, "--",
-           "--checkpoint_dir", str(out), "--epochs", str(args.epochs), "--width", str(args.width), "--threads", "1",
-           "--device", "cpu", "--amp", "off", "--channels_last", "off"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "sweep.py"),
+        "--schedulers",
+        *args.schedulers,
+        "--seeds",
+        *map(str, args.seeds),
+        "--jobs",
+        str(args.jobs),
+        "--name",
+        name,
+        "--pruner",
+        pruner,
+        "--",
+        "--checkpoint_dir",
+        str(out),
+        "--epochs",
+        str(args.epochs),
+        "--width",
+        str(args.width),
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--amp",
+        "off",
+        "--channels_last",
+        "off",
+    ]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
@@ -73,15 +99,21 @@ def main() -> int:
     full_e, pruned_e = epochs_trained(out / "full"), epochs_trained(out / "pruned")
     top, tied = best_set(board(out / "full"))
     chosen = board(out / "pruned")[0]["schedule"]
-    print(f"{len(args.schedulers)} schedules x {len(args.seeds)} seeds x {args.epochs} epochs (digits, width "
-          f"{args.width}, {args.jobs} run(s) at a time); folders in {out}")
+    print(
+        f"{len(args.schedulers)} schedules x {len(args.seeds)} seeds x {args.epochs} epochs (digits, width "
+        f"{args.width}, {args.jobs} run(s) at a time); folders in {out}"
+    )
     print("| sweep | epochs trained | wall time | best |")
     print("|---|---:|---:|---|")
     print(f"| full grid | {full_e} | {full_s:.0f} s | {top} (tied: {', '.join(sorted(tied - {top})) or 'none'}) |")
-    print(f"| pruned ({args.pruner}) | {pruned_e} ({pruned_e / full_e:.2f}x) | {pruned_s:.0f} s "
-          f"({pruned_s / full_s:.2f}x) | {chosen} |")
-    print(f"same answer: {'yes' if chosen in tied else 'NO'} (the pruned study's best is "
-          f"{'in' if chosen in tied else 'not in'} the full grid's best/tied set)")
+    print(
+        f"| pruned ({args.pruner}) | {pruned_e} ({pruned_e / full_e:.2f}x) | {pruned_s:.0f} s "
+        f"({pruned_s / full_s:.2f}x) | {chosen} |"
+    )
+    print(
+        f"same answer: {'yes' if chosen in tied else 'NO'} (the pruned study's best is "
+        f"{'in' if chosen in tied else 'not in'} the full grid's best/tied set)"
+    )
     return 0
 
 

@@ -10,6 +10,7 @@ both alike. Prints seconds per epoch of each, and the ratio. Target: overhead <=
         # on a GPU (float16 + GradScaler): the bare loop's images/s is the ceiling for train.py's
         # (bench/gpu_check.sh compares them)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,15 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from engine.loop import NonFiniteGuard, Updater, train_one_epoch  # noqa: E402
-from runtime.runtime import amp_policy, set_threads  # noqa: E402
-from models import build_model  # noqa: E402
-from schedulers import Plan, build_scheduler  # noqa: E402
 from common.spelling import plural  # noqa: E402
+from engine.loop import NonFiniteGuard, Updater, train_one_epoch  # noqa: E402
+from models import build_model  # noqa: E402
+from runtime.runtime import amp_policy, set_threads  # noqa: E402
+from schedulers import Plan, build_scheduler  # noqa: E402
 
 
-def make_batches(images: int, batch_size: int, channels_last: bool, device: str = "cpu"
-                 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def make_batches(
+    images: int, batch_size: int, channels_last: bool, device: str = "cpu"
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Pre-built batches, already on ``device``: no input pipeline at all."""
     g = torch.Generator().manual_seed(0)
     out = []
@@ -70,8 +72,13 @@ def _sync(device: torch.device) -> None:
 def project_epoch(model, batches, optimizer, scheduler, amp, epoch) -> float:
     scaler = amp.make_scaler()
     start = time.perf_counter()
-    train_one_epoch(Updater(model, nn.CrossEntropyLoss(), optimizer, scheduler, scaler, amp, guard=NonFiniteGuard(3)),
-                    batches, epoch=epoch, global_step=0, progress=False)
+    train_one_epoch(
+        Updater(model, nn.CrossEntropyLoss(), optimizer, scheduler, scaler, amp, guard=NonFiniteGuard(3)),
+        batches,
+        epoch=epoch,
+        global_step=0,
+        progress=False,
+    )
     _sync(batches[0][0].device)
     return time.perf_counter() - start
 
@@ -107,15 +114,20 @@ def main() -> None:
         else:
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=plan.total_steps - 1)
         runs[kind] = (model, opt, sched, [])
-    print(f"{a.images} images/epoch, batch {a.batch_size}, custom CNN width {a.width} depth {a.depth}, {device}, "
-          f"{plural(threads, 'thread')}, amp={str(amp.dtype).removeprefix('torch.') if a.amp else 'off'}, "
-          f"channels_last={a.channels_last}; cpu capability {torch.backends.cpu.get_cpu_capability()}; "
-          f"round 0 is warm-up, not counted")
+    print(
+        f"{a.images} images/epoch, batch {a.batch_size}, custom CNN width {a.width} depth {a.depth}, {device}, "
+        f"{plural(threads, 'thread')}, amp={str(amp.dtype).removeprefix('torch.') if a.amp else 'off'}, "
+        f"channels_last={a.channels_last}; cpu capability {torch.backends.cpu.get_cpu_capability()}; "
+        f"round 0 is warm-up, not counted"
+    )
     for r in range(epochs):
-        for kind in (("project", "bare") if r % 2 == 0 else ("bare", "project")):
+        for kind in ("project", "bare") if r % 2 == 0 else ("bare", "project"):
             model, opt, sched, times = runs[kind]
-            dt = (project_epoch(model, batches, opt, sched, amp, r + 1) if kind == "project"
-                  else bare_epoch(model, batches, opt, sched, amp))
+            dt = (
+                project_epoch(model, batches, opt, sched, amp, r + 1)
+                if kind == "project"
+                else bare_epoch(model, batches, opt, sched, amp)
+            )
             if r > 0:
                 times.append(dt)
     proj, bare = statistics.median(runs["project"][3]), statistics.median(runs["bare"][3])

@@ -17,6 +17,7 @@ Examples:
     python bench/predict_latency.py --image_size 32 --channels 3     # CIFAR-sized RGB
     python bench/predict_latency.py --checkpoint checkpoints/custom_digits/best.pt --threads 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,29 +32,41 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from settings import config as config_mod  # noqa: E402
 from artifacts.checkpoint import save_checkpoint  # noqa: E402
 from artifacts.model_io import load_model_from_checkpoint  # noqa: E402
-from evaluation.inference import predict_files  # noqa: E402
-from evaluation.export import export_onnx  # noqa: E402
-from models import build_model  # noqa: E402
 from common.spelling import plural  # noqa: E402
+from evaluation.export import export_onnx  # noqa: E402
+from evaluation.inference import predict_files  # noqa: E402
+from models import build_model  # noqa: E402
+from settings import config as config_mod  # noqa: E402
 
 
 def synthetic_checkpoint(folder: Path, image_size: int, channels: int, num_classes: int) -> Path:
     """A default-config Custom CNN checkpoint (random weights) describing ``image_size`` input."""
     cfg = config_mod.Config()
     model = build_model(cfg.model, num_classes, channels, image_size, **config_mod.model_args(cfg))
-    pre = {"input_size": [image_size, image_size], "channels": channels, "mean": [0.5] * channels,
-           "std": [0.25] * channels}
+    pre = {
+        "input_size": [image_size, image_size],
+        "channels": channels,
+        "mean": [0.5] * channels,
+        "std": [0.25] * channels,
+    }
     path = folder / "bench.pt"
-    save_checkpoint({"model": model.state_dict(), "config": config_mod.to_dict(cfg),
-                     "class_names": [str(i) for i in range(num_classes)], "preprocessing": pre}, path)
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "config": config_mod.to_dict(cfg),
+            "class_names": [str(i) for i in range(num_classes)],
+            "preprocessing": pre,
+        },
+        path,
+    )
     return path
 
 
 def write_images(folder: Path, n: int, size: tuple[int, int], channels: int) -> list[Path]:
     from PIL import Image
+
     rng = np.random.default_rng(0)
     paths = []
     for i in range(n):
@@ -68,21 +81,29 @@ def baseline(loaded):
     """The naive per-image path: PIL decode + torchvision.transforms + a plain model call."""
     from PIL import Image
     from torchvision import transforms
+
     pre = loaded.preprocessing
-    tf = transforms.Compose([transforms.Resize(tuple(pre["input_size"]), antialias=True), transforms.ToTensor(),
-                             transforms.Normalize(pre["mean"], pre["std"])])
+    tf = transforms.Compose(
+        [
+            transforms.Resize(tuple(pre["input_size"]), antialias=True),
+            transforms.ToTensor(),
+            transforms.Normalize(pre["mean"], pre["std"]),
+        ]
+    )
     mode = "L" if loaded.channels == 1 else "RGB"
 
     @torch.no_grad()
     def predict(paths: list[Path]) -> torch.Tensor:
         x = torch.stack([tf(Image.open(p).convert(mode)) for p in paths]).to(loaded.device)
         return loaded.model(x).softmax(1).cpu()
+
     return predict
 
 
 def ours(loaded, batch_size: int):
     def predict(paths: list[Path]) -> torch.Tensor:
         return torch.stack([p.probs for p in predict_files(loaded, paths, batch_size)])
+
     return predict
 
 
@@ -110,7 +131,7 @@ def throughput(fns: dict, paths: list[Path], batch_size: int, repeats: int) -> d
         for name, fn in fns.items():
             start = time.perf_counter()
             for i in range(0, len(paths), batch_size):
-                fn(paths[i:i + batch_size])
+                fn(paths[i : i + batch_size])
             best[name] = min(best[name], time.perf_counter() - start)
     return {name: len(paths) / t for name, t in best.items()}
 
@@ -131,8 +152,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        ckpt = Path(args.checkpoint) if args.checkpoint else synthetic_checkpoint(tmp, args.image_size,
-                                                                                  args.channels, 10)
+        ckpt = (
+            Path(args.checkpoint) if args.checkpoint else synthetic_checkpoint(tmp, args.image_size, args.channels, 10)
+        )
         loaded = load_model_from_checkpoint(ckpt, torch.device(args.device))
         size = tuple(loaded.preprocessing["input_size"])
         paths = write_images(tmp, args.images, size, loaded.channels)
@@ -148,16 +170,20 @@ def main() -> None:
         rows = {name: (*single[name], rate[name]) for name in fns}
 
     params = sum(x.numel() for x in loaded.model.parameters())
-    print(f"model {loaded.cfg.model} ({params:,} parameters), input {loaded.channels}x{size[0]}x{size[1]} PNG, "
-          f"device {args.device}, {plural(torch.get_num_threads(), 'thread')}, torch {torch.__version__}")
+    print(
+        f"model {loaded.cfg.model} ({params:,} parameters), input {loaded.channels}x{size[0]}x{size[1]} PNG, "
+        f"device {args.device}, {plural(torch.get_num_threads(), 'thread')}, torch {torch.__version__}"
+    )
     print(f"{'':34}" + "".join(f"{name:>12}" for name in rows))
     print(f"{'single image, median (ms)':34}" + "".join(f"{r[0]:12.2f}" for r in rows.values()))
     print(f"{'single image, p90 (ms)':34}" + "".join(f"{r[1]:12.2f}" for r in rows.values()))
     print(f"{f'batch of {args.batch_size}, throughput (img/s)':34}" + "".join(f"{r[2]:12.0f}" for r in rows.values()))
-    print(f"({args.calls} single-image calls; throughput: best of 3 passes over {args.images} images; "
-          f"top-1 agreement ours vs baseline {agree:.1%}"
-          + ("" if args.no_onnx else f", onnx vs ours {onnx_agree:.1%}")
-          + "; baseline = PIL + torchvision.transforms per image)")
+    print(
+        f"({args.calls} single-image calls; throughput: best of 3 passes over {args.images} images; "
+        f"top-1 agreement ours vs baseline {agree:.1%}"
+        + ("" if args.no_onnx else f", onnx vs ours {onnx_agree:.1%}")
+        + "; baseline = PIL + torchvision.transforms per image)"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ with the machine idle and with one core kept busy by a spinning process, for: th
 
     python bench/threads.py
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -21,12 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def worker(threads: int, steps: int) -> None:
     sys.path.insert(0, str(ROOT))
-    from bench.loop_overhead import make_batches
     import torch
     from torch import nn
+
+    from bench.loop_overhead import make_batches
     from engine.loop import NonFiniteGuard, Updater, train_one_epoch
-    from runtime.runtime import amp_policy, set_threads
     from models import build_model
+    from runtime.runtime import amp_policy, set_threads
     from schedulers import Plan, build_scheduler
 
     n = set_threads(threads)
@@ -48,13 +50,15 @@ def spin() -> None:
 
 
 def measure(threads: int, steps: int) -> tuple[int, float]:
-    out = subprocess.run([sys.executable, __file__, "--worker", str(threads), str(steps)],
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", str(threads), str(steps)], capture_output=True, text=True, check=True
+    ).stdout.split()
     return int(out[0]), float(out[1])
 
 
 def main() -> None:
     import argparse
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=40, help="training batches timed per configuration")
     steps = p.parse_args().steps

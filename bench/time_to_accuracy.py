@@ -12,6 +12,7 @@ reaches the target, timing training *and* the per-epoch evaluation it needs to k
     python bench/time_to_accuracy.py                                  # target 92 % val accuracy
     python bench/time_to_accuracy.py --config configs/fashion_mnist.yaml --target 0.92
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,14 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from data.split import SPLIT_SEED, stratified_split  # noqa: E402
-from data.loader import Feed, make_loader  # noqa: E402
-from settings.config import Config, apply_overrides, load_yaml  # noqa: E402
-from engine.loop import NonFiniteGuard, Updater, evaluate, train_one_epoch  # noqa: E402
-from runtime.runtime import amp_policy, seed_everything, set_threads  # noqa: E402
-from data import prepare_data, preprocessing_of  # noqa: E402
-from engine.setup import build_components, eval_model, runtime_choice  # noqa: E402
 from common.spelling import plural  # noqa: E402
+from data import prepare_data, preprocessing_of  # noqa: E402
+from data.loader import Feed, make_loader  # noqa: E402
+from data.split import SPLIT_SEED, stratified_split  # noqa: E402
+from engine.loop import NonFiniteGuard, Updater, evaluate, train_one_epoch  # noqa: E402
+from engine.setup import build_components, eval_model, runtime_choice  # noqa: E402
+from runtime.runtime import amp_policy, seed_everything, set_threads  # noqa: E402
+from settings.config import Config, apply_overrides, load_yaml  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -43,8 +44,9 @@ def project(cfg: Config, target: float) -> list[tuple[float, float]]:
     bundle = prepare_data(cfg)
     choice = runtime_choice(cfg, bundle, CPU, torch.get_num_threads(), None)  # train.py's auto choices
     print(f"  project  {choice.line()}")
-    cfg = dataclasses.replace(cfg, amp="on" if choice.amp else "off", channels_last="on" if choice.channels_last
-                              else "off")
+    cfg = dataclasses.replace(
+        cfg, amp="on" if choice.amp else "off", channels_last="on" if choice.channels_last else "off"
+    )
     amp = amp_policy(choice.amp, choice.dtype, CPU)
     c = build_components(cfg, bundle, CPU, amp)
     pre = preprocessing_of(bundle)
@@ -83,8 +85,13 @@ def typical(cfg: Config, target: float, workers: int) -> list[tuple[float, float
     full_train = FashionMNIST(root, train=True, transform=train_aug)
     full_val = FashionMNIST(root, train=True, transform=plain)
     tr, va, _ = stratified_split(full_train.targets.numpy(), cfg.val_split, 0.0, SPLIT_SEED)
-    train = DataLoader(Subset(full_train, tr), batch_size=cfg.batch_size, shuffle=True, num_workers=workers,
-                       persistent_workers=workers > 0)
+    train = DataLoader(
+        Subset(full_train, tr),
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
     val = DataLoader(Subset(full_val, va), batch_size=512, num_workers=workers, persistent_workers=workers > 0)
     plain_cfg = dataclasses.replace(cfg, channels_last="off", amp="off", ema=0.0)
     c = build_components(plain_cfg, bundle, CPU, amp_policy(False, "auto", CPU))
@@ -129,9 +136,11 @@ def main() -> None:
     a = p.parse_args()
     cfg = apply_overrides(Config(), load_yaml(a.config), a.config)
     threads = set_threads(a.threads)
-    print(f"{a.config}: {cfg.model} width {cfg.width} depth {cfg.depth}, {cfg.epochs} epochs max, batch "
-          f"{cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, {cfg.scheduler}; {plural(threads, 'thread')}; target val acc "
-          f"{a.target:.3f}")
+    print(
+        f"{a.config}: {cfg.model} width {cfg.width} depth {cfg.depth}, {cfg.epochs} epochs max, batch "
+        f"{cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, {cfg.scheduler}; {plural(threads, 'thread')}; target val acc "
+        f"{a.target:.3f}"
+    )
     ours = project(cfg, a.target)
     base = typical(cfg, a.target, a.workers)
     t_ours, t_base = first_hit(ours, a.target), first_hit(base, a.target)

@@ -3,6 +3,7 @@
 argparse prints usage and exits on a bad flag; here that becomes a :class:`UsageError`, which
 :func:`common.errors.run_cli` prints as one line with exit status 2, like every other mistake.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,9 @@ class ArgParser(argparse.ArgumentParser):
     def _check_value(self, action, value):  # argparse's hook for ``choices`` (3.14 adds suggest_on_error)
         if action.choices is not None and value not in action.choices:
             valid = [str(c) for c in action.choices]
-            raise argparse.ArgumentError(action, f"invalid choice: {value!r}{did_you_mean(str(value), valid)}; "
-                                                 f"valid: {', '.join(valid)}")
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r}{did_you_mean(str(value), valid)}; valid: {', '.join(valid)}"
+            )
 
     def error(self, message: str) -> typing.NoReturn:  # type: ignore[override]
         raise UsageError(message)

@@ -1,4 +1,5 @@
 """The cores this process may use: counted once, for threads and data-loader workers alike."""
+
 from __future__ import annotations
 
 import os

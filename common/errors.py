@@ -4,11 +4,12 @@ Entry scripts wrap ``main`` with :func:`run_cli`: an :class:`AppError` prints ``
 and exits with its code (2 for usage/config mistakes, 1 for runtime failures); the full
 traceback is shown only with ``--debug``.
 """
+
 from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from common.spelling import did_you_mean
 

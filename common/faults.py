@@ -12,19 +12,21 @@ marks those moments with :func:`point`; a test process sets ``IMGCLF_FAULTS`` to
     IMGCLF_FAULTS="step#1=pause:/tmp/m"              # touch /tmp/m, wait until the test deletes it
 
 A ``{pid}`` in a marker's name is replaced by the process id, so several processes given the same
-variable (a sweep's jobs) each leave their own marker. ``hold`` creates the marker file (the test waits for it, then sends its signal) and waits until
+variable (a sweep's jobs) each leave their own marker. ``hold`` creates the marker file (the test waits for
+it, then sends its signal) and waits until
 the point's ``release()`` says so -- e.g. until a SIGINT was received -- or until it is killed;
 ``pause`` creates the marker and goes on once the test has deleted it (a second process can be
 started at a known moment, then the first one finishes normally).
 Counts are per process. Without the variable :func:`point` returns at once.
 """
+
 from __future__ import annotations
 
 import errno
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 ENV = "IMGCLF_FAULTS"
 MAX_HOLD_S = 120.0  # a forgotten hold must not leave an orphan process behind
@@ -38,7 +40,12 @@ def _parse(spec: str) -> dict[tuple[str, int], tuple[str, str]]:
         name, _, n = left.rpartition("#")
         n, _, rank = n.partition("@")
         action, _, arg = right.partition(":")
-        if not name or not n.isdigit() or not (rank == "" or rank.isdigit()) or action not in ("hold", "pause", "enospc"):
+        if (
+            not name
+            or not n.isdigit()
+            or not (rank == "" or rank.isdigit())
+            or action not in ("hold", "pause", "enospc")
+        ):
             raise ValueError(f"bad {ENV} entry {entry!r}; expected POINT#N[@RANK]=hold:MARKER or POINT#N=enospc")
         if rank == "" or int(rank) == int(os.environ.get("RANK", "0")):
             out[(name, int(n))] = (action, arg)

@@ -4,6 +4,7 @@ Every plot of the project (curves.png, the LR finder's, the evaluation figures, 
 overlays, plot_schedule.py's) goes through :func:`save_figure`, so none can be left half-written by
 a kill or a full disk, and none needs a display.
 """
+
 from __future__ import annotations
 
 import io
@@ -15,8 +16,10 @@ from common.fileio import write_atomic
 def pyplot():
     """matplotlib.pyplot on the Agg backend: files only, works on servers without a display."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 

@@ -3,6 +3,7 @@
 Writes go to a temp file in the same folder, are fsynced and renamed over the target. Temp files
 are hidden and never end in the target's suffix, so ``*.pt`` globs see only whole files.
 """
+
 from __future__ import annotations
 
 import errno
@@ -29,8 +30,10 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _write_failed(path: Path, e: OSError) -> AppError:
-    return AppError(f"could not write {path}: {e.strerror or e}. The previous file is intact; "
-                    f"free disk space or choose another --checkpoint_dir, then --resume auto")
+    return AppError(
+        f"could not write {path}: {e.strerror or e}. The previous file is intact; "
+        f"free disk space or choose another --checkpoint_dir, then --resume auto"
+    )
 
 
 def write_atomic(data: bytes, path: Path) -> None:

@@ -3,6 +3,7 @@
 Early stopping, best.pt, ReduceLROnPlateau's ``mode`` and the checks of ``--monitor`` all read this
 one table.
 """
+
 from __future__ import annotations
 
 MONITORS: dict[str, str] = {"val_loss": "min", "val_acc": "max"}

@@ -8,6 +8,7 @@ measuring AMP) is wrapped in :func:`phase`: it says what is happening once it ha
 
 Both take the clock and the writer as arguments, so tests drive them without sleeping.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,9 +39,16 @@ class LineProgress:
     what ``set_postfix`` was last given (tqdm's method, so a loop talks to either alike).
     """
 
-    def __init__(self, iterable: Iterable | None = None, total: int | None = None, desc: str = "",
-                 unit: str = "", every: float = EVERY_S, clock: Clock = time.monotonic,
-                 write: Callable[[str], None] = _say):
+    def __init__(
+        self,
+        iterable: Iterable | None = None,
+        total: int | None = None,
+        desc: str = "",
+        unit: str = "",
+        every: float = EVERY_S,
+        clock: Clock = time.monotonic,
+        write: Callable[[str], None] = _say,
+    ):
         self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit
         self.every, self.clock, self.write_line = every, clock, write
         self.start = self.last = clock()
@@ -91,8 +99,14 @@ class Silent(LineProgress):
         self.n += n
 
 
-def bar(iterable: Iterable | None = None, total: int | None = None, desc: str = "", enabled: bool | None = None,
-        unit: str = "", **kwargs: Any):
+def bar(
+    iterable: Iterable | None = None,
+    total: int | None = None,
+    desc: str = "",
+    enabled: bool | None = None,
+    unit: str = "",
+    **kwargs: Any,
+):
     """A progress bar for a loop: tqdm on a terminal, plain lines elsewhere, nothing when ``enabled`` is False.
 
     ``enabled=None`` decides by whether stderr (where tqdm draws) is a terminal; ``True`` forces the bar.
@@ -102,8 +116,10 @@ def bar(iterable: Iterable | None = None, total: int | None = None, desc: str = 
         return Silent(iterable, total, desc, unit)
     if enabled or sys.stderr.isatty():
         from tqdm import tqdm
-        return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True, mininterval=0.5,
-                    unit=unit or "it")
+
+        return tqdm(
+            iterable, total=total, desc=desc, leave=False, dynamic_ncols=True, mininterval=0.5, unit=unit or "it"
+        )
     return LineProgress(iterable, total, desc, unit, **kwargs)
 
 
@@ -115,8 +131,16 @@ class Phase:
     step itself has no loop to report from); ``thread=False`` leaves the polling to the caller.
     """
 
-    def __init__(self, what: str, first: float = FIRST_S, every: float = EVERY_S, clock: Clock = time.monotonic,
-                 write: Callable[[str], None] = _say, thread: bool = True, tick: float = 0.5):
+    def __init__(
+        self,
+        what: str,
+        first: float = FIRST_S,
+        every: float = EVERY_S,
+        clock: Clock = time.monotonic,
+        write: Callable[[str], None] = _say,
+        thread: bool = True,
+        tick: float = 0.5,
+    ):
         self.what, self.first, self.every, self.clock, self.write = what, first, every, clock, write
         self.thread, self.tick = thread, tick
         self.start = self.last = 0.0

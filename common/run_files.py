@@ -5,6 +5,7 @@ results-database importer and the web page all ask :func:`run_is_finished` rathe
 file exists, so a 0-byte or cut file (a full disk, a kill) counts as unfinished, and
 ``train.py --resume auto`` completes the run (final test and summary) instead.
 """
+
 from __future__ import annotations
 
 import json

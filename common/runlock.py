@@ -28,6 +28,7 @@ as "another sweep has this run".
 
 ``train.py`` exits with :data:`EXIT_LOCKED` (2) and one line when its run is held by another process.
 """
+
 from __future__ import annotations
 
 import errno
@@ -43,7 +44,7 @@ EXIT_LOCKED = 2  # train.py's exit status when another process writes the run
 # A probe (holder_pid) holds a shared lock for microseconds; an acquire that meets one tries again
 # within this window instead of reporting a writer that does not exist.
 _CONTENDED_S = 0.25
-_held: dict[str, "RunLock"] = {}  # realpath of the lock file -> this process's outermost holder
+_held: dict[str, RunLock] = {}  # realpath of the lock file -> this process's outermost holder
 
 
 class RunLocked(AppError):
@@ -54,8 +55,10 @@ class RunLocked(AppError):
     def __init__(self, folder: Path, pid: int | None):
         self.folder, self.pid = Path(folder), pid
         who = f"process {pid}" if pid else "another process"
-        super().__init__(f"run folder {folder} is being written by {who}; wait for it to finish (or stop it), "
-                         f"or choose another --run_name")
+        super().__init__(
+            f"run folder {folder} is being written by {who}; wait for it to finish (or stop it), "
+            f"or choose another --run_name"
+        )
 
 
 def _read_pid(path: Path) -> int | None:
@@ -79,7 +82,7 @@ class RunLock:
     def held(self) -> bool:
         return self._fd is not None or self._nested
 
-    def acquire(self, wait: bool = False) -> "RunLock":
+    def acquire(self, wait: bool = False) -> RunLock:
         """Take the lock, or raise :class:`RunLocked` at once; ``wait=True`` blocks until the writer
         holding it ends instead (e.g. a sweep waiting for another sweep's run before it looks at it)."""
         if self.held:
@@ -92,8 +95,9 @@ class RunLock:
                 return self
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as e:
-            raise UsageError(f"cannot write the run folder {self.folder}: {e.strerror or e}; choose a writable "
-                             f"--checkpoint_dir") from None
+            raise UsageError(
+                f"cannot write the run folder {self.folder}: {e.strerror or e}; choose a writable --checkpoint_dir"
+            ) from None
         deadline = time.monotonic() + _CONTENDED_S
         while True:
             try:
@@ -129,7 +133,7 @@ class RunLock:
             pass
         os.close(fd)  # closing the descriptor drops the flock
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -5,6 +5,7 @@ A mistyped name is matched in three ways, in order: the same name up to case, da
 underscores (``--weight-decay`` -> ``--weight_decay``); a word people bring from other tools
 (``--learning_rate`` -> ``--lr``, ``--bs`` -> ``--batch_size``); the closest spelling (difflib).
 """
+
 from __future__ import annotations
 
 import difflib

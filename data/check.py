@@ -7,6 +7,7 @@ when files are bad); training prints the short form at its start. Loaders of fil
 Example:
     python train.py --dataset folder --data_dir my_images --check_data
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -53,24 +54,35 @@ class DataReport:
         """One line per problem worth a user's attention."""
         out = []
         if self.bad_files:
-            out.append(f"{plural(len(self.bad_files), 'unreadable image')} skipped (listed in --check_data; "
-                       f"--strict_data makes them fatal)")
-        lacks = [f"{split} lacks {', '.join(sorted(set(self.class_names) - set(classes)))}"
-                 for split, classes in self.folder_classes.items() if set(self.class_names) - set(classes)]
+            out.append(
+                f"{plural(len(self.bad_files), 'unreadable image')} skipped (listed in --check_data; "
+                f"--strict_data makes them fatal)"
+            )
+        lacks = [
+            f"{split} lacks {', '.join(sorted(set(self.class_names) - set(classes)))}"
+            for split, classes in self.folder_classes.items()
+            if set(self.class_names) - set(classes)
+        ]
         if lacks:  # indices stay those of the sorted union, so the splits still agree on labels
             out.append("class names differ between splits: " + "; ".join(lacks))
         for split, per_class in self.counts.items():
             absent = [c for c in self.class_names if per_class.get(c, 0) == 0]
             if absent and split == "train":
-                out.append(f"train has no images of {plural(len(absent), 'class', count=False)} {', '.join(absent)}: "
-                           f"the model cannot learn them")
+                out.append(
+                    f"train has no images of {plural(len(absent), 'class', count=False)} {', '.join(absent)}: "
+                    f"the model cannot learn them"
+                )
         if self.duplicates:  # one file in two splits would leak test images into training
-            out.append(f"{plural(self.duplicates, 'duplicate file')} dropped: the same file reached through more "
-                       f"than one link or path is used once")
+            out.append(
+                f"{plural(self.duplicates, 'duplicate file')} dropped: the same file reached through more "
+                f"than one link or path is used once"
+            )
         if self.link_loops:
             shown = ", ".join(self.link_loops[:3]) + (" ..." if len(self.link_loops) > 3 else "")
-            out.append(f"{plural(len(self.link_loops), 'link')} to a folder already scanned skipped "
-                       f"(loops or repeats: {shown})")
+            out.append(
+                f"{plural(len(self.link_loops), 'link')} to a folder already scanned skipped "
+                f"(loops or repeats: {shown})"
+            )
         if self.empty_classes:
             folders = plural(len(self.empty_classes), "empty class folder", count=False)
             out.append(f"{folders}: {', '.join(self.empty_classes)}")
@@ -83,8 +95,10 @@ class DataReport:
             out.append(f"mixed image sizes: {_sizes(self.sizes).split(';')[0]}; all resized to one square size")
         ratio = self.imbalance()
         if ratio > IMBALANCE_RATIO:
-            out.append(f"severe class imbalance: the largest training class has {ratio:.0f}x the images of the "
-                       f"smallest; consider --class_weights auto or --balanced_sampler")
+            out.append(
+                f"severe class imbalance: the largest training class has {ratio:.0f}x the images of the "
+                f"smallest; consider --class_weights auto or --balanced_sampler"
+            )
         return out
 
     def imbalance(self) -> float:
@@ -112,8 +126,11 @@ class DataReport:
             lines += ["", "image modes: " + _counter(self.modes)]
         if self.sizes:
             lines.append("image sizes (w x h): " + _sizes(self.sizes))
-        for title, items in (("hidden entries ignored", self.hidden), ("non-image files ignored", self.non_images),
-                             ("unreadable images skipped", self.bad_files)):
+        for title, items in (
+            ("hidden entries ignored", self.hidden),
+            ("non-image files ignored", self.non_images),
+            ("unreadable images skipped", self.bad_files),
+        ):
             if items:
                 lines += ["", f"{title} ({len(items)}):"] + [f"  {p}" for p in items[:LIST_LIMIT]]
                 if len(items) > LIST_LIMIT:
@@ -134,8 +151,10 @@ def _sizes(sizes: Counter) -> str:
         (w, h), n = next(iter(sizes.items()))
         return f"all {w}x{h} ({n})"
     areas = sorted(sizes, key=lambda s: s[0] * s[1])
-    return (f"{len(sizes)} different, from {areas[0][0]}x{areas[0][1]} to {areas[-1][0]}x{areas[-1][1]}; "
-            f"most common {_counter(Counter({f'{w}x{h}': n for (w, h), n in sizes.most_common(3)}))}")
+    return (
+        f"{len(sizes)} different, from {areas[0][0]}x{areas[0][1]} to {areas[-1][0]}x{areas[-1][1]}; "
+        f"most common {_counter(Counter({f'{w}x{h}': n for (w, h), n in sizes.most_common(3)}))}"
+    )
 
 
 def report_of(bundle) -> DataReport:
@@ -152,5 +171,7 @@ def enforce_strict(report: DataReport, strict: bool) -> None:
     """Under --strict_data any unreadable image stops the run, naming the files."""
     if strict and report.bad_files:
         shown = "; ".join(report.bad_files[:5]) + (" ..." if len(report.bad_files) > 5 else "")
-        raise DataError(f"{plural(len(report.bad_files), 'unreadable image')} and --strict_data is set: {shown}. "
-                        f"Fix or remove them, or drop --strict_data to skip them")
+        raise DataError(
+            f"{plural(len(report.bad_files), 'unreadable image')} and --strict_data is set: {shown}. "
+            f"Fix or remove them, or drop --strict_data to skip them"
+        )

@@ -8,6 +8,7 @@ split (--val_split, --test_split). Missing files are reported like unreadable on
 Example:
     python train.py --dataset csv --data_dir labels/all.csv --image_size 96
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,16 +36,18 @@ def read_csv_list(csv_path: str | Path) -> FileList:
     """Rows of the CSV as candidate samples; malformed rows stop with the line number."""
     csv_path = Path(csv_path).expanduser()
     if not csv_path.is_file():
-        raise DataError(f"--data_dir {csv_path} is not a file; --dataset csv needs the path of a CSV of "
-                        f"path,label rows")
+        raise DataError(
+            f"--data_dir {csv_path} is not a file; --dataset csv needs the path of a CSV of path,label rows"
+        )
     source = f"csv {csv_path}"
     files = FileList(source=source, report=DataReport(source=source))
     try:
         text = csv_path.read_bytes().decode("utf-8-sig")  # a BOM from spreadsheet exports is fine
     except UnicodeDecodeError as e:
-        line = e.object[:e.start].count(b"\n") + 1
-        raise DataError(f"{csv_path}:{line}: not UTF-8 text (byte {e.object[e.start:e.start + 1]!r}); save the "
-                        f"CSV as UTF-8") from None
+        line = e.object[: e.start].count(b"\n") + 1
+        raise DataError(
+            f"{csv_path}:{line}: not UTF-8 text (byte {e.object[e.start : e.start + 1]!r}); save the CSV as UTF-8"
+        ) from None
     rows = list(csv.reader(io.StringIO(text, newline="")))
     cols = _columns(rows[0]) if rows else None
     start = 1 if cols else 0
@@ -71,19 +74,39 @@ def read_csv_list(csv_path: str | Path) -> FileList:
         # One image listed twice would sit in two splits (or under two labels): a leak, refused.
         first = seen.setdefault(os.path.realpath(path), line)
         if first != line:
-            raise DataError(f"{csv_path}:{line}: {rel} is already listed on line {first}; list each image once "
-                            f"(with one label)")
+            raise DataError(
+                f"{csv_path}:{line}: {rel} is already listed on line {first}; list each image once (with one label)"
+            )
         files.add(path, label, split)
     if "split" in cols:
-        files.report.folder_classes = {s: sorted({c for c, sp in zip(files.classes, files.splits) if sp == s})
-                                       for s in SPLITS if s in files.splits}
+        files.report.folder_classes = {
+            s: sorted({c for c, sp in zip(files.classes, files.splits) if sp == s}) for s in SPLITS if s in files.splits
+        }
     return files
 
 
-def load(data_dir: str, val_split: float = 0.1, test_split: float = 0.2, image_size: int = 0,
-         data_mode: str = "auto", verify: bool = False, num_workers: int = -1,
-         class_names: list[str] | None = None, max_pixels: int = MAX_IMAGE_PIXELS, **_) -> DataBundle:
+def load(
+    data_dir: str,
+    val_split: float = 0.1,
+    test_split: float = 0.2,
+    image_size: int = 0,
+    data_mode: str = "auto",
+    verify: bool = False,
+    num_workers: int = -1,
+    class_names: list[str] | None = None,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    **_,
+) -> DataBundle:
     """The CSV list at ``data_dir`` as a DataBundle."""
-    return build_bundle(read_csv_list(data_dir), "csv", val_split, test_split, image_size=image_size,
-                        data_mode=data_mode, verify=verify, num_workers=num_workers,
-                        class_names=class_names, max_pixels=max_pixels)
+    return build_bundle(
+        read_csv_list(data_dir),
+        "csv",
+        val_split,
+        test_split,
+        image_size=image_size,
+        data_mode=data_mode,
+        verify=verify,
+        num_workers=num_workers,
+        class_names=class_names,
+        max_pixels=max_pixels,
+    )

@@ -1,4 +1,5 @@
 """The embedded default: scikit-learn's bundled handwritten digits (1,797 real 8x8 images)."""
+
 from __future__ import annotations
 
 import torch
@@ -21,5 +22,6 @@ def load(data_dir: str, val_split: float = 0.1, test_split: float = 0.2, **_) ->
 
     train = take(tr)
     mean, std = channel_stats(train.images)
-    return DataBundle("digits", [str(c) for c in d.target_names], train, take(va), take(te) if len(te) else None,
-                      mean, std)
+    return DataBundle(
+        "digits", [str(c) for c in d.target_names], train, take(va), take(te) if len(te) else None, mean, std
+    )

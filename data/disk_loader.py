@@ -10,10 +10,11 @@ TensorLoader draws them, and workers only apply them. Which worker handles which
 long workers live (``persistent_workers``), cannot change a batch; a streamed epoch even equals
 the in-memory epoch of the same files bit for bit.
 """
+
 from __future__ import annotations
 
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -38,8 +39,15 @@ class FileDataset(Dataset):
     one sample rather than the whole run (the loader decides whether that is fatal).
     """
 
-    def __init__(self, paths: list[str], labels: torch.Tensor, channels: int, size: int, pad: int = 0,
-                 max_pixels: int | None = MAX_IMAGE_PIXELS):
+    def __init__(
+        self,
+        paths: list[str],
+        labels: torch.Tensor,
+        channels: int,
+        size: int,
+        pad: int = 0,
+        max_pixels: int | None = MAX_IMAGE_PIXELS,
+    ):
         self.paths, self.labels, self.max_pixels = paths, labels, max_pixels
         self.channels, self.size, self.pad = channels, size, pad
 
@@ -71,8 +79,17 @@ def collate(items: list) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
 class EpochBatchSampler(Sampler):
     """Yields batches of (index, dy, dx, flip), drawn exactly as TensorLoader draws an epoch."""
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, preset: str, size: int,
-                 sample_weights: torch.Tensor | None = None, shard: tuple[int, int] = (0, 1)):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        preset: str,
+        size: int,
+        sample_weights: torch.Tensor | None = None,
+        shard: tuple[int, int] = (0, 1),
+    ):
         self.shard = shard  # (rank, world): drawn for the global batch, this rank's part kept
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.preset, self.size, self.sample_weights = preset, size, sample_weights
@@ -85,37 +102,62 @@ class EpochBatchSampler(Sampler):
         gen = epoch_generator(self.seed, self.epoch)
         order = epoch_order(self.n, gen, self.shuffle, self.sample_weights)
         for start, size, lo, hi in shard_slices(self.n, self.batch_size, self.shard, self.shuffle):
-            dy, dx, flips = draw_params(size, self.preset, self.size, gen) if self.preset != "none" else (
-                None, None, None)
+            dy, dx, flips = (
+                draw_params(size, self.preset, self.size, gen) if self.preset != "none" else (None, None, None)
+            )
             if hi == lo:
                 continue
             dy, dx, flips = (p[lo:hi] if p is not None else None for p in (dy, dx, flips))
-            idx = order[start + lo:start + hi].tolist()
+            idx = order[start + lo : start + hi].tolist()
             zeros = [0] * len(idx)
-            yield list(zip(idx, dy.tolist() if dy is not None else zeros, dx.tolist() if dx is not None else zeros,
-                           flips.tolist() if flips is not None else [False] * len(idx)))
+            yield list(
+                zip(
+                    idx,
+                    dy.tolist() if dy is not None else zeros,
+                    dx.tolist() if dx is not None else zeros,
+                    flips.tolist() if flips is not None else [False] * len(idx),
+                )
+            )
 
 
 class DiskLoader:
     """Iterate (inputs, labels) like TensorLoader: inputs normalised float on ``device``."""
 
-    def __init__(self, dataset: FileDataset, batch_size: int, preprocessing: dict, device: torch.device,
-                 augment_preset: str = "none", shuffle: bool = False, seed: int = 0,
-                 sample_weights: torch.Tensor | None = None, channels_last: bool = False,
-                 num_workers: int = -1, strict: bool = False, shard: tuple[int, int] = (0, 1)):
+    def __init__(
+        self,
+        dataset: FileDataset,
+        batch_size: int,
+        preprocessing: dict,
+        device: torch.device,
+        augment_preset: str = "none",
+        shuffle: bool = False,
+        seed: int = 0,
+        sample_weights: torch.Tensor | None = None,
+        channels_last: bool = False,
+        num_workers: int = -1,
+        strict: bool = False,
+        shard: tuple[int, int] = (0, 1),
+    ):
         dataset.pad = preset_params(augment_preset, dataset.size)[0]
         self.dataset, self.batch_size, self.pre, self.device = dataset, batch_size, preprocessing, device
         self.channels_last, self.strict = channels_last, strict
-        self.sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, seed, augment_preset, dataset.size,
-                                         sample_weights, shard)
+        self.sampler = EpochBatchSampler(
+            len(dataset), batch_size, shuffle, seed, augment_preset, dataset.size, sample_weights, shard
+        )
         workers = resolve_workers(num_workers)
         cuda = device.type == "cuda"
         # Persistent workers: re-forking every epoch costs seconds on big folders, and the sampler
         # carries all randomness, so keeping workers alive cannot change the batches.
-        self.loader = DataLoader(dataset, batch_sampler=self.sampler, collate_fn=collate,
-                                 num_workers=workers, pin_memory=cuda, persistent_workers=workers > 0,
-                                 prefetch_factor=4 if workers > 0 else None,
-                                 generator=torch.Generator().manual_seed(seed))  # leaves the global RNG alone
+        self.loader = DataLoader(
+            dataset,
+            batch_sampler=self.sampler,
+            collate_fn=collate,
+            num_workers=workers,
+            pin_memory=cuda,
+            persistent_workers=workers > 0,
+            prefetch_factor=4 if workers > 0 else None,
+            generator=torch.Generator().manual_seed(seed),
+        )  # leaves the global RNG alone
         self.warned: set[str] = set()
 
     def set_epoch(self, epoch: int) -> None:
@@ -131,6 +173,7 @@ class DiskLoader:
     def _bad(self, errors: list[str]) -> None:
         if self.strict:
             from data.check import DataError
+
             raise DataError(f"unreadable image and --strict_data is set: {errors[0]}")
         for e in errors:
             if e not in self.warned:

@@ -5,6 +5,7 @@ one square input size, then either decode everything once into a uint8 cache (fi
 budget) or keep the paths for DataLoader workers to stream (``DiskLoader``). Splits missing from
 the source are carved from the training images by a seeded stratified split.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -23,7 +24,7 @@ from data.images import MAX_IMAGE_PIXELS, ImageError, header
 from data.split import SPLIT_SEED, stratified_split
 from data.types import DataBundle, Split, channel_stats
 
-MEMORY_BUDGET = 2 * 1024 ** 3  # decoded bytes a folder may take in memory before it is streamed
+MEMORY_BUDGET = 2 * 1024**3  # decoded bytes a folder may take in memory before it is streamed
 MAX_DEFAULT_SIZE = 224  # default input side for folders of large or mixed-size images
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 HIDDEN_NAMES = {"__MACOSX", "Thumbs.db", "desktop.ini"}
@@ -60,7 +61,7 @@ def class_order(names) -> list[str]:
 def default_size(sizes: Counter) -> int:
     """Native side for uniform square images up to 224 px, else the median short side, capped."""
     if len(sizes) == 1:
-        (w, h), = sizes
+        ((w, h),) = sizes
         if w == h and w <= MAX_DEFAULT_SIZE:
             return w
     short = [min(w, h) for (w, h), n in sizes.items() for _ in range(n)]
@@ -107,15 +108,26 @@ def probe_all(files: FileList, report: DataReport, max_pixels: int = MAX_IMAGE_P
     if animated:
         report.notes.append(f"{plural(animated, 'animated image')}: the first frame of each is used")
     if not good:
-        raise DataError(f"no readable images in {files.source}" + (
-            f" ({len(report.bad_files)} unreadable)" if report.bad_files else "") +
-            "; expected D/<class>/*.jpg, D/train/<class>/*.jpg or a CSV of path,label rows")
+        raise DataError(
+            f"no readable images in {files.source}"
+            + (f" ({len(report.bad_files)} unreadable)" if report.bad_files else "")
+            + "; expected D/<class>/*.jpg, D/train/<class>/*.jpg or a CSV of path,label rows"
+        )
     return good
 
 
-def build_bundle(files: FileList, name: str, val_split: float, test_split: float, image_size: int = 0,
-                 data_mode: str = "auto", verify: bool = False, num_workers: int = -1,
-                 class_names: list[str] | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> DataBundle:
+def build_bundle(
+    files: FileList,
+    name: str,
+    val_split: float,
+    test_split: float,
+    image_size: int = 0,
+    data_mode: str = "auto",
+    verify: bool = False,
+    num_workers: int = -1,
+    class_names: list[str] | None = None,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> DataBundle:
     """Probe, size, split, then decode once or stream: the DataBundle of a file dataset.
 
     ``class_names`` (a checkpoint's) fixes the class -> index order when it names the same classes,
@@ -129,8 +141,9 @@ def build_bundle(files: FileList, name: str, val_split: float, test_split: float
     channels = report.channels = 1 if set(report.modes) <= GRAY_MODES else 3
     side = image_size or default_size(report.sizes)
     if image_size == 0 and len(report.sizes) > 1:
-        report.notes.append(f"images resized to {side}x{side} (median short side, at most {MAX_DEFAULT_SIZE}; "
-                            f"--image_size N to choose)")
+        report.notes.append(
+            f"images resized to {side}x{side} (median short side, at most {MAX_DEFAULT_SIZE}; --image_size N to choose)"
+        )
     paths = [files.paths[i] for i in good]
     found = class_order(files.classes[i] for i in good)
     class_names = list(class_names) if class_names and sorted(class_names) == found else found
@@ -140,17 +153,21 @@ def build_bundle(files: FileList, name: str, val_split: float, test_split: float
     parts = assign_splits(split_of, labels.numpy(), val_split, test_split, report)
     require_two_classes(files.source, class_names, labels[torch.from_numpy(parts[0])])
     if report.exif_rotated:
-        report.notes.append(f"{plural(report.exif_rotated, 'image')} rotated by their EXIF tag "
-                            f"(as photo viewers show them)")
+        report.notes.append(
+            f"{plural(report.exif_rotated, 'image')} rotated by their EXIF tag (as photo viewers show them)"
+        )
 
     ds = FileDataset(paths, labels, channels, side, max_pixels=max_pixels)
     estimate = len(good) * channels * side * side
     stream = data_mode == "stream" or (data_mode == "auto" and estimate > MEMORY_BUDGET)
     images, ok = None, [True] * len(paths)
     if stream:
-        report.notes.append(f"streamed from disk by DataLoader workers ({estimate / 1024 ** 3:.1f} GB decoded "
-                            f"would exceed the {MEMORY_BUDGET / 1024 ** 3:.0f} GB memory budget)"
-                            if data_mode == "auto" else "streamed from disk by DataLoader workers (--data_mode stream)")
+        report.notes.append(
+            f"streamed from disk by DataLoader workers ({estimate / 1024**3:.1f} GB decoded "
+            f"would exceed the {MEMORY_BUDGET / 1024**3:.0f} GB memory budget)"
+            if data_mode == "auto"
+            else "streamed from disk by DataLoader workers (--data_mode stream)"
+        )
     if not stream or verify:  # --check_data decodes streamed files too, so truncated ones are found now
         images, ok, bad = decode_all(ds, num_workers, keep=not stream)
         report.bad_files += bad
@@ -161,11 +178,12 @@ def build_bundle(files: FileList, name: str, val_split: float, test_split: float
 
     train, val, test = (take(p) if p is not None else None for p in parts)
     if len(train) == 0 or len(val) == 0:
-        raise DataError(f"{files.source}: {len(train)} training and {len(val)} validation images after "
-                        f"skipping unreadable files; add images or lower --val_split")
+        raise DataError(
+            f"{files.source}: {len(train)} training and {len(val)} validation images after "
+            f"skipping unreadable files; add images or lower --val_split"
+        )
     mean, std = stream_stats(ds, train, num_workers) if stream else channel_stats(train.images)
-    return DataBundle(name, class_names, train, val, test, mean, std,
-                      input_shape=(channels, side, side), report=report)
+    return DataBundle(name, class_names, train, val, test, mean, std, input_shape=(channels, side, side), report=report)
 
 
 def require_two_classes(source: str, class_names: list[str], train_labels: torch.Tensor) -> None:
@@ -173,36 +191,48 @@ def require_two_classes(source: str, class_names: list[str], train_labels: torch
     counts = train_labels.bincount(minlength=len(class_names)).tolist()
     found = [f"{c} ({plural(n, 'image')})" for c, n in zip(class_names, counts) if n > 0]
     if len(found) < 2:
-        raise TooFewClasses(f"{source}: the training split has images of {len(found)} class"
-                            f"{'' if len(found) == 1 else 'es'} ({', '.join(found) or 'none'}); a classifier needs "
-                            f"at least 2: one folder (or CSV label) per class, e.g. D/<class>/*.jpg")
+        raise TooFewClasses(
+            f"{source}: the training split has images of {len(found)} class"
+            f"{'' if len(found) == 1 else 'es'} ({', '.join(found) or 'none'}); a classifier needs "
+            f"at least 2: one folder (or CSV label) per class, e.g. D/<class>/*.jpg"
+        )
 
 
-def assign_splits(split_of: np.ndarray, labels: np.ndarray, val_frac: float, test_frac: float,
-                  report: DataReport) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def assign_splits(
+    split_of: np.ndarray, labels: np.ndarray, val_frac: float, test_frac: float, report: DataReport
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Row indices of train/val/test: given splits kept, missing val (and test) carved from train."""
     given = {s: np.flatnonzero(split_of == s) for s in ("train", "val", "test")}
     unassigned = np.flatnonzero(split_of == "")
     if len(unassigned):  # one folder / a CSV without a split column: split everything
         tr, va, te = stratified_split(labels[unassigned], val_frac, test_frac, SPLIT_SEED)
-        report.notes.append(f"split automatically (seeded, stratified): {len(tr)} train / {len(va)} val / "
-                            f"{len(te)} test (--val_split {val_frac:g}, --test_split {test_frac:g})")
+        report.notes.append(
+            f"split automatically (seeded, stratified): {len(tr)} train / {len(va)} val / "
+            f"{len(te)} test (--val_split {val_frac:g}, --test_split {test_frac:g})"
+        )
         return unassigned[tr], unassigned[va], unassigned[te] if len(te) else None
     train, test = given["train"], given["test"] if len(given["test"]) else None
     if len(given["val"]):
         return train, given["val"], test
     tr, va, _ = stratified_split(labels[train], val_frac, 0.0, SPLIT_SEED)
-    report.notes.append(f"no val split: {len(va)} validation images carved from train (seeded, stratified, "
-                        f"--val_split {val_frac:g})")
+    report.notes.append(
+        f"no val split: {len(va)} validation images carved from train (seeded, stratified, --val_split {val_frac:g})"
+    )
     return train[tr], train[va], test
 
 
-def stream_stats(ds: FileDataset, train: Split, num_workers: int = -1
-                 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def stream_stats(ds: FileDataset, train: Split, num_workers: int = -1) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean/std of a streamed set from a fixed random sample of training images."""
-    rows = np.sort(np.random.default_rng(SPLIT_SEED).permutation(len(train))[:STATS_SAMPLE])  # small sets: all, in order
-    sample = FileDataset([train.ids[r] for r in rows], train.labels[torch.from_numpy(rows)], ds.channels, ds.size,
-                         max_pixels=ds.max_pixels)
+    rows = np.sort(
+        np.random.default_rng(SPLIT_SEED).permutation(len(train))[:STATS_SAMPLE]
+    )  # small sets: all, in order
+    sample = FileDataset(
+        [train.ids[r] for r in rows],
+        train.labels[torch.from_numpy(rows)],
+        ds.channels,
+        ds.size,
+        max_pixels=ds.max_pixels,
+    )
     images, ok, _ = decode_all(sample, num_workers, keep=True)
     if not any(ok):  # nothing decodable in the sample: neutral statistics, the bad files get reported
         return (0.5,) * ds.channels, (0.25,) * ds.channels

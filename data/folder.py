@@ -7,7 +7,8 @@ Layouts (``--data_dir D``):
                   (--val_split, --test_split)
 
 Classes are the sorted union of class folders over all splits (plain string order, as torchvision's
-ImageFolder: "1", "10", "2"), so a class missing from one split keeps its index. Hidden entries (any dot-name: .ipynb_checkpoints, .DS_Store) are never classes.
+ImageFolder: "1", "10", "2"), so a class missing from one split keeps its index. Hidden entries (any dot-name:
+.ipynb_checkpoints, .DS_Store) are never classes.
 Images may sit in sub-folders of a class folder. Links are followed, but each folder is entered and each
 file counted once (a link loop such as ``cat/up -> ..`` is skipped and reported); FIFOs and devices are
 skipped by type, unopened.
@@ -15,6 +16,7 @@ skipped by type, unopened.
 Example:
     python train.py --dataset folder --data_dir ~/photos --image_size 128 --check_data
 """
+
 from __future__ import annotations
 
 import os
@@ -101,8 +103,13 @@ class _Walk:
             if st is None:
                 continue
             if not stat.S_ISDIR(st.st_mode):
-                what = ("image outside a class folder" if p.suffix.lower() in IMAGE_EXTENSIONS
-                        else "not an image" if stat.S_ISREG(st.st_mode) else special_kind(st.st_mode))
+                what = (
+                    "image outside a class folder"
+                    if p.suffix.lower() in IMAGE_EXTENSIONS
+                    else "not an image"
+                    if stat.S_ISREG(st.st_mode)
+                    else special_kind(st.st_mode)
+                )
                 self.report.non_images.append(f"{self.rel(p)} ({what})")
                 continue
             if not self.enter(p, st):
@@ -116,8 +123,10 @@ def scan_folder(root: str | Path) -> FileList:
     """Find every candidate image, its class and split; problems go into the report. Reads no image."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DataError(f"--data_dir {root} is not a folder; --dataset folder needs D/<class>/*.jpg or "
-                        f"D/train/<class>/*.jpg (+ D/val/..., D/test/...)")
+        raise DataError(
+            f"--data_dir {root} is not a folder; --dataset folder needs D/<class>/*.jpg or "
+            f"D/train/<class>/*.jpg (+ D/val/..., D/test/...)"
+        )
     files = FileList(source=f"folder {root}", report=DataReport(source=f"folder {root}"))
     walk = _Walk(root, files)
     walk.enter(root, os.stat(root))
@@ -136,10 +145,28 @@ def scan_folder(root: str | Path) -> FileList:
     return files
 
 
-def load(data_dir: str, val_split: float = 0.1, test_split: float = 0.2, image_size: int = 0,
-         data_mode: str = "auto", verify: bool = False, num_workers: int = -1,
-         class_names: list[str] | None = None, max_pixels: int = MAX_IMAGE_PIXELS, **_) -> DataBundle:
+def load(
+    data_dir: str,
+    val_split: float = 0.1,
+    test_split: float = 0.2,
+    image_size: int = 0,
+    data_mode: str = "auto",
+    verify: bool = False,
+    num_workers: int = -1,
+    class_names: list[str] | None = None,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    **_,
+) -> DataBundle:
     """The folder at ``data_dir`` as a DataBundle (decoded in memory or streamed, see file_sets)."""
-    return build_bundle(scan_folder(data_dir), "folder", val_split, test_split, image_size=image_size,
-                        data_mode=data_mode, verify=verify, num_workers=num_workers,
-                        class_names=class_names, max_pixels=max_pixels)
+    return build_bundle(
+        scan_folder(data_dir),
+        "folder",
+        val_split,
+        test_split,
+        image_size=image_size,
+        data_mode=data_mode,
+        verify=verify,
+        num_workers=num_workers,
+        class_names=class_names,
+        max_pixels=max_pixels,
+    )

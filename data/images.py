@@ -16,6 +16,7 @@ go through Pillow, which decodes only the frame asked for. The EXIF Orientation 
 every path: a phone stores a portrait photo as landscape pixels plus "rotate 90°", and a model
 must see what people see.
 """
+
 from __future__ import annotations
 
 import io
@@ -41,6 +42,7 @@ class ImageError(ValueError):
 
 def _pil():
     from PIL import Image
+
     # open_image checks the pixel count itself, with the configured limit and one message; Pillow's
     # own check would refuse with another message (or warn) at a limit the user did not set.
     Image.MAX_IMAGE_PIXELS = None
@@ -76,9 +78,17 @@ def regular_file(path: str | Path) -> os.stat_result:
 
 def special_kind(mode: int) -> str:
     """What a file that is not a regular file is, from its ``st_mode``."""
-    return ("a folder" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
-            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    return (
+        "a folder"
+        if stat.S_ISDIR(mode)
+        else "a named pipe (FIFO)"
+        if stat.S_ISFIFO(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
 
 
 _animated_said = False
@@ -89,12 +99,16 @@ def _say_animated(name: str) -> None:
     global _animated_said
     if not _animated_said:
         _animated_said = True
-        print(f"warning: {name} is animated: the first frame is used (for every animated image)",
-              file=sys.stderr)
+        print(f"warning: {name} is animated: the first frame is used (for every animated image)", file=sys.stderr)
 
 
-def open_image(source: str | Path | bytes, channels: int = 3, max_pixels: int | None = MAX_IMAGE_PIXELS,
-               name: str | None = None, say_animated: bool = True) -> torch.Tensor:
+def open_image(
+    source: str | Path | bytes,
+    channels: int = 3,
+    max_pixels: int | None = MAX_IMAGE_PIXELS,
+    name: str | None = None,
+    say_animated: bool = True,
+) -> torch.Tensor:
     """``source`` (a path or the encoded bytes) as uint8 (channels, H, W); ``channels`` is 1 or 3.
 
     Alpha is dropped, palettes are expanded, 16-bit is scaled to 8-bit, the EXIF orientation is
@@ -120,8 +134,10 @@ def _decode(f: BinaryIO, channels: int, max_pixels: int | None, name: str, say_a
         with Image.open(f) as im:  # lazy: reads the header, decodes nothing yet
             w, h = im.size
             if max_pixels is not None and w * h > max_pixels:
-                raise ImageError(f"{name}: {w}x{h} pixels is over the limit max_image_pixels={max_pixels:,} "
-                                 f"(refused from the header, before decoding)")
+                raise ImageError(
+                    f"{name}: {w}x{h} pixels is over the limit max_image_pixels={max_pixels:,} "
+                    f"(refused from the header, before decoding)"
+                )
             animated = bool(getattr(im, "is_animated", False))
             if animated or im.format not in TORCHVISION_FORMATS:
                 if animated and say_animated:
@@ -152,6 +168,7 @@ def _to_uint8(t: torch.Tensor) -> torch.Tensor:
 def _pillow(im, channels: int) -> torch.Tensor:
     """The first frame of an open PIL image, oriented and converted."""
     from PIL import Image, ImageOps
+
     im.seek(0)
     im.load()
     im = ImageOps.exif_transpose(im)
@@ -167,10 +184,10 @@ def _torchvision(data: bytes, channels: int, name: str) -> torch.Tensor:
     # Imported here: torchvision takes ~1.4 s to import, which a command on in-memory data never
     # needs (evaluate.py on the digits: 5.2 s -> 3.7 s); a folder run pays it once per process.
     from torchvision.io import ImageReadMode, decode_image
+
     mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
     try:
-        t = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode,
-                         apply_exif_orientation=True)
+        t = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode, apply_exif_orientation=True)
     except RuntimeError as e:
         raise ImageError(f"{name}: {_one_line(e).split(', ')[-1]}") from None
     return _to_uint8(t[0] if t.ndim == 4 else t)  # a GIF Pillow took for still may still hold frames
@@ -193,7 +210,6 @@ def header(source: str | Path) -> tuple[str, tuple[int, int], int, bool]:
         raise ImageError(f"{source}: not an image (unknown format)") from None
     except Exception as e:
         raise ImageError(f"{source}: {type(e).__name__}: {_one_line(e)}") from None
-
 
 
 def warm_up_decoder() -> None:

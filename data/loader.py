@@ -12,10 +12,11 @@ host sync per batch. ``make_loader``
 picks this loader for in-memory splits and :class:`data.disk_loader.DiskLoader` for streamed ones;
 both yield the same (inputs, labels) batches.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -40,8 +41,9 @@ def balanced_sample_weights(labels: torch.Tensor, num_classes: int) -> torch.Ten
     return (1.0 / class_counts(labels, num_classes).clamp_min(1))[labels.cpu()]
 
 
-def augment_gathered(x: torch.Tensor, pad: int, dy: torch.Tensor | None, dx: torch.Tensor | None,
-                     flips: torch.Tensor | None) -> torch.Tensor:
+def augment_gathered(
+    x: torch.Tensor, pad: int, dy: torch.Tensor | None, dx: torch.Tensor | None, flips: torch.Tensor | None
+) -> torch.Tensor:
     """``transforms.augment`` with its draws given, as index arithmetic on ``x``'s device.
 
     The same pixels as ``augment`` (zero-filled shifts, then mirror), but without its per-shift
@@ -62,10 +64,20 @@ def augment_gathered(x: torch.Tensor, pad: int, dy: torch.Tensor | None, dx: tor
 class TensorLoader:
     """Iterate (inputs, labels) batches; inputs normalised float on ``device``."""
 
-    def __init__(self, split: Split, batch_size: int, preprocessing: dict, device: torch.device,
-                 augment_preset: str = "none", shuffle: bool = False, seed: int = 0,
-                 sample_weights: torch.Tensor | None = None, channels_last: bool = False,
-                 shard: tuple[int, int] = (0, 1), sync_free: bool | None = None):
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        preprocessing: dict,
+        device: torch.device,
+        augment_preset: str = "none",
+        shuffle: bool = False,
+        seed: int = 0,
+        sample_weights: torch.Tensor | None = None,
+        channels_last: bool = False,
+        shard: tuple[int, int] = (0, 1),
+        sync_free: bool | None = None,
+    ):
         self.images = split.images.to(device)
         self.labels = split.labels.to(device)
         self.batch_size = batch_size
@@ -103,11 +115,11 @@ class TensorLoader:
             first, offset = offset, offset + size
             if hi == lo:
                 continue
-            idx = order[start + lo:start + hi]
+            idx = order[start + lo : start + hi]
             x = self.images[idx]
             if drawn is not None:
                 pad, *draws = drawn
-                x = augment_gathered(x, pad, *(None if d is None else d[first + lo:first + hi] for d in draws))
+                x = augment_gathered(x, pad, *(None if d is None else d[first + lo : first + hi] for d in draws))
             elif params is not None:
                 x = apply_params(x, self.augment_preset, *(p[lo:hi] if p is not None else None for p in params))
             x = eval_transform(x, self.pre)
@@ -121,8 +133,10 @@ class TensorLoader:
         if not sizes:
             return None
         per_batch = [draw_params(n, self.augment_preset, size, gen) for n in sizes]
-        joined = [None if per_batch[0][k] is None else
-                  torch.cat([b[k] for b in per_batch]).to(self.device, non_blocking=True) for k in range(3)]
+        joined = [
+            None if per_batch[0][k] is None else torch.cat([b[k] for b in per_batch]).to(self.device, non_blocking=True)
+            for k in range(3)
+        ]
         return (preset_params(self.augment_preset, size)[0], *joined)
 
 
@@ -142,8 +156,16 @@ class Feed:
     shard: tuple[int, int] = (0, 1)  # (rank, world): this process's part of every global batch
 
 
-def make_loader(split: Split, batch_size: int, feed: Feed, *, augment_preset: str = "none", shuffle: bool = False,
-                seed: int = 0, sample_weights: torch.Tensor | None = None):
+def make_loader(
+    split: Split,
+    batch_size: int,
+    feed: Feed,
+    *,
+    augment_preset: str = "none",
+    shuffle: bool = False,
+    seed: int = 0,
+    sample_weights: torch.Tensor | None = None,
+):
     """TensorLoader for an in-memory split, DiskLoader (DataLoader workers) for a streamed one.
 
     Under torchrun (``feed.shard=(rank, world)``) each process gets its part of every global batch of
@@ -151,11 +173,34 @@ def make_loader(split: Split, batch_size: int, feed: Feed, *, augment_preset: st
     """
     f = feed
     if split.in_memory:
-        return TensorLoader(split, batch_size, f.preprocessing, f.device, augment_preset, shuffle, seed,
-                            sample_weights, f.channels_last, f.shard)
+        return TensorLoader(
+            split,
+            batch_size,
+            f.preprocessing,
+            f.device,
+            augment_preset,
+            shuffle,
+            seed,
+            sample_weights,
+            f.channels_last,
+            f.shard,
+        )
     from data.disk_loader import DiskLoader, FileDataset
+
     size, channels = f.preprocessing["input_size"][0], f.preprocessing["channels"]
     # The split's files passed the run's pixel limit when their headers were probed (file_sets.probe_all).
     dataset = FileDataset(split.ids, split.labels, channels, size, max_pixels=None)
-    return DiskLoader(dataset, batch_size, f.preprocessing, f.device, augment_preset, shuffle, seed, sample_weights,
-                      f.channels_last, f.num_workers, f.strict, f.shard)
+    return DiskLoader(
+        dataset,
+        batch_size,
+        f.preprocessing,
+        f.device,
+        augment_preset,
+        shuffle,
+        seed,
+        sample_weights,
+        f.channels_last,
+        f.num_workers,
+        f.strict,
+        f.shard,
+    )

@@ -3,9 +3,10 @@
 A resumed run rebuilds the generator for its epoch and so sees exactly the batches the
 uninterrupted run saw, whichever loader (in-memory or streamed) serves them.
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -21,8 +22,9 @@ def epoch_order(n: int, gen: torch.Generator, shuffle: bool, sample_weights: tor
     return torch.randperm(n, generator=gen) if shuffle else torch.arange(n)
 
 
-def shard_slices(n: int, batch_size: int, shard: tuple[int, int], lockstep: bool
-                 ) -> Iterator[tuple[int, int, int, int]]:
+def shard_slices(
+    n: int, batch_size: int, shard: tuple[int, int], lockstep: bool
+) -> Iterator[tuple[int, int, int, int]]:
     """(start, size, lo, hi): the global batch ``order[start:start + size]`` and this rank's part ``[lo, hi)`` of it.
 
     Under torchrun every rank walks the same order in global batches of ``batch_size * world``.

@@ -1,4 +1,5 @@
 """Seeded, stratified train/val/test splits (scikit-learn's ``train_test_split``)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,9 @@ from sklearn.model_selection import train_test_split
 SPLIT_SEED = 0  # fixed, so every training seed is scored on the same held-out images
 
 
-def stratified_split(labels: np.ndarray, val_frac: float, test_frac: float,
-                     seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, val_frac: float, test_frac: float, seed: int = SPLIT_SEED
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices (train, val, test), each class in proportion; test may be empty when test_frac=0."""
     labels = np.asarray(labels)
     try:
@@ -40,6 +42,6 @@ def _per_class_split(labels: np.ndarray, val_frac: float, test_frac: float, seed
             n_test, n_val = min(n_test, max(len(idx) - 1, 0)), 0
             n_val = min(int(round(len(idx) * val_frac)), len(idx) - 1 - n_test)
         parts[2].extend(idx[:n_test])
-        parts[1].extend(idx[n_test:n_test + n_val])
-        parts[0].extend(idx[n_test + n_val:])
+        parts[1].extend(idx[n_test : n_test + n_val])
+        parts[0].extend(idx[n_test + n_val :])
     return tuple(np.sort(np.asarray(p, dtype=int)) for p in parts)

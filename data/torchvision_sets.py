@@ -13,6 +13,7 @@ test set is the test split (--test_split does not apply). Where the files come f
 Example:
     python train.py --dataset fashion_mnist --model custom --augment standard
 """
+
 from __future__ import annotations
 
 import gzip
@@ -31,8 +32,11 @@ DEBIAN_DIRS = {"fashion_mnist": [Path("/usr/share/datasets/fashion-mnist")]}
 IDX_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 # name -> (torchvision class name, how to get the files offline)
 SETS = {
-    "fashion_mnist": ("FashionMNIST", "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist), "
-                                      "or put the four *-idx?-ubyte.gz files in {dir}"),
+    "fashion_mnist": (
+        "FashionMNIST",
+        "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist), "
+        "or put the four *-idx?-ubyte.gz files in {dir}",
+    ),
     "mnist": ("MNIST", "put the four MNIST *-idx?-ubyte.gz files in {dir}"),
     "cifar10": ("CIFAR10", "put cifar-10-python.tar.gz in {dir}"),
     "cifar100": ("CIFAR100", "put cifar-100-python.tar.gz in {dir}"),
@@ -77,6 +81,7 @@ def _unpack_idx(source: Path, raw: Path) -> None:
 def _open(name: str, data_dir: Path, train: bool):
     """The torchvision dataset object, from local files when possible, else downloaded."""
     import torchvision.datasets as tvd
+
     cls_name, offline_hint = SETS[name]
     cls = getattr(tvd, cls_name)
     root = data_dir
@@ -95,8 +100,10 @@ def _open(name: str, data_dir: Path, train: bool):
         return cls(str(root), train=train, download=True)
     except Exception as e:  # urllib, socket and checksum errors all mean "could not fetch"
         reason = str(e).strip().splitlines()[-1][:120] if str(e).strip() else type(e).__name__
-        raise DataError(f"{name} not found in {data_dir} and the download failed ({reason}). To use it offline, "
-                        f"{offline_hint.format(dir=data_dir)}; or connect to the internet once") from None
+        raise DataError(
+            f"{name} not found in {data_dir} and the download failed ({reason}). To use it offline, "
+            f"{offline_hint.format(dir=data_dir)}; or connect to the internet once"
+        ) from None
 
 
 def _as_uint8(data) -> torch.Tensor:
@@ -120,9 +127,13 @@ def load_set(name: str, data_dir: str, val_split: float = 0.1, **_) -> DataBundl
     test_images = _as_uint8(test_set.data)
     test = Split(test_images, torch.as_tensor(test_set.targets, dtype=torch.long))
     mean, std = channel_stats(train.images)
-    report = DataReport(source=f"{name} ({Path(train_set.root) / SETS[name][0]})", notes=[
-        f"train/val: seeded stratified split of the official training set (--val_split {val_split:g}); "
-        f"test: the official test set (--test_split does not apply)"])
+    report = DataReport(
+        source=f"{name} ({Path(train_set.root) / SETS[name][0]})",
+        notes=[
+            f"train/val: seeded stratified split of the official training set (--val_split {val_split:g}); "
+            f"test: the official test set (--test_split does not apply)"
+        ],
+    )
     return DataBundle(name, list(train_set.classes), train, val, test, mean, std, report=report)
 
 

@@ -7,6 +7,7 @@ workers (``shift_flip``, torchvision transforms v2 on uint8 tensors) with parame
 ``draw_params`` exactly as the batch path draws them. Both paths end in ``eval_transform`` on the
 batch, so normalisation is written exactly once.
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,8 +18,8 @@ import torch.nn.functional as F
 # preset -> (pad for random translation at 32 px and below, horizontal flip)
 AUGMENTATIONS: dict[str, tuple[int, bool]] = {
     "none": (0, False),
-    "light": (1, False),      # small shifts only: safe for digits and text
-    "standard": (2, True),    # shifts and mirror images: natural images, clothing
+    "light": (1, False),  # small shifts only: safe for digits and text
+    "standard": (2, True),  # shifts and mirror images: natural images, clothing
 }
 
 
@@ -32,8 +33,9 @@ def preset_params(preset: str, size: int) -> tuple[int, bool]:
     return (max(pad, round(pad * size / 32)) if pad else 0), flip
 
 
-def draw_params(n: int, preset: str, size: int, gen: torch.Generator
-                ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+def draw_params(
+    n: int, preset: str, size: int, gen: torch.Generator
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """Per-image shifts (dy, dx in [0, 2*pad]) and flip flags of ``preset`` for ``n`` images, on the CPU.
 
     Drawn in one fixed order from ``gen``, so a batch augmented on the device (``augment``) and the
@@ -62,7 +64,7 @@ def _translate_each(x: torch.Tensor, pad: int, dy: torch.Tensor, dx: torch.Tenso
     xp = F.pad(x, (pad, pad, pad, pad))
     out = torch.empty_like(x)
     for i, (a, b) in enumerate(zip(dy.tolist(), dx.tolist())):
-        out[i] = xp[i, :, a:a + h, b:b + w]
+        out[i] = xp[i, :, a : a + h, b : b + w]
     return out
 
 
@@ -76,11 +78,11 @@ def _translate_grouped(x: torch.Tensor, pad: int, dy: torch.Tensor, dx: torch.Te
     for s in range(2 * pad + 1):
         idx = (dy == s).nonzero().squeeze(1).to(x.device)
         if len(idx):
-            rows.index_copy_(0, idx, xp.index_select(0, idx)[:, :, s:s + h])
+            rows.index_copy_(0, idx, xp.index_select(0, idx)[:, :, s : s + h])
     for s in range(2 * pad + 1):
         idx = (dx == s).nonzero().squeeze(1).to(x.device)
         if len(idx):
-            out.index_copy_(0, idx, rows.index_select(0, idx)[:, :, :, s:s + w])
+            out.index_copy_(0, idx, rows.index_select(0, idx)[:, :, :, s : s + w])
     return out
 
 
@@ -89,8 +91,9 @@ def augment(x: torch.Tensor, preset: str, gen: torch.Generator) -> torch.Tensor:
     return apply_params(x, preset, *draw_params(x.shape[0], preset, x.shape[-2], gen))
 
 
-def apply_params(x: torch.Tensor, preset: str, dy: torch.Tensor | None, dx: torch.Tensor | None,
-                 flips: torch.Tensor | None) -> torch.Tensor:
+def apply_params(
+    x: torch.Tensor, preset: str, dy: torch.Tensor | None, dx: torch.Tensor | None, flips: torch.Tensor | None
+) -> torch.Tensor:
     """Augment a uint8 batch with parameters from ``draw_params`` (a rank's slice of a global batch's)."""
     pad, _ = preset_params(preset, x.shape[-2])
     if dy is not None:
@@ -105,6 +108,7 @@ def apply_params(x: torch.Tensor, preset: str, dy: torch.Tensor | None, dx: torc
 def shift_flip(img: torch.Tensor, pad: int, dy: int, dx: int, flip: bool) -> torch.Tensor:
     """The per-image form of ``augment`` for DataLoader workers (transforms v2 on uint8 (C, H, W))."""
     from torchvision.transforms.v2 import functional as TF
+
     if pad:
         h, w = img.shape[-2:]
         img = TF.crop(TF.pad(img, [pad], fill=0), dy, dx, h, w)  # zero-padded crop == zero-fill shift
@@ -120,6 +124,7 @@ def fit_image(img: torch.Tensor, size: int) -> torch.Tensor:
     if tuple(img.shape[-2:]) == (size, size):
         return img
     from torchvision.transforms.v2 import functional as TF
+
     return TF.resize(img, [size, size], antialias=True)
 
 
@@ -141,6 +146,11 @@ def _norm_tensors(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.
 
 def resize_uint8(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resize a whole uint8 tensor (N, C, H, W) once, in chunks to bound memory."""
-    out = [F.interpolate(chunk.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
-           .round_().clamp_(0, 255).to(torch.uint8) for chunk in images.split(4096)]
+    out = [
+        F.interpolate(chunk.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+        .round_()
+        .clamp_(0, 255)
+        .to(torch.uint8)
+        for chunk in images.split(4096)
+    ]
     return torch.cat(out) if out else images

@@ -1,4 +1,5 @@
 """What every dataset loader returns: uint8 image tensors per split plus what describes them."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -67,13 +68,14 @@ class DataBundle:
         s = {"train": self.train, "val": self.val, "test": self.test}.get(name)
         if s is None:
             from common.errors import UsageError
+
             raise UsageError(f"dataset '{self.name}' has no '{name}' split")
         return s
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of uint8 images, on the 0-1 scale."""
-    if images.numel() > 2 ** 26:
+    if images.numel() > 2**26:
         return _channel_stats_chunked(images)
     x = images.float().div_(255).transpose(0, 1).reshape(images.shape[1], -1)
     std = x.std(dim=1).clamp_min(1e-3)

@@ -1,4 +1,5 @@
 """Early stopping and best-metric tracking, with counters that survive a resume."""
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,14 @@ class EarlyStopping:
         return self.patience > 0 and self.bad_epochs >= self.patience
 
     def state_dict(self) -> dict[str, Any]:
-        return {"patience": self.patience, "min_delta": self.min_delta, "mode": self.mode,
-                "best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+        return {
+            "patience": self.patience,
+            "min_delta": self.min_delta,
+            "mode": self.mode,
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         # Patience and min_delta come from the current config (they may be changed on resume);

@@ -7,6 +7,7 @@ ExponentialMovingAverage does when given ``num_updates``, the decay used for upd
 the full one once there are enough updates. Stateless apart from ``n_averaged``, which
 ``AveragedModel`` keeps in its own state_dict, so a resume continues the same decays.
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,6 +24,7 @@ def warmup_ema_fn(decay: float):
         n = float(n_averaged)
         d = min(decay, (1.0 + n) / (10.0 + n))
         torch._foreach_lerp_(averaged, current, 1.0 - d)
+
     return update
 
 

@@ -4,13 +4,15 @@ One AMP path: forward and loss under ``amp.autocast()`` (a null context when AMP
 backward through ``scaler`` (disabled unless float16), then unscale -> clip -> step -> update.
 The scheduler hears about an update only when the scaler really applied it.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,8 +20,8 @@ from torch import nn
 from common import faults
 from common.errors import AppError
 from common.progress import bar as progress_bar
-from runtime.distributed import BatchAgreement, all_sum, is_dist
 from models.optim import is_schedule_free
+from runtime.distributed import BatchAgreement, all_sum, is_dist
 from runtime.runtime import AmpPolicy
 
 
@@ -43,16 +45,34 @@ class EpochStats:
 
     def record(self, epoch: int, val_loss: float, val_acc: float, improved: bool) -> dict:
         """What the sinks hear at the epoch's end: metrics.csv's row plus what the console line shows."""
-        return {"epoch": epoch, "lr": self.lr, "train_loss": self.loss, "train_acc": self.acc, "val_loss": val_loss,
-                "val_acc": val_acc, "seconds": round(self.seconds, 3), "images": self.images,
-                "skipped_updates": self.skipped_updates, "nonfinite_batches": self.nonfinite_batches,
-                "improved": improved}
+        return {
+            "epoch": epoch,
+            "lr": self.lr,
+            "train_loss": self.loss,
+            "train_acc": self.acc,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "seconds": round(self.seconds, 3),
+            "images": self.images,
+            "skipped_updates": self.skipped_updates,
+            "nonfinite_batches": self.nonfinite_batches,
+            "improved": improved,
+        }
 
     def partial_state(self, epoch: int) -> dict:
         """What a mid-epoch checkpoint stores to continue this epoch (``resume_from``)."""
-        return {"epoch": epoch, "batches": self.batches, "seen": self.images, "loss_sum": self.loss_sum,
-                "correct": self.correct, "updates": self.updates, "skipped": self.skipped_updates,
-                "dropped": self.nonfinite_batches, "lr": self.lr, "seconds": self.seconds}
+        return {
+            "epoch": epoch,
+            "batches": self.batches,
+            "seen": self.images,
+            "loss_sum": self.loss_sum,
+            "correct": self.correct,
+            "updates": self.updates,
+            "skipped": self.skipped_updates,
+            "dropped": self.nonfinite_batches,
+            "lr": self.lr,
+            "seconds": self.seconds,
+        }
 
 
 @dataclass
@@ -68,9 +88,11 @@ class NonFiniteGuard:
             return True
         self.consecutive += 1
         if self.consecutive >= self.limit:
-            raise NonFiniteLoss(f"{self.consecutive} consecutive non-finite losses (last at epoch {epoch}, "
-                                f"step {step}); training stopped and the last good checkpoint is kept. "
-                                f"Lower --lr, set --grad_clip, or check the data")
+            raise NonFiniteLoss(
+                f"{self.consecutive} consecutive non-finite losses (last at epoch {epoch}, "
+                f"step {step}); training stopped and the last good checkpoint is kept. "
+                f"Lower --lr, set --grad_clip, or check the data"
+            )
         return False
 
 
@@ -90,9 +112,17 @@ class Updater:
     ema: nn.Module | None = None  # updated after every applied update (an EMA; SWA is per epoch)
 
 
-def train_one_epoch(u: Updater, loader: Iterable, *, epoch: int, global_step: int, should_stop=lambda: False,
-                    progress: bool | None = None, resume_from: dict | None = None,
-                    on_update=None) -> tuple[EpochStats, int]:
+def train_one_epoch(
+    u: Updater,
+    loader: Iterable,
+    *,
+    epoch: int,
+    global_step: int,
+    should_stop=lambda: False,
+    progress: bool | None = None,
+    resume_from: dict | None = None,
+    on_update=None,
+) -> tuple[EpochStats, int]:
     """Train one epoch; returns the stats and the new global step (optimizer updates so far).
 
     ``should_stop()`` is polled after every optimizer update; when it is true the epoch ends early
@@ -101,7 +131,14 @@ def train_one_epoch(u: Updater, loader: Iterable, *, epoch: int, global_step: in
     so every random draw of the data pipeline happens exactly as in the uninterrupted run.
     ``on_update(global_step, lr)`` is called after each applied update (e.g. TensorBoard's LR curve).
     """
-    model, criterion, optimizer, scheduler, scaler, amp = u.model, u.criterion, u.optimizer, u.scheduler, u.scaler, u.amp
+    model, criterion, optimizer, scheduler, scaler, amp = (
+        u.model,
+        u.criterion,
+        u.optimizer,
+        u.scheduler,
+        u.scaler,
+        u.amp,
+    )
     accum_steps, grad_clip, guard, ema = u.accum_steps, u.grad_clip, u.guard, u.ema
     model.train()
     if is_schedule_free(optimizer):  # train at y (the epoch end switched to the average x to evaluate)
@@ -175,16 +212,31 @@ def train_one_epoch(u: Updater, loader: Iterable, *, epoch: int, global_step: in
         correct += (out.argmax(1) == y).sum()
         if i % 10 == 0 or i + 1 == n_batches:
             rate = seen / max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix(loss=f"{total_loss.item() / max(seen, 1):.4f}", acc=f"{correct.item() / max(seen, 1):.3f}",
-                            lr=f"{lr:.3g}", img_s=f"{rate:.0f}", refresh=False)
+            bar.set_postfix(
+                loss=f"{total_loss.item() / max(seen, 1):.4f}",
+                acc=f"{correct.item() / max(seen, 1):.3f}",
+                lr=f"{lr:.3g}",
+                img_s=f"{rate:.0f}",
+                refresh=False,
+            )
         # Stop only where an update just completed: a half-accumulated gradient is not saved.
         if agree.stop_requested() and (i + 1) % accum_steps == 0 and i + 1 < n_batches:
             break
     seconds = time.perf_counter() - start
     bar.close()
-    stats = EpochStats(loss=total_loss.item() / max(seen, 1), acc=correct.item() / max(seen, 1), lr=lr,
-                       seconds=seconds, images=seen, updates=updates, skipped_updates=skipped,
-                       nonfinite_batches=dropped, batches=done, loss_sum=total_loss.item(), correct=int(correct.item()))
+    stats = EpochStats(
+        loss=total_loss.item() / max(seen, 1),
+        acc=correct.item() / max(seen, 1),
+        lr=lr,
+        seconds=seconds,
+        images=seen,
+        updates=updates,
+        skipped_updates=skipped,
+        nonfinite_batches=dropped,
+        batches=done,
+        loss_sum=total_loss.item(),
+        correct=int(correct.item()),
+    )
     return stats, global_step
 
 
@@ -193,13 +245,20 @@ def global_stats(stats: EpochStats) -> EpochStats:
     if not is_dist():
         return stats
     loss_sum, correct, images = all_sum([stats.loss_sum, stats.correct, stats.images])
-    return dataclasses.replace(stats, loss=loss_sum / max(images, 1), acc=correct / max(images, 1),
-                               images=int(images), loss_sum=loss_sum, correct=int(correct))
+    return dataclasses.replace(
+        stats,
+        loss=loss_sum / max(images, 1),
+        acc=correct / max(images, 1),
+        images=int(images),
+        loss_sum=loss_sum,
+        correct=int(correct),
+    )
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, loader: Iterable, amp: AmpPolicy, tta: bool = False
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def predict_logits(
+    model: nn.Module, loader: Iterable, amp: AmpPolicy, tta: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits (float32, CPU) and labels for every sample of ``loader``, in order."""
     model.eval()
     all_logits, all_labels = [], []
@@ -215,8 +274,7 @@ def predict_logits(model: nn.Module, loader: Iterable, amp: AmpPolicy, tta: bool
     return torch.cat(all_logits), torch.cat(all_labels)
 
 
-def evaluate(model: nn.Module, loader: Iterable, amp: AmpPolicy,
-             tta: bool = False) -> tuple[float, float]:
+def evaluate(model: nn.Module, loader: Iterable, amp: AmpPolicy, tta: bool = False) -> tuple[float, float]:
     """Mean loss and accuracy over ``loader``.
 
     The loss is plain cross-entropy (no label smoothing or class weights) so that val_loss means
@@ -228,8 +286,15 @@ def evaluate(model: nn.Module, loader: Iterable, amp: AmpPolicy,
 def scores(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     """Plain cross-entropy and accuracy of ``logits`` (see ``evaluate``); under torchrun, of every rank's."""
     if is_dist():  # each rank holds a shard: sum losses and hits, count images, all-reduce, then divide
-        local = [nn.functional.cross_entropy(logits, labels, reduction="sum").item(),
-                 (logits.argmax(1) == labels).sum().item(), len(labels)] if len(labels) else [0.0, 0.0, 0.0]
+        local = (
+            [
+                nn.functional.cross_entropy(logits, labels, reduction="sum").item(),
+                (logits.argmax(1) == labels).sum().item(),
+                len(labels),
+            ]
+            if len(labels)
+            else [0.0, 0.0, 0.0]
+        )
         loss_sum, hits, n = all_sum(local)
         return loss_sum / n, hits / n
     loss = nn.functional.cross_entropy(logits, labels)

@@ -10,15 +10,16 @@ descent; the LR of the minimum divided by 10 is the other common rule, reported 
 ``range_test`` trains the model and optimizer it is given; :func:`lr_range_test` runs it on
 throw-away copies of a run's (``lr_find.py`` and ``--lr auto`` through :func:`choose_lr`).
 """
+
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
-import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -52,8 +53,10 @@ class LRFind:
     def steepest(self) -> float:
         """LR of the steepest descent of the smoothed loss against log10(LR)."""
         if len(self.lrs) < SKIP_START + 3:
-            raise AppError(f"the LR range test stopped after {plural(len(self.lrs), 'update')} ({self.stopped}); "
-                           f"too few to suggest an LR: lower --start_lr or raise --num_iter")
+            raise AppError(
+                f"the LR range test stopped after {plural(len(self.lrs), 'update')} ({self.stopped}); "
+                f"too few to suggest an LR: lower --start_lr or raise --num_iter"
+            )
         # Only up to the minimum: after it the curve rises, and its edge is no place to train.
         end = max(int(np.argmin(self.smoothed)) + 1, SKIP_START + 3)
         lrs, smoothed = self.lrs[SKIP_START:end], self.smoothed[SKIP_START:end]
@@ -80,9 +83,18 @@ def _batches(loader) -> Iterable:
             raise AppError("the training split is empty: nothing to run the LR range test on")
 
 
-def range_test(model: nn.Module, optimizer: torch.optim.Optimizer, loader, criterion: nn.Module, amp,
-               start_lr: float = 1e-7, end_lr: float = 10.0, num_iter: int = 100, diverge: float = DIVERGE,
-               progress: bool | None = None) -> LRFind:
+def range_test(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader,
+    criterion: nn.Module,
+    amp,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_iter: int = 100,
+    diverge: float = DIVERGE,
+    progress: bool | None = None,
+) -> LRFind:
     """Run the exponential LR sweep on ``model``/``optimizer`` (trained on: pass copies)."""
     scaler = amp.make_scaler()
     ratio = end_lr / start_lr
@@ -136,15 +148,25 @@ def write_outputs(result: LRFind, out_dir: Path) -> list[Path]:
     if len(result.lrs) >= SKIP_START + 3:
         steep = result.steepest
         ax.axvline(steep, color="tab:red", linestyle="--", label=f"steepest descent: {steep:.2g} (suggested)")
-        ax.plot([steep], [float(np.interp(np.log(steep), np.log(result.lrs), result.smoothed))], "o",
-                color="tab:red", markersize=7)
-        ax.axvline(result.min_over_10, color="tab:green", linestyle=":", label=f"minimum / 10: {result.min_over_10:.2g}")
+        ax.plot(
+            [steep],
+            [float(np.interp(np.log(steep), np.log(result.lrs), result.smoothed))],
+            "o",
+            color="tab:red",
+            markersize=7,
+        )
+        ax.axvline(
+            result.min_over_10, color="tab:green", linestyle=":", label=f"minimum / 10: {result.min_over_10:.2g}"
+        )
         title += f": suggested lr {steep:.2g}"
     ax.set_xscale("log")
     top = min(max(result.losses), 2 * max(result.smoothed)) if result.losses else 1
     ax.set_ylim(min(result.losses, default=0) * 0.95, top)
-    ax.set(xlabel="learning rate (log scale)", ylabel="training loss",
-           title=f"{title} ({plural(len(result.lrs), 'update')}, one batch each)")
+    ax.set(
+        xlabel="learning rate (log scale)",
+        ylabel="training loss",
+        title=f"{title} ({plural(len(result.lrs), 'update')}, one batch each)",
+    )
     ax.grid(alpha=0.3)  # decades only: a minor grid at every 2x..9x hides the curves
     ax.legend(loc="upper left")
     fig.tight_layout()
@@ -155,20 +177,39 @@ def write_outputs(result: LRFind, out_dir: Path) -> list[Path]:
 def report(result: LRFind) -> str:
     """The lines a user reads: the suggestion first, then the alternative and why the sweep ended."""
     why = result.stopped or f"ran all {plural(len(result.lrs), 'update')}"
-    return (f"suggested lr: {result.steepest:.3g}\n"
-            f"(steepest descent of the smoothed loss; minimum/10: {result.min_over_10:.3g}; "
-            f"{plural(len(result.lrs), 'update')} from {result.lrs[0]:.3g} to {result.lrs[-1]:.3g}: {why})")
+    return (
+        f"suggested lr: {result.steepest:.3g}\n"
+        f"(steepest descent of the smoothed loss; minimum/10: {result.min_over_10:.3g}; "
+        f"{plural(len(result.lrs), 'update')} from {result.lrs[0]:.3g} to {result.lrs[-1]:.3g}: {why})"
+    )
 
 
-def lr_range_test(cfg: Config, bundle: DataBundle, device: torch.device, amp, start_lr: float = 1e-7,
-                  end_lr: float = 10.0, num_iter: int = 100) -> LRFind:
+def lr_range_test(
+    cfg: Config,
+    bundle: DataBundle,
+    device: torch.device,
+    amp,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_iter: int = 100,
+) -> LRFind:
     """The LR range test on throw-away copies of the run's model and optimizer; RNG state restored."""
     state = rng_state()  # a run after it must start exactly as it would without it
-    c = build_components(dataclasses.replace(cfg, lr=start_lr, scheduler="constant", scheduler_params={}, ema=0.0,
-                                             warmup_epochs=0.0, warmup_steps=0), bundle, device, amp)
-    feed = Feed(preprocessing_of(bundle), device, channels_last=cfg.channels_last == "on",
-                num_workers=ddp.workers_per_rank(cfg.num_workers),  # as training: cores shared by ranks
-                strict=cfg.strict_data)
+    c = build_components(
+        dataclasses.replace(
+            cfg, lr=start_lr, scheduler="constant", scheduler_params={}, ema=0.0, warmup_epochs=0.0, warmup_steps=0
+        ),
+        bundle,
+        device,
+        amp,
+    )
+    feed = Feed(
+        preprocessing_of(bundle),
+        device,
+        channels_last=cfg.channels_last == "on",
+        num_workers=ddp.workers_per_rank(cfg.num_workers),  # as training: cores shared by ranks
+        strict=cfg.strict_data,
+    )
     loader = make_loader(bundle.train, cfg.batch_size, feed, augment_preset=cfg.augment, shuffle=True, seed=cfg.seed)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     result = range_test(c.model, c.optimizer, loader, criterion, amp, start_lr, end_lr, num_iter)

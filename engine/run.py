@@ -1,4 +1,5 @@
 """Where a run lives and where it starts from: run folders, ``--resume PATH|auto``, config merging."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,11 +16,35 @@ from settings.config import LR_AUTO, Config, from_dict
 
 # Settings a resumed run cannot change: they define the model, its data, the optimizer's state or the
 # schedule's shape, all restored from the checkpoint (a new value would be recorded but not used).
-FROZEN_ON_RESUME = ("model", "width", "depth", "widths", "dataset", "image_size", "val_split", "test_split",
-                    "scheduler", "scheduler_params", "warmup_epochs", "warmup_steps", "warmup_mode",
-                    "warmup_start_factor", "accum_steps", "batch_size", "optimizer", "lr", "lr_scaling",
-                    "weight_decay", "momentum", "backbone_lr_mult", "seed", "monitor", "ema", "pretrained",
-                    "pretrained_weights")
+FROZEN_ON_RESUME = (
+    "model",
+    "width",
+    "depth",
+    "widths",
+    "dataset",
+    "image_size",
+    "val_split",
+    "test_split",
+    "scheduler",
+    "scheduler_params",
+    "warmup_epochs",
+    "warmup_steps",
+    "warmup_mode",
+    "warmup_start_factor",
+    "accum_steps",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "lr_scaling",
+    "weight_decay",
+    "momentum",
+    "backbone_lr_mult",
+    "seed",
+    "monitor",
+    "ema",
+    "pretrained",
+    "pretrained_weights",
+)
 
 
 @dataclass
@@ -60,8 +85,10 @@ def _fresh_dir(cfg: Config, explicit_name: bool, writer: bool) -> tuple[Path, Ru
         if _has_checkpoints(folder) and not explicit_name:
             continue  # never overwrite an earlier run
         if explicit_name and _has_checkpoints(folder):
-            raise UsageError(f"run folder {folder} already holds checkpoints; continue it with --resume auto, "
-                             f"or choose another --run_name")
+            raise UsageError(
+                f"run folder {folder} already holds checkpoints; continue it with --resume auto, "
+                f"or choose another --run_name"
+            )
         try:
             lock = _lock(folder, writer)
         except RunLocked:
@@ -84,9 +111,11 @@ def _merge_for_resume(saved: Config, cfg: Config, cli_keys: list[str], path: Pat
         del updates["lr"]
     for key in FROZEN_ON_RESUME:
         if key in updates and updates[key] != getattr(saved, key):
-            raise UsageError(f"{path} was trained with {key}={getattr(saved, key)!r}; it cannot be resumed with "
-                             f"{key}={updates[key]!r} (the checkpoint's state would override it). Leave it out to "
-                             f"continue the run; Start a new run without --resume to change it")
+            raise UsageError(
+                f"{path} was trained with {key}={getattr(saved, key)!r}; it cannot be resumed with "
+                f"{key}={updates[key]!r} (the checkpoint's state would override it). Leave it out to "
+                f"continue the run; Start a new run without --resume to change it"
+            )
     return dataclasses.replace(saved, **updates)
 
 
@@ -94,8 +123,10 @@ def _resumable(ckpt: dict[str, Any], cfg: Config, cli_keys: list[str], path: Pat
     """The resumed run's config; UsageError when ``ckpt`` cannot be continued as asked."""
     missing = [k for k in RESUME_KEYS if k not in ckpt]
     if missing:
-        raise UsageError(f"{path} holds weights only (no {', '.join(missing)}), so there is no training to "
-                         f"continue; start a new run from it with --pretrained_weights {path}")
+        raise UsageError(
+            f"{path} holds weights only (no {', '.join(missing)}), so there is no training to "
+            f"continue; start a new run from it with --pretrained_weights {path}"
+        )
     return _merge_for_resume(from_dict(ckpt["config"]), cfg, cli_keys, path)
 
 
@@ -138,8 +169,13 @@ def start_run(cfg: Config, cli_keys: list[str]) -> RunStart:
         lock = _lock(folder, writer)
         path = folder / "last.pt"
         if not path.is_file():  # new, or killed before its first last.pt: training really redoes it all
-            return RunStart(dataclasses.replace(cfg, run_name=folder.name, resume=""), folder, None,
-                            f"--resume auto: no checkpoint in {folder}, starting the run fresh", lock)
+            return RunStart(
+                dataclasses.replace(cfg, run_name=folder.name, resume=""),
+                folder,
+                None,
+                f"--resume auto: no checkpoint in {folder}, starting the run fresh",
+                lock,
+            )
         try:
             return _resumed(cfg, cli_keys, path, folder, lock)
         except BaseException:
@@ -164,13 +200,16 @@ def _resumed(cfg: Config, cli_keys: list[str], path: Path, folder: Path, lock) -
     if folder.resolve() == path.parent.resolve():
         newest = _newest_epoch(folder, path)
         if newest > ckpt["epoch"]:
-            raise UsageError(f"{path} is epoch {ckpt['epoch']} but {folder} already holds epochs up to {newest}; "
-                             f"resuming it there would replace them. Branch from it with --run_name NEW_NAME, or "
-                             f"continue the run with --resume auto")
+            raise UsageError(
+                f"{path} is epoch {ckpt['epoch']} but {folder} already holds epochs up to {newest}; "
+                f"resuming it there would replace them. Branch from it with --run_name NEW_NAME, or "
+                f"continue the run with --resume auto"
+            )
     elif _has_checkpoints(folder):
         raise UsageError(f"run folder {folder} already holds checkpoints; choose another --run_name")
     merged = dataclasses.replace(merged, run_name=folder.name, resume="")
     part = ckpt.get("partial_epoch")  # saved by an interrupt inside an epoch
-    where = f"epoch {ckpt['epoch']}" + (f" + {plural(part['batches'], 'batch')} of epoch {part['epoch']}"
-                                        if part else "")
+    where = f"epoch {ckpt['epoch']}" + (
+        f" + {plural(part['batches'], 'batch')} of epoch {part['epoch']}" if part else ""
+    )
     return RunStart(merged, folder, ckpt, f"resuming {path} ({where}) into {folder}", lock)

@@ -3,6 +3,7 @@ the checkpoint that holds them (``checkpoint_state``) and gives them back (``res
 
 ``fit`` (engine/trainer.py), ``lr_find.py`` and ``bench/`` build runs through these functions.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -55,27 +56,47 @@ def steps_per_epoch(num_train: int, batch_size: int, accum_steps: int, world: in
 def build_components(cfg: Config, bundle: DataBundle, device: torch.device, amp) -> Components:
     """The model (on ``device``, wrapped for DDP under torchrun), optimizer, schedule, scaler, early
     stopping and averaged weights of a run, fresh."""
-    model = build_model(cfg.model, len(bundle.class_names), bundle.channels, bundle.image_size[0],
-                        **config_mod.model_args(cfg), pretrained=cfg.pretrained,
-                        pretrained_weights=cfg.pretrained_weights, verbose=True).to(device)
+    model = build_model(
+        cfg.model,
+        len(bundle.class_names),
+        bundle.channels,
+        bundle.image_size[0],
+        **config_mod.model_args(cfg),
+        pretrained=cfg.pretrained,
+        pretrained_weights=cfg.pretrained_weights,
+        verbose=True,
+    ).to(device)
     if cfg.channels_last == "on":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(optimizer_name(cfg.optimizer, cfg.scheduler), model,
-                                ddp.scaled_lr(cfg.lr, cfg.lr_scaling), cfg.weight_decay, cfg.momentum,
-                                cfg.backbone_lr_mult)
+    optimizer = build_optimizer(
+        optimizer_name(cfg.optimizer, cfg.scheduler),
+        model,
+        ddp.scaled_lr(cfg.lr, cfg.lr_scaling),
+        cfg.weight_decay,
+        cfg.momentum,
+        cfg.backbone_lr_mult,
+    )
     spe = steps_per_epoch(len(bundle.train), cfg.batch_size, cfg.accum_steps, ddp.world())
     plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps, cfg.monitor)
-    scheduler = build_scheduler(optimizer, cfg.scheduler, cfg.scheduler_params, plan,
-                                cfg.warmup_mode, cfg.warmup_start_factor)
+    scheduler = build_scheduler(
+        optimizer, cfg.scheduler, cfg.scheduler_params, plan, cfg.warmup_mode, cfg.warmup_start_factor
+    )
     ema = None
     swa = uses_swa(cfg.scheduler, cfg.scheduler_params)
     if cfg.ema > 0:
         ema = make_ema(model, cfg.ema)
     elif swa:  # equal average of parameters; BN statistics are recomputed for it (update_bn)
         ema = AveragedModel(model)
-    return Components(ddp.wrap(model, device, cfg.sync_bn, partly_frozen=cfg.freeze_epochs > 0), optimizer, scheduler,
-                      amp.make_scaler(), EarlyStopping(cfg.early_stopping, cfg.min_delta, mode_of(cfg.monitor)),
-                      ema, plan, swa)
+    return Components(
+        ddp.wrap(model, device, cfg.sync_bn, partly_frozen=cfg.freeze_epochs > 0),
+        optimizer,
+        scheduler,
+        amp.make_scaler(),
+        EarlyStopping(cfg.early_stopping, cfg.min_delta, mode_of(cfg.monitor)),
+        ema,
+        plan,
+        swa,
+    )
 
 
 def eval_model(c: Components) -> nn.Module:
@@ -111,36 +132,53 @@ def train_weights_at_eval_point(c: Components) -> dict[str, torch.Tensor] | None
     return y
 
 
-def runtime_choice(cfg: Config, bundle: DataBundle, device: torch.device, threads: int,
-                   recorded: dict | None) -> Choice:
+def runtime_choice(
+    cfg: Config, bundle: DataBundle, device: torch.device, threads: int, recorded: dict | None
+) -> Choice:
     """AMP and memory format for this run: ``auto`` measured (runtime/autotune.py), on/off as given."""
-    if recorded and (cfg.amp, cfg.channels_last) == (("on" if recorded["amp"] else "off"),
-                                                     ("on" if recorded["channels_last"] else "off")):
+    if recorded and (cfg.amp, cfg.channels_last) == (
+        ("on" if recorded["amp"] else "off"),
+        ("on" if recorded["channels_last"] else "off"),
+    ):
         # Resumed with the run's own choices: replayed exactly, not measured or re-judged today.
         fields = {k: v for k, v in recorded.items() if k in Choice.__dataclass_fields__}
-        return Choice(**{**fields, "reason": f"recorded in the checkpoint ({recorded['reason']})",
-                         "warning": "", "cached": False})
+        return Choice(
+            **{**fields, "reason": f"recorded in the checkpoint ({recorded['reason']})", "warning": "", "cached": False}
+        )
     k, (h, w) = len(bundle.class_names), bundle.image_size
 
     def model_fn() -> nn.Module:  # a throwaway copy of the run's model, for timing only
         return build_model(cfg.model, k, bundle.channels, h, **config_mod.model_args(cfg))
 
-    return decide(cfg.amp, cfg.amp_dtype, cfg.channels_last, device=device, threads=threads, model_fn=model_fn,
-                  model_key=config_mod.architecture_key(cfg, k), shape=(cfg.batch_size, bundle.channels, h, w),
-                  num_classes=k)
+    return decide(
+        cfg.amp,
+        cfg.amp_dtype,
+        cfg.channels_last,
+        device=device,
+        threads=threads,
+        model_fn=model_fn,
+        model_key=config_mod.architecture_key(cfg, k),
+        shape=(cfg.batch_size, bundle.channels, h, w),
+        num_classes=k,
+    )
 
 
-def resolve_runtime(cfg: Config, bundle: DataBundle, device: torch.device, threads: int, recorded: dict | None
-                    ) -> tuple[Config, Choice, Any]:
+def resolve_runtime(
+    cfg: Config, bundle: DataBundle, device: torch.device, threads: int, recorded: dict | None
+) -> tuple[Config, Choice, Any]:
     """The run's AMP, memory format and threads, decided once and written into its config.
 
     The decisions go into config.yaml and checkpoints, so ``--resume`` replays them exactly. Every
     rank takes rank 0's measured choice (each measuring alone could differ by noise).
     """
     choice = ddp.from_main(runtime_choice(cfg, bundle, device, threads, recorded))
-    cfg = dataclasses.replace(cfg, threads=threads, amp="on" if choice.amp else "off",
-                              amp_dtype=choice.dtype if choice.amp else cfg.amp_dtype,
-                              channels_last="on" if choice.channels_last else "off")
+    cfg = dataclasses.replace(
+        cfg,
+        threads=threads,
+        amp="on" if choice.amp else "off",
+        amp_dtype=choice.dtype if choice.amp else cfg.amp_dtype,
+        channels_last="on" if choice.channels_last else "off",
+    )
     return cfg, choice, amp_policy(choice.amp, choice.dtype, device)
 
 
@@ -154,8 +192,16 @@ def compiled(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 # ---------------------------------------------------------------- the checkpoint, both ways
-def checkpoint_state(c: Components, cfg: Config, bundle: DataBundle, epoch: int, global_step: int,
-                     history: list[dict], nonfinite: int = 0, partial: dict | None = None) -> Checkpoint:
+def checkpoint_state(
+    c: Components,
+    cfg: Config,
+    bundle: DataBundle,
+    epoch: int,
+    global_step: int,
+    history: list[dict],
+    nonfinite: int = 0,
+    partial: dict | None = None,
+) -> Checkpoint:
     """Everything needed to continue exactly; ``epoch`` counts completed epochs, ``partial`` is the
     position and accumulators inside the next one when an interrupt cut it short. A schedule-free
     optimizer is saved in eval mode (its README asks it): ``model`` is the average x."""
@@ -188,12 +234,16 @@ def restore(c: Components, ckpt: Checkpoint, cfg: Config, num_classes: int) -> N
     """Put a checkpoint's state into freshly built components (the inverse of ``checkpoint_state``)."""
     saved = config_mod.from_dict(ckpt["config"])
     if len(ckpt["class_names"]) != num_classes:
-        raise UsageError(f"the checkpoint has {len(ckpt['class_names'])} classes but dataset '{cfg.dataset}' has "
-                         f"{num_classes}; start a new run without --resume")
+        raise UsageError(
+            f"the checkpoint has {len(ckpt['class_names'])} classes but dataset '{cfg.dataset}' has "
+            f"{num_classes}; start a new run without --resume"
+        )
     if saved.epochs != cfg.epochs and not is_horizon_free(cfg.scheduler, cfg.scheduler_params):
-        raise UsageError(f"schedule '{cfg.scheduler}' was laid out for {plural(saved.epochs, 'epoch')}; changing "
-                         f"--epochs to {cfg.epochs} on resume would bend its curve. Keep --epochs {saved.epochs}, or "
-                         f"use a schedule that does not depend on the length (step, plateau, exponential)")
+        raise UsageError(
+            f"schedule '{cfg.scheduler}' was laid out for {plural(saved.epochs, 'epoch')}; changing "
+            f"--epochs to {cfg.epochs} on resume would bend its curve. Keep --epochs {saved.epochs}, or "
+            f"use a schedule that does not depend on the length (step, plateau, exponential)"
+        )
     try:
         unwrap(c.model).load_state_dict(ckpt["model"])
     except RuntimeError as e:
@@ -203,8 +253,7 @@ def restore(c: Components, ckpt: Checkpoint, cfg: Config, num_classes: int) -> N
         if ckpt.get("world_size", 1) == ddp.world():
             c.scheduler.load_state_dict(ckpt["scheduler"])
         else:  # updates per epoch changed with the global batch: replay the finished epochs at the new length
-            replay_schedule(c.scheduler, c.plan.steps_per_epoch, ckpt.get("history", [])[:ckpt["epoch"]],
-                            cfg.monitor)
+            replay_schedule(c.scheduler, c.plan.steps_per_epoch, ckpt.get("history", [])[: ckpt["epoch"]], cfg.monitor)
         c.scaler.load_state_dict(ckpt["scaler"])
         c.stopper.load_state_dict(ckpt["early_stopping"])
         if c.ema is not None and ckpt.get("ema") is not None:
@@ -215,9 +264,11 @@ def restore(c: Components, ckpt: Checkpoint, cfg: Config, num_classes: int) -> N
     except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
         # engine/run.py refuses every setting change that could cause this: what is left is a damaged
         # or hand-made checkpoint.
-        raise AppError(f"the training state in the checkpoint does not fit this run "
-                       f"({type(e).__name__}: {first_line(e)}); the file is damaged or was edited. Resume another "
-                       f"checkpoint of the run, or start a new run from its weights with --pretrained_weights") from None
+        raise AppError(
+            f"the training state in the checkpoint does not fit this run "
+            f"({type(e).__name__}: {first_line(e)}); the file is damaged or was edited. Resume another "
+            f"checkpoint of the run, or start a new run from its weights with --pretrained_weights"
+        ) from None
 
 
 def replay_schedule(scheduler, steps_per_epoch: int, history: list[dict], monitor: str) -> None:

@@ -9,14 +9,16 @@ the final test, so whatever fails or is interrupted, each ends with the status t
 The order of work inside an epoch end is fixed so that a resumed run replays exactly: validate,
 step the schedule, update early stopping, record the row, then save (RNG state included).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import signal
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,15 +30,23 @@ from common import faults
 from common.errors import AppError, UsageError
 from common.fileio import remove_stale_temps, write_atomic
 from common.progress import phase
-from common.spelling import plural
 from common.run_files import SUMMARY
+from common.spelling import plural
 from data import DataBundle, prepare_data, preprocessing_of
 from data.loader import Feed, balanced_sample_weights, loss_weights, make_loader
 from engine.loop import NonFiniteGuard, Updater, evaluate, global_stats, predict_logits, scores, train_one_epoch
 from engine.lr_finder import choose_lr
 from engine.run import RunStart, start_run
-from engine.setup import (Components, build_components, checkpoint_state, compiled, eval_model, resolve_runtime,
-                          restore, schedule_free_eval)
+from engine.setup import (
+    Components,
+    build_components,
+    checkpoint_state,
+    compiled,
+    eval_model,
+    resolve_runtime,
+    restore,
+    schedule_free_eval,
+)
 from models import set_backbone_frozen
 from models.optim import is_schedule_free
 from runtime import distributed as ddp
@@ -73,8 +83,16 @@ class Run:
     stop_reason: str = ""
 
     def state(self, epoch: int, partial: dict | None = None) -> Checkpoint:
-        return checkpoint_state(self.c, self.cfg, self.bundle, epoch, self.global_step, self.history,
-                                self.updater.guard.consecutive, partial)
+        return checkpoint_state(
+            self.c,
+            self.cfg,
+            self.bundle,
+            epoch,
+            self.global_step,
+            self.history,
+            self.updater.guard.consecutive,
+            partial,
+        )
 
 
 def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None, sinks: Sequence[Sink] = ()) -> dict[str, Any]:
@@ -91,10 +109,20 @@ def fit(cfg: Config, cli_keys: list[str], progress: bool | None = None, sinks: S
         if run.cfg.tensorboard:
             own.append(TensorBoardSink(run.run_dir))
         # The signal handler outlives the sinks: a second Ctrl-C while they close cannot kill them unended.
-        with GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop, \
-                Lifecycle([*own, *sinks] if ddp.is_main() else []) as life:
-            life.start(RunInfo(run.cfg, run.run_dir, list(run.bundle.class_names), run.global_step,
-                               list(run.history), None if run.resumed else run.c.model))
+        with (
+            GracefulStop(coalesce_s=1.0 if ddp.is_dist() else 0.0) as stop,
+            Lifecycle([*own, *sinks] if ddp.is_main() else []) as life,
+        ):
+            life.start(
+                RunInfo(
+                    run.cfg,
+                    run.run_dir,
+                    list(run.bundle.class_names),
+                    run.global_step,
+                    list(run.history),
+                    None if run.resumed else run.c.model,
+                )
+            )
             train_epochs(run, life, stop, progress)
             life.training_done = True  # from here a signal stops the final test at once; last.pt holds the run
             stop.at_once(lambda: interrupted(stop, "the final test (training is complete)", run.run_dir))
@@ -116,8 +144,11 @@ def set_up(start: RunStart) -> Run:
     bundle = prepare_data(cfg, ckpt["class_names"] if ckpt is not None else None)
     cfg, choice, amp = resolve_runtime(cfg, bundle, device, threads, ckpt and ckpt.get("runtime"))
     if cfg.lr == config_mod.LR_AUTO:  # resuming (e.g. a sweep's re-run) keeps the LR chosen at the start
-        cfg = (choose_lr(cfg, bundle, device, amp, run_dir / "lr_find") if ckpt is None
-               else dataclasses.replace(cfg, lr=float(ckpt["config"]["lr"])))
+        cfg = (
+            choose_lr(cfg, bundle, device, amp, run_dir / "lr_find")
+            if ckpt is None
+            else dataclasses.replace(cfg, lr=float(ckpt["config"]["lr"]))
+        )
     c = build_components(cfg, bundle, device, amp)
     c.runtime = {**asdict(choice), "threads": threads}
     ddp.decorrelate_rng(cfg.seed)  # dropout masks differ between ranks; rank 0 keeps the 1-process stream
@@ -143,27 +174,65 @@ def set_up(start: RunStart) -> Run:
     weights = loss_weights(bundle.train.labels, k).to(device) if cfg.class_weights == "auto" else None
     criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.label_smoothing)
     sample_weights = balanced_sample_weights(bundle.train.labels, k) if cfg.balanced_sampler else None
-    feed = Feed(preprocessing_of(bundle), device, channels_last=choice.channels_last,
-                num_workers=ddp.workers_per_rank(cfg.num_workers),  # streamed data: a node's cores shared by its ranks
-                strict=cfg.strict_data)
+    feed = Feed(
+        preprocessing_of(bundle),
+        device,
+        channels_last=choice.channels_last,
+        num_workers=ddp.workers_per_rank(cfg.num_workers),  # streamed data: a node's cores shared by its ranks
+        strict=cfg.strict_data,
+    )
     sharded = dataclasses.replace(feed, shard=(ddp.rank(), ddp.world()))  # each rank's part of every global batch
-    train_loader = make_loader(bundle.train, cfg.batch_size, sharded, augment_preset=cfg.augment, shuffle=True,
-                               seed=cfg.seed, sample_weights=sample_weights)
+    train_loader = make_loader(
+        bundle.train,
+        cfg.batch_size,
+        sharded,
+        augment_preset=cfg.augment,
+        shuffle=True,
+        seed=cfg.seed,
+        sample_weights=sample_weights,
+    )
     val_loader = make_loader(bundle.val, max(cfg.batch_size, 256), sharded)
-    say(f"{cfg.model} on {cfg.dataset}: {len(bundle.train)}/{len(bundle.val)}/"
+    say(
+        f"{cfg.model} on {cfg.dataset}: {len(bundle.train)}/{len(bundle.val)}/"
         f"{len(bundle.test) if bundle.test else 0} train/val/test images, {k} classes, "
         f"{sum(p.numel() for p in c.model.parameters()):,} parameters, device {device}"
         f"{' (' + plural(threads, 'thread') + ')' if device.type == 'cpu' else ''}; "
-        f"{c.plan.steps_per_epoch} updates/epoch, warmup {plural(c.plan.warmup_steps, 'update')}{ddp.describe(cfg)}")
+        f"{c.plan.steps_per_epoch} updates/epoch, warmup {plural(c.plan.warmup_steps, 'update')}{ddp.describe(cfg)}"
+    )
     say(choice.line())
     if choice.warning:
         say(choice.warning)
     bn_loader = make_loader(bundle.train, cfg.batch_size, feed) if c.swa or is_schedule_free(c.optimizer) else None
     train_model = compiled(c.model, device) if cfg.compile else c.model  # checkpoints keep the plain module
-    updater = Updater(train_model, criterion, c.optimizer, c.scheduler, c.scaler, amp, accum_steps=cfg.accum_steps,
-                      grad_clip=cfg.grad_clip, guard=guard, ema=None if c.swa else c.ema)
-    return Run(cfg, run_dir, bundle, device, amp, c, updater, train_loader, val_loader, bn_loader,
-               resumed=ckpt is not None, epoch=epoch, global_step=global_step, history=history, partial=partial)
+    updater = Updater(
+        train_model,
+        criterion,
+        c.optimizer,
+        c.scheduler,
+        c.scaler,
+        amp,
+        accum_steps=cfg.accum_steps,
+        grad_clip=cfg.grad_clip,
+        guard=guard,
+        ema=None if c.swa else c.ema,
+    )
+    return Run(
+        cfg,
+        run_dir,
+        bundle,
+        device,
+        amp,
+        c,
+        updater,
+        train_loader,
+        val_loader,
+        bn_loader,
+        resumed=ckpt is not None,
+        epoch=epoch,
+        global_step=global_step,
+        history=history,
+        partial=partial,
+    )
 
 
 def prepare_folder(cfg: Config, run_dir: Path) -> None:
@@ -172,8 +241,9 @@ def prepare_folder(cfg: Config, run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         config_mod.save_yaml(cfg, run_dir / "config.yaml")
     except OSError as e:
-        raise UsageError(f"cannot write the run folder {run_dir}: {e.strerror or e}; choose a writable "
-                         f"--checkpoint_dir") from None
+        raise UsageError(
+            f"cannot write the run folder {run_dir}: {e.strerror or e}; choose a writable --checkpoint_dir"
+        ) from None
     for tmp in remove_stale_temps(run_dir):
         say(f"removed {tmp.name}, a partial write left by a killed run")
 
@@ -191,13 +261,25 @@ def train_epochs(run: Run, life: Lifecycle, stop: GracefulStop, progress: bool |
         if cfg.freeze_epochs:  # a function of the epoch alone, so a resumed run freezes the same way
             set_backbone_frozen(unwrap(c.model), epoch <= cfg.freeze_epochs)
             if epoch in (1, run.epoch + 1, cfg.freeze_epochs + 1):
-                say(f"epoch {epoch}: " + (f"training the classifier head only until epoch {cfg.freeze_epochs} "
-                      f"(backbone and its BatchNorm statistics frozen)" if epoch <= cfg.freeze_epochs
-                      else "backbone unfrozen: training every layer"))
+                say(
+                    f"epoch {epoch}: "
+                    + (
+                        f"training the classifier head only until epoch {cfg.freeze_epochs} "
+                        f"(backbone and its BatchNorm statistics frozen)"
+                        if epoch <= cfg.freeze_epochs
+                        else "backbone unfrozen: training every layer"
+                    )
+                )
         stats, run.global_step = train_one_epoch(
-            run.updater, run.train_loader, epoch=epoch, global_step=run.global_step,
-            progress=progress if ddp.is_main() else False, should_stop=stop, resume_from=run.partial,
-            on_update=on_update)
+            run.updater,
+            run.train_loader,
+            epoch=epoch,
+            global_step=run.global_step,
+            progress=progress if ddp.is_main() else False,
+            should_stop=stop,
+            resume_from=run.partial,
+            on_update=on_update,
+        )
         run.partial = None
         ddp.broadcast_buffers(c.model)  # every rank evaluates (and rank 0 saves) rank 0's BN statistics
         if stats.batches < len(run.train_loader):  # cut short by a signal: save the position in the epoch
@@ -242,8 +324,10 @@ def train_epochs(run: Run, life: Lifecycle, stop: GracefulStop, progress: bool |
 
 def early_stop_reason(run: Run) -> str:
     s = run.c.stopper
-    return (f"early stopping: {run.cfg.monitor} has not improved by more than {run.cfg.min_delta:g} for "
-            f"{plural(s.bad_epochs, 'epoch')} (best {s.best:.4f} at epoch {s.best_epoch})")
+    return (
+        f"early stopping: {run.cfg.monitor} has not improved by more than {run.cfg.min_delta:g} for "
+        f"{plural(s.bad_epochs, 'epoch')} (best {s.best:.4f} at epoch {s.best_epoch})"
+    )
 
 
 # ---------------------------------------------------------------- phase 3: the final test
@@ -253,30 +337,47 @@ def final_test(run: Run, life: Lifecycle, stop: GracefulStop) -> dict[str, Any]:
     ddp.barrier()  # rank 0 has finished writing best.pt
     faults.point("final_test", release=stop)  # tests: fail or pause here
     if not (run_dir / "best.pt").is_file():  # every epoch's validation metric was NaN/inf
-        raise AppError(f"{cfg.monitor} was non-finite in every epoch, so no epoch was a best and there is no "
-                       f"best.pt (the final weights are in {run_dir / 'last.pt'}). Lower --lr, set --grad_clip, "
-                       f"or check the data")
+        raise AppError(
+            f"{cfg.monitor} was non-finite in every epoch, so no epoch was a best and there is no "
+            f"best.pt (the final weights are in {run_dir / 'last.pt'}). Lower --lr, set --grad_clip, "
+            f"or check the data"
+        )
     best = load_model_from_checkpoint(run_dir / "best.pt", run.device)  # as evaluate.py will read it
     split = "test" if run.bundle.test is not None else "val"
-    loader = make_loader(run.bundle.split(split), 256, Feed(best.preprocessing, run.device,
-                                                            num_workers=ddp.workers_per_rank(cfg.num_workers),
-                                                            strict=cfg.strict_data, shard=(ddp.rank(), ddp.world())))
+    loader = make_loader(
+        run.bundle.split(split),
+        256,
+        Feed(
+            best.preprocessing,
+            run.device,
+            num_workers=ddp.workers_per_rank(cfg.num_workers),
+            strict=cfg.strict_data,
+            shard=(ddp.rank(), ddp.world()),
+        ),
+    )
     with phase(f"scoring best.pt on {len(run.bundle.split(split)):,} {split} images"):
         logits, labels = predict_logits(best.model, loader, best.amp, tta=best.cfg.tta)
     loss, acc = scores(logits, labels)
     # Every rank's images (a collective: all ranks call it): per-class metrics and the confusion matrix.
     logits, labels = ddp.gather_rows(logits, labels)
-    summary = {"run_dir": str(run_dir), "best_epoch": best.epoch, "best_metric": best.best_metric,
-               "monitor": cfg.monitor, f"{split}_loss": loss, f"{split}_acc": acc,
-               "stopped_early": bool(run.stop_reason),
-               "stop_reason": run.stop_reason or f"finished all {plural(cfg.epochs, 'epoch')}"}
+    summary = {
+        "run_dir": str(run_dir),
+        "best_epoch": best.epoch,
+        "best_metric": best.best_metric,
+        "monitor": cfg.monitor,
+        f"{split}_loss": loss,
+        f"{split}_acc": acc,
+        "stopped_early": bool(run.stop_reason),
+        "stop_reason": run.stop_reason or f"finished all {plural(cfg.epochs, 'epoch')}",
+    }
     if not ddp.is_main():
         return summary
     preds = logits.argmax(1)
     summary["per_class"] = class_metrics(labels.tolist(), preds.tolist(), run.bundle.class_names)
     write_atomic(json.dumps(summary, indent=2).encode(), run_dir / SUMMARY)  # the run is finished from here
-    life.finish(RunResult(summary, split, labels.numpy(), preds.numpy(), list(run.bundle.class_names),
-                          best.global_step))
+    life.finish(
+        RunResult(summary, split, labels.numpy(), preds.numpy(), list(run.bundle.class_names), best.global_step)
+    )
     return summary
 
 

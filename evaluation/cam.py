@@ -13,17 +13,18 @@ activations), so at a layer whose evidence for the class is all negative, or who
 constant, the map is blank. ``is_empty`` detects it; ``Explainer.working_layers`` finds the layers
 whose maps are not degenerate on the images at hand, which is what ``--layer`` suggestions list.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from artifacts.model_io import LoadedModel
 from common.errors import UsageError
 from common.spelling import plural
-from artifacts.model_io import LoadedModel
 
 METHODS = ("gradcam", "gradcam++", "eigencam")
 CMAP = "inferno"  # perceptually uniform and readable in gray; low importance stays the plain image
@@ -34,6 +35,7 @@ SUGGEST_FROM = 12  # layers tried (the deepest ones) when looking for maps that 
 
 def _cam_class(method: str):
     from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus
+
     classes = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "eigencam": EigenCAM}
     if method not in classes:
         raise UsageError(f"unknown CAM method '{method}'; valid: {', '.join(METHODS)}")
@@ -44,13 +46,17 @@ def layer_candidates(model: nn.Module) -> list[str]:
     """Module names that output a spatial feature map: convolutions, the blocks holding them, and
     the normalisations/activations after them (the Custom CNN's default is a ReLU)."""
     spatial = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.SiLU, nn.GELU)
-    return [name for name, m in model.named_modules()
-            if name and (isinstance(m, spatial) or any(isinstance(sub, nn.Conv2d) for sub in m.modules()))]
+    return [
+        name
+        for name, m in model.named_modules()
+        if name and (isinstance(m, spatial) or any(isinstance(sub, nn.Conv2d) for sub in m.modules()))
+    ]
 
 
 def default_layer(model: nn.Module) -> str:
     """The conventional Grad-CAM layer of ``model`` (see the module docstring)."""
     from models.custom_cnn import CustomCNN
+
     if isinstance(model, CustomCNN):
         relus = [i for i, m in enumerate(model.features) if isinstance(m, nn.ReLU)]
         return f"features.{relus[-1]}"
@@ -117,13 +123,17 @@ class Explainer:
         """The warning for ``empty`` blank maps out of ``total``, with layers that work on ``x``."""
         layers = self.working_layers(x, targets)
         tries = ([f"--layer {' or '.join(layers)}"] if layers else []) + (
-            ["--method eigencam"] if self.method != "eigencam" else [])  # eigencam needs no gradient sign
-        return (f"the map is empty at {self.layer_name} for {empty} of {plural(total, 'image')} (nothing drives the "
-                f"class there){'; try ' + ' or '.join(tries) if tries else ''}")
+            ["--method eigencam"] if self.method != "eigencam" else []
+        )  # eigencam needs no gradient sign
+        return (
+            f"the map is empty at {self.layer_name} for {empty} of {plural(total, 'image')} (nothing drives the "
+            f"class there){'; try ' + ' or '.join(tries) if tries else ''}"
+        )
 
 
 def _maps(cam, model: nn.Module, x: torch.Tensor, targets: Sequence[int]) -> np.ndarray:
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
     with torch.enable_grad():
         maps = cam(input_tensor=x.float(), targets=[ClassifierOutputTarget(int(t)) for t in targets])
     model.eval()  # grad-cam leaves the model as it found it, but say so explicitly
@@ -134,6 +144,7 @@ def display_rgb(image_u8: torch.Tensor, size: tuple[int, int], min_side: int = D
     """A decoded uint8 image (C, H, W) as float RGB (H', W', 3) in [0, 1] at the model's input size,
     enlarged with nearest-neighbour so that 8x8 digits are still visible pixels on the page."""
     import torch.nn.functional as F
+
     x = image_u8.unsqueeze(0).float()
     x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
     scale = max(1, -(-min_side // max(size)))
@@ -154,6 +165,7 @@ def overlay(rgb: np.ndarray, cam_map: np.ndarray, alpha: float = 0.5) -> np.ndar
     """
     import cv2
     from matplotlib import colormaps
+
     h, w = rgb.shape[:2]
     if cam_map.shape != (h, w):
         cam_map = cv2.resize(cam_map, (w, h), interpolation=cv2.INTER_CUBIC)

@@ -6,11 +6,12 @@ probabilities. ``top_losses.png`` follows fastai's ``plot_top_losses``: the mist
 highest loss, each as input | CAM, titled with misclassified.csv's sample name, the truth, the
 prediction and the loss.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -22,11 +23,11 @@ def colour_bar(fig, axes, label: str = "importance (1 = the image's max)") -> No
     """The heat map's scale: the colour each importance is drawn in (blended over the image)."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
+
     fig.colorbar(ScalarMappable(Normalize(0, 1), CMAP), ax=axes, fraction=0.046, pad=0.03, label=label)
 
 
-def explanation_figure(rgb: np.ndarray, blended: np.ndarray, top: Sequence[tuple[str, float]],
-                       title: str):
+def explanation_figure(rgb: np.ndarray, blended: np.ndarray, top: Sequence[tuple[str, float]], title: str):
     """Input | overlay | top-k bar chart, as a matplotlib figure (the web page shows it directly)."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.6), gridspec_kw={"width_ratios": [1, 1.15, 1.3]})
@@ -52,8 +53,9 @@ def explanation_figure(rgb: np.ndarray, blended: np.ndarray, top: Sequence[tuple
     return fig
 
 
-def save_explanation(path: Path, rgb: np.ndarray, blended: np.ndarray, top: Sequence[tuple[str, float]],
-                     title: str) -> None:
+def save_explanation(
+    path: Path, rgb: np.ndarray, blended: np.ndarray, top: Sequence[tuple[str, float]], title: str
+) -> None:
     save_figure(explanation_figure(rgb, blended, top, title), path, tight=True)
 
 

@@ -4,21 +4,22 @@ Each member reads the images its own way (its channels, input size and normalisa
 Custom CNN at 8x8 beside an EfficientNet-B0 at 32x32), so averaging happens on probabilities, the
 one thing the members share. ``score_split`` is also evaluate.py's single-model path: one member.
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 
+from artifacts.model_io import LoadedModel, load_model_from_checkpoint
 from common.errors import AppError
 from common.progress import phase
 from data import prepare_data
 from data.loader import Feed, make_loader
 from engine.loop import predict_logits
-from artifacts.model_io import LoadedModel, load_model_from_checkpoint
 from evaluation.inference import Prediction, predict_files
 
 # Settings that decide which images land in which split: members must agree on them.
@@ -38,16 +39,19 @@ def load_members(paths: Sequence[str], device: torch.device, amp: str = "auto") 
     first = members[0]
     for m in members[1:]:
         if m.class_names != first.class_names:
-            raise AppError(f"ensemble members must share their classes: {first.path} has "
-                           f"{preview(first.class_names)} but {m.path} has {preview(m.class_names)}")
+            raise AppError(
+                f"ensemble members must share their classes: {first.path} has "
+                f"{preview(first.class_names)} but {m.path} has {preview(m.class_names)}"
+            )
     return members
 
 
-def ensemble_predictions(members: Sequence[LoadedModel], paths: Sequence[Path], batch_size: int
-                         ) -> Iterator[Prediction]:
+def ensemble_predictions(
+    members: Sequence[LoadedModel], paths: Sequence[Path], batch_size: int
+) -> Iterator[Prediction]:
     """``predict_files`` for each member, merged per file: mean probabilities, summed latency."""
     for start in range(0, len(paths), max(1, batch_size)):
-        chunk = paths[start:start + batch_size]
+        chunk = paths[start : start + batch_size]
         per_member = [list(predict_files(m, chunk, batch_size)) for m in members]
         for preds in zip(*per_member):
             error = next((p.error for p in preds if p.error), "")
@@ -75,14 +79,19 @@ def score_split(loaded: LoadedModel, data_dir: str | None, split_name: str | Non
     cfg = loaded.cfg if data_dir is None else dataclasses.replace(loaded.cfg, data_dir=data_dir)
     bundle = prepare_data(cfg, loaded.class_names)  # the checkpoint's class order, and so its split
     if [str(c) for c in bundle.class_names] != loaded.class_names:
-        raise AppError(f"dataset '{cfg.dataset}' in {cfg.data_dir} has classes {preview(bundle.class_names)} but "
-                       f"the checkpoint was trained on {preview(loaded.class_names)}; pass the --data_dir it "
-                       f"was trained on")
+        raise AppError(
+            f"dataset '{cfg.dataset}' in {cfg.data_dir} has classes {preview(bundle.class_names)} but "
+            f"the checkpoint was trained on {preview(loaded.class_names)}; pass the --data_dir it "
+            f"was trained on"
+        )
     name = split_name or ("test" if bundle.test is not None else "val")
     split = bundle.split(name)
     # The training code's own loader: in-memory or streamed from disk, whichever the split is.
-    loader = make_loader(split, max(1, batch_size), Feed(loaded.preprocessing, loaded.device,
-                                                         num_workers=cfg.num_workers, strict=cfg.strict_data))
+    loader = make_loader(
+        split,
+        max(1, batch_size),
+        Feed(loaded.preprocessing, loaded.device, num_workers=cfg.num_workers, strict=cfg.strict_data),
+    )
     with phase(f"scoring {loaded.path.name} on {len(split):,} {name} images"):
         logits, labels = predict_logits(loaded.model, loader, loaded.amp, tta=cfg.tta)
     ids = [split.sample_id(i) for i in range(len(split))]
@@ -99,5 +108,7 @@ def check_same_samples(members: Sequence[LoadedModel], scored: Sequence[Scored])
         differ = [k for k in SPLIT_KEYS if getattr(m.cfg, k) != getattr(first.cfg, k)]
         if differ or s.ids != ref.ids or not torch.equal(s.labels, ref.labels):
             why = f" ({', '.join(differ)} differ)" if differ else ""
-            raise AppError(f"{m.path} was evaluated on other samples than {first.path}{why}; ensemble members "
-                           f"must be trained on the same dataset with the same seed and split fractions")
+            raise AppError(
+                f"{m.path} was evaluated on other samples than {first.path}{why}; ensemble members "
+                f"must be trained on the same dataset with the same seed and split fractions"
+            )

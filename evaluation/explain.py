@@ -3,11 +3,12 @@
 Images go through the checkpoint's own decode and ``eval_transform`` (as in predict.py), so the
 heat map is of exactly the input the model classifies.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -48,8 +49,9 @@ def explain_image(explainer: Explainer, image_u8: torch.Tensor, target: int | No
 
 def explain_file(explainer: Explainer, path: Path, target: int | None, out_dir: Path) -> tuple[Path, Explanation]:
     """Write ``out_dir/<stem>_cam.png`` for one image file; ImageError propagates."""
-    ex = explain_image(explainer, open_image(path, explainer.loaded.channels, explainer.loaded.cfg.max_image_pixels),
-                       target)
+    ex = explain_image(
+        explainer, open_image(path, explainer.loaded.channels, explainer.loaded.cfg.max_image_pixels), target
+    )
     out = out_dir / f"{path.stem}_cam.png"
     save_explanation(out, ex.rgb, ex.blended, ex.top, ex.title(path.name, explainer.method, explainer.layer_name))
     return out, ex
@@ -76,8 +78,15 @@ def top_loss_indices(probs: np.ndarray, labels: np.ndarray, k: int) -> np.ndarra
     return wrong[order][:k]
 
 
-def write_top_losses(explainer: Explainer, images_u8: Sequence[torch.Tensor], probs: np.ndarray,
-                     labels: np.ndarray, indices: Sequence[int], sample_ids: Sequence[str], path: Path) -> str | None:
+def write_top_losses(
+    explainer: Explainer,
+    images_u8: Sequence[torch.Tensor],
+    probs: np.ndarray,
+    labels: np.ndarray,
+    indices: Sequence[int],
+    sample_ids: Sequence[str],
+    path: Path,
+) -> str | None:
     """``top_losses.png``: input and CAM of the predicted class for each sample in ``indices``, named by
     ``sample_ids`` (misclassified.csv's names). Returns the empty-map warning, if any."""
     names = explainer.loaded.class_names
@@ -86,16 +95,22 @@ def write_top_losses(explainer: Explainer, images_u8: Sequence[torch.Tensor], pr
     for i, image in zip(indices, images_u8):
         ex = explain_image(explainer, image, None)
         pred, true = int(probs[i].argmax()), int(labels[i])
-        title = (f"{sample_ids[i]}: true {names[true]}, predicted {names[pred]}\n"
-                 f"loss {losses[i]:.2f} (p {probs[i, pred]:.2f} vs {probs[i, true]:.2f} true)")
+        title = (
+            f"{sample_ids[i]}: true {names[true]}, predicted {names[pred]}\n"
+            f"loss {losses[i]:.2f} (p {probs[i, pred]:.2f} vs {probs[i, true]:.2f} true)"
+        )
         cells.append((ex.rgb, ex.blended, title + ("\nempty map" if ex.empty else "")))
         explanations.append(ex)
-    heading = (f"top losses: the {plural(len(indices), 'mistake')} with the highest loss, "
-               f"highest first (input | {explainer.method} of the predicted class at {explainer.layer_name})")
+    heading = (
+        f"top losses: the {plural(len(indices), 'mistake')} with the highest loss, "
+        f"highest first (input | {explainer.method} of the predicted class at {explainer.layer_name})"
+    )
     save_top_losses(path, cells, heading)
     return empty_warning(explainer, explanations)
 
 
 def split_image(split, i: int, channels: int) -> torch.Tensor:
     """Sample ``i`` of a dataset split as a decoded uint8 (C, H, W), in memory or streamed from disk."""
-    return split.images[i] if split.in_memory else open_image(split.ids[i], channels, max_pixels=None)  # probed when the split was built
+    return (
+        split.images[i] if split.in_memory else open_image(split.ids[i], channels, max_pixels=None)
+    )  # probed when the split was built

@@ -7,6 +7,7 @@ model's ``metadata_props`` (keys in ``META_KEYS``), TorchScript in ``_extra_file
 Every export is checked against the PyTorch model on real images of the run's dataset: the largest
 absolute logit difference is printed, and above ``TOLERANCE`` (float32) the export fails.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from artifacts.model_io import LoadedModel
 from common.errors import AppError, first_line
 from common.fileio import write_atomic
 from settings import config as config_mod
-from artifacts.model_io import LoadedModel
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 TOLERANCE = 1e-4  # float32: kernels differ in summation order, ~1e-6 is typical
@@ -31,10 +32,12 @@ INPUT, OUTPUT = "input", "logits"
 
 def metadata(loaded: LoadedModel) -> dict[str, str]:
     """The JSON strings stored beside the graph (ONNX metadata / TorchScript extra files)."""
-    return {"imgclf.class_names": json.dumps(loaded.class_names),
-            "imgclf.preprocessing": json.dumps(loaded.preprocessing),
-            "imgclf.config": json.dumps(config_mod.to_dict(loaded.cfg)),
-            "imgclf.source": json.dumps(str(loaded.path))}
+    return {
+        "imgclf.class_names": json.dumps(loaded.class_names),
+        "imgclf.preprocessing": json.dumps(loaded.preprocessing),
+        "imgclf.config": json.dumps(config_mod.to_dict(loaded.cfg)),
+        "imgclf.source": json.dumps(str(loaded.path)),
+    }
 
 
 def _example(loaded: LoadedModel, batch: int) -> torch.Tensor:
@@ -45,6 +48,7 @@ def _example(loaded: LoadedModel, batch: int) -> torch.Tensor:
 def export_onnx(loaded: LoadedModel, path: Path, dynamic_batch: bool) -> None:
     """torch.onnx's exporter (torch.export based), then the metadata, written atomically."""
     import onnx
+
     model = loaded.model.float().cpu().eval()
     # A batch of 2 for the dynamic export: torch.export specialises a dimension it sees as 1.
     kwargs = {"dynamic_shapes": ({0: torch.export.Dim("batch", min=1)},)} if dynamic_batch else {}
@@ -52,9 +56,16 @@ def export_onnx(loaded: LoadedModel, path: Path, dynamic_batch: bool) -> None:
     with warnings.catch_warnings(), contextlib.redirect_stdout(quiet):
         warnings.simplefilter("ignore")
         try:
-            program = torch.onnx.export(model, (_example(loaded, 2 if dynamic_batch else 1),), dynamo=True,
-                                        input_names=[INPUT], output_names=[OUTPUT], external_data=False,
-                                        verbose=False, **kwargs)
+            program = torch.onnx.export(
+                model,
+                (_example(loaded, 2 if dynamic_batch else 1),),
+                dynamo=True,
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                external_data=False,
+                verbose=False,
+                **kwargs,
+            )
         except Exception as e:  # the exporter raises many types; say which model failed and why
             raise AppError(f"ONNX export of '{loaded.cfg.model}' failed: {first_line(e, 200)}") from None
     proto = program.model_proto
@@ -81,6 +92,7 @@ def exported_logits(path: Path, fmt: str, x: torch.Tensor) -> np.ndarray:
     fixed), torch.jit.load for TorchScript."""
     if fmt == "onnx":
         from artifacts.onnx_model import OnnxModule
+
         return OnnxModule(path)(x).numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -100,9 +112,10 @@ def verification_images(loaded: LoadedModel, data_dir: str | None, n: int = 32) 
     """``n`` real images of the run's dataset (test split, else val), preprocessed as in evaluation."""
     import dataclasses
 
-    from data.transforms import eval_transform
     from data import prepare_data
+    from data.transforms import eval_transform
     from evaluation.explain import split_image
+
     cfg = loaded.cfg if data_dir is None else dataclasses.replace(loaded.cfg, data_dir=data_dir)
     try:
         bundle = prepare_data(cfg)

@@ -6,19 +6,21 @@ exactly as in evaluation: ``open_image`` (the one guarded decoder) with the chec
 ``eval_transform``; the forward pass is the evaluation loop's own ``predict_logits`` (with the
 run's test-time augmentation), so predict and evaluate cannot drift apart.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 
+from artifacts.model_io import LoadedModel
 from data.images import ImageError, open_image, warm_up_decoder
 from data.transforms import eval_transform
 from engine.loop import predict_logits
-from artifacts.model_io import LoadedModel
+
 
 def predict_probs(loaded: LoadedModel, x: torch.Tensor) -> torch.Tensor:
     """Class probabilities (N, classes) on the CPU for a preprocessed batch."""
@@ -73,7 +75,7 @@ def top_classes(probs: torch.Tensor, class_names: Sequence[str], k: int) -> list
 def _reason(path: Path, err: ImageError) -> str:
     msg = str(err)
     prefix = f"{path}: "
-    return msg[len(prefix):] if msg.startswith(prefix) else msg
+    return msg[len(prefix) :] if msg.startswith(prefix) else msg
 
 
 def _predict_chunk(loaded: LoadedModel, paths: Sequence[Path]) -> list[Prediction]:
@@ -103,4 +105,4 @@ def predict_files(loaded: LoadedModel, paths: Sequence[str | Path], batch_size: 
     """Predict ``paths`` in order, ``batch_size`` at a time; unreadable files yield an error Prediction."""
     paths = [Path(p) for p in paths]
     for start in range(0, len(paths), max(1, batch_size)):
-        yield from _predict_chunk(loaded, paths[start:start + batch_size])
+        yield from _predict_chunk(loaded, paths[start : start + batch_size])

@@ -8,13 +8,14 @@
 - links are followed, each folder entered once (a link loop ends), each file listed once;
 - a path that does not exist is kept, so it is reported as an error row rather than silently lost.
 """
+
 from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from data.images import IMAGE_EXTENSIONS
 

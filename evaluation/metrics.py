@@ -5,10 +5,12 @@ Every number but the ECE comes from scikit-learn (``accuracy_score``, ``top_k_ac
 so :func:`calibration_bins` and :func:`expected_calibration_error` are the one small
 implementation, shared by ``metrics.json`` and the reliability diagram.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
@@ -29,8 +31,9 @@ class Evaluation:
     confidence: np.ndarray  # probability of the predicted class
 
 
-def calibration_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def calibration_bins(
+    confidence: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per equal-width confidence bin ``(lo, hi]``: mean confidence, accuracy and sample count.
 
     Empty bins get confidence and accuracy NaN (count 0), so they drop out of sums and plots.
@@ -71,8 +74,7 @@ def evaluate_predictions(y_true: Sequence[int], probs: np.ndarray, class_names: 
     # zero_division=0: a class never predicted (or absent from the split) scores 0, not a warning.
     p, r, f, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     macro = precision_recall_fscore_support(y_true, y_pred, labels=labels, average="macro", zero_division=0)[:3]
-    weighted = precision_recall_fscore_support(y_true, y_pred, labels=labels, average="weighted",
-                                               zero_division=0)[:3]
+    weighted = precision_recall_fscore_support(y_true, y_pred, labels=labels, average="weighted", zero_division=0)[:3]
     top5 = None
     if len(class_names) >= 5:
         top5 = float(top_k_accuracy_score(y_true, probs, k=5, labels=labels))
@@ -83,12 +85,13 @@ def evaluate_predictions(y_true: Sequence[int], probs: np.ndarray, class_names: 
         "weighted_f1": float(weighted[2]),
         "ece": expected_calibration_error(confidence, y_pred == y_true),
         "num_samples": int(len(y_true)),
-        "per_class": {name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                             "support": int(support[i])} for i, name in enumerate(class_names)},
+        "per_class": {
+            name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
+            for i, name in enumerate(class_names)
+        },
     }
     cm = confusion_matrix(y_true, y_pred, labels=labels)
-    return Evaluation(metrics, tuple(map(float, macro)), tuple(map(float, weighted)), cm, y_true, y_pred,
-                      confidence)
+    return Evaluation(metrics, tuple(map(float, macro)), tuple(map(float, weighted)), cm, y_true, y_pred, confidence)
 
 
 def most_confused(cm: np.ndarray, class_names: Sequence[str], k: int = 10) -> list[tuple[str, str, int, float]]:

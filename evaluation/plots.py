@@ -4,10 +4,11 @@ The confusion-matrix figure grows with the number of classes and its fonts shrin
 cells, so it stays readable from 2 to about 100 classes: every cell is annotated while the
 numbers fit, then only the non-zero ones, then none (colour alone) past 100 classes.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -21,11 +22,21 @@ def _short(name: str, limit: int = 18) -> str:
     if len(name) <= limit:
         return name
     head = (limit - 1) // 2
-    return name[:head] + "…" + name[len(name) - (limit - 1 - head):]
+    return name[:head] + "…" + name[len(name) - (limit - 1 - head) :]
 
 
-def _panel(ax, values: np.ndarray, labels: list[str], title: str, fmt, vmax: float, cmap: str,
-           font: float, annotate: str, title_font: float):
+def _panel(
+    ax,
+    values: np.ndarray,
+    labels: list[str],
+    title: str,
+    fmt,
+    vmax: float,
+    cmap: str,
+    font: float,
+    annotate: str,
+    title_font: float,
+):
     """One heatmap with per-cell text; ``annotate`` is 'all', 'nonzero' or 'none'."""
     n = len(labels)
     im = ax.imshow(values, cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
@@ -63,24 +74,37 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: Path
     share = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0) * 100
 
     fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1.5, side + 0.8))
-    count_fmt = (lambda v: f"{int(v)}")
     # One decimal while the cells are wide enough; 0 and 100 without one, so "100" fits its cell.
     share_fmt = (lambda v: f"{v:.0f}") if n > 10 else (lambda v: f"{v:.0f}" if v in (0, 100) else f"{v:.1f}")
-    im0 = _panel(axes[0], cm, labels, "counts", count_fmt, max(cm.max(), 1), "Blues", font, annotate,
-                 title_font)
-    im1 = _panel(axes[1], share, labels, "% of true class (rows sum to 100)", share_fmt, 100.0, "Oranges",
-                 font, annotate, title_font)
+    im0 = _panel(
+        axes[0], cm, labels, "counts", lambda v: f"{int(v)}", max(cm.max(), 1), "Blues", font, annotate, title_font
+    )
+    im1 = _panel(
+        axes[1],
+        share,
+        labels,
+        "% of true class (rows sum to 100)",
+        share_fmt,
+        100.0,
+        "Oranges",
+        font,
+        annotate,
+        title_font,
+    )
     for ax, im in zip(axes, (im0, im1)):
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=max(font, 8))
     total, correct = int(cm.sum()), int(np.trace(cm))
-    fig.suptitle(f"confusion matrix: {n} classes, {total} samples, accuracy {correct / max(total, 1):.2%}",
-                 fontsize=title_font * 1.15)
+    fig.suptitle(
+        f"confusion matrix: {n} classes, {total} samples, accuracy {correct / max(total, 1):.2%}",
+        fontsize=title_font * 1.15,
+    )
     fig.tight_layout()
     save_figure(fig, path, dpi=100, tight=True)
 
 
-def plot_reliability(confidence: np.ndarray, correct: np.ndarray, ece: float, path: Path,
-                     n_bins: int | None = None) -> None:
+def plot_reliability(
+    confidence: np.ndarray, correct: np.ndarray, ece: float, path: Path, n_bins: int | None = None
+) -> None:
     """Reliability diagram: accuracy per confidence bin against the diagonal, with bin sizes below."""
     plt = pyplot()
     kwargs = {} if n_bins is None else {"n_bins": n_bins}
@@ -90,13 +114,23 @@ def plot_reliability(confidence: np.ndarray, correct: np.ndarray, ece: float, pa
     centers = (edges[:-1] + edges[1:]) / 2
     used = counts > 0
     fig, (ax, hist) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    ax.bar(centers[used], accuracy[used], width=1 / bins, edgecolor="black", color="tab:blue", alpha=0.8,
-           label="accuracy")
+    ax.bar(
+        centers[used], accuracy[used], width=1 / bins, edgecolor="black", color="tab:blue", alpha=0.8, label="accuracy"
+    )
     # The gap between mean confidence and accuracy in each bin is what the ECE averages.
     # Outline only, so it reads the same whether the bin is over- or under-confident.
     low = np.minimum(mean_conf[used], accuracy[used])
-    ax.bar(centers[used], np.abs(mean_conf[used] - accuracy[used]), bottom=low, width=1 / bins,
-           facecolor="none", edgecolor="tab:red", hatch="///", lw=1, label="gap to mean confidence")
+    ax.bar(
+        centers[used],
+        np.abs(mean_conf[used] - accuracy[used]),
+        bottom=low,
+        width=1 / bins,
+        facecolor="none",
+        edgecolor="tab:red",
+        hatch="///",
+        lw=1,
+        label="gap to mean confidence",
+    )
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)

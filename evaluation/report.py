@@ -3,13 +3,14 @@
 Files are written atomically (temp file + rename) like checkpoints, so an interrupted run never
 leaves a half-written CSV that looks complete.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -19,8 +20,7 @@ from evaluation.inference import Prediction
 from evaluation.metrics import Evaluation, most_confused
 from evaluation.plots import plot_confusion_matrix, plot_reliability
 
-EVAL_FILES = ("metrics.json", "confusion_matrix.csv", "confusion_matrix.png", "misclassified.csv",
-              "reliability.png")
+EVAL_FILES = ("metrics.json", "confusion_matrix.csv", "confusion_matrix.png", "misclassified.csv", "reliability.png")
 
 
 def _csv_bytes(rows: Sequence[Sequence]) -> bytes:
@@ -33,13 +33,18 @@ def _csv_bytes(rows: Sequence[Sequence]) -> bytes:
 def format_evaluation(ev: Evaluation, class_names: Sequence[str], split: str, confused: int = 10) -> str:
     """Headline metrics, the per-class table and the most-confused pairs, as printed by evaluate.py."""
     m = ev.metrics
-    lines = [f"{split}: {plural(m['num_samples'], 'sample')}, {len(class_names)} classes",
-             f"accuracy        {m['accuracy']:.4f}"]
+    lines = [
+        f"{split}: {plural(m['num_samples'], 'sample')}, {len(class_names)} classes",
+        f"accuracy        {m['accuracy']:.4f}",
+    ]
     if m["top5_accuracy"] is not None:
         lines.append(f"top-5 accuracy  {m['top5_accuracy']:.4f}")
-    lines += [f"macro     precision {ev.macro[0]:.4f}  recall {ev.macro[1]:.4f}  F1 {ev.macro[2]:.4f}",
-              f"weighted  precision {ev.weighted[0]:.4f}  recall {ev.weighted[1]:.4f}  F1 {ev.weighted[2]:.4f}",
-              f"ECE             {m['ece']:.4f}  (expected calibration error, 15 bins)", ""]
+    lines += [
+        f"macro     precision {ev.macro[0]:.4f}  recall {ev.macro[1]:.4f}  F1 {ev.macro[2]:.4f}",
+        f"weighted  precision {ev.weighted[0]:.4f}  recall {ev.weighted[1]:.4f}  F1 {ev.weighted[2]:.4f}",
+        f"ECE             {m['ece']:.4f}  (expected calibration error, 15 bins)",
+        "",
+    ]
     width = max(12, *(len(str(c)) for c in class_names))
     lines.append(f"{'class':<{width}}  precision  recall      f1  support")
     for name, s in m["per_class"].items():
@@ -86,9 +91,15 @@ def write_predictions(preds: Sequence[Prediction], class_names: Sequence[str], k
     out.parent.mkdir(parents=True, exist_ok=True)
     k = min(k, len(class_names))
     if out.suffix.lower() == ".json":
-        records = [{"path": p.path, "predictions": [{"class": n, "probability": round(v, 6)}
-                                                    for n, v in p.top(class_names, k)],
-                    "latency_ms": round(p.latency_ms, 3), "error": p.error or None} for p in preds]
+        records = [
+            {
+                "path": p.path,
+                "predictions": [{"class": n, "probability": round(v, 6)} for n, v in p.top(class_names, k)],
+                "latency_ms": round(p.latency_ms, 3),
+                "error": p.error or None,
+            }
+            for p in preds
+        ]
         write_atomic((json.dumps(records, indent=2) + "\n").encode(), out)
         return
     header = ["path"] + [f"{c}_{i}" for i in range(1, k + 1) for c in ("class", "prob")] + ["latency_ms", "error"]
@@ -105,8 +116,9 @@ def rate(per_second: float) -> str:
     return f"{per_second:.0f}" if per_second >= 1000 else f"{per_second:.3g}"
 
 
-def latency_summary(preds: Sequence[Prediction], seconds: float, batch_size: int, warmup_s: float = 0.0,
-                    precision: str = "float32") -> str:
+def latency_summary(
+    preds: Sequence[Prediction], seconds: float, batch_size: int, warmup_s: float = 0.0, precision: str = "float32"
+) -> str:
     """The end-of-run line: steady-state latency (warm-up reported apart) and throughput."""
     ok = [p.latency_ms for p in preds if not p.error]
     failed = len(preds) - len(ok)
@@ -114,10 +126,12 @@ def latency_summary(preds: Sequence[Prediction], seconds: float, batch_size: int
     if failed:
         line += f", {failed} unreadable"
     if ok:
-        line += (f"; latency per image ({precision}): median {np.median(ok):.2f} ms, p90 {np.percentile(ok, 90):.2f} ms "
-                 f"(decode + preprocess + share of a batch of up to {batch_size}); "
-                 f"total {seconds:.2f} s, {rate(len(ok) / max(seconds, 1e-9))} images/s; "
-                 f"warm-up before timing {warmup_s * 1e3:.0f} ms")
+        line += (
+            f"; latency per image ({precision}): median {np.median(ok):.2f} ms, p90 {np.percentile(ok, 90):.2f} ms "
+            f"(decode + preprocess + share of a batch of up to {batch_size}); "
+            f"total {seconds:.2f} s, {rate(len(ok) / max(seconds, 1e-9))} images/s; "
+            f"warm-up before timing {warmup_s * 1e3:.0f} ms"
+        )
     return line
 
 
@@ -127,6 +141,9 @@ def format_members(members, member_evs: Sequence[Evaluation], ensemble: Evaluati
     rows.append((f"ensemble (mean of {len(members)} members' probabilities)", ensemble))
     width = max(len(label) for label, _ in rows)
     lines = [f"{split}: {'member':<{width}}  accuracy  macro F1     ECE"]
-    lines += [f"{'':{len(split) + 2}}{label:<{width}}  {e.metrics['accuracy']:8.4f}  {e.macro[2]:8.4f}  "
-              f"{e.metrics['ece']:.4f}" for label, e in rows]
+    lines += [
+        f"{'':{len(split) + 2}}{label:<{width}}  {e.metrics['accuracy']:8.4f}  {e.macro[2]:8.4f}  "
+        f"{e.metrics['ece']:.4f}"
+        for label, e in rows
+    ]
     return "\n".join(lines)

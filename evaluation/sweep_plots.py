@@ -7,27 +7,29 @@ scheduler and warmup wrapper, driven by the same events for the run's plan (its 
 come from ``last.pt``) and, for metric-driven schedules such as plateau, the run's recorded
 validation losses -- so the line is the LR the run trained with.
 """
+
 from __future__ import annotations
 
 import contextlib
 import io
 import math
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
-from settings import config as config_mod
 from common.figures import pyplot, save_figure
 from resultsdb.leaderboard import RunResult
 from schedulers import make_plan
 from schedulers.simulate import simulate
+from settings import config as config_mod
 
 
 def _monitored(folder: Path, monitor: str) -> list[float]:
     """The per-epoch values the trainer fed to ``step_epoch`` (plateau follows --monitor)."""
     import csv
+
     with open(folder / "metrics.csv", newline="") as f:
         return [float(r[monitor]) for r in csv.DictReader(f)]
 
@@ -40,9 +42,18 @@ def lr_curve(folder: Path) -> tuple[list[float], list[float]]:
     spe = max(1, round(int(ckpt["global_step"]) / epochs_done))
     plan = make_plan(cfg.epochs, spe, cfg.warmup_epochs, cfg.warmup_steps, cfg.monitor)
     with contextlib.redirect_stdout(io.StringIO()):  # the run printed its schedule's notes already
-        points = simulate(cfg.scheduler, cfg.scheduler_params, cfg.epochs, spe, plan.warmup_steps, float(cfg.lr),
-                          _monitored(folder, cfg.monitor), cfg.warmup_mode, cfg.warmup_start_factor,
-                          monitor=cfg.monitor)
+        points = simulate(
+            cfg.scheduler,
+            cfg.scheduler_params,
+            cfg.epochs,
+            spe,
+            plan.warmup_steps,
+            float(cfg.lr),
+            _monitored(folder, cfg.monitor),
+            cfg.warmup_mode,
+            cfg.warmup_start_factor,
+            monitor=cfg.monitor,
+        )
     return [p.epoch for p in points], [p.lr for p in points]
 
 
@@ -54,8 +65,13 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 def _style(i: int, n: int, points: int) -> dict:
     every = max(1, points // 10)
-    return {"linestyle": DASHES[i % len(DASHES)], "linewidth": 3.0 - 1.8 * i / max(n - 1, 1),
-            "marker": MARKERS[i % len(MARKERS)], "markersize": 5, "markevery": (i * every // n, every)}
+    return {
+        "linestyle": DASHES[i % len(DASHES)],
+        "linewidth": 3.0 - 1.8 * i / max(n - 1, 1),
+        "marker": MARKERS[i % len(MARKERS)],
+        "markersize": 5,
+        "markevery": (i * every // n, every),
+    }
 
 
 def _legend(ax) -> None:
@@ -68,6 +84,7 @@ def plot_sweep(results: Sequence[RunResult], out_dir: Path) -> list[Path]:
     lowest to the highest seed) to ``out_dir``. Epochs are numbered from 1: in lr.png epoch k runs from
     k to k + 1, in val_acc.png the value of epoch k is measured at its end."""
     from matplotlib.ticker import MaxNLocator
+
     plt = pyplot()
 
     schedules = list(dict.fromkeys(r.schedule for r in results))
@@ -98,14 +115,23 @@ def plot_sweep(results: Sequence[RunResult], out_dir: Path) -> list[Path]:
         per_epoch = [[100 * r.val_acc[e] for r in runs] for e in range(epochs)]
         x = list(range(1, epochs + 1))
         color = colors(i % colors.N)
-        ax.plot(x, [statistics.fmean(v) for v in per_epoch], color=color,
-                label=f"{s} (mean of {len(runs)} seeds)" if len(runs) > 1 else s, **_style(i, n, epochs))
+        ax.plot(
+            x,
+            [statistics.fmean(v) for v in per_epoch],
+            color=color,
+            label=f"{s} (mean of {len(runs)} seeds)" if len(runs) > 1 else s,
+            **_style(i, n, epochs),
+        )
         if len(runs) > 1:
-            ax.fill_between(x, [min(v) for v in per_epoch], [max(v) for v in per_epoch], color=color, alpha=0.15,
-                            linewidth=0)
+            ax.fill_between(
+                x, [min(v) for v in per_epoch], [max(v) for v in per_epoch], color=color, alpha=0.15, linewidth=0
+            )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="epoch", ylabel="validation accuracy (%)",
-           title="Validation accuracy: mean over seeds, band from the lowest to the highest seed")
+    ax.set(
+        xlabel="epoch",
+        ylabel="validation accuracy (%)",
+        title="Validation accuracy: mean over seeds, band from the lowest to the highest seed",
+    )
     ax.grid(alpha=0.3)
     _legend(ax)
     save_figure(fig, out_dir / "val_acc.png", dpi=90, tight=True)

@@ -4,6 +4,7 @@ Every run of a sweep shares these settings; only the searched ones (and the seed
 a ``--name`` with other settings would mix incomparable runs under one leaderboard, so it is refused
 naming the first differing setting. A run folder is reused only when its own config.yaml agrees.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,20 @@ from settings import config as config_mod
 SWEEP_FILE = "sweep.yaml"
 # Decided by the machine at start, not by the experiment: threads, AMP and memory format are
 # measured per run (engine/autotune.py) and the sweep splits the cores between its jobs.
-RUNTIME_KEYS = ("threads", "amp", "amp_dtype", "channels_last", "num_workers", "data_mode", "device",
-                "run_name", "resume", "checkpoint_dir", "results_db", "tensorboard")
+RUNTIME_KEYS = (
+    "threads",
+    "amp",
+    "amp_dtype",
+    "channels_last",
+    "num_workers",
+    "data_mode",
+    "device",
+    "run_name",
+    "resume",
+    "checkpoint_dir",
+    "results_db",
+    "tensorboard",
+)
 
 
 def settings_of(cfg: config_mod.Config, swept: list[str]) -> dict[str, Any]:
@@ -51,8 +64,10 @@ def check_or_write(sweep_dir: Path, name: str, settings: dict[str, Any], write: 
         saved = (yaml.safe_load(path.read_text()) or {}).get("settings", {})
         diff = first_difference(saved, settings)
         if diff:
-            raise UsageError(f"sweep '{name}' was run with other settings ({path}): {diff}. Its runs would not "
-                             f"be comparable: choose a new --name (e.g. --name {name}_2)")
+            raise UsageError(
+                f"sweep '{name}' was run with other settings ({path}): {diff}. Its runs would not "
+                f"be comparable: choose a new --name (e.g. --name {name}_2)"
+            )
     elif write:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(yaml.safe_dump({"settings": settings}, sort_keys=False).encode(), path)

@@ -5,6 +5,7 @@ runs going at once; before a run finished it is unknown. progress.txt is rewritt
 every start and end of a run and every few seconds while runs go, with each running run's epoch,
 so ``cat``/``watch`` on it shows where a sweep is from any terminal.
 """
+
 from __future__ import annotations
 
 import csv
@@ -97,10 +98,16 @@ class Progress:
     def write(self) -> None:
         with self.lock:
             now = time.monotonic()
-            lines = [f"{self.title}", f"{self.done}/{self.total} runs done, {len(self.running)} running, "
-                     f"ETA {self.eta()}  ({time.strftime('%Y-%m-%d %H:%M:%S')})", ""]
+            lines = [
+                f"{self.title}",
+                f"{self.done}/{self.total} runs done, {len(self.running)} running, "
+                f"ETA {self.eta()}  ({time.strftime('%Y-%m-%d %H:%M:%S')})",
+                "",
+            ]
             for name, (folder, t0) in sorted(self.running.items()):
-                lines.append(f"running {name}: epoch {epochs_done(folder)}/{self.epochs} done, {clock(now - t0)} so far")
+                lines.append(
+                    f"running {name}: epoch {epochs_done(folder)}/{self.epochs} done, {clock(now - t0)} so far"
+                )
             if self.recent:
                 lines += ["", *self.recent]
             self.path.parent.mkdir(parents=True, exist_ok=True)

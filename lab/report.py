@@ -4,6 +4,7 @@ Results come from the study (each trial keeps its runs' results as a user attrib
 many machines ranks every machine's runs; the overlay plots draw the runs whose folders are here.
 Pruned trials are listed under the table, not ranked: they did not run to the end.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,8 +40,11 @@ def pruned_lines(pruned: list[RunResult]) -> list[str]:
     by_label: dict[str, list[RunResult]] = {}
     for r in pruned:
         by_label.setdefault(r.schedule, []).append(r)
-    return [f"- {label}: pruned after {len(runs)} seed(s), at epoch {runs[-1].epochs} of seed {runs[-1].seed} "
-            f"(best val acc {100 * max(r.best_val_acc for r in runs):.2f} %)" for label, runs in by_label.items()]
+    return [
+        f"- {label}: pruned after {len(runs)} seed(s), at epoch {runs[-1].epochs} of seed {runs[-1].seed} "
+        f"(best val acc {100 * max(r.best_val_acc for r in runs):.2f} %)"
+        for label, runs in by_label.items()
+    ]
 
 
 def sweep_key(finished: list[RunResult], name: str) -> list[RunResult]:
@@ -52,8 +56,9 @@ def sweep_key(finished: list[RunResult], name: str) -> list[RunResult]:
     return [dataclasses.replace(r, key=f"sweep '{name}' (settings in sweep.yaml)") for r in finished]
 
 
-def report(study: optuna.Study, sweep_dir: Path, name: str, metric: str = DEFAULT_METRIC,
-           prefix: str = "") -> list[RunResult]:
+def report(
+    study: optuna.Study, sweep_dir: Path, name: str, metric: str = DEFAULT_METRIC, prefix: str = ""
+) -> list[RunResult]:
     """Write and print the leaderboard by ``metric`` (files ``<prefix>leaderboard.md``, ``.csv``) and,
     for the sweep itself (no prefix), the plots; returns the finished runs."""
     finished, pruned = trial_results(study)
@@ -72,6 +77,7 @@ def report(study: optuna.Study, sweep_dir: Path, name: str, metric: str = DEFAUL
     local = [r for r in finished if (r.folder / "metrics.csv").is_file()]
     if local and not prefix:
         from evaluation.sweep_plots import plot_sweep
+
         written += [p.name for p in plot_sweep(local, sweep_dir)]
     if not prefix:
         written += study_plots(study, sweep_dir)
@@ -82,9 +88,11 @@ def report(study: optuna.Study, sweep_dir: Path, name: str, metric: str = DEFAUL
 def study_plots(study: optuna.Study, out_dir: Path) -> list[str]:
     """Optuna's own matplotlib plots, those the study has data for (importances need 2+ trials)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as vis
+
     done = []
     for file, fn in STUDY_PLOTS.items():
         try:
@@ -107,17 +115,25 @@ def study_plots(study: optuna.Study, out_dir: Path) -> list[str]:
 def initial_weights_check(db: str, folders: list[Path]) -> str:
     """Whether the runs of each seed started from the same weights (hashes the trainer recorded)."""
     from resultsdb.server import is_url
+
     if db.lower() == "none" or not (is_url(db) or Path(db).is_file()):
         return "initial weights: not checked (no results database)"
     from resultsdb.db import ResultsDB
+
     with ResultsDB(db) as conn:
-        rows = [r for f in folders for r in conn.query("SELECT seed, init_weights FROM runs WHERE run_dir = ?",
-                                                        [str(f.resolve())])]
+        rows = [
+            r
+            for f in folders
+            for r in conn.query("SELECT seed, init_weights FROM runs WHERE run_dir = ?", [str(f.resolve())])
+        ]
     by_seed: dict[int, set] = {}
     for r in rows:
         by_seed.setdefault(r["seed"], set()).add(r["init_weights"])
     bad = [seed for seed, hashes in by_seed.items() if len(hashes) > 1]
     if bad:
         return f"warning: runs of seed(s) {bad} started from DIFFERENT initial weights"
-    return ("initial weights: identical across schedules for each seed ("
-            + ", ".join(f"seed {s}: {next(iter(h))}" for s, h in sorted(by_seed.items())) + ")")
+    return (
+        "initial weights: identical across schedules for each seed ("
+        + ", ".join(f"seed {s}: {next(iter(h))}" for s, h in sorted(by_seed.items()))
+        + ")"
+    )

@@ -10,6 +10,7 @@ A search file maps train.py settings to a list of choices or a range::
 Every value reaches train.py as its own flag, so train.py's own checks judge it; they run on each
 choice and each end of each range before the first trial.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,6 +37,7 @@ RANGE_KEYS = {"low", "high", "log", "step"}
 @dataclass(frozen=True)
 class Dim:
     """One searched setting: ``choices`` (categorical), or a ``low``..``high`` range."""
+
     name: str
     choices: tuple = ()
     low: float = 0.0
@@ -90,8 +92,9 @@ class Space:
 def takes(scheduler: str, key: str) -> bool:
     """Whether ``scheduler`` has the hyperparameter of flag ``scheduler_<param>``."""
     from schedulers.registry import get_spec
+
     spec = get_spec(scheduler)
-    param = key[len("scheduler_"):]
+    param = key[len("scheduler_") :]
     return param in spec.params or param in spec.param_aliases
 
 
@@ -114,8 +117,10 @@ def load_space(path: Path) -> Space:
         elif isinstance(value, dict):
             extra = set(value) - RANGE_KEYS
             if extra or not {"low", "high"} <= set(value):
-                raise UsageError(f"{where}: '{key}' must be a list of choices or {{low: A, high: B}} (optionally "
-                                 f"log: true, step: S); got keys {sorted(value)}")
+                raise UsageError(
+                    f"{where}: '{key}' must be a list of choices or {{low: A, high: B}} (optionally "
+                    f"log: true, step: S); got keys {sorted(value)}"
+                )
             low, high = value["low"], value["high"]
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or low > high:
                 raise UsageError(f"{where}: '{key}' needs numbers low <= high, got low={low!r} high={high!r}")
@@ -123,8 +128,10 @@ def load_space(path: Path) -> Space:
                 raise UsageError(f"{where}: '{key}' has log: true, so low must be > 0 (got {low})")
             dims.append(Dim(key, (), low, high, bool(value.get("log", False)), value.get("step")))
         else:
-            raise UsageError(f"{where}: '{key}' must be a list of choices or {{low: A, high: B}}, got {value!r} "
-                             f"(a fixed value goes into the train.py flags after `--`)")
+            raise UsageError(
+                f"{where}: '{key}' must be a list of choices or {{low: A, high: B}}, got {value!r} "
+                f"(a fixed value goes into the train.py flags after `--`)"
+            )
     dims.sort(key=lambda d: d.name != "scheduler")  # the schedule first: its hyperparameters depend on it
     return Space(tuple(dims), where)
 
@@ -148,6 +155,7 @@ def check_space(space: Space, train_args: Sequence[str], cli_keys: Sequence[str]
     """Run train.py's own checks on every choice and range end, before the first trial: one line
     naming the bad key."""
     from settings.validate import check_config
+
     schedules = next((list(d.choices) for d in space.dims if d.name == "scheduler"), [default_scheduler])
     for d in space.dims:
         if d.name in SET_BY_SWEEP:
@@ -158,8 +166,7 @@ def check_space(space: Space, train_args: Sequence[str], cli_keys: Sequence[str]
             apply_overrides(Config(), {d.name: d.ends()[0]}, source=space.source)  # unknown: names the nearest
         hosts = [s for s in schedules if takes(s, d.name)] if d.name.startswith("scheduler_") else schedules
         if not hosts:
-            raise UsageError(f"{space.source}: '{d.name}': no schedule in this sweep ({', '.join(schedules)}) "
-                             f"takes it")
+            raise UsageError(f"{space.source}: '{d.name}': no schedule in this sweep ({', '.join(schedules)}) takes it")
         for value in d.ends():
             if d.name == "scheduler":
                 combos = [{"scheduler": value}]

@@ -6,6 +6,7 @@ Optuna's journal file (docs/lab.md): the journal is faster under contention, but
 storage has the heartbeat that fails a dead worker's trial, which RetryHeartbeatStaleTrialCallback
 then hands to another worker -- on one machine as on many.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,9 +24,9 @@ STORAGE_FILE = "study.db"
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "asha", "hyperband")
 DONE = ("COMPLETE", "PRUNED")  # trial states that count as done; FAIL ones are retried or duplicates
-MAX_RETRY = 3
+MAX_RETRY = 3  # a trial whose worker died is re-run at most this often
 OPEN_TRIES = 5
-RECONNECT_S = 120  # how long a worker keeps retrying a storage that stopped answering  # a trial whose worker died is re-run at most this often
+RECONNECT_S = 120  # how long a worker keeps retrying a storage that stopped answering
 
 
 def heartbeat_s() -> int:
@@ -37,14 +38,17 @@ def storage_url(given: str, sweep_dir: Path) -> str:
     if not given:
         return f"sqlite:///{(sweep_dir / STORAGE_FILE).resolve()}"
     if given.startswith("journal:"):
-        return f"journal:{Path(given[len('journal:'):]).resolve()}"
+        return f"journal:{Path(given[len('journal:') :]).resolve()}"
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
+
     try:
         make_url(given)
     except ArgumentError:
-        raise UsageError(f"--storage {given!r} is not a database URL; e.g. postgresql://USER@HOST:5432/DB, "
-                         f"sqlite:///PATH or journal:PATH") from None
+        raise UsageError(
+            f"--storage {given!r} is not a database URL; e.g. postgresql://USER@HOST:5432/DB, "
+            f"sqlite:///PATH or journal:PATH"
+        ) from None
     return given
 
 
@@ -63,9 +67,13 @@ def open_storage(url: str):
     if not url.startswith("journal:"):
         beat = heartbeat_s()
         import inspect
+
         new = "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
-        kwargs = {"heartbeat_interval": beat, "grace_period": 2 * beat,
-                  "heartbeat_stale_trial_callback" if new else "failed_trial_callback": retry_callback()}
+        kwargs = {
+            "heartbeat_interval": beat,
+            "grace_period": 2 * beat,
+            "heartbeat_stale_trial_callback" if new else "failed_trial_callback": retry_callback(),
+        }
     for attempt in range(OPEN_TRIES):
         try:
             with warnings.catch_warnings():
@@ -81,6 +89,7 @@ def safe_url(url: str) -> str:
     """The URL without its password."""
     try:
         from sqlalchemy.engine import make_url
+
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - journal:PATH
         return url
@@ -105,8 +114,10 @@ class LockedGridSampler(optuna.samplers.GridSampler):
 def make_sampler(name: str, space):
     if name == "grid":
         if not space.is_grid:
-            raise UsageError(f"--sampler grid needs lists of choices only; {space.source} has ranges "
-                             f"({', '.join(d.name for d in space.dims if not d.choices)}): use --sampler tpe or random")
+            raise UsageError(
+                f"--sampler grid needs lists of choices only; {space.source} has ranges "
+                f"({', '.join(d.name for d in space.dims if not d.choices)}): use --sampler tpe or random"
+            )
         return LockedGridSampler(space.grid())
     if name == "random":
         return optuna.samplers.RandomSampler()
@@ -115,13 +126,16 @@ def make_sampler(name: str, space):
 
 def open_study(name: str, storage, sampler, pruner, url: str = "", direction: str = "maximize"):
     try:
-        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-                                    direction=direction, load_if_exists=True)
+        study = optuna.create_study(
+            study_name=name, storage=storage, sampler=sampler, pruner=pruner, direction=direction, load_if_exists=True
+        )
     except Exception as e:  # noqa: BLE001
         raise AppError(f"cannot open study '{name}': {first_line(e)}") from None
     if study.direction.name.lower() != direction:  # load_if_exists keeps the stored direction
-        raise UsageError(f"sweep '{name}' was started to {study.direction.name.lower()} its metric, this "
-                         f"--metric needs {direction}: use that sweep's --metric, or a new --name")
+        raise UsageError(
+            f"sweep '{name}' was started to {study.direction.name.lower()} its metric, this "
+            f"--metric needs {direction}: use that sweep's --metric, or a new --name"
+        )
     one_taker_of_waiting_trials(study, url)
     return study
 
@@ -134,8 +148,9 @@ def one_taker_of_waiting_trials(study, url: str) -> None:
     run it twice. Here the step runs under a thread lock and, for a SQLite file, an flock beside it.
     """
     import fcntl
+
     lock = threading.Lock()
-    path = Path(url[len("sqlite:///"):] + ".lock") if url.startswith("sqlite:///") else None
+    path = Path(url[len("sqlite:///") :] + ".lock") if url.startswith("sqlite:///") else None
     take = study._pop_waiting_trial_id
 
     def locked_take():
@@ -145,6 +160,7 @@ def one_taker_of_waiting_trials(study, url: str) -> None:
             with open(path, "a") as f:
                 fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
                 return take()
+
     study._pop_waiting_trial_id = locked_take
 
 
@@ -172,7 +188,6 @@ def requeue_failed(study) -> int:
     return again
 
 
-
 def fail_stale(study) -> None:
     """Optuna's heartbeat check: a trial whose worker stopped beating is failed and handed to the retry."""
     with warnings.catch_warnings():
@@ -182,6 +197,7 @@ def fail_stale(study) -> None:
 
 def _storage_errors() -> tuple[type[BaseException], ...]:
     from sqlalchemy.exc import SQLAlchemyError
+
     return (optuna.exceptions.StorageInternalError, SQLAlchemyError)
 
 
@@ -204,6 +220,8 @@ def fail_and_retry(study, trial_ids) -> None:
     """This worker's trials left running when the storage failed: failed, and queued again."""
     for trial_id in list(trial_ids):
         frozen = study._storage.get_trial(trial_id)
-        if frozen.state.name == "RUNNING" and study._storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL):
+        if frozen.state.name == "RUNNING" and study._storage.set_trial_state_values(
+            trial_id, optuna.trial.TrialState.FAIL
+        ):
             retry_callback(max_retry=None)(study, study._storage.get_trial(trial_id))
     trial_ids.clear()

@@ -11,6 +11,7 @@ A configuration is trained once: a trial whose configuration an earlier trial (n
 has -- two workers racing for the last grid point -- waits for that one and is dropped as a
 duplicate; a finished run folder whose config.yaml agrees is reused, not retrained.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,11 +29,11 @@ from typing import Any
 
 import optuna
 
+from common.runlock import EXIT_LOCKED, holder_pid, is_locked
 from lab.identity import run_state
 from lab.progress import Progress
 from lab.space import Space, config_key, run_label, to_flags
 from lab.study import fail_stale, retry_callback
-from common.runlock import EXIT_LOCKED, holder_pid, is_locked
 from resultsdb.leaderboard import DEFAULT_METRIC, METRICS, RunResult, read_run
 from tracking.trial import ENV, PRUNED_EXIT
 
@@ -118,8 +119,11 @@ class Lab:
             except ProcessLookupError:
                 pass
         if first:
-            os.write(2, f"\n{signal.Signals(signum).name}: stopping {len(procs)} running runs (each saves last.pt); "
-                        f"press Ctrl-C again to make them quit at once\n".encode())
+            os.write(
+                2,
+                f"\n{signal.Signals(signum).name}: stopping {len(procs)} running runs (each saves last.pt); "
+                f"press Ctrl-C again to make them quit at once\n".encode(),
+            )
 
     # --- the objective ---------------------------------------------------------------------------
     def objective(self, trial: optuna.Trial) -> float:
@@ -145,8 +149,9 @@ class Lab:
                 self.progress.ended(name)  # a no-op once counted as done; else (an error) no longer running
         return statistics.fmean(score(r, self.s.metric) for r in results)
 
-    def _one_seed(self, trial: optuna.Trial, params: dict, label: str, k: int, seed: int,
-                  results: list[RunResult]) -> None:
+    def _one_seed(
+        self, trial: optuna.Trial, params: dict, label: str, k: int, seed: int, results: list[RunResult]
+    ) -> None:
         """Run (or reuse) seed ``seed`` of the configuration; appends its result to ``results``."""
         name = f"{label}_s{seed}"
         folder = self.s.sweep_dir / name
@@ -181,8 +186,10 @@ class Lab:
         this study, a train.py by hand) writes it. False when nobody holds it (exit 2 was another error)."""
         if not is_locked(folder):
             return False
-        print(f"{name}: being written by process {holder_pid(folder)} (another sweep or train.py); waiting for it",
-              flush=True)
+        print(
+            f"{name}: being written by process {holder_pid(folder)} (another sweep or train.py); waiting for it",
+            flush=True,
+        )
         while is_locked(folder) and self.signum is None:
             time.sleep(TWIN_POLL_S)
         return self.signum is None
@@ -197,8 +204,14 @@ class Lab:
             if waited_on is not None and trials[waited_on].state.name == "FAIL":
                 twin = trials[waited_on]  # stale: its queued retry resumes the run
             else:
-                twin = next((t for t in trials if t.number < trial.number and t.state.name != "FAIL"
-                             and t.user_attrs.get("config_key") == key), None)
+                twin = next(
+                    (
+                        t
+                        for t in trials
+                        if t.number < trial.number and t.state.name != "FAIL" and t.user_attrs.get("config_key") == key
+                    ),
+                    None,
+                )
             if twin is None:
                 return
             if twin.state.name != "RUNNING" or self.signum is not None:
@@ -215,18 +228,39 @@ class Lab:
             prior = [c.curve(m)[min(e, len(c.curve(m))) - 1] for c in earlier]
             trial.report(statistics.fmean([*prior, v]), k * self.s.epochs + e - 1)
 
-    def _train(self, trial: optuna.Trial, folder: Path, params: dict, seed: int, k: int,
-               earlier: list[RunResult]) -> int:
+    def _train(
+        self, trial: optuna.Trial, folder: Path, params: dict, seed: int, k: int, earlier: list[RunResult]
+    ) -> int:
         s = self.s
-        cmd = [sys.executable, str(ROOT / "train.py"), *s.train_args, *to_flags(params), "--seed", str(seed),
-               "--checkpoint_dir", str(s.sweep_dir), "--run_name", folder.name, "--resume", "auto",
-               "--results_db", s.results_db]
+        cmd = [
+            sys.executable,
+            str(ROOT / "train.py"),
+            *s.train_args,
+            *to_flags(params),
+            "--seed",
+            str(seed),
+            "--checkpoint_dir",
+            str(s.sweep_dir),
+            "--run_name",
+            folder.name,
+            "--resume",
+            "auto",
+            "--results_db",
+            s.results_db,
+        ]
         if s.threads:
             cmd += ["--threads", str(s.threads)]
-        spec = {"storage": s.storage_url, "study": s.study_name, "trial_id": trial._trial_id, "pruner": s.pruner,
-                "max_resource": s.epochs * len(s.seeds), "step0": k * s.epochs,
-                "prior": [r.curve(s.metric) for r in earlier], "curve": "val_loss" if s.metric.endswith("_loss") else "val_acc",
-                "parent": os.getpid()}
+        spec = {
+            "storage": s.storage_url,
+            "study": s.study_name,
+            "trial_id": trial._trial_id,
+            "pruner": s.pruner,
+            "max_resource": s.epochs * len(s.seeds),
+            "step0": k * s.epochs,
+            "prior": [r.curve(s.metric) for r in earlier],
+            "curve": "val_loss" if s.metric.endswith("_loss") else "val_acc",
+            "parent": os.getpid(),
+        }
         env = {**os.environ, "PYTHONUNBUFFERED": "1", ENV: json.dumps(spec)}
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "train.log", "ab") as log:
@@ -235,8 +269,9 @@ class Lab:
             with self.lock:
                 if self.signum is not None:
                     return 128 + self.signum
-                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        env=env, start_new_session=True)
+                proc = subprocess.Popen(
+                    cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+                )
                 self.procs.add(proc)
         try:
             return proc.wait()
@@ -259,4 +294,3 @@ class Lab:
         print(f"{name}: FAILED (exit {rc}): {lines[-1] if lines else 'no output'}", flush=True)
         self.failed.append(name)
         raise RunFailed(name)
-

@@ -8,11 +8,12 @@ filters summed), for hub weights by timm and for local files by ``models.weights
 with no network (see models/weights.py). Either way the classifier head is new, sized for the
 dataset's classes; ``models.transfer`` freezes the rest for ``--freeze_epochs``.
 """
+
 from __future__ import annotations
 
 import os
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 
@@ -22,8 +23,16 @@ from models.transfer import head_keys, set_backbone_frozen, split_parameters
 from models.weights import load_pretrained_file
 
 
-def _custom(num_classes: int, in_channels: int, image_size: int, width: int = 32, depth: int = 3,
-            dropout: float = 0.1, widths: tuple[int, ...] = (), **_) -> nn.Module:
+def _custom(
+    num_classes: int,
+    in_channels: int,
+    image_size: int,
+    width: int = 32,
+    depth: int = 3,
+    dropout: float = 0.1,
+    widths: tuple[int, ...] = (),
+    **_,
+) -> nn.Module:
     return CustomCNN(num_classes, in_channels, image_size, width=width, depth=depth, dropout=dropout, widths=widths)
 
 
@@ -39,25 +48,31 @@ def _use_offline_hub_if_unreachable() -> None:
         socket.create_connection(HUB_HOST, timeout=3).close()
     except OSError:
         import huggingface_hub.constants as hub
+
         hub.HF_HUB_OFFLINE = True  # read at call time; the env var is read only at import
 
 
 def _timm(name: str) -> Callable[..., nn.Module]:
-    def build(num_classes: int, in_channels: int, image_size: int, dropout: float = 0.0,
-              pretrained: bool = False, **_) -> nn.Module:
+    def build(
+        num_classes: int, in_channels: int, image_size: int, dropout: float = 0.0, pretrained: bool = False, **_
+    ) -> nn.Module:
         import timm
+
         if pretrained:
             _use_offline_hub_if_unreachable()
         try:
-            return timm.create_model(name, pretrained=pretrained, num_classes=num_classes,
-                                     in_chans=in_channels, drop_rate=dropout)
+            return timm.create_model(
+                name, pretrained=pretrained, num_classes=num_classes, in_chans=in_channels, drop_rate=dropout
+            )
         except (OSError, RuntimeError, ValueError) as e:
             if not pretrained:
                 raise
-            raise AppError(f"could not fetch pretrained weights for '{name}' from timm's hub "
-                           f"({type(e).__name__}; offline?). Use --pretrained_weights PATH to load a local "
-                           f"file (docs/datasets.md, 'Transfer learning', names offline ImageNet weights), or drop --pretrained"
-                           ) from None
+            raise AppError(
+                f"could not fetch pretrained weights for '{name}' from timm's hub "
+                f"({type(e).__name__}; offline?). Use --pretrained_weights PATH to load a local "
+                f"file (docs/datasets.md, 'Transfer learning', names offline ImageNet weights), or drop --pretrained"
+            ) from None
+
     return build
 
 
@@ -72,14 +87,26 @@ def valid_model(name: str) -> None:
     if name in MODELS:
         return
     import timm
+
     if not timm.is_model(name):
         err = unknown_name("model", name, MODELS)
         raise UsageError(f"{err} (or any timm model name, see timm.list_models())")
 
 
-def build_model(name: str, num_classes: int, in_channels: int, image_size: int, *, width: int = 32,
-                depth: int = 3, dropout: float = 0.1, widths: tuple[int, ...] = (), pretrained: bool = False,
-                pretrained_weights: str = "", verbose: bool = False) -> nn.Module:
+def build_model(
+    name: str,
+    num_classes: int,
+    in_channels: int,
+    image_size: int,
+    *,
+    width: int = 32,
+    depth: int = 3,
+    dropout: float = 0.1,
+    widths: tuple[int, ...] = (),
+    pretrained: bool = False,
+    pretrained_weights: str = "",
+    verbose: bool = False,
+) -> nn.Module:
     """Build model ``name`` with a ``num_classes`` head for ``in_channels`` x ``image_size`` input.
 
     ``verbose`` prints what pretrained weights were loaded (training does; evaluation, which
@@ -88,8 +115,16 @@ def build_model(name: str, num_classes: int, in_channels: int, image_size: int, 
     builder = MODELS.get(name) or _timm(name)
     if pretrained and name == "custom":
         raise UsageError("the custom model has no hub weights; use --pretrained_weights PATH")
-    model = builder(num_classes=num_classes, in_channels=in_channels, image_size=image_size, width=width,
-                    depth=depth, dropout=dropout, widths=widths, pretrained=pretrained and not pretrained_weights)
+    model = builder(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        image_size=image_size,
+        width=width,
+        depth=depth,
+        dropout=dropout,
+        widths=widths,
+        pretrained=pretrained and not pretrained_weights,
+    )
     if pretrained_weights:
         report = load_pretrained_file(model, pretrained_weights, name)
         if verbose:
@@ -99,5 +134,4 @@ def build_model(name: str, num_classes: int, in_channels: int, image_size: int, 
     return model
 
 
-__all__ = ["MODELS", "CustomCNN", "build_model", "head_keys", "set_backbone_frozen", "split_parameters",
-           "valid_model"]
+__all__ = ["MODELS", "CustomCNN", "build_model", "head_keys", "set_backbone_frozen", "split_parameters", "valid_model"]

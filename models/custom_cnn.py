@@ -4,9 +4,10 @@ Width doubles at each stage (capped at 8x), or each stage's channels are given (
 stage pools only while the feature map is at least 2x2, so 8x8 digits and 224x224 photos both
 work; the head is global average pooling + dropout + a linear layer sized to ``num_classes``.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -17,12 +18,20 @@ def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
 
 
 class CustomCNN(nn.Module):
-    def __init__(self, num_classes: int, in_channels: int = 3, image_size: int = 32,
-                 width: int = 32, depth: int = 3, dropout: float = 0.1, widths: Sequence[int] = ()):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 3,
+        image_size: int = 32,
+        width: int = 32,
+        depth: int = 3,
+        dropout: float = 0.1,
+        widths: Sequence[int] = (),
+    ):
         super().__init__()
         # Explicit widths let the cheap low-resolution stages be wide while the full-size first
         # stage stays narrow: on a CPU the first stage's convolutions dominate the cost.
-        stages = list(widths) or [width * min(2 ** i, 8) for i in range(depth)]
+        stages = list(widths) or [width * min(2**i, 8) for i in range(depth)]
         layers: list[nn.Module] = _conv_bn(in_channels, stages[0])
         cin, size = stages[0], image_size
         for cout in stages:

@@ -7,6 +7,7 @@ in eval mode, so their running statistics stay those of the pretrained weights. 
 is a pure function of the epoch, set again at every epoch start, so a resumed run freezes exactly
 as the uninterrupted one did.
 """
+
 from __future__ import annotations
 
 from torch import nn

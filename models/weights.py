@@ -11,6 +11,7 @@ timm does for hub weights, so grayscale input keeps the pretrained stem.
 When the file does not fit, the error names the timm architectures it does fit, among a short
 list of common ones (built on the meta device: shapes only, no memory, no download).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,10 +25,24 @@ from models.transfer import head_keys
 
 # Architectures a mismatched file is compared against, to say which one it fits.
 # Shapes alone cannot tell a TF port from a PyTorch one, so both EfficientNet-Lite0 variants are named.
-KNOWN_ARCHITECTURES = ("efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
-                       "efficientnet_lite0", "tf_efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
-                       "efficientnet_lite3", "efficientnet_lite4", "mobilenetv2_100", "mobilenetv3_large_100",
-                       "resnet18", "resnet34", "resnet50", "convnext_tiny")
+KNOWN_ARCHITECTURES = (
+    "efficientnet_b0",
+    "efficientnet_b1",
+    "efficientnet_b2",
+    "efficientnet_b3",
+    "efficientnet_lite0",
+    "tf_efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+    "efficientnet_lite3",
+    "efficientnet_lite4",
+    "mobilenetv2_100",
+    "mobilenetv3_large_100",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "convnext_tiny",
+)
 
 
 @dataclass
@@ -73,15 +88,22 @@ def _fit(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor | None:
     """``src`` as a value for ``dst``: as is, a conv stem adapted to other input channels, or None."""
     if src.shape == dst.shape:
         return src
-    if src.ndim == 4 and dst.ndim == 4 and src.shape[0] == dst.shape[0] and src.shape[2:] == dst.shape[2:] \
-            and src.shape[1] == 3:
+    if (
+        src.ndim == 4
+        and dst.ndim == 4
+        and src.shape[0] == dst.shape[0]
+        and src.shape[2:] == dst.shape[2:]
+        and src.shape[1] == 3
+    ):
         from timm.models import adapt_input_conv
+
         return adapt_input_conv(dst.shape[1], src)
     return None
 
 
-def match_tensors(src: dict[str, torch.Tensor], dst: dict[str, torch.Tensor], head: list[str]
-                  ) -> dict[str, torch.Tensor]:
+def match_tensors(
+    src: dict[str, torch.Tensor], dst: dict[str, torch.Tensor], head: list[str]
+) -> dict[str, torch.Tensor]:
     """Values for ``dst``'s non-head keys from ``src``: by name, else (same count) by order and shape."""
     body = {k for k in dst if k not in head}
 
@@ -104,6 +126,7 @@ def match_tensors(src: dict[str, torch.Tensor], dst: dict[str, torch.Tensor], he
 def fitting_architectures(src: dict[str, torch.Tensor], num_classes: int, in_channels: int) -> list[str]:
     """Known timm architectures whose every non-head tensor the file fills."""
     import timm
+
     fits = []
     for name in filter(timm.is_model, KNOWN_ARCHITECTURES):  # an older timm may lack one
         with torch.device("meta"):
@@ -125,14 +148,25 @@ def load_pretrained_file(model: nn.Module, path: str | Path, model_name: str = "
         num_classes = dst[head[0]].shape[0]
         in_channels = next(v for k, v in dst.items() if v.ndim == 4).shape[1]
         fits = [n for n in fitting_architectures(src, num_classes, in_channels) if n != model_name]
-        hint = (f"; it fits {' or '.join(fits)}: use --model {fits[0]}" if fits else
-                "; it is none of the architectures checked (" + ", ".join(KNOWN_ARCHITECTURES[:4]) + ", ...)")
-        raise AppError(f"{path} does not fit model '{model_name or type(model).__name__}': only {len(matched)} of "
-                       f"{body} tensors match by name or by order and shape{hint}")
+        hint = (
+            f"; it fits {' or '.join(fits)}: use --model {fits[0]}"
+            if fits
+            else "; it is none of the architectures checked (" + ", ".join(KNOWN_ARCHITECTURES[:4]) + ", ...)"
+        )
+        raise AppError(
+            f"{path} does not fit model '{model_name or type(model).__name__}': only {len(matched)} of "
+            f"{body} tensors match by name or by order and shape{hint}"
+        )
     model.load_state_dict(matched, strict=False)
     adapted = [k for k, v in matched.items() if v.shape != _source_shape(src, dst, k)]
-    return LoadReport(len(matched), len(dst), head, str(path), adapted=adapted,
-                      missing=[k for k in dst if k not in head and k not in matched])
+    return LoadReport(
+        len(matched),
+        len(dst),
+        head,
+        str(path),
+        adapted=adapted,
+        missing=[k for k in dst if k not in head and k not in matched],
+    )
 
 
 def _source_shape(src: dict, dst: dict, key: str) -> torch.Size:

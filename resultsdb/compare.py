@@ -25,6 +25,7 @@ regularisation, early stopping and ``monitor``, ...), as the run resolved and sa
 before a setting existed lacks it, so its key differs from a newer run's: ``first_difference`` names
 such a setting, and the listings say how many runs were left out and why.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,11 +33,29 @@ import json
 from pathlib import Path
 from typing import Any
 
-SCHEDULE_SETTINGS = ("scheduler", "scheduler_params", "warmup_epochs", "warmup_steps", "warmup_mode",
-                     "warmup_start_factor", "seed")
+SCHEDULE_SETTINGS = (
+    "scheduler",
+    "scheduler_params",
+    "warmup_epochs",
+    "warmup_steps",
+    "warmup_mode",
+    "warmup_start_factor",
+    "seed",
+)
 BOOKKEEPING = ("run_name", "checkpoint_dir", "resume", "results_db", "save_every", "keep_last", "tensorboard")
-EXECUTION = ("device", "threads", "num_workers", "data_mode", "amp", "amp_dtype", "channels_last", "compile",
-             "deterministic", "max_nonfinite", "strict_data")
+EXECUTION = (
+    "device",
+    "threads",
+    "num_workers",
+    "data_mode",
+    "amp",
+    "amp_dtype",
+    "channels_last",
+    "compile",
+    "deterministic",
+    "max_nonfinite",
+    "strict_data",
+)
 EXCLUDED = frozenset(SCHEDULE_SETTINGS + BOOKKEEPING + EXECUTION)
 FILE_DATASETS = ("folder", "csv")  # datasets whose data_dir is the data itself
 SCHEDULE_FREE_SUFFIX = "_schedulefree"

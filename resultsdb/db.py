@@ -10,13 +10,15 @@ the busy timeout makes a second writer wait for the lock instead of failing at o
 config.yaml and summary.json in the run folder stay the source of truth: ``results.py import DIR``
 rebuilds this file from them (see resultsdb/importer.py).
 """
+
 from __future__ import annotations
 
 import json
 import sqlite3
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from common.errors import AppError, first_line
 from resultsdb.server import ServerConnection, ServerError, create_schema, is_url, sqlite_path
@@ -85,12 +87,53 @@ CREATE TABLE IF NOT EXISTS class_data (
 CREATE INDEX IF NOT EXISTS scheduler_results_by_group ON scheduler_results (dataset, model_name, scheduler_type);
 """
 
-RUN_COLUMNS = ("model_name", "dataset", "scheduler_type", "seed", "config", "status", "started", "ended", "epochs",
-               "best_epoch", "best_metric", "monitor", "test_accuracy", "test_loss", "init_weights", "comparability_key")
-EPOCH_COLUMNS = ("model_name", "scheduler_type", "dataset", "task", "epoch", "accuracy", "loss", "best_accuracy",
-                 "hyperparameters", "lr", "train_loss", "train_accuracy", "timestamp")
-CLASS_COLUMNS = ("split", "model_name", "scheduler_type", "class_id", "class_name", "accuracy", "precision", "recall",
-                 "f1_score", "support", "epoch", "timestamp")
+RUN_COLUMNS = (
+    "model_name",
+    "dataset",
+    "scheduler_type",
+    "seed",
+    "config",
+    "status",
+    "started",
+    "ended",
+    "epochs",
+    "best_epoch",
+    "best_metric",
+    "monitor",
+    "test_accuracy",
+    "test_loss",
+    "init_weights",
+    "comparability_key",
+)
+EPOCH_COLUMNS = (
+    "model_name",
+    "scheduler_type",
+    "dataset",
+    "task",
+    "epoch",
+    "accuracy",
+    "loss",
+    "best_accuracy",
+    "hyperparameters",
+    "lr",
+    "train_loss",
+    "train_accuracy",
+    "timestamp",
+)
+CLASS_COLUMNS = (
+    "split",
+    "model_name",
+    "scheduler_type",
+    "class_id",
+    "class_name",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1_score",
+    "support",
+    "epoch",
+    "timestamp",
+)
 
 
 def now() -> str:
@@ -108,8 +151,10 @@ def unusable(path: str | Path, e: sqlite3.Error, rebuild_from: str = "checkpoint
     if "readonly" in text or "read-only" in text:
         fix = "make it writable (chmod u+w), or copy it somewhere writable and pass --results_db COPY"
     else:
-        fix = (f"it is damaged or not a results database; rebuild one from the run folders into a new file: "
-               f"python results.py import {rebuild_from} --results_db NEW.db")
+        fix = (
+            f"it is damaged or not a results database; rebuild one from the run folders into a new file: "
+            f"python results.py import {rebuild_from} --results_db NEW.db"
+        )
     return AppError(f"results database {path} cannot be used ({text}): {fix}")
 
 
@@ -153,15 +198,19 @@ class ResultsDB:
             self.conn.execute("ALTER TABLE runs ADD COLUMN comparability_key TEXT")
         # Runs recorded before the key existed get it from their saved config.
         from resultsdb.compare import comparability_key
+
         for run_id, run_dir, config in self.conn.execute(
-                "SELECT run_id, run_dir, config FROM runs WHERE comparability_key IS NULL AND config IS NOT NULL"):
-            self.conn.execute("UPDATE runs SET comparability_key = ? WHERE run_id = ?",
-                              (comparability_key(json.loads(config), run_dir), run_id))
+            "SELECT run_id, run_dir, config FROM runs WHERE comparability_key IS NULL AND config IS NOT NULL"
+        ):
+            self.conn.execute(
+                "UPDATE runs SET comparability_key = ? WHERE run_id = ?",
+                (comparability_key(json.loads(config), run_dir), run_id),
+            )
 
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "ResultsDB":
+    def __enter__(self) -> ResultsDB:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -196,9 +245,11 @@ class ResultsDB:
         marks = ", ".join("?" * (len(EPOCH_COLUMNS) + 1))
         updates = ", ".join(f"{k} = excluded.{k}" for k in EPOCH_COLUMNS if k != "epoch")
         with self.conn:
-            self.conn.execute(f"INSERT INTO scheduler_results ({cols}) VALUES ({marks}) "
-                              f"ON CONFLICT (run_id, epoch) DO UPDATE SET {updates}",
-                              (run_id, *values.values()))
+            self.conn.execute(
+                f"INSERT INTO scheduler_results ({cols}) VALUES ({marks}) "
+                f"ON CONFLICT (run_id, epoch) DO UPDATE SET {updates}",
+                (run_id, *values.values()),
+            )
 
     def write_classes(self, run_id: int, rows: Iterable[dict[str, Any]]) -> None:
         """Per-class rows of one evaluation; evaluating the same checkpoint again replaces them."""
@@ -210,9 +261,11 @@ class ResultsDB:
             for row in rows:
                 values = [row.get(k) for k in CLASS_COLUMNS]
                 values[CLASS_COLUMNS.index("timestamp")] = row.get("timestamp") or stamp
-                self.conn.execute(f"INSERT INTO class_data ({cols}) VALUES ({marks}) "
-                                  f"ON CONFLICT (run_id, split, epoch, class_id) DO UPDATE SET {updates}",
-                                  (run_id, *values))
+                self.conn.execute(
+                    f"INSERT INTO class_data ({cols}) VALUES ({marks}) "
+                    f"ON CONFLICT (run_id, split, epoch, class_id) DO UPDATE SET {updates}",
+                    (run_id, *values),
+                )
 
     # --- readers -----------------------------------------------------------------------------------
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:

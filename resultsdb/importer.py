@@ -9,6 +9,7 @@ Two things the folders do not hold exactly: a run without a valid summary.json i
 (``running`` if it is still being trained cannot be told from the files), and ``hyperparameters``
 are the schedule's parameters as configured, without the defaults the trainer would have filled in.
 """
+
 from __future__ import annotations
 
 import csv
@@ -53,8 +54,10 @@ def read_config(folder: Path) -> dict[str, Any]:
 def _read_metrics(folder: Path) -> list[dict[str, float]]:
     try:
         text = (folder / "metrics.csv").read_bytes().decode("utf-8")
-        rows = [{k: float(v) for k, v in row.items() if v not in ("", None)}
-                for row in csv.DictReader(io.StringIO(text, newline=""))]
+        rows = [
+            {k: float(v) for k, v in row.items() if v not in ("", None)}
+            for row in csv.DictReader(io.StringIO(text, newline=""))
+        ]
     except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error) as e:
         raise UnreadableRun(f"metrics.csv cannot be read ({type(e).__name__}: {first_line(e)})") from None
     if any("epoch" not in row for row in rows):
@@ -67,37 +70,73 @@ def import_run(db: ResultsDB, folder: Path) -> int:
     cfg = read_config(folder)
     rows = _read_metrics(folder)
     summary = read_summary(folder)  # None unless finished: a cut or 0-byte summary.json is not a result
-    fields: dict[str, Any] = dict(model_name=cfg.get("model"), dataset=cfg.get("dataset"),
-                                  scheduler_type=cfg.get("scheduler"), seed=cfg.get("seed"), config=as_json(cfg),
-                                  epochs=cfg.get("epochs"), monitor=cfg.get("monitor"),
-                                  comparability_key=comparability_key(cfg, folder),
-                                  status="finished" if summary else "stopped")
+    fields: dict[str, Any] = dict(
+        model_name=cfg.get("model"),
+        dataset=cfg.get("dataset"),
+        scheduler_type=cfg.get("scheduler"),
+        seed=cfg.get("seed"),
+        config=as_json(cfg),
+        epochs=cfg.get("epochs"),
+        monitor=cfg.get("monitor"),
+        comparability_key=comparability_key(cfg, folder),
+        status="finished" if summary else "stopped",
+    )
     if summary:
-        fields.update(best_epoch=summary.get("best_epoch"), best_metric=summary.get("best_metric"),
-                      test_accuracy=summary.get("test_acc"), test_loss=summary.get("test_loss"))
+        fields.update(
+            best_epoch=summary.get("best_epoch"),
+            best_metric=summary.get("best_metric"),
+            test_accuracy=summary.get("test_acc"),
+            test_loss=summary.get("test_loss"),
+        )
     run_id = db.upsert_run(folder, **fields)
     hyper = as_json(cfg.get("scheduler_params", {}))
     best = 0.0
     for row in rows:
         best = max(best, row.get("val_acc", 0.0))
-        db.upsert_epoch(run_id, {"model_name": cfg.get("model"), "scheduler_type": cfg.get("scheduler"),
-                                 "dataset": cfg.get("dataset"), "epoch": int(row["epoch"]),
-                                 "accuracy": row.get("val_acc"), "loss": row.get("val_loss"), "best_accuracy": best,
-                                 "hyperparameters": hyper, "lr": row.get("lr"), "train_loss": row.get("train_loss"),
-                                 "train_accuracy": row.get("train_acc")})
+        db.upsert_epoch(
+            run_id,
+            {
+                "model_name": cfg.get("model"),
+                "scheduler_type": cfg.get("scheduler"),
+                "dataset": cfg.get("dataset"),
+                "epoch": int(row["epoch"]),
+                "accuracy": row.get("val_acc"),
+                "loss": row.get("val_loss"),
+                "best_accuracy": best,
+                "hyperparameters": hyper,
+                "lr": row.get("lr"),
+                "train_loss": row.get("train_loss"),
+                "train_accuracy": row.get("train_acc"),
+            },
+        )
     common = {"model_name": cfg.get("model"), "scheduler_type": cfg.get("scheduler")}
     if summary and summary.get("per_class"):
         split = "test" if "test_acc" in summary else "val"
-        db.write_classes(run_id, [{**r, **common, "split": split, "epoch": summary["best_epoch"]}
-                                  for r in summary["per_class"]])
+        db.write_classes(
+            run_id, [{**r, **common, "split": split, "epoch": summary["best_epoch"]} for r in summary["per_class"]]
+        )
     # eval_* rows are filed under best.pt's epoch, else the last one trained
     epoch = summary.get("best_epoch") if summary else (int(rows[-1]["epoch"]) if rows else 0)
     for metrics in sorted(folder.glob("eval_*/metrics.json")):
         per = _eval_per_class(metrics)
-        db.write_classes(run_id, [{**common, "split": metrics.parent.name.removeprefix("eval_"), "epoch": epoch,
-                                   "class_id": i, "class_name": name, "accuracy": m["recall"],
-                                   "precision": m["precision"], "recall": m["recall"], "f1_score": m["f1"],
-                                   "support": m["support"]} for i, (name, m) in enumerate(per.items())])
+        db.write_classes(
+            run_id,
+            [
+                {
+                    **common,
+                    "split": metrics.parent.name.removeprefix("eval_"),
+                    "epoch": epoch,
+                    "class_id": i,
+                    "class_name": name,
+                    "accuracy": m["recall"],
+                    "precision": m["precision"],
+                    "recall": m["recall"],
+                    "f1_score": m["f1"],
+                    "support": m["support"],
+                }
+                for i, (name, m) in enumerate(per.items())
+            ],
+        )
     return run_id
 
 

@@ -6,6 +6,7 @@ which forwards exactly one SIGINT to every running job: each finishes its curren
 (Had the terminal's SIGINT reached the jobs directly as well, the forwarded one would be their second
 signal, which means "exit at once".) A second Ctrl-C is forwarded too: the jobs then exit at once.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,9 +14,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 
 @dataclass
@@ -48,8 +49,11 @@ class JobRunner:
             except ProcessLookupError:
                 pass
         if self.signals == 1:
-            os.write(2, f"\n{signal.Signals(signum).name}: stopping {len(self.running)} running jobs (each saves "
-                        f"last.pt); press Ctrl-C again to make them quit at once\n".encode())
+            os.write(
+                2,
+                f"\n{signal.Signals(signum).name}: stopping {len(self.running)} running jobs (each saves "
+                f"last.pt); press Ctrl-C again to make them quit at once\n".encode(),
+            )
 
     def run(self, jobs: Sequence[Job], on_done: Callable[[Job], None]) -> list[Job]:
         """Run the jobs; returns those never started (when a signal stopped the sweep)."""
@@ -78,6 +82,12 @@ class JobRunner:
         with open(job.log, "ab") as log:
             log.write(f"\n$ {' '.join(job.command)}\n".encode())
             log.flush()
-            proc = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env={**os.environ, **job.env}, start_new_session=True)
+            proc = subprocess.Popen(
+                job.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **job.env},
+                start_new_session=True,
+            )
         self.running[proc] = (job, time.monotonic())

@@ -17,6 +17,7 @@ Only comparable runs are ranked: those with one comparability key (resultsdb/com
 are counted in ``Board.left_out`` and the notes say so. Read from the run folders (summary.json,
 metrics.csv, config.yaml) for a sweep, so ``--results_db none`` still gets its leaderboard.
 """
+
 from __future__ import annotations
 
 import csv
@@ -38,8 +39,18 @@ METRICS = {
     "val_loss": ("lowest validation loss", False),
 }
 DEFAULT_METRIC = "test_acc"
-COLUMNS = ("schedule", "runs", "mean", "std", "ci95_low", "ci95_high", "diff_vs_best", "diff_ci95_low",
-           "diff_ci95_high", "verdict")
+COLUMNS = (
+    "schedule",
+    "runs",
+    "mean",
+    "std",
+    "ci95_low",
+    "ci95_high",
+    "diff_vs_best",
+    "diff_ci95_low",
+    "diff_ci95_high",
+    "verdict",
+)
 ONE_SEED = "1 seed: no confidence interval; add --seeds 0 1 2"
 CONFIDENCE = 0.95
 
@@ -47,6 +58,7 @@ CONFIDENCE = 0.95
 @dataclass(frozen=True)
 class Sample:
     """One run's value of the metric (None: it has none yet), with what identifies it."""
+
     schedule: str
     seed: int
     value: float | None
@@ -75,8 +87,12 @@ class RunResult:
         return self.val_loss if metric.endswith("_loss") else self.val_acc
 
     def sample(self, metric: str) -> Sample:
-        value = {"test_acc": self.test_acc, "test_loss": self.test_loss, "val_acc": self.best_val_acc,
-                 "val_loss": self.best_val_loss}[metric]
+        value = {
+            "test_acc": self.test_acc,
+            "test_loss": self.test_loss,
+            "val_acc": self.best_val_acc,
+            "val_loss": self.best_val_loss,
+        }[metric]
         return Sample(self.schedule, self.seed, value, self.key)
 
 
@@ -94,15 +110,29 @@ def read_run(schedule: str, seed: int, folder: Path) -> RunResult | None:
     if (folder / "config.yaml").is_file():
         from resultsdb.compare import comparability_key
         from resultsdb.importer import UnreadableRun, read_config
+
         try:
             key = comparability_key(read_config(folder), folder)
         except UnreadableRun:
             key = None  # no settings to compare by: never ranked with others
     val = [float(r["val_acc"]) for r in rows]
     loss = [float(r["val_loss"]) for r in rows]
-    return RunResult(schedule, seed, folder, summary.get("test_acc"), summary.get("test_loss"), max(val),
-                     min(loss), summary.get("best_epoch"), len(rows), sum(float(r["seconds"]) for r in rows), val,
-                     bool(summary), key, loss)
+    return RunResult(
+        schedule,
+        seed,
+        folder,
+        summary.get("test_acc"),
+        summary.get("test_loss"),
+        max(val),
+        min(loss),
+        summary.get("best_epoch"),
+        len(rows),
+        sum(float(r["seconds"]) for r in rows),
+        val,
+        bool(summary),
+        key,
+        loss,
+    )
 
 
 @dataclass
@@ -118,6 +148,7 @@ class Board:
 
 def _t_interval(values: Sequence[float]) -> tuple[float | None, float | None]:
     from scipy import stats
+
     n = len(values)
     if n < 2:
         return None, None
@@ -131,6 +162,7 @@ def _t_interval(values: Sequence[float]) -> tuple[float | None, float | None]:
 def _paired(mine: dict[int, float], top: dict[int, float]) -> tuple[float | None, float | None, float | None]:
     """(mean difference, interval low, high) over the seeds both have; interval None below 2 pairs."""
     from scipy import stats
+
     seeds = sorted(set(mine) & set(top))
     if not seeds:
         return None, None, None
@@ -157,6 +189,7 @@ def rank(samples: Sequence[Sample], metric: str = DEFAULT_METRIC, key: str | Non
     (None: the most common key among them)."""
     if metric not in METRICS:
         from common.errors import UsageError
+
         raise UsageError(f"unknown metric '{metric}'; valid: {', '.join(METRICS)}")
     higher_better = METRICS[metric][1]
     if key is None:
@@ -177,14 +210,24 @@ def rank(samples: Sequence[Sample], metric: str = DEFAULT_METRIC, key: str | Non
     for i, name in enumerate(order):
         values = list(by_schedule[name].values())
         low, high = _t_interval(values)
-        row = {"schedule": name, "runs": len(values), "mean": statistics.fmean(values),
-               "std": statistics.stdev(values) if len(values) > 1 else None, "ci95_low": low, "ci95_high": high}
+        row = {
+            "schedule": name,
+            "runs": len(values),
+            "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else None,
+            "ci95_low": low,
+            "ci95_high": high,
+        }
         if i == 0:
             row.update(diff_vs_best=0.0, diff_ci95_low=None, diff_ci95_high=None, verdict="best")
         else:
             diff, dlow, dhigh = _paired(by_schedule[name], by_schedule[order[0]])
-            row.update(diff_vs_best=diff, diff_ci95_low=dlow, diff_ci95_high=dhigh,
-                       verdict=_verdict(dlow, dhigh, higher_better))
+            row.update(
+                diff_vs_best=diff,
+                diff_ci95_low=dlow,
+                diff_ci95_high=dhigh,
+                verdict=_verdict(dlow, dhigh, higher_better),
+            )
         board.rows.append(row)
     board.notes = _notes(board)
     return board
@@ -197,18 +240,24 @@ def leaderboard(results: Sequence[RunResult], metric: str = DEFAULT_METRIC, key:
 
 def _notes(board: Board) -> list[str]:
     notes = []
-    if any(r["runs"] == 1 for r in board.rows) or (len(board.rows) > 1 and all(
-            r["diff_ci95_low"] is None for r in board.rows[1:])):
+    if any(r["runs"] == 1 for r in board.rows) or (
+        len(board.rows) > 1 and all(r["diff_ci95_low"] is None for r in board.rows[1:])
+    ):
         notes.append(ONE_SEED)
     if board.left_out:
-        notes.append(f"{board.left_out} run{'s' * (board.left_out != 1)} left out for differing settings "
-                     f"(comparability key other than '{board.key}')")
+        notes.append(
+            f"{board.left_out} run{'s' * (board.left_out != 1)} left out for differing settings "
+            f"(comparability key other than '{board.key}')"
+        )
     if board.no_value:
-        notes.append(f"{board.no_value} run{'s' * (board.no_value != 1)} without a {board.metric} yet "
-                     f"(unfinished, or no test split: rank those by val_acc) left out")
+        notes.append(
+            f"{board.no_value} run{'s' * (board.no_value != 1)} without a {board.metric} yet "
+            f"(unfinished, or no test split: rank those by val_acc) left out"
+        )
     if board.repeats:
-        notes.append(f"{board.repeats} repeated run{'s' * (board.repeats != 1)} of a schedule and seed: the newest "
-                     f"counted")
+        notes.append(
+            f"{board.repeats} repeated run{'s' * (board.repeats != 1)} of a schedule and seed: the newest counted"
+        )
     return notes
 
 
@@ -223,27 +272,45 @@ def _fmt(metric: str, value: float | None, signed: bool = False) -> str:
 def format_row(board: Board, row: dict) -> dict[str, str]:
     """A row as text: accuracies in percent (2 decimals), losses with 4 decimals, differences signed."""
     m = board.metric
-    return {"schedule": row["schedule"], "runs": str(row["runs"]), "mean": _fmt(m, row["mean"]),
-            "std": _fmt(m, row["std"]), "ci95_low": _fmt(m, row["ci95_low"]), "ci95_high": _fmt(m, row["ci95_high"]),
-            "diff_vs_best": _fmt(m, row["diff_vs_best"], True), "diff_ci95_low": _fmt(m, row["diff_ci95_low"], True),
-            "diff_ci95_high": _fmt(m, row["diff_ci95_high"], True), "verdict": row["verdict"]}
+    return {
+        "schedule": row["schedule"],
+        "runs": str(row["runs"]),
+        "mean": _fmt(m, row["mean"]),
+        "std": _fmt(m, row["std"]),
+        "ci95_low": _fmt(m, row["ci95_low"]),
+        "ci95_high": _fmt(m, row["ci95_high"]),
+        "diff_vs_best": _fmt(m, row["diff_vs_best"], True),
+        "diff_ci95_low": _fmt(m, row["diff_ci95_low"], True),
+        "diff_ci95_high": _fmt(m, row["diff_ci95_high"], True),
+        "verdict": row["verdict"],
+    }
 
 
 def describe(board: Board) -> str:
     what, higher = METRICS[board.metric]
     unit = " in %" if board.metric.endswith("_acc") else ""
-    return (f"{board.metric} ({what}{unit}; {'higher' if higher else 'lower'} is better) over seeds; "
-            f"runs compared: {board.key}")
+    return (
+        f"{board.metric} ({what}{unit}; {'higher' if higher else 'lower'} is better) over seeds; "
+        f"runs compared: {board.key}"
+    )
 
 
 def to_markdown(board: Board, title: str) -> str:
-    lines = [f"### {title}", "", describe(board), "",
-             "| " + " | ".join(COLUMNS) + " |", "|---|" + "---:|" * (len(COLUMNS) - 2) + "---|"]
+    lines = [
+        f"### {title}",
+        "",
+        describe(board),
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|---|" + "---:|" * (len(COLUMNS) - 2) + "---|",
+    ]
     for row in board.rows:
         lines.append("| " + " | ".join(format_row(board, row).values()) + " |")
     lines.append("")
-    lines.append("ci95: t-interval of the mean over seeds; diff_*: paired by seed with the best schedule "
-                 "(t-interval, scipy.stats.ttest_rel); verdict tied: that interval contains 0.")
+    lines.append(
+        "ci95: t-interval of the mean over seeds; diff_*: paired by seed with the best schedule "
+        "(t-interval, scipy.stats.ttest_rel); verdict tied: that interval contains 0."
+    )
     lines += board.notes
     return "\n".join(lines) + "\n"
 

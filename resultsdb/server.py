@@ -5,6 +5,7 @@ The URL is SQLAlchemy's; the connection is its driver's (psycopg2), wrapped to b
 transaction, rows readable by index and by name. So the schema and every query are the same text
 on both; the few spellings that differ are translated in :func:`dialect` (one place).
 """
+
 from __future__ import annotations
 
 import re
@@ -23,20 +24,21 @@ def is_url(target: Any) -> bool:
 
 def with_driver(url: str) -> str:
     """``postgresql://`` with the installed driver (psycopg2; SQLAlchemy 2.1 would pick psycopg 3)."""
-    return "postgresql+psycopg2://" + url[len("postgresql://"):] if url.startswith("postgresql://") else url
+    return "postgresql+psycopg2://" + url[len("postgresql://") :] if url.startswith("postgresql://") else url
 
 
 def sqlite_path(url: str) -> str | None:
     """The file of a ``sqlite:///PATH`` URL (None for other URLs): SQLite keeps its own connection."""
-    return url[len("sqlite:///"):] if url.startswith("sqlite:///") else None
+    return url[len("sqlite:///") :] if url.startswith("sqlite:///") else None
 
 
 def dialect(sql: str) -> str:
     """SQLite's SQL as PostgreSQL reads it: ``?`` -> ``%s`` (outside quoted text), an integer primary
     key -> SERIAL."""
     parts = re.split(r"('(?:[^']|'')*')", sql)  # odd items are quoted literals
-    sql = "".join(p.replace("%", "%%") if i % 2 else p.replace("%", "%%").replace("?", "%s")
-                  for i, p in enumerate(parts))
+    sql = "".join(
+        p.replace("%", "%%") if i % 2 else p.replace("%", "%%").replace("?", "%s") for i, p in enumerate(parts)
+    )
     return re.sub(r"\bINTEGER PRIMARY KEY\b", "SERIAL PRIMARY KEY", sql)
 
 
@@ -46,13 +48,16 @@ class ServerConnection:
     def __init__(self, url: str, timeout: float):
         import sqlalchemy
         from sqlalchemy.pool import NullPool
+
         try:
-            engine = sqlalchemy.create_engine(with_driver(url), poolclass=NullPool,
-                                              connect_args={"connect_timeout": max(1, int(timeout))})
+            engine = sqlalchemy.create_engine(
+                with_driver(url), poolclass=NullPool, connect_args={"connect_timeout": max(1, int(timeout))}
+            )
             self.raw = engine.raw_connection()
         except Exception as e:  # noqa: BLE001 - the URL's driver or server: one message
             raise ServerError(_first_line(e)) from None
         from psycopg2.extras import DictCursor
+
         self.cursor_factory = DictCursor
 
     def execute(self, sql: str, params: Iterable[Any] = ()):

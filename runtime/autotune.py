@@ -15,6 +15,7 @@ random numbers are untouched). Decisions are cached in ``$XDG_CACHE_HOME/imgclf/
 (``~/.cache/imgclf``); an unreadable cache is ignored. The trainer writes the decision into the
 run's config, so ``--resume`` replays it exactly, whatever this machine would pick today.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,9 +24,9 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -38,9 +39,20 @@ from runtime.runtime import amp_dtype_of
 BUDGET_S = 2.5  # whole measurement, all candidates; the issue's limit is ~3 s
 MIN_GAIN = 1.05  # a non-default choice must be at least 5 % faster: noise must not flip decisions
 # oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) that still include its bfloat16 kernels.
-BF16_ISAS = {"", "ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX",
-             "AVX512_CORE_AMX_FP16", "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512",
-             "AVX10_2_512_AMX_2"}
+BF16_ISAS = {
+    "",
+    "ALL",
+    "DEFAULT",
+    "AVX512_CORE_BF16",
+    "AVX512_CORE_FP16",
+    "AVX512_CORE_AMX",
+    "AVX512_CORE_AMX_FP16",
+    "AVX10_1_512",
+    "AVX10_1_512_AMX",
+    "AVX10_1_512_AMX_FP16",
+    "AVX10_2_512",
+    "AVX10_2_512_AMX_2",
+}
 
 
 @dataclass
@@ -57,8 +69,10 @@ class Choice:
 
     def line(self) -> str:
         amp = f"AMP {self.dtype}" if self.amp else "AMP off"
-        return (f"{amp}, channels_last {'on' if self.channels_last else 'off'}: {self.reason}"
-                f"{' (cached decision)' if self.cached else ''}")
+        return (
+            f"{amp}, channels_last {'on' if self.channels_last else 'off'}: {self.reason}"
+            f"{' (cached decision)' if self.cached else ''}"
+        )
 
 
 # ---------------------------------------------------------------- capability probes
@@ -84,8 +98,10 @@ def machine_id(device: torch.device, threads: int) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = next((line.split(":", 1)[1].strip() for line in _lines("/proc/cpuinfo")
-                     if line.startswith("model name")), platform.processor())
+        name = next(
+            (line.split(":", 1)[1].strip() for line in _lines("/proc/cpuinfo") if line.startswith("model name")),
+            platform.processor(),
+        )
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
     return f"{name}|{torch.backends.cpu.get_cpu_capability()}|{isa}|torch {torch.__version__}|{threads} threads"
 
@@ -130,8 +146,9 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def _step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype | None
-             ) -> Callable[[], float]:
+def _step_fn(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype | None
+) -> Callable[[], float]:
     """A function that runs one forward+backward and returns its seconds."""
     device = x.device
 
@@ -144,6 +161,7 @@ def _step_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: to
         model.zero_grad(set_to_none=True)
         _sync(device)
         return time.perf_counter() - t0
+
     return step
 
 
@@ -151,9 +169,15 @@ class Inconclusive(Exception):
     """The measurement ran far past its budget: the machine is too busy for timings to mean anything."""
 
 
-def measure(model_fn: Callable[[], torch.nn.Module], shape: tuple[int, ...], num_classes: int,
-            device: torch.device, candidates: list[tuple[str, bool]], budget_s: float = BUDGET_S,
-            rounds: int = 5) -> dict[tuple[str, bool], float]:
+def measure(
+    model_fn: Callable[[], torch.nn.Module],
+    shape: tuple[int, ...],
+    num_classes: int,
+    device: torch.device,
+    candidates: list[tuple[str, bool]],
+    budget_s: float = BUDGET_S,
+    rounds: int = 5,
+) -> dict[tuple[str, bool], float]:
     """Seconds per image of each (dtype name, channels_last) candidate, on a throwaway model.
 
     Candidates are timed in turns (one step each per round, best of the rounds), so load from
@@ -165,18 +189,28 @@ def measure(model_fn: Callable[[], torch.nn.Module], shape: tuple[int, ...], num
     def check() -> None:
         if time.perf_counter() > deadline:
             raise Inconclusive
+
     dtypes = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(0)
         base = model_fn().to(device).train()
-        models = {cl: copy.deepcopy(base).to(memory_format=torch.channels_last if cl else torch.contiguous_format)
-                  for cl in {cl for _, cl in candidates}}
+        models = {
+            cl: copy.deepcopy(base).to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+            for cl in {cl for _, cl in candidates}
+        }
 
         def steps(batch: int) -> dict[tuple[str, bool], Callable[[], float]]:
             x = torch.randn((batch, *shape[1:]), device=device)
             y = torch.randint(0, num_classes, (batch,), device=device)
-            return {(d, cl): _step_fn(models[cl], x.contiguous(memory_format=torch.channels_last if cl else
-                                      torch.contiguous_format), y, dtypes[d]) for d, cl in candidates}
+            return {
+                (d, cl): _step_fn(
+                    models[cl],
+                    x.contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format),
+                    y,
+                    dtypes[d],
+                )
+                for d, cl in candidates
+            }
 
         # Probe the per-image cost on a small batch, then time the real batch if it fits the budget
         # (warm-up + 2 rounds of every candidate), else the largest batch that does.
@@ -205,24 +239,39 @@ def _name(dtype: str, cl: bool) -> str:
 
 
 # ---------------------------------------------------------------- the decision
-def decide(amp: str, amp_dtype: str, channels_last: str, *, device: torch.device, threads: int,
-           model_fn: Callable[[], torch.nn.Module], model_key: dict, shape: tuple[int, ...],
-           num_classes: int) -> Choice:
+def decide(
+    amp: str,
+    amp_dtype: str,
+    channels_last: str,
+    *,
+    device: torch.device,
+    threads: int,
+    model_fn: Callable[[], torch.nn.Module],
+    model_key: dict,
+    shape: tuple[int, ...],
+    num_classes: int,
+) -> Choice:
     """Resolve ``amp`` / ``channels_last`` (auto|on|off) for this machine, measuring when it matters.
 
     ``model_fn`` builds a throwaway copy of the model (``num_classes`` outputs) for timing batches of
     ``shape``; ``model_key`` identifies it in the cache, with the machine, ``threads`` and ``shape``.
     """
     native, why = {"cpu": cpu_bf16, "cuda": lambda: (True, "CUDA GPU")}.get(
-        device.type, lambda: (False, f"no autocast measured on {device.type}"))()
+        device.type, lambda: (False, f"no autocast measured on {device.type}")
+    )()
     on_dtype = str(amp_dtype_of(amp_dtype, device)).removeprefix("torch.")
     if amp == "off" or device.type == "mps" or (amp == "auto" and device.type == "cpu" and not native):
         dtypes = ["float32"]
     elif amp == "on":
         dtypes = [on_dtype]
     elif device.type == "cuda":
-        dtypes = ["float16"] if amp_dtype == "float16" else ["bfloat16"] if amp_dtype == "bfloat16" else (
-            ["float16", "bfloat16"] if torch.cuda.is_bf16_supported() else ["float16"])
+        dtypes = (
+            ["float16"]
+            if amp_dtype == "float16"
+            else ["bfloat16"]
+            if amp_dtype == "bfloat16"
+            else (["float16", "bfloat16"] if torch.cuda.is_bf16_supported() else ["float16"])
+        )
     else:
         dtypes = ["float32", "bfloat16"]
     layouts = [False, True] if channels_last == "auto" else [channels_last == "on"]
@@ -236,8 +285,15 @@ def decide(amp: str, amp_dtype: str, channels_last: str, *, device: torch.device
         reason = "as asked" if amp != "auto" else why
         return Choice(d != "float32", d if d != "float32" else on_dtype, cl, reason)
 
-    key = json.dumps({"machine": machine_id(device, threads), "model": model_key, "shape": list(shape),
-                      "asked": [amp, amp_dtype, channels_last]}, sort_keys=True)
+    key = json.dumps(
+        {
+            "machine": machine_id(device, threads),
+            "model": model_key,
+            "shape": list(shape),
+            "asked": [amp, amp_dtype, channels_last],
+        },
+        sort_keys=True,
+    )
     hit = _read_cache().get(key)
     if isinstance(hit, dict):
         try:
@@ -251,16 +307,21 @@ def decide(amp: str, amp_dtype: str, channels_last: str, *, device: torch.device
             times = measure(model_fn, shape, num_classes, device, candidates)
     except Inconclusive:  # keep the default, say so, and measure again next time (nothing cached)
         d, cl = candidates[0]
-        return Choice(d != "float32", d if d != "float32" else on_dtype, cl,
-                      f"{why}; timing inconclusive (the machine is busy): kept {_name(d, cl)}",
-                      warning="warning: --amp on: the slowdown could not be measured (machine busy)" if warn_slow else "")
+        return Choice(
+            d != "float32",
+            d if d != "float32" else on_dtype,
+            cl,
+            f"{why}; timing inconclusive (the machine is busy): kept {_name(d, cl)}",
+            warning="warning: --amp on: the slowdown could not be measured (machine busy)" if warn_slow else "",
+        )
     choice = _pick(times, dtypes, layouts, amp, why, warn_slow)
     _write_cache(key, choice)
     return choice
 
 
-def _pick(times: dict[tuple[str, bool], float], dtypes: list[str], layouts: list[bool], amp: str, why: str,
-          warn_slow: bool) -> Choice:
+def _pick(
+    times: dict[tuple[str, bool], float], dtypes: list[str], layouts: list[bool], amp: str, why: str, warn_slow: bool
+) -> Choice:
     ms = {_name(d, cl): round(t * 1000, 4) for (d, cl), t in times.items()}
     # The first candidate is the default; another must beat it by MIN_GAIN.
     mine = [(d, cl) for d in dtypes for cl in layouts]
@@ -273,8 +334,11 @@ def _pick(times: dict[tuple[str, bool], float], dtypes: list[str], layouts: list
     if len(dtypes) > 1:
         other = next(o for o in dtypes if o != d)
         ratio = times[(other, cl)] / times[best]
-        parts.append(f"{why}; {d} measured {ratio:.1f}x faster than {other}" if ratio >= 1 else
-                     f"{why}; {d} measured within {1 / ratio:.2f}x of {other}")
+        parts.append(
+            f"{why}; {d} measured {ratio:.1f}x faster than {other}"
+            if ratio >= 1
+            else f"{why}; {d} measured within {1 / ratio:.2f}x of {other}"
+        )
     elif amp == "auto":
         parts.append(why)
     if len(layouts) > 1:
@@ -283,7 +347,9 @@ def _pick(times: dict[tuple[str, bool], float], dtypes: list[str], layouts: list
     warning = ""
     if warn_slow:
         slow = times[(d, cl)] / times[("float32", cl)]
-        warning = (f"warning: --amp on: {why}; bfloat16 measured {slow:.1f}x slower than float32 here "
-                   f"(--amp auto picks the faster)")
+        warning = (
+            f"warning: --amp on: {why}; bfloat16 measured {slow:.1f}x slower than float32 here "
+            f"(--amp auto picks the faster)"
+        )
     reason = "; ".join(parts) or "as asked"
     return Choice(d != "float32", d if d != "float32" else "bfloat16", cl, reason, ms, warning)

@@ -12,13 +12,15 @@ Rules every caller relies on:
   at the same update (``any_rank``, :class:`BatchAgreement`); otherwise one rank would wait forever
   in a collective the others never reach.
 """
+
 from __future__ import annotations
 
 import atexit
 import contextlib
 import math
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -65,13 +67,17 @@ def setup(device_name: str) -> torch.device | None:
     if not dist.is_available():
         raise UsageError("this PyTorch build has no torch.distributed; run train.py without torchrun")
     if device_name not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"--device {device_name} under torchrun: use cuda (one GPU per local rank, NCCL) "
-                         f"or cpu (gloo); the device of each process follows LOCAL_RANK")
+        raise UsageError(
+            f"--device {device_name} under torchrun: use cuda (one GPU per local rank, NCCL) "
+            f"or cpu (gloo); the device of each process follows LOCAL_RANK"
+        )
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available()):
         if torch.cuda.device_count() <= local:
-            raise UsageError(f"local rank {local} has no GPU of its own ({torch.cuda.device_count()} on this "
-                             f"node); start at most that many processes per node (--nproc_per_node)")
+            raise UsageError(
+                f"local rank {local} has no GPU of its own ({torch.cuda.device_count()} on this "
+                f"node); start at most that many processes per node (--nproc_per_node)"
+            )
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
         dist.init_process_group("nccl", device_id=device)
@@ -95,8 +101,10 @@ def peer_failures():
         text = str(e)
         if not is_dist() or not (isinstance(e, dist.DistError) or "closed by peer" in text or "NCCL" in text):
             raise
-        raise AppError(f"rank {rank()} stopped because another process of this torchrun job failed (its "
-                       f"error is above): {text.splitlines()[0][:160]}") from None
+        raise AppError(
+            f"rank {rank()} stopped because another process of this torchrun job failed (its "
+            f"error is above): {text.splitlines()[0][:160]}"
+        ) from None
 
 
 def shutdown() -> None:
@@ -126,8 +134,10 @@ def describe(cfg) -> str:
     """The start line's part about processes, global batch and LR (empty in a single process)."""
     if not is_dist():
         return ""
-    return (f"; {world()} processes ({dist.get_backend()}) x batch {cfg.batch_size} = global batch "
-            f"{world() * cfg.batch_size}, lr {scaled_lr(cfg.lr, cfg.lr_scaling):g} (--lr_scaling {cfg.lr_scaling})")
+    return (
+        f"; {world()} processes ({dist.get_backend()}) x batch {cfg.batch_size} = global batch "
+        f"{world() * cfg.batch_size}, lr {scaled_lr(cfg.lr, cfg.lr_scaling):g} (--lr_scaling {cfg.lr_scaling})"
+    )
 
 
 def own_rank_state(ckpt: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -144,11 +154,16 @@ def own_rank_state(ckpt: dict[str, Any]) -> tuple[dict[str, Any], str]:
             return states[rank()], ""
         return {"rng": ckpt["rng"], "partial": ckpt.get("partial_epoch")}, ""
     part = ckpt.get("partial_epoch")
-    redo = (f"; the {plural(part['batches'], 'batch')} of epoch {part['epoch']} it had done are trained again"
-            if part else "")
-    note = (f"note: {_processes(saved)} wrote this checkpoint, this run has {world()}: continuing from the "
-            f"end of epoch {ckpt['epoch']}{redo}. Batches and updates per epoch change, so the result is close to "
-            f"but not the same as an uninterrupted run (resume with {saved} for an exact one)")
+    redo = (
+        f"; the {plural(part['batches'], 'batch')} of epoch {part['epoch']} it had done are trained again"
+        if part
+        else ""
+    )
+    note = (
+        f"note: {_processes(saved)} wrote this checkpoint, this run has {world()}: continuing from the "
+        f"end of epoch {ckpt['epoch']}{redo}. Batches and updates per epoch change, so the result is close to "
+        f"but not the same as an uninterrupted run (resume with {saved} for an exact one)"
+    )
     return {"rng": ckpt["rng"] if is_main() else None, "partial": None}, note
 
 
@@ -234,8 +249,9 @@ def wrap(model: nn.Module, device: torch.device, sync_bn: bool, partly_frozen: b
         if device.type != "cuda":
             raise UsageError("--sync_bn needs CUDA: PyTorch's SyncBatchNorm has no CPU (gloo) implementation")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
-                                               find_unused_parameters=partly_frozen)
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[device] if device.type == "cuda" else None, find_unused_parameters=partly_frozen
+    )
 
 
 class BatchAgreement:
@@ -253,8 +269,9 @@ class BatchAgreement:
         self.class_weight = class_weight
         self.stop = False
 
-    def loss_value(self, loss: torch.Tensor, labels: torch.Tensor, need_value: bool = True
-                   ) -> tuple[float | None, float]:
+    def loss_value(
+        self, loss: torch.Tensor, labels: torch.Tensor, need_value: bool = True
+    ) -> tuple[float | None, float]:
         """(loss value for the non-finite guard: NaN if any rank's is non-finite, this rank's share).
 
         Alone and without ``need_value`` (a GradScaler guards float16 on the device) it reads
@@ -263,10 +280,14 @@ class BatchAgreement:
         if not is_dist():
             return (loss.item() if need_value else None), 1.0
         w = self.class_weight
-        denom = w[labels].sum().double() if w is not None else torch.tensor(float(labels.shape[0]),
-                                                                             dtype=torch.float64)
-        t = torch.stack([denom.to(loss.device), (~torch.isfinite(loss.detach())).double(),
-                         torch.tensor(float(self.should_stop()), dtype=torch.float64, device=loss.device)])
+        denom = w[labels].sum().double() if w is not None else torch.tensor(float(labels.shape[0]), dtype=torch.float64)
+        t = torch.stack(
+            [
+                denom.to(loss.device),
+                (~torch.isfinite(loss.detach())).double(),
+                torch.tensor(float(self.should_stop()), dtype=torch.float64, device=loss.device),
+            ]
+        )
         t = t.to(_comm_device())
         dist.all_reduce(t)
         total, bad, stop = t.tolist()

@@ -8,6 +8,7 @@ worst it can do is leave a stale temp file (removed at the next start) and lose 
 
 Exit status follows the shell convention 128 + signal number: 130 for SIGINT, 143 for SIGTERM.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from common.errors import AppError
 
@@ -37,8 +38,10 @@ class Interrupted(AppError):
 def resume_command(run_dir: Path) -> str:
     """The one command that continues this run (or starts it, if nothing was saved yet)."""
     script = sys.argv[0] if sys.argv and sys.argv[0].endswith("train.py") else "train.py"
-    return (f"{launcher()} {shlex.quote(script)} --checkpoint_dir {shlex.quote(str(run_dir.parent))} "
-            f"--run_name {shlex.quote(run_dir.name)} --resume auto")
+    return (
+        f"{launcher()} {shlex.quote(script)} --checkpoint_dir {shlex.quote(str(run_dir.parent))} "
+        f"--run_name {shlex.quote(run_dir.name)} --resume auto"
+    )
 
 
 def launcher() -> str:
@@ -77,7 +80,7 @@ class GracefulStop:
     def __call__(self) -> bool:
         return self.signum is not None
 
-    def __enter__(self) -> "GracefulStop":
+    def __enter__(self) -> GracefulStop:
         if threading.current_thread() is threading.main_thread():
             for sig in SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -93,19 +96,24 @@ class GracefulStop:
         if self.signum is not None and time.monotonic() - self._first < self.coalesce_s:
             return
         if self.signum is not None and self._at_once is None:
-            os.write(2, f"\n{name} again: exiting now; files on disk are complete (last.pt is the "
-                        f"last saved state)\n".encode())
+            os.write(
+                2,
+                f"\n{name} again: exiting now; files on disk are complete (last.pt is the last saved state)\n".encode(),
+            )
             os._exit(128 + signum)
         if self._at_once is not None:
             self.signum, self._first = signum, time.monotonic()
             raise self._at_once()
         self.signum, self._first = signum, time.monotonic()
-        os.write(2, f"\n{name}: finishing the current step and saving last.pt "
-                    f"(press Ctrl-C again to quit at once)\n".encode())
+        os.write(
+            2,
+            f"\n{name}: finishing the current step and saving last.pt (press Ctrl-C again to quit at once)\n".encode(),
+        )
 
     def error(self, where: str, run_dir: Path) -> Interrupted:
         """The exception to raise once ``last.pt`` is saved."""
         assert self.signum is not None
         name = signal.Signals(self.signum).name
-        return Interrupted(f"{name} at {where}; saved {run_dir / 'last.pt'}. Resume with: "
-                           f"{resume_command(run_dir)}", self.signum)
+        return Interrupted(
+            f"{name} at {where}; saved {run_dir / 'last.pt'}. Resume with: {resume_command(run_dir)}", self.signum
+        )

@@ -9,6 +9,7 @@ formulas), compose.py (SequentialLR, ChainedScheduler), swa.py (SWALR); schedule
 schedule-free optimizers' constant LR; formulas.py holds the
 checkpointable callables behind LambdaLR-based entries; presets.py the 35 seed presets.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,18 +18,56 @@ from torch.optim import Optimizer
 
 from schedulers import compose, schedule_free, swa, torch_catalog, transformers_catalog  # noqa: F401  (register entries)
 from schedulers.presets import PRESETS, REFERENCE_EPOCHS
-from schedulers.registry import (SCHEDULES, Param, Plan, ScheduleSpec, describe_schedule, get_spec, is_horizon_free,
-                                 make_plan, names, preset_names, preset_of, register, resolve_params)
+from schedulers.registry import (
+    SCHEDULES,
+    Param,
+    Plan,
+    ScheduleSpec,
+    describe_schedule,
+    get_spec,
+    is_horizon_free,
+    make_plan,
+    names,
+    preset_names,
+    preset_of,
+    register,
+    resolve_params,
+)
 from schedulers.swa import uses_swa
 from schedulers.warmup import WARMUP_MODES, WarmupScheduler, warmup_factor
 
-__all__ = ["PRESETS", "REFERENCE_EPOCHS", "SCHEDULES", "Param", "Plan", "ScheduleSpec", "WARMUP_MODES",
-           "WarmupScheduler", "build_scheduler", "describe_schedule", "get_spec", "is_horizon_free", "make_plan",
-           "names", "preset_names", "preset_of", "register", "resolve_params", "uses_swa", "warmup_factor"]
+__all__ = [
+    "PRESETS",
+    "REFERENCE_EPOCHS",
+    "SCHEDULES",
+    "Param",
+    "Plan",
+    "ScheduleSpec",
+    "WARMUP_MODES",
+    "WarmupScheduler",
+    "build_scheduler",
+    "describe_schedule",
+    "get_spec",
+    "is_horizon_free",
+    "make_plan",
+    "names",
+    "preset_names",
+    "preset_of",
+    "register",
+    "resolve_params",
+    "uses_swa",
+    "warmup_factor",
+]
 
 
-def build_scheduler(optimizer: Optimizer, name: str, params: dict[str, Any], plan: Plan,
-                    warmup_mode: str = "linear", warmup_start_factor: float = 0.01) -> WarmupScheduler:
+def build_scheduler(
+    optimizer: Optimizer,
+    name: str,
+    params: dict[str, Any],
+    plan: Plan,
+    warmup_mode: str = "linear",
+    warmup_start_factor: float = 0.01,
+) -> WarmupScheduler:
     """Build schedule ``name`` (catalog name, alias or preset) on ``optimizer`` for ``plan``, wrapped with its
     warmup. The wrapper's ``schedule`` (also in its state_dict) records what ``name`` resolved to."""
     spec = get_spec(name)

@@ -18,6 +18,7 @@ torch's SequentialLR starts it (``step(0)``): from the base LR, in its freshly b
 phase is laid out on its own span (the last one on the rest of training), so ``cosine`` as the
 last phase still reaches its minimum on the last update.
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,8 +26,17 @@ import math
 from typing import Any
 
 from common.errors import UsageError
-from schedulers.registry import (Param, Plan, ScheduleSpec, deliver_epoch, deliver_update, get_spec,
-                                 is_horizon_free, register, resolve_params)
+from schedulers.registry import (
+    Param,
+    Plan,
+    ScheduleSpec,
+    deliver_epoch,
+    deliver_update,
+    get_spec,
+    is_horizon_free,
+    register,
+    resolve_params,
+)
 
 
 def child_configs(p: dict) -> list[tuple[str, dict]]:
@@ -52,10 +62,15 @@ def _check(kind: str):
         milestones = p.get("milestones")
         if milestones is not None:
             if len(milestones) != len(children) - 1:
-                raise UsageError(f"{kind} needs one milestone fewer than schedulers ({len(children)} schedulers, "
-                                 f"{len(milestones)} milestones)")
-            if any(not isinstance(m, int) for m in milestones) or any(b <= a for a, b in zip(milestones, milestones[1:])):
+                raise UsageError(
+                    f"{kind} needs one milestone fewer than schedulers ({len(children)} schedulers, "
+                    f"{len(milestones)} milestones)"
+                )
+            if any(not isinstance(m, int) for m in milestones) or any(
+                b <= a for a, b in zip(milestones, milestones[1:])
+            ):
                 raise UsageError(f"{kind} milestones must be increasing whole epochs, got {milestones}")
+
     return check
 
 
@@ -92,8 +107,9 @@ class _Composition:
 class Sequential(_Composition):
     """One child at a time; the next takes over at each milestone epoch, restarted from the base LR."""
 
-    def __init__(self, optimizer, children: list[tuple[str, Any]], milestones: list[int],
-                 initial: list[tuple[dict, list[float]]]):
+    def __init__(
+        self, optimizer, children: list[tuple[str, Any]], milestones: list[int], initial: list[tuple[dict, list[float]]]
+    ):
         super().__init__(optimizer, children)
         self.milestones = list(milestones)
         self.initial = initial  # each child's freshly built state and LRs: where a phase starts
@@ -163,8 +179,9 @@ def _phase_plans(plan: Plan, milestones: list[int]) -> list[Plan]:
 def _sequential(optimizer, p: dict, plan: Plan) -> Sequential:
     configs = child_configs(p)
     n, he = len(configs), plan.horizon_epochs
-    milestones = p["milestones"] if p["milestones"] is not None else [
-        max(i, math.floor(i * he / n + 0.5)) for i in range(1, n)]  # the rest split evenly
+    milestones = (
+        p["milestones"] if p["milestones"] is not None else [max(i, math.floor(i * he / n + 0.5)) for i in range(1, n)]
+    )  # the rest split evenly
     base = _lrs(optimizer)
     children, initial = [], []
     for (name, params), sub in zip(configs, _phase_plans(plan, milestones)):
@@ -185,27 +202,45 @@ def _children_free(p: dict) -> list[bool]:
     return [is_horizon_free(name, params) for name, params in child_configs(p)]
 
 
-register(ScheduleSpec(
-    name="SequentialLR", aliases=("sequential",), granularity="events",
-    horizon_free=lambda p: p["milestones"] is not None and _children_free(p)[-1],
-    summary="catalog entries one after another, switching at milestone epochs (plateau allowed)",
-    params={
-        "schedulers": Param(list, [{"name": "hf_constant"}, {"name": "cosine"}],
-                            help="list of {name: ENTRY, param: value...}"),
-        "milestones": Param(list, None, low=1, unit="epochs", help="epochs where the next entry starts "
-                                                                   "(default: the rest split evenly)"),
-    },
-    build=_sequential, check=_check("SequentialLR"),
-))
+register(
+    ScheduleSpec(
+        name="SequentialLR",
+        aliases=("sequential",),
+        granularity="events",
+        horizon_free=lambda p: p["milestones"] is not None and _children_free(p)[-1],
+        summary="catalog entries one after another, switching at milestone epochs (plateau allowed)",
+        params={
+            "schedulers": Param(
+                list, [{"name": "hf_constant"}, {"name": "cosine"}], help="list of {name: ENTRY, param: value...}"
+            ),
+            "milestones": Param(
+                list,
+                None,
+                low=1,
+                unit="epochs",
+                help="epochs where the next entry starts (default: the rest split evenly)",
+            ),
+        },
+        build=_sequential,
+        check=_check("SequentialLR"),
+    )
+)
 
-register(ScheduleSpec(
-    name="ChainedScheduler", aliases=("chained",), granularity="events",
-    horizon_free=lambda p: all(_children_free(p)),
-    summary="catalog entries stepped together, their factors multiplying (plateau allowed)",
-    params={
-        "schedulers": Param(list, [{"name": "ConstantLR", "factor": 0.5, "total_iters": 2},
-                                   {"name": "ExponentialLR", "gamma": 0.9}],
-                            help="list of {name: ENTRY, param: value...}"),
-    },
-    build=_chained, check=_check("ChainedScheduler"),
-))
+register(
+    ScheduleSpec(
+        name="ChainedScheduler",
+        aliases=("chained",),
+        granularity="events",
+        horizon_free=lambda p: all(_children_free(p)),
+        summary="catalog entries stepped together, their factors multiplying (plateau allowed)",
+        params={
+            "schedulers": Param(
+                list,
+                [{"name": "ConstantLR", "factor": 0.5, "total_iters": 2}, {"name": "ExponentialLR", "gamma": 0.9}],
+                help="list of {name: ENTRY, param: value...}",
+            ),
+        },
+        build=_chained,
+        check=_check("ChainedScheduler"),
+    )
+)

@@ -12,13 +12,22 @@ Two families:
 * :class:`HFFactor` -- transformers' schedule formulas after their warmup (the wrapper does the
   warmup), written as in ``transformers/optimization.py`` so the values agree to the last bit.
 """
+
 from __future__ import annotations
 
 import math
 
 FORMULAS = ("linear", "power", "exponential", "cosine", "step", "constant")
-HF_KINDS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "inverse_sqrt",
-            "cosine_with_min_lr", "warmup_stable_decay")
+HF_KINDS = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "inverse_sqrt",
+    "cosine_with_min_lr",
+    "warmup_stable_decay",
+)
 WSD_DECAYS = ("linear", "cosine", "1-sqrt")
 
 
@@ -31,8 +40,16 @@ class Formula:
     With ``ratio=True`` it returns factor(t) / factor(t - 1), what MultiplicativeLR expects.
     """
 
-    def __init__(self, kind: str, horizon: int, end_factor: float = 0.0, power: float = 1.0,
-                 gamma: float = 0.1, period: int = 1, ratio: bool = False):
+    def __init__(
+        self,
+        kind: str,
+        horizon: int,
+        end_factor: float = 0.0,
+        power: float = 1.0,
+        gamma: float = 0.1,
+        period: int = 1,
+        ratio: bool = False,
+    ):
         if kind not in FORMULAS:
             raise ValueError(f"unknown formula {kind!r}; valid: {', '.join(FORMULAS)}")
         self.kind = kind
@@ -75,9 +92,20 @@ class HFFactor:
     before ``warmup`` never reach this object (the warmup wrapper owns them).
     """
 
-    def __init__(self, kind: str, warmup: int, total: int, num_cycles: float = 0.5, power: float = 1.0,
-                 lr_end: float = 0.0, lr_init: float = 1.0, timescale: int = 0, min_lr_rate: float = 0.0,
-                 decay_steps: int = 0, decay_type: str = "cosine"):
+    def __init__(
+        self,
+        kind: str,
+        warmup: int,
+        total: int,
+        num_cycles: float = 0.5,
+        power: float = 1.0,
+        lr_end: float = 0.0,
+        lr_init: float = 1.0,
+        timescale: int = 0,
+        min_lr_rate: float = 0.0,
+        decay_steps: int = 0,
+        decay_type: str = "cosine",
+    ):
         if kind not in HF_KINDS:
             raise ValueError(f"unknown transformers schedule {kind!r}")
         self.kind = kind
@@ -111,7 +139,7 @@ class HFFactor:
             if step > n:
                 return self.lr_end / self.lr_init
             pct_remaining = 1 - (step - w) / (n - w)
-            return ((self.lr_init - self.lr_end) * pct_remaining ** self.power + self.lr_end) / self.lr_init
+            return ((self.lr_init - self.lr_end) * pct_remaining**self.power + self.lr_end) / self.lr_init
         if kind == "inverse_sqrt":
             shift = self.timescale - w
             return 1.0 / math.sqrt((step + shift) / self.timescale)

@@ -17,12 +17,14 @@ may also be given under torch's own argument names (``param_aliases``: ``T_max``
 The seed presets (presets.py: ``A0_001`` ... or their descriptive names) resolve here to an entry
 plus values scaled to the run's length; what the user gives on top overrides them.
 """
+
 from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from torch.optim import Optimizer
 
@@ -68,12 +70,16 @@ class Param:
                 raise UsageError(f"{where} must be a finite number, got {v}")
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 if self.low is not None and v < self.low or self.high is not None and v > self.high:
-                    rng = f"[{self.low if self.low is not None else '-inf'}, {self.high if self.high is not None else 'inf'}]"
+                    low = self.low if self.low is not None else "-inf"
+                    high = self.high if self.high is not None else "inf"
+                    rng = f"[{low}, {high}]"
                     raise UsageError(f"{where} = {v} is out of range {rng}")
         # A list in epochs is a list of moments (milestones): out of order it would silently misfire.
         if self.type is list and self.unit == "epochs" and any(b <= a for a, b in zip(value, value[1:])):
-            raise UsageError(f"{where} must be strictly increasing epochs, got {value}; "
-                             f"write them in order, e.g. {sorted(set(value))}")
+            raise UsageError(
+                f"{where} must be strictly increasing epochs, got {value}; "
+                f"write them in order, e.g. {sorted(set(value))}"
+            )
         if self.choices is not None and value not in self.choices:
             hint = did_you_mean(value, map(str, self.choices)) if isinstance(value, str) else ""
             raise UsageError(f"{where} = {value!r}{hint}; valid: {', '.join(map(str, self.choices))}")
@@ -110,14 +116,16 @@ class Plan:
         return max(1, round(epochs * self.steps_per_epoch))
 
 
-def make_plan(epochs: int, steps_per_epoch: int, warmup_epochs: float = 0.0, warmup_steps: int = 0,
-              monitor: str = "val_loss") -> Plan:
+def make_plan(
+    epochs: int, steps_per_epoch: int, warmup_epochs: float = 0.0, warmup_steps: int = 0, monitor: str = "val_loss"
+) -> Plan:
     """The plan of a run: ``--warmup_steps`` if given, else ``--warmup_epochs`` rounded to updates."""
     warmup = warmup_steps or round(warmup_epochs * steps_per_epoch)
     plan = Plan(epochs, steps_per_epoch, warmup, monitor)
     if warmup >= plan.total_steps:
-        raise UsageError(f"warmup of {plural(warmup, 'update')} is not shorter than training "
-                         f"({plural(plan.total_steps, 'update')})")
+        raise UsageError(
+            f"warmup of {plural(warmup, 'update')} is not shorter than training ({plural(plan.total_steps, 'update')})"
+        )
     return plan
 
 
@@ -185,8 +193,10 @@ def get_spec(name: str) -> ScheduleSpec:
         return SCHEDULES[_ALIASES[PRESETS[pid]["scheduler"]]]
     valid = names()
     hint = did_you_mean(name, valid + preset_names())
-    raise UsageError(f"unknown scheduler '{name}'{hint}. Valid: {', '.join(valid)}; or a preset "
-                     f"A0_001 ... A0_035 / its name (python plot_schedule.py --list)")
+    raise UsageError(
+        f"unknown scheduler '{name}'{hint}. Valid: {', '.join(valid)}; or a preset "
+        f"A0_001 ... A0_035 / its name (python plot_schedule.py --list)"
+    )
 
 
 def _scale_value(param: Param, value: Any, factor: float) -> Any:
@@ -206,9 +216,13 @@ def scale_preset(spec: ScheduleSpec, params: dict[str, Any], epochs: int) -> dic
     for key, value in params.items():
         param = spec.params[key]
         if key == "schedulers":
-            out[key] = [{"name": c["name"], **scale_preset(get_spec(c["name"]),
-                                                           {k: v for k, v in c.items() if k != "name"}, epochs)}
-                        for c in value]
+            out[key] = [
+                {
+                    "name": c["name"],
+                    **scale_preset(get_spec(c["name"]), {k: v for k, v in c.items() if k != "name"}, epochs),
+                }
+                for c in value
+            ]
         elif param.unit == "epochs":
             out[key] = _scale_value(param, value, factor)
         else:
@@ -219,8 +233,10 @@ def scale_preset(spec: ScheduleSpec, params: dict[str, Any], epochs: int) -> dic
 def _scaled_keys(spec: ScheduleSpec, params: dict[str, Any]) -> set[str]:
     """Keys of a preset's params whose value depends on the run's length."""
     keys = {k for k in params if spec.params[k].unit == "epochs"}
-    if any(_scaled_keys(get_spec(c["name"]), {k: v for k, v in c.items() if k != "name"})
-           for c in params.get("schedulers", [])):
+    if any(
+        _scaled_keys(get_spec(c["name"]), {k: v for k, v in c.items() if k != "name"})
+        for c in params.get("schedulers", [])
+    ):
         keys.add("schedulers")
     return keys
 
@@ -232,8 +248,10 @@ def canonical_params(name: str, given: dict[str, Any]) -> dict[str, Any]:
     for key, value in given.items():
         ours = spec.param_aliases.get(key, key)
         if ours in out:
-            raise UsageError(f"scheduler '{name}' hyperparameter '{ours}' is given twice (as "
-                             f"'{ours}' and '{[k for k, v in spec.param_aliases.items() if v == ours][0]}'); give one")
+            raise UsageError(
+                f"scheduler '{name}' hyperparameter '{ours}' is given twice (as "
+                f"'{ours}' and '{[k for k, v in spec.param_aliases.items() if v == ours][0]}'); give one"
+            )
         out[ours] = value
     return out
 
@@ -245,8 +263,9 @@ def valid_param_names(spec: ScheduleSpec) -> str:
     return ", ".join(ours + theirs)
 
 
-def resolve_params(name: str, given: dict[str, Any], epochs: int = REFERENCE_EPOCHS,
-                   monitor: str | None = None) -> dict[str, Any]:
+def resolve_params(
+    name: str, given: dict[str, Any], epochs: int = REFERENCE_EPOCHS, monitor: str | None = None
+) -> dict[str, Any]:
     """Check ``given`` against the schedule's declaration and fill in the defaults.
 
     For a preset, its values (scaled to ``epochs``) come first and ``given`` overrides them. With
@@ -257,8 +276,9 @@ def resolve_params(name: str, given: dict[str, Any], epochs: int = REFERENCE_EPO
     unknown = sorted(set(given) - set(spec.params))
     if unknown:
         hint = did_you_mean(unknown[0], [*spec.params, *spec.param_aliases])
-        raise UsageError(f"scheduler '{name}' has no hyperparameter '{unknown[0]}'{hint}; "
-                         f"valid: {valid_param_names(spec)}")
+        raise UsageError(
+            f"scheduler '{name}' has no hyperparameter '{unknown[0]}'{hint}; valid: {valid_param_names(spec)}"
+        )
     pid = preset_of(name)
     if pid is not None:
         given = {**scale_preset(spec, PRESETS[pid]["params"], epochs), **given}
@@ -275,9 +295,11 @@ def resolve_params(name: str, given: dict[str, Any], epochs: int = REFERENCE_EPO
         if out["mode"] is None:
             out["mode"] = want
         elif out["mode"] != want:
-            raise UsageError(f"scheduler '{name}' mode '{out['mode']}' contradicts --monitor {monitor} (it is "
-                             f"stepped with {monitor}, where {'higher' if want == 'max' else 'lower'} is better); "
-                             f"leave mode out or give --scheduler_mode {want}")
+            raise UsageError(
+                f"scheduler '{name}' mode '{out['mode']}' contradicts --monitor {monitor} (it is "
+                f"stepped with {monitor}, where {'higher' if want == 'max' else 'lower'} is better); "
+                f"leave mode out or give --scheduler_mode {want}"
+            )
     return out
 
 
@@ -294,8 +316,11 @@ def is_horizon_free(name: str, given: dict[str, Any]) -> bool:
 def describe_schedule(name: str, given: dict[str, Any], epochs: int, monitor: str = "val_loss") -> dict[str, Any]:
     """What a run's schedule resolves to: the catalog entry, the preset (or None), every parameter.
     Plain data (JSON-ready): for records such as checkpoints and a results database."""
-    return {"scheduler": get_spec(name).name, "preset": preset_of(name),
-            "params": resolve_params(name, given, epochs, monitor)}
+    return {
+        "scheduler": get_spec(name).name,
+        "preset": preset_of(name),
+        "params": resolve_params(name, given, epochs, monitor),
+    }
 
 
 # --- how each granularity hears the training loop's two events (used by the wrapper and compositions) ---

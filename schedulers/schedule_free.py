@@ -7,6 +7,7 @@ of ``--optimizer`` (adamw -> adamw_schedulefree, sgd -> sgd_schedulefree). The w
 warmup wrapper (``--warmup_epochs`` / ``--warmup_steps``), not the optimizer's own ``warmup_steps``, so
 that it is drawn, logged and resumed like every other schedule's.
 """
+
 from __future__ import annotations
 
 from torch.optim import lr_scheduler as tls
@@ -14,9 +15,14 @@ from torch.optim import lr_scheduler as tls
 from schedulers.formulas import Formula
 from schedulers.registry import ScheduleSpec, register
 
-register(ScheduleSpec(
-    name="schedule_free", aliases=(), granularity="update", horizon_free=True,
-    summary="constant LR after warmup: --optimizer adamw or sgd run schedule-free (their *_schedulefree forms)",
-    family="schedulefree",
-    build=lambda opt, p, plan: tls.LambdaLR(opt, Formula("constant", 1)),
-))
+register(
+    ScheduleSpec(
+        name="schedule_free",
+        aliases=(),
+        granularity="update",
+        horizon_free=True,
+        summary="constant LR after warmup: --optimizer adamw or sgd run schedule-free (their *_schedulefree forms)",
+        family="schedulefree",
+        build=lambda opt, p, plan: tls.LambdaLR(opt, Formula("constant", 1)),
+    )
+)

@@ -4,10 +4,11 @@ The LRs come from the same ``build_scheduler`` and ``WarmupScheduler`` the train
 by the same two events, on a real optimizer over a dummy parameter -- so what this shows is
 what training does. Used by ``plot_schedule.py`` and the tests.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -27,15 +28,26 @@ def make_optimizer(base_lrs: Sequence[float]) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=base_lrs[0])
 
 
-def simulate(name: str, params: dict, epochs: int, steps_per_epoch: int, warmup_steps: int = 0,
-             base_lr: float = 0.1, val_losses: Sequence[float] | None = None, warmup_mode: str = "linear",
-             warmup_start_factor: float = 0.01, base_lrs: Sequence[float] | None = None,
-             group: int = 0, monitor: str = "val_loss") -> list[LRPoint]:
+def simulate(
+    name: str,
+    params: dict,
+    epochs: int,
+    steps_per_epoch: int,
+    warmup_steps: int = 0,
+    base_lr: float = 0.1,
+    val_losses: Sequence[float] | None = None,
+    warmup_mode: str = "linear",
+    warmup_start_factor: float = 0.01,
+    base_lrs: Sequence[float] | None = None,
+    group: int = 0,
+    monitor: str = "val_loss",
+) -> list[LRPoint]:
     """LR used for every update of ``epochs`` x ``steps_per_epoch``; ``val_losses`` (values of ``monitor``)
     feed metric schedules (missing epochs repeat the first value: no improvement)."""
     opt = make_optimizer(base_lrs or [base_lr])
-    sched = build_scheduler(opt, name, params, Plan(epochs, steps_per_epoch, warmup_steps, monitor),
-                            warmup_mode, warmup_start_factor)
+    sched = build_scheduler(
+        opt, name, params, Plan(epochs, steps_per_epoch, warmup_steps, monitor), warmup_mode, warmup_start_factor
+    )
     losses = list(val_losses or [])
     points = []
     for epoch in range(epochs):

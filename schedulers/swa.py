@@ -13,6 +13,7 @@ BN statistics on the (un-augmented) training images, and evaluates, picks ``best
 with the averaged weights -- the same code path as ``--ema``, with the average taken per epoch
 instead of per update. Warmup epochs are never averaged.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -71,14 +72,21 @@ def uses_swa(name: str, params: dict) -> bool:
     return any(uses_swa(c["name"], {k: v for k, v in c.items() if k != "name"}) for c in children)
 
 
-register(ScheduleSpec(
-    name="SWALR", aliases=("swa",), granularity="epoch", horizon_free=lambda p: p["swa_start"] is not None,
-    summary="stochastic weight averaging: hold the LR, then anneal to swa_lr and average the weights",
-    params={
-        "swa_start": Param(int, None, low=0, unit="epochs", help="epochs before averaging (default: 3/4 of the rest)"),
-        "swa_lr": Param(float, None, low=0.0, help="LR held while averaging (default: half each group's LR)"),
-        "anneal_epochs": Param(int, 2, low=0, unit="epochs", help="epochs to anneal to swa_lr"),
-        "anneal_strategy": Param(str, "cos", choices=("cos", "linear"), help="shape of the anneal"),
-    },
-    build=_build,
-))
+register(
+    ScheduleSpec(
+        name="SWALR",
+        aliases=("swa",),
+        granularity="epoch",
+        horizon_free=lambda p: p["swa_start"] is not None,
+        summary="stochastic weight averaging: hold the LR, then anneal to swa_lr and average the weights",
+        params={
+            "swa_start": Param(
+                int, None, low=0, unit="epochs", help="epochs before averaging (default: 3/4 of the rest)"
+            ),
+            "swa_lr": Param(float, None, low=0.0, help="LR held while averaging (default: half each group's LR)"),
+            "anneal_epochs": Param(int, 2, low=0, unit="epochs", help="epochs to anneal to swa_lr"),
+            "anneal_strategy": Param(str, "cos", choices=("cos", "linear"), help="shape of the anneal"),
+        },
+        build=_build,
+    )
+)

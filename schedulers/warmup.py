@@ -17,6 +17,7 @@ minus warmup updates (``Plan.horizon_steps``), so e.g. ``cosine`` reaches its mi
 update. Any entry can be wrapped, ReduceLROnPlateau and compositions included: warmup only touches
 the LRs, and the wrapped schedule hears nothing until the handover.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,8 +55,15 @@ def warmup_factor(mode: str, t: int, warmup_steps: int, start: float) -> float:
 class WarmupScheduler:
     """Warmup in front of any schedule, dispatching events by the schedule's granularity."""
 
-    def __init__(self, optimizer: Optimizer, inner: Any, granularity: str, warmup_steps: int = 0,
-                 mode: str = "linear", start_factor: float = 0.01):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        inner: Any,
+        granularity: str,
+        warmup_steps: int = 0,
+        mode: str = "linear",
+        start_factor: float = 0.01,
+    ):
         self.optimizer = optimizer
         self.inner = inner
         self.granularity = granularity
@@ -136,5 +144,7 @@ class WarmupScheduler:
         mode = (self.schedule or {}).get("params", {}).get("mode")
         if saved_mode and mode and saved_mode != mode:
             metric = "val_loss" if saved_mode == "min" else "val_acc"
-            raise UsageError(f"this run's plateau schedule was stepped with {metric} (mode {saved_mode}); resume it "
-                             f"with --monitor {metric}")
+            raise UsageError(
+                f"this run's plateau schedule was stepped with {metric} (mode {saved_mode}); resume it "
+                f"with --monitor {metric}"
+            )

@@ -7,6 +7,7 @@ Scheduler hyperparameters live in ``scheduler_params``. In YAML they are written
 (``scheduler: {name: plateau, patience: 2}``) or as flat ``scheduler_<param>`` keys; on the
 command line as ``--scheduler_<param> VALUE``. The scheduler registry checks them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,9 +15,10 @@ import dataclasses
 import math
 import re
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -80,7 +82,8 @@ class Config:
     save_every: int = 0
     keep_last: int = 0  # keep the N newest epoch_NNN.pt files; 0 keeps all
     resume: str = ""  # PATH or 'auto'
-    results_db: str = ""  # database of all runs: a SQLite file or a SQLAlchemy URL; "" -> <checkpoint_dir>/results.db, "none" disables
+    # database of all runs: a SQLite file or a SQLAlchemy URL; "" -> <checkpoint_dir>/results.db, "none" disables
+    results_db: str = ""
     # --- runtime ---
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
@@ -124,14 +127,14 @@ class _Yaml12Loader(yaml.SafeLoader):
                     continue
                 if first != key_node.start_mark.line + 1:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"key {key!r} is given twice (first on line {first})", key_node.start_mark)
+                        None, None, f"key {key!r} is given twice (first on line {first})", key_node.start_mark
+                    )
         return super().construct_mapping(node, deep=deep)
 
 
 _Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"))
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
 
 
 def yaml_problem(e: yaml.YAMLError) -> str:
@@ -148,8 +151,9 @@ def yaml_value(text: str, flag: str = "value") -> Any:
     try:
         return yaml.load(text, Loader=_Yaml12Loader)
     except yaml.YAMLError as e:
-        raise UsageError(f"{flag} {text!r} is not a valid value: {yaml_problem(e)}; quote it, e.g. "
-                         f"'[2, 4]' for a list") from None
+        raise UsageError(
+            f"{flag} {text!r} is not a valid value: {yaml_problem(e)}; quote it, e.g. '[2, 4]' for a list"
+        ) from None
 
 
 def tri_state(key: str, value: Any) -> str:
@@ -177,8 +181,9 @@ def finite_floats(key: str, value: Any) -> None:
 
 def _check_key(key: Any, source: str) -> str:
     if not isinstance(key, str):
-        raise UsageError(f"config key {key!r} in {source} is a {type(key).__name__}; keys are setting names "
-                         f"such as lr or batch_size")
+        raise UsageError(
+            f"config key {key!r} in {source} is a {type(key).__name__}; keys are setting names such as lr or batch_size"
+        )
     return key
 
 
@@ -199,8 +204,9 @@ def _check_type(key: str, value: Any) -> Any:
     }[want]
     if not ok:
         extra = f" or '{LR_AUTO}'" if key == "lr" else ""
-        raise UsageError(f"config key '{key}' must be {want.__name__}{extra}, got {type(value).__name__} "
-                         f"{str(value)[:80]!r}")
+        raise UsageError(
+            f"config key '{key}' must be {want.__name__}{extra}, got {type(value).__name__} {str(value)[:80]!r}"
+        )
     if want is float:
         try:
             value = float(value)
@@ -229,7 +235,7 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Conf
             params.update(_check_type(key, value))  # finite_floats ran inside
         elif key.startswith("scheduler_") and key not in FIELD_TYPES:
             finite_floats(key, value)
-            params[key[len("scheduler_"):]] = value
+            params[key[len("scheduler_") :]] = value
         elif key in FIELD_TYPES:
             values[key] = _check_type(key, value)
         else:
@@ -245,8 +251,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.load(path.read_bytes().decode("utf-8"), Loader=_Yaml12Loader) or {}
     except UnicodeDecodeError as e:
-        raise UsageError(f"config file {path} is not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
-                         f"save it as UTF-8") from None
+        raise UsageError(
+            f"config file {path} is not UTF-8 text (byte {e.start}: {e.object[e.start : e.start + 1]!r}); "
+            f"save it as UTF-8"
+        ) from None
     except OSError as e:
         raise UsageError(f"cannot read config file {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:
@@ -308,15 +316,20 @@ def add_config_flags(p: ArgParser, names: Sequence[str]) -> None:
         text = f"{meaning.get(name, '')} (default: {getattr(defaults, name)!r})".lstrip().replace("%", "%%")
         common = {"default": argparse.SUPPRESS}
         if name in TRI_STATE:  # --amp alone = on, --amp auto|on|off, --no-amp = off
-            p.add_argument(f"--{name}", nargs="?", const="on", metavar="auto|on|off", help=text + "; alone: on",
-                           **common)
-            p.add_argument(f"--no-{name}", dest=name, action="store_const", const="off", help="same as off",
-                           **common)
+            p.add_argument(
+                f"--{name}", nargs="?", const="on", metavar="auto|on|off", help=text + "; alone: on", **common
+            )
+            p.add_argument(f"--no-{name}", dest=name, action="store_const", const="off", help="same as off", **common)
         elif t is bool:
             p.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, help=text, **common)
         else:
-            p.add_argument(f"--{name}", type=types.get(name, t), metavar=metavars.get(name, t.__name__.upper()),
-                           help=text, **common)
+            p.add_argument(
+                f"--{name}",
+                type=types.get(name, t),
+                metavar=metavars.get(name, t.__name__.upper()),
+                help=text,
+                **common,
+            )
 
 
 def scheduler_flags(rest: Sequence[str], parser: ArgParser) -> dict[str, Any]:
@@ -335,7 +348,7 @@ def scheduler_flags(rest: Sequence[str], parser: ArgParser) -> dict[str, Any]:
                 raise UsageError(f"{key} needs a value")
             raw = rest[i + 1]
             i += 1
-        out[key[len("--"):]] = yaml_value(raw, key)  # typed: 3 -> int, 0.5 -> float, [2,4] -> list
+        out[key[len("--") :]] = yaml_value(raw, key)  # typed: 3 -> int, 0.5 -> float, [2,4] -> list
         i += 1
     return out
 
@@ -367,8 +380,9 @@ def stage_widths(cfg: Config) -> tuple[int, ...]:
     """``widths`` as integers (empty: the custom CNN doubles ``width`` for ``depth`` stages)."""
     parts = [p.strip() for p in cfg.widths.split(",")] if cfg.widths.strip() else []
     if not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise UsageError(f"--widths must be positive integers separated by commas, e.g. 16,48,96,192 "
-                         f"(got {cfg.widths!r})")
+        raise UsageError(
+            f"--widths must be positive integers separated by commas, e.g. 16,48,96,192 (got {cfg.widths!r})"
+        )
     return tuple(int(p) for p in parts)
 
 

@@ -8,6 +8,7 @@ which writes ``app_predict.png`` (the uploads predicted) and ``app_runs.png`` (t
 1400 px wide, and prints the server's peak memory (VmHWM) after each step: the first upload, then
 each ``--then_upload`` file (e.g. a decompression bomb, to see that it costs nothing).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 WIDTH = 1400
 # The <img> elements of st.image that are drawn (the hidden tab's images have no offsetParent).
-VISIBLE_IMAGES = ("return Array.from(document.querySelectorAll('[data-testid=stImage] img'))"
-                  ".filter(i => i.complete && i.naturalWidth > 0 && i.offsetParent !== null).length")
+VISIBLE_IMAGES = (
+    "return Array.from(document.querySelectorAll('[data-testid=stImage] img'))"
+    ".filter(i => i.complete && i.naturalWidth > 0 && i.offsetParent !== null).length"
+)
 
 
 def free_port() -> int:
@@ -54,8 +57,13 @@ def serve(checkpoint_dir: Path, *flags: str) -> Iterator[tuple[str, subprocess.P
     """``app.py`` on a free loopback port for the ``with`` block; yields its URL and process."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "app.py", "--checkpoint_dir", str(checkpoint_dir), "--port", str(port),
-                             *flags], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--checkpoint_dir", str(checkpoint_dir), "--port", str(port), *flags],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_healthy(url, proc)
         yield url, proc
@@ -72,11 +80,20 @@ def serve(checkpoint_dir: Path, *flags: str) -> Iterator[tuple[str, subprocess.P
 def browser(profile: Path, height: int = 1100) -> Iterator:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
     opts = webdriver.ChromeOptions()
     opts.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", f"--window-size={WIDTH},{height}",
-                 f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--window-size={WIDTH},{height}",
+        f"--user-data-dir={profile}",
+    ):
         opts.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
     try:
@@ -87,6 +104,7 @@ def browser(profile: Path, height: int = 1100) -> Iterator:
 
 def page_text(driver) -> str:
     from selenium.webdriver.common.by import By
+
     return driver.find_element(By.TAG_NAME, "body").text
 
 
@@ -94,6 +112,7 @@ def upload(driver, files, timeout: float = 120):
     """Give ``files`` to the page's uploader in one go; returns a WebDriverWait for what follows."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+
     wait = WebDriverWait(driver, timeout)
     box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "input[type=file]"))
     box.send_keys("\n".join(str(p) for p in files))
@@ -102,6 +121,7 @@ def upload(driver, files, timeout: float = 120):
 
 def open_tab(driver, name: str) -> None:
     from selenium.webdriver.common.by import By
+
     driver.find_element(By.XPATH, f"//*[@role='tab' and normalize-space(.)='{name}']").click()
 
 
@@ -126,8 +146,11 @@ def main() -> None:
     p.add_argument("--then_upload", type=Path, nargs="*", default=[], help="files uploaded one by one afterwards")
     p.add_argument("--height", type=int, default=1100, help="window height in px (default: 1100)")
     args = p.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, serve(args.checkpoint_dir) as (url, proc), \
-            browser(Path(tmp) / "profile", args.height) as driver:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serve(args.checkpoint_dir) as (url, proc),
+        browser(Path(tmp) / "profile", args.height) as driver,
+    ):
         driver.get(url)
         wait = upload(driver, [f.resolve() for f in args.upload])
         wait.until(lambda d: "Predicted class:" in page_text(d) and d.execute_script(VISIBLE_IMAGES) >= 2)
@@ -139,10 +162,15 @@ def main() -> None:
         open_tab(driver, "Predict")
         for f in args.then_upload:
             start, answers = time.monotonic(), page_text(driver).count("Predicted class:")
-            upload(driver, [f.resolve()]).until(lambda d, name=f.name, n=answers: f"Refused: {name}" in page_text(d)
-                                                or page_text(d).count("Predicted class:") > n)
-            print(f"server peak memory after {f.name} ({f.stat().st_size / 1024:.0f} KB): "
-                  f"{peak_rss_mb(proc.pid):,.0f} MB, {time.monotonic() - start:.1f} s to the answer")
+            upload(driver, [f.resolve()]).until(
+                lambda d, name=f.name, n=answers: (
+                    f"Refused: {name}" in page_text(d) or page_text(d).count("Predicted class:") > n
+                )
+            )
+            print(
+                f"server peak memory after {f.name} ({f.stat().st_size / 1024:.0f} KB): "
+                f"{peak_rss_mb(proc.pid):,.0f} MB, {time.monotonic() - start:.1f} s to the answer"
+            )
 
 
 if __name__ == "__main__":

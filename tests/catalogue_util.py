@@ -8,20 +8,24 @@ anywhere in its output, and the files of earlier runs are byte-identical (compar
     assert_refused(done, says=("corrupt", "use another"))
     assert snapshot(run) == before
 """
+
 from __future__ import annotations
 
 import hashlib
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 
 def snapshot(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` (relative path) -> sha256 of its bytes."""
     folder = Path(folder)
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def assert_refused(done: subprocess.CompletedProcess, codes: Iterable[int] = (1, 2), says: Iterable[str] = ()) -> str:

@@ -1,4 +1,5 @@
 """Shared fixtures: run the entry scripts in-process on small, fast settings."""
+
 from __future__ import annotations
 
 import csv
@@ -25,8 +26,22 @@ os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="imgclf-test-cache-")
 # Small and quick, but still the real code path. Exactness is a CPU property: --device cpu even
 # where a GPU exists (GPU behaviour has its own tests, skipped without one); AMP and the memory
 # format fixed, so no test depends on a timing (auto has its own tests: tests/test_autotune.py).
-FAST = ["--width", "8", "--depth", "2", "--batch_size", "128", "--threads", "1", "--device", "cpu", "--amp", "off",
-        "--channels_last", "off"]
+FAST = [
+    "--width",
+    "8",
+    "--depth",
+    "2",
+    "--batch_size",
+    "128",
+    "--threads",
+    "1",
+    "--device",
+    "cpu",
+    "--amp",
+    "off",
+    "--channels_last",
+    "off",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +52,7 @@ def private_cache(tmp_path, monkeypatch):
 
 def train(tmp_path: Path, *args: str) -> None:
     import train as train_script
+
     train_script.main(["--checkpoint_dir", str(tmp_path / "ck"), *FAST, *args])
 
 
@@ -46,6 +62,7 @@ def trained_run(tmp_path_factory) -> Path:
     checkpoint (evaluate, predict, explain, export, the bad-input catalogue). Use ``copy_run`` to get
     a private copy: nothing may write into this one."""
     import train as train_script
+
     root = tmp_path_factory.mktemp("trained_run")
     train_script.main(["--checkpoint_dir", str(root), "--run_name", "tiny", *FAST, "--epochs", "2"])
     return root / "tiny"
@@ -68,6 +85,7 @@ def run_train(tmp_path, capsys):
     def _run(*args: str) -> str:
         train(tmp_path, *args)
         return capsys.readouterr().out
+
     return _run
 
 
@@ -83,8 +101,14 @@ def cli_env(faults: str = "") -> dict:
 
 def cli(script: str, *args, faults: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
     """Run ``python SCRIPT ARGS`` from the repository root and wait for it."""
-    return subprocess.run([sys.executable, script, *map(str, args)], cwd=ROOT, env=cli_env(faults),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, script, *map(str, args)],
+        cwd=ROOT,
+        env=cli_env(faults),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -99,12 +123,12 @@ def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 60) -> No
         time.sleep(0.02)
 
 
-
 def signal_when_held(cmd: list, env: dict, marker: Path, sig: int, timeout: float = 60) -> subprocess.CompletedProcess:
     """Start ``cmd``, wait until it creates ``marker`` (a faults.py hold), send ``sig`` and wait for
     its exit; a child left running by a failed assertion is killed."""
-    proc = subprocess.Popen([str(a) for a in cmd], cwd=ROOT, text=True, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(a) for a in cmd], cwd=ROOT, text=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         wait_for_file(marker, proc, timeout=timeout)
         proc.send_signal(sig)
@@ -115,11 +139,13 @@ def signal_when_held(cmd: list, env: dict, marker: Path, sig: int, timeout: floa
             proc.communicate()
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
+
 def nan_on_forwards(monkeypatch, calls, *, training: bool, first_model_only: bool = False) -> None:
     """Make models that training builds output NaN on the given (1-based) forward calls of one mode
     (training-mode: the updates; evaluation-mode: the validation passes). ``first_model_only``
     leaves later builds clean, e.g. the model rebuilt from best.pt for the final test."""
     import engine.setup
+
     real_build = engine.setup.build_model
     built = []
 
@@ -136,8 +162,10 @@ def nan_on_forwards(monkeypatch, calls, *, training: bool, first_model_only: boo
                 if count[0] in calls:
                     return torch.full_like(output, float("nan"))
             return output
+
         model.register_forward_hook(hook)
         return model
+
     monkeypatch.setattr(engine.setup, "build_model", build)
 
 
@@ -145,6 +173,7 @@ def nan_on_forwards(monkeypatch, calls, *, training: bool, first_model_only: boo
 def pg_server():
     """One real PostgreSQL server for the session (tests/pg.py); each test takes a new database."""
     from pg import server_or_skip
+
     server = server_or_skip()
     yield server
     server.stop()

@@ -1,4 +1,5 @@
 """Small generated image folders for the data tests: clean images plus every kind of bad file."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,7 +33,7 @@ def class_images(folder: Path, cls: int, n: int, ext: str = "png", side: int = S
 def odd_modes(folder: Path, cls: int) -> dict[str, Path]:
     """RGBA, palette and 16-bit gray versions of a class picture."""
     base = pixels(cls, 999)
-    sixteen = (base[..., 0].astype(np.uint16) * 257)
+    sixteen = base[..., 0].astype(np.uint16) * 257
     folder.mkdir(parents=True, exist_ok=True)
     Image.fromarray(sixteen).save(folder / "gray16.png")  # mode I;16
     return {
@@ -96,6 +97,10 @@ def huge_png(path: Path, side: int = 20000) -> Path:
     row = b"\x00" * (1 + (side + 7) // 8)  # filter byte 0, then the packed bits
     body = b"".join(z.compress(row) for _ in range(side)) + z.flush()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
-                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", body)
+        + chunk(b"IEND", b"")
+    )
     return path

@@ -5,6 +5,7 @@ folder, listening on 127.0.0.1 on a free port, stopped afterwards.
 (its folder handed to it). Where the package is missing the tests that need it skip, saying why --
 except where ``IMGCLF_PG_TEST=required`` (our CI, which installs it): there they fail.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,9 @@ import pytest
 
 def _bin() -> Path:
     """The newest installed server's programs (Debian: /usr/lib/postgresql/<version>/bin)."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0
+    )
     return Path(os.environ.get("IMGCLF_PG_BIN", found[-1].parent if found else "/usr/lib/postgresql/15/bin"))
 
 
@@ -57,8 +60,19 @@ class PgServer:
 
     def _ctl(self, action: str) -> None:
         # -F: no fsync (a throw-away server); the socket goes into our folder, not /var/run.
-        self._run(str(BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-m", "fast",
-                  "-o", f"-h 127.0.0.1 -p {self.port} -k {self.root} -F", action)
+        self._run(
+            str(BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-w",
+            "-m",
+            "fast",
+            "-o",
+            f"-h 127.0.0.1 -p {self.port} -k {self.root} -F",
+            action,
+        )
 
     def restart(self) -> None:
         self._ctl("restart")
@@ -72,6 +86,7 @@ class PgServer:
     def new_database(self) -> str:
         """A fresh, empty database; returns its SQLAlchemy URL."""
         import psycopg2
+
         self.databases += 1
         name = f"t{self.databases}"
         conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, dbname="postgres")

@@ -1,4 +1,5 @@
 """app.py: the page in a real browser (Debian's headless chromium via Selenium), and what it may open."""
+
 from __future__ import annotations
 
 import io
@@ -24,6 +25,7 @@ from common.errors import AppError, UsageError
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     import train as train_script
+
     root = tmp_path_factory.mktemp("app")
     train_script.main(["--checkpoint_dir", str(root / "ck"), "--run_name", "digits", *FAST, "--epochs", "2"])
     return root / "ck"
@@ -36,13 +38,20 @@ def png_claiming(width: int, height: int) -> bytes:
     Image.new("L", (1, 1)).save(buf, "PNG")
     data = bytearray(buf.getvalue())
     ihdr = data.index(b"IHDR")
-    data[ihdr + 4:ihdr + 12] = struct.pack(">II", width, height)
-    data[ihdr + 17:ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr:ihdr + 17])))
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr : ihdr + 17])))
     return bytes(data)
 
 
-SUMMARY = {"run_dir": "digits", "best_epoch": 2, "best_metric": 0.1, "monitor": "val_loss", "stopped_early": False,
-           "stop_reason": "finished", "test_acc": 0.98765}  # what a finished run writes (common/run_files.py)
+SUMMARY = {
+    "run_dir": "digits",
+    "best_epoch": 2,
+    "best_metric": 0.1,
+    "monitor": "val_loss",
+    "stopped_early": False,
+    "stop_reason": "finished",
+    "test_acc": 0.98765,
+}  # what a finished run writes (common/run_files.py)
 
 
 def png(path: Path, side: int = 16) -> Path:
@@ -73,14 +82,19 @@ def folders(tmp_path):
 def test_the_boundary_refuses_every_link_to_outside(folders):
     from webapp.boundary import Boundary
     from webapp.runs import list_runs, run_image, safe_checkpoint
+
     root, outside = folders
     box = Boundary(root)
     runs = list_runs(box)
     assert [r.name for r in runs] == ["digits"] and runs[0].group == "digits · custom"
     assert runs[0].summary["test_acc"] == SUMMARY["test_acc"] and runs[0].checkpoints == ["best.pt"]
     assert safe_checkpoint(box, "digits", "best.pt") == (root / "digits" / "best.pt").resolve()
-    for run, file in (("linked_run", "best.pt"), ("..", "outside/run/best.pt"), ("digits", "../../outside/run/best.pt"),
-                      (str(outside / "run"), "best.pt")):
+    for run, file in (
+        ("linked_run", "best.pt"),
+        ("..", "outside/run/best.pt"),
+        ("digits", "../../outside/run/best.pt"),
+        (str(outside / "run"), "best.pt"),
+    ):
         with pytest.raises(AppError, match="outside the checkpoint folder"):
             safe_checkpoint(box, run, file)
     with pytest.raises(AppError, match="is not a checkpoint"):
@@ -103,6 +117,7 @@ def test_the_boundary_refuses_every_link_to_outside(folders):
     with pytest.raises(AppError, match=r"^refused: digits/curves.png is outside the checkpoint folder$"):
         run_image(box, "digits", "curves.png", max_pixels=10_000)
     from webapp.board import read_board
+
     with pytest.raises(AppError, match=r"^refused: results.db is outside the checkpoint folder$"):
         read_board(box)
 
@@ -110,6 +125,7 @@ def test_the_boundary_refuses_every_link_to_outside(folders):
 def test_errors_are_one_line_without_server_paths(folders):
     from webapp.boundary import Boundary
     from webapp.runs import list_runs, run_image
+
     root, outside = folders
     box = Boundary(root)
     (root / "digits" / "curves.png").unlink()
@@ -118,8 +134,10 @@ def test_errors_are_one_line_without_server_paths(folders):
     (root / "digits" / "summary.json").write_text("{truncated")
     (root / "results.db").write_bytes(b"not a database" * 100)
     errors = []
-    for attempt in (lambda: run_image(box, "digits", "curves.png", max_pixels=10_000),
-                    lambda: __import__("webapp.board").board.read_board(box)):
+    for attempt in (
+        lambda: run_image(box, "digits", "curves.png", max_pixels=10_000),
+        lambda: __import__("webapp.board").board.read_board(box),
+    ):
         with pytest.raises(AppError) as e:
             attempt()
         errors.append(str(e.value))
@@ -137,16 +155,26 @@ def test_errors_are_one_line_without_server_paths(folders):
 def test_leaderboard_compares_only_one_group_with_names_relative_to_the_folder(tmp_path):
     from webapp.board import SORT_COLUMN, read_board
     from webapp.boundary import Boundary
+
     box = Boundary(tmp_path)
     assert read_board(box) is None  # no database: the page falls back to summary.json
     conn = sqlite3.connect(tmp_path / "results.db")
-    conn.execute("CREATE TABLE runs (run_id INTEGER PRIMARY KEY, run_dir TEXT, model_name TEXT, dataset TEXT, "
-                 "test_accuracy REAL, monitor TEXT, best_metric REAL, future_column TEXT)")
-    rows = [(tmp_path / "a", "custom", "digits", 0.91), (tmp_path / "sweep" / "b", "custom", "digits", 0.97666),
-            (tmp_path / "c", "custom", "digits", None), (tmp_path / "f", "custom", "fashion_mnist", 0.99),
-            (tmp_path.parent / "elsewhere", "custom", "digits", 1.0)]
-    conn.executemany("INSERT INTO runs (run_dir, model_name, dataset, test_accuracy, monitor, best_metric) "
-                     "VALUES (?, ?, ?, ?, 'val_loss', 0.123456)", [(str(d), m, ds, a) for d, m, ds, a in rows])
+    conn.execute(
+        "CREATE TABLE runs (run_id INTEGER PRIMARY KEY, run_dir TEXT, model_name TEXT, dataset TEXT, "
+        "test_accuracy REAL, monitor TEXT, best_metric REAL, future_column TEXT)"
+    )
+    rows = [
+        (tmp_path / "a", "custom", "digits", 0.91),
+        (tmp_path / "sweep" / "b", "custom", "digits", 0.97666),
+        (tmp_path / "c", "custom", "digits", None),
+        (tmp_path / "f", "custom", "fashion_mnist", 0.99),
+        (tmp_path.parent / "elsewhere", "custom", "digits", 1.0),
+    ]
+    conn.executemany(
+        "INSERT INTO runs (run_dir, model_name, dataset, test_accuracy, monitor, best_metric) "
+        "VALUES (?, ?, ?, ?, 'val_loss', 0.123456)",
+        [(str(d), m, ds, a) for d, m, ds, a in rows],
+    )
     conn.commit()
     board = read_board(box)
     assert board.outside == 1 and not board.by_key
@@ -169,39 +197,64 @@ def test_the_page_ranks_schedules_over_seeds_as_results_py_best(tmp_path):
     from resultsdb.leaderboard import COLUMNS, format_row
     from webapp.board import read_board
     from webapp.boundary import Boundary
+
     conn = sqlite3.connect(tmp_path / "results.db")
-    conn.execute("CREATE TABLE runs (run_id INTEGER PRIMARY KEY, run_dir TEXT, model_name TEXT, dataset TEXT, "
-                 "scheduler_type TEXT, seed INTEGER, status TEXT, test_accuracy REAL, comparability_key TEXT)")
-    runs = [("cosine", 0, 0.97), ("cosine", 1, 0.98), ("cosine", 2, 0.99), ("step", 0, 0.90), ("step", 1, 0.91),
-            ("step", 2, 0.915), ("onecycle", 0, 0.99), ("onecycle", 1, 0.96), ("onecycle", 2, 0.985)]
-    conn.executemany("INSERT INTO runs (run_dir, model_name, dataset, scheduler_type, seed, status, test_accuracy, "
-                     "comparability_key) VALUES (?, 'custom', 'digits', ?, ?, 'finished', ?, 'k')",
-                     [(str(tmp_path / f"{s}_s{seed}"), s, seed, a) for s, seed, a in runs])
-    conn.execute("INSERT INTO runs (run_dir, model_name, dataset, scheduler_type, seed, status, test_accuracy, "
-                 "comparability_key) VALUES (?, 'custom', 'digits', 'step', 0, 'running', NULL, 'k')",
-                 (str(tmp_path / "late"),))
-    conn.execute("INSERT INTO runs (run_dir, model_name, dataset, scheduler_type, seed, status, test_accuracy, "
-                 "comparability_key) VALUES (?, 'custom', 'digits', 'linear', 0, 'finished', 1.0, 'other')",
-                 (str(tmp_path / "other"),))
+    conn.execute(
+        "CREATE TABLE runs (run_id INTEGER PRIMARY KEY, run_dir TEXT, model_name TEXT, dataset TEXT, "
+        "scheduler_type TEXT, seed INTEGER, status TEXT, test_accuracy REAL, comparability_key TEXT)"
+    )
+    runs = [
+        ("cosine", 0, 0.97),
+        ("cosine", 1, 0.98),
+        ("cosine", 2, 0.99),
+        ("step", 0, 0.90),
+        ("step", 1, 0.91),
+        ("step", 2, 0.915),
+        ("onecycle", 0, 0.99),
+        ("onecycle", 1, 0.96),
+        ("onecycle", 2, 0.985),
+    ]
+    conn.executemany(
+        "INSERT INTO runs (run_dir, model_name, dataset, scheduler_type, seed, status, test_accuracy, "
+        "comparability_key) VALUES (?, 'custom', 'digits', ?, ?, 'finished', ?, 'k')",
+        [(str(tmp_path / f"{s}_s{seed}"), s, seed, a) for s, seed, a in runs],
+    )
+    conn.execute(
+        "INSERT INTO runs (run_dir, model_name, dataset, scheduler_type, seed, status, test_accuracy, "
+        "comparability_key) VALUES (?, 'custom', 'digits', 'step', 0, 'running', NULL, 'k')",
+        (str(tmp_path / "late"),),
+    )
+    conn.execute(
+        "INSERT INTO runs (run_dir, model_name, dataset, scheduler_type, seed, status, test_accuracy, "
+        "comparability_key) VALUES (?, 'custom', 'digits', 'linear', 0, 'finished', 1.0, 'other')",
+        (str(tmp_path / "other"),),
+    )
     conn.commit()
     conn.close()
     board = read_board(Boundary(tmp_path))
     ranked = board.schedules("digits · custom", "k")
     rows = [format_row(ranked, r) for r in ranked.rows]
     assert list(rows[0]) == list(COLUMNS)
-    assert [(r["schedule"], r["verdict"]) for r in rows] == [("cosine", "best"), ("onecycle", "tied"),
-                                                             ("step", "worse")]
+    assert [(r["schedule"], r["verdict"]) for r in rows] == [
+        ("cosine", "best"),
+        ("onecycle", "tied"),
+        ("step", "worse"),
+    ]
     assert rows[0]["mean"] == "98.00" and rows[2]["diff_vs_best"] == "-7.17"  # the unfinished run is not counted
 
 
 def make_study(folder: Path) -> None:
     """An Optuna study in ``folder/study.db`` with a complete, a pruned and a failed trial."""
     import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(storage=f"sqlite:///{folder / 'study.db'}", study_name="lab", direction="maximize")
-    for state, value in ((optuna.trial.TrialState.COMPLETE, 0.98765), (optuna.trial.TrialState.PRUNED, None),
-                         (optuna.trial.TrialState.FAIL, None)):
+    for state, value in (
+        (optuna.trial.TrialState.COMPLETE, 0.98765),
+        (optuna.trial.TrialState.PRUNED, None),
+        (optuna.trial.TrialState.FAIL, None),
+    ):
         trial = study.ask({"scheduler": optuna.distributions.CategoricalDistribution(["cosine", "step"])})
         trial.report(0.5, step=1)
         study.tell(trial, value, state=state)
@@ -210,6 +263,7 @@ def make_study(folder: Path) -> None:
 def test_study_trials_are_read_with_their_states_read_only(tmp_path):
     from webapp.boundary import Boundary
     from webapp.study import find_studies, study_trials
+
     root = tmp_path / "ck"
     make_study(root / "sweep")
     make_study(tmp_path / "outside")
@@ -222,7 +276,10 @@ def test_study_trials_are_read_with_their_states_read_only(tmp_path):
     before = (root / "sweep" / "study.db").read_bytes()
     trials = study_trials(box, "sweep")
     assert [(t["trial"], t["state"], t["value"], t["epochs reported"]) for t in trials] == [
-        (0, "COMPLETE", 0.9877, 1), (1, "PRUNED", 0.5, 1), (2, "FAIL", None, 1)]  # pruned: its last report
+        (0, "COMPLETE", 0.9877, 1),
+        (1, "PRUNED", 0.5, 1),
+        (2, "FAIL", None, 1),
+    ]  # pruned: its last report
     assert {t["scheduler"] for t in trials} <= {"cosine", "step"}
     assert (root / "sweep" / "study.db").read_bytes() == before  # nothing written
     with pytest.raises(AppError, match=r"^broken/study.db cannot be read as an Optuna study \(") as e:
@@ -235,14 +292,18 @@ def test_study_trials_are_read_with_their_states_read_only(tmp_path):
 def test_uploads_are_refused_before_decoding(tmp_path):
     from data.images import ImageError, open_image
     from webapp.uploads import upload_problem
-    assert upload_problem("a.png", 11 * 2 ** 20, 10) == "a.png is 11.0 MB; the limit is 10 MB (--max_upload_mb)"
+
+    assert upload_problem("a.png", 11 * 2**20, 10) == "a.png is 11.0 MB; the limit is 10 MB (--max_upload_mb)"
     assert upload_problem("notes.txt", 10, 10).startswith("notes.txt is not an image file; accepted: .bmp, ")
     assert upload_problem("a.PNG", 10, 10) == ""
     for side in (2000, 20000):  # 20000²: over Pillow's own limit too
         bomb = png_claiming(side, side)
         assert len(bomb) < 100
-        with pytest.raises(ImageError, match=rf"^bomb.png: {side}x{side} pixels is over the limit "
-                                             r"max_image_pixels=1,000,000 \(refused from the header"):
+        with pytest.raises(
+            ImageError,
+            match=rf"^bomb.png: {side}x{side} pixels is over the limit "
+            r"max_image_pixels=1,000,000 \(refused from the header",
+        ):
             open_image(bomb, 1, 1_000_000, name="bomb.png", say_animated=False)
     with pytest.raises(ImageError, match=r"^notes.png: not an image \(unknown format\)$"):
         open_image(b"just text", 1, 1_000_000, name="notes.png", say_animated=False)
@@ -256,6 +317,7 @@ def test_uploads_are_refused_before_decoding(tmp_path):
 def test_the_page_in_process_shows_one_group_and_one_line_errors(folders, monkeypatch):
     """The page script itself (Streamlit's AppTest): one run selector, groups, errors in one line."""
     from streamlit.testing.v1 import AppTest
+
     root, outside = folders
     fashion = root / "fashion"
     fashion.mkdir()
@@ -280,16 +342,22 @@ def test_the_page_in_process_shows_one_group_and_one_line_errors(folders, monkey
     assert board.columns.tolist()[:3] == ["test acc", "run", "status"] and board["test acc"].tolist() == [98.77]
     assert str(root) not in board.to_csv()  # the summary's absolute run_dir is never shown
     trials = at.dataframe[1].value  # the study's trials
-    assert trials["state"].tolist() == ["COMPLETE", "PRUNED", "FAIL"] and "digits_sweep: 3 trials (1 complete, " \
-        "1 pruned, 1 fail)" in [c.value for c in at.caption]
+    assert trials["state"].tolist() == [
+        "COMPLETE",
+        "PRUNED",
+        "FAIL",
+    ] and "digits_sweep: 3 trials (1 complete, 1 pruned, 1 fail)" in [c.value for c in at.caption]
     text = " ".join(str(getattr(el, "value", "")) for el in at.main)
     assert str(root) not in text and str(outside) not in text
     # Uploads on a run whose best.pt is not a checkpoint: refusals first, then the load's error, each one line.
-    at.file_uploader[0].set_value([("digit.png", png(root / "upload.png").read_bytes(), "image/png"),
-                                   ("notes.txt", b"text", "text/plain")]).run()
+    at.file_uploader[0].set_value(
+        [("digit.png", png(root / "upload.png").read_bytes(), "image/png"), ("notes.txt", b"text", "text/plain")]
+    ).run()
     errors = [e.value for e in at.error]
-    assert "Refused: notes.txt is not an image file; accepted: .bmp, .gif, .jpeg, .jpg, .pgm, .png, .ppm, .tif, " \
+    assert (
+        "Refused: notes.txt is not an image file; accepted: .bmp, .gif, .jpeg, .jpg, .pgm, .png, .ppm, .tif, "
         ".tiff, .webp" in errors
+    )
     loading = [e for e in errors if e.startswith("error: ")]
     assert len(loading) == 1 and "\n" not in loading[0] and str(root.parent) not in loading[0], errors
     group.select("fashion_mnist · custom (1)").run()
@@ -336,6 +404,7 @@ def test_app_flags(tmp_path, capsys, monkeypatch):
 def test_the_page_in_a_real_browser(checkpoints, tmp_path):
     """One browser session: a prediction, every kind of refusal as visible text, the runs view."""
     from browser import CHROMEDRIVER, CHROMIUM, VISIBLE_IMAGES, browser, open_runs_tab, page_text, serve, upload
+
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         if os.environ.get("IMGCLF_BROWSER_TEST") == "required":  # .ci/run installs them: missing is a failure
             pytest.fail("chromium / chromium-driver are not installed")
@@ -344,6 +413,7 @@ def test_the_page_in_a_real_browser(checkpoints, tmp_path):
     from data import prepare_data
     from data.images import open_image
     from evaluation.inference import predict_probs, preprocess
+
     loaded = load_model_from_checkpoint(checkpoints / "digits" / "best.pt", torch.device("cpu"))
     test = prepare_data(loaded.cfg).test
     good = tmp_path / "digit.png"
@@ -359,8 +429,10 @@ def test_the_page_in_a_real_browser(checkpoints, tmp_path):
     bomb = tmp_path / "bomb.png"  # 67 bytes claiming 4 megapixels: refused from its header
     bomb.write_bytes(png_claiming(2000, 2000))
 
-    with serve(checkpoints, "--max_upload_mb", "0.02", "--max_image_pixels", "1000000") as (url, _), \
-            browser(tmp_path / "profile") as driver:
+    with (
+        serve(checkpoints, "--max_upload_mb", "0.02", "--max_image_pixels", "1000000") as (url, _),
+        browser(tmp_path / "profile") as driver,
+    ):
         driver.get(url)
         wait = upload(driver, (good, fake, text_file, big, bomb))  # five files in one upload
         wait.until(lambda d: "Predicted class:" in page_text(d) and page_text(d).count("Refused:") == 4)

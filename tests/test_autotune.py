@@ -3,6 +3,7 @@
 The CPU's bfloat16 support and the timings are replaced by fakes: no test depends on this
 machine having bfloat16 instructions or on how busy it is.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -13,8 +14,8 @@ import torch
 import yaml
 
 import train as train_script
-from runtime import autotune, runtime
 from artifacts.checkpoint import load_checkpoint
+from runtime import autotune, runtime
 from settings.config import from_dict, parse_args
 
 SMALL = ["--width", "8", "--depth", "2", "--batch_size", "128", "--device", "cpu"]  # FAST without fixed choices
@@ -39,6 +40,7 @@ def fake_times(**per_image):
     def measure(model_fn, shape, num_classes, device, candidates, **_):
         calls.append((shape, list(candidates)))
         return {c: per_image[c[0] + ("_cl" if c[1] else "")] for c in candidates}
+
     measure.calls = calls
     return measure
 
@@ -76,8 +78,10 @@ def test_auto_without_native_bf16_is_float32_says_why_records_and_caches(tmp_pat
 def test_auto_with_native_bf16_takes_the_faster_and_resume_replays_it(tmp_path, capsys, bf16, monkeypatch):
     monkeypatch.setattr(autotune, "measure", fake_times(float32=3.0, float32_cl=3.0, bfloat16=1.5, bfloat16_cl=2.0))
     out = train(tmp_path, capsys, "--epochs", "2", "--run_name", "r", "--save_every", "1", "--threads", "1")
-    assert "AMP bfloat16, channels_last off: this CPU (AVX512) has native bfloat16; bfloat16 measured 2.0x " \
-           "faster than float32" in out
+    assert (
+        "AMP bfloat16, channels_last off: this CPU (AVX512) has native bfloat16; bfloat16 measured 2.0x "
+        "faster than float32" in out
+    )
     # Resumed where bfloat16 would not be chosen (nor measured): the run keeps its own choice.
     monkeypatch.setattr(autotune, "cpu_bf16", lambda: (False, "no bf16 here"))
     monkeypatch.setattr(autotune, "measure", None)  # calling it would fail the test
@@ -108,21 +112,31 @@ def test_an_unreadable_cache_is_ignored_and_replaced(tmp_path, no_bf16, monkeypa
 
 def test_measure_times_every_candidate_on_a_real_model_without_touching_the_rng():
     from models import build_model
+
     torch.manual_seed(1)
     before = torch.get_rng_state()
-    times = autotune.measure(lambda: build_model("custom", 10, 1, 8, width=8, depth=2), (32, 1, 8, 8), 10,
-                             torch.device("cpu"), [("float32", False), ("float32", True)], budget_s=10)
+    times = autotune.measure(
+        lambda: build_model("custom", 10, 1, 8, width=8, depth=2),
+        (32, 1, 8, 8),
+        10,
+        torch.device("cpu"),
+        [("float32", False), ("float32", True)],
+        budget_s=10,
+    )
     assert set(times) == {("float32", False), ("float32", True)} and all(0 < t < 1 for t in times.values())
     assert torch.equal(torch.get_rng_state(), before)
 
 
-@pytest.mark.parametrize("flags, cap, isa, native", [
-    ({"avx2"}, "AVX2", "", False),
-    ({"avx512f", "avx512_bf16"}, "AVX512", "", True),
-    ({"avx512f", "amx_bf16"}, "AVX512", "AVX512_CORE_AMX", True),
-    ({"avx512f", "avx512_bf16"}, "AVX2", "", False),  # ATEN_CPU_CAPABILITY=avx2
-    ({"avx512f", "avx512_bf16"}, "AVX512", "AVX2", False),  # ONEDNN_MAX_CPU_ISA=AVX2
-])
+@pytest.mark.parametrize(
+    "flags, cap, isa, native",
+    [
+        ({"avx2"}, "AVX2", "", False),
+        ({"avx512f", "avx512_bf16"}, "AVX512", "", True),
+        ({"avx512f", "amx_bf16"}, "AVX512", "AVX512_CORE_AMX", True),
+        ({"avx512f", "avx512_bf16"}, "AVX2", "", False),  # ATEN_CPU_CAPABILITY=avx2
+        ({"avx512f", "avx512_bf16"}, "AVX512", "AVX2", False),  # ONEDNN_MAX_CPU_ISA=AVX2
+    ],
+)
 def test_native_bf16_probe_reads_flags_and_respects_isa_caps(monkeypatch, flags, cap, isa, native):
     monkeypatch.setattr(autotune, "cpu_flags", lambda: flags)
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: cap)
@@ -131,8 +145,10 @@ def test_native_bf16_probe_reads_flags_and_respects_isa_caps(monkeypatch, flags,
 
 
 def test_old_boolean_amp_settings_still_load(tmp_path):
-    assert (from_dict({"amp": True, "channels_last": False}).amp, from_dict({"channels_last": True}).channels_last) \
-        == ("on", "on")
+    assert (from_dict({"amp": True, "channels_last": False}).amp, from_dict({"channels_last": True}).channels_last) == (
+        "on",
+        "on",
+    )
     (tmp_path / "c.yaml").write_text("amp: true\nchannels_last: false\n")
     cfg, _ = parse_args(["--config", str(tmp_path / "c.yaml")])
     assert (cfg.amp, cfg.channels_last) == ("on", "off")
@@ -166,10 +182,29 @@ def test_resume_keeps_the_runs_thread_count_while_another_process_is_busy(tmp_pa
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_deterministic_resume_on_cuda_is_bit_identical(tmp_path, capsys):
-    train(tmp_path, capsys, "--device", "cuda", "--deterministic", "--epochs", "3", "--save_every", "1",
-          "--run_name", "full")  # amp auto: float16 + GradScaler (or bfloat16) on the GPU
-    train(tmp_path, capsys, "--resume", str(tmp_path / "ck" / "full" / "epoch_001.pt"), "--run_name", "res",
-          "--device", "cuda")
+    train(
+        tmp_path,
+        capsys,
+        "--device",
+        "cuda",
+        "--deterministic",
+        "--epochs",
+        "3",
+        "--save_every",
+        "1",
+        "--run_name",
+        "full",
+    )  # amp auto: float16 + GradScaler (or bfloat16) on the GPU
+    train(
+        tmp_path,
+        capsys,
+        "--resume",
+        str(tmp_path / "ck" / "full" / "epoch_001.pt"),
+        "--run_name",
+        "res",
+        "--device",
+        "cuda",
+    )
     full, res = (load_checkpoint(tmp_path / "ck" / n / "last.pt")["model"] for n in ("full", "res"))
     assert all(torch.equal(full[k], res[k]) for k in full)
 
@@ -187,9 +222,23 @@ def test_compile_trains_through_the_compiled_module_and_checkpoints_the_plain_on
         def forward(self, x):
             calls.append(x.shape[0])
             return self._orig_mod(x)
+
     monkeypatch.setattr(torch, "compile", lambda model, mode: Compiled(model) if mode == "default" else None)
-    out = train(tmp_path, capsys, "--epochs", "1", "--compile", "--run_name", "c", "--threads", "1", "--amp", "off",
-                "--channels_last", "off")
+    out = train(
+        tmp_path,
+        capsys,
+        "--epochs",
+        "1",
+        "--compile",
+        "--run_name",
+        "c",
+        "--threads",
+        "1",
+        "--amp",
+        "off",
+        "--channels_last",
+        "off",
+    )
     assert "--compile: torch.compile(mode='default')" in out
     assert sum(calls) == 1257  # every training image went through the compiled module, once
     weights = load_checkpoint(tmp_path / "ck" / "c" / "last.pt")["model"]
@@ -199,6 +248,7 @@ def test_compile_trains_through_the_compiled_module_and_checkpoints_the_plain_on
 def test_a_measurement_far_over_budget_keeps_the_default_and_is_not_cached(bf16, monkeypatch):
     def too_busy(*args, **kwargs):
         raise autotune.Inconclusive
+
     monkeypatch.setattr(autotune, "measure", too_busy)
     choice = autotune.decide("auto", "auto", "auto", **probe({"m": 2}, (4, 1, 8, 8)))
     assert (choice.amp, choice.channels_last) == (False, False) and "timing inconclusive" in choice.reason
@@ -207,6 +257,13 @@ def test_a_measurement_far_over_budget_keeps_the_default_and_is_not_cached(bf16,
 
 def test_measure_gives_up_past_twice_its_budget():
     from models import build_model
+
     with pytest.raises(autotune.Inconclusive):
-        autotune.measure(lambda: build_model("custom", 10, 1, 8, width=8, depth=2), (32, 1, 8, 8), 10,
-                         torch.device("cpu"), [("float32", False), ("float32", True)], budget_s=1e-6)
+        autotune.measure(
+            lambda: build_model("custom", 10, 1, 8, width=8, depth=2),
+            (32, 1, 8, 8),
+            10,
+            torch.device("cpu"),
+            [("float32", False), ("float32", True)],
+            budget_s=1e-6,
+        )

@@ -11,6 +11,7 @@ Value mistakes are refused before torch is imported (~0.1 s); names, data and ch
 torch (several seconds per interpreter), so the whole catalogue runs once, two commands at a time,
 in a module fixture, and each test reads its own case's outcome.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,8 +24,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from conftest import FAST, cli, copy_run
+
 from artifacts.checkpoint import load_checkpoint
 
 
@@ -63,46 +64,71 @@ def catalogue(earlier: Path, tmp: Path) -> dict[str, Case]:
     again = ["--run_name", "earlier", "--resume", "auto"]  # aimed at the earlier run itself
     trusted = ("could run code", "checkpoints you trust")
     return {
-        "unknown_config_key": Case(["--config", tmp / "unknown_key.yaml"], 2,
-                                   ("unknown config key 'batchsize'", "did you mean 'batch_size'")),
-        "unknown_flag": Case(["--learning_rate", "0.1"], 2,
-                             ("unrecognized argument '--learning_rate' (did you mean '--lr'?)",)),
+        "unknown_config_key": Case(
+            ["--config", tmp / "unknown_key.yaml"], 2, ("unknown config key 'batchsize'", "did you mean 'batch_size'")
+        ),
+        "unknown_flag": Case(
+            ["--learning_rate", "0.1"], 2, ("unrecognized argument '--learning_rate' (did you mean '--lr'?)",)
+        ),
         "wrong_type_in_config_file": Case(["--config", tmp / "wrong_type.yaml"], 2, ("'lr' must be float", "'fast'")),
         "wrong_type_on_command_line": Case(["--epochs", "three"], 2, ("--epochs", "invalid int value: 'three'")),
         "lr_zero": Case([*again, "--lr", "0"], 2, ("--lr must be > 0 (got 0.0)",)),
         "lr_negative": Case([*again, "--lr", "-0.1"], 2, ("--lr must be > 0 (got -0.1)",)),
         "negative_patience": Case([*again, "--early_stopping", "-1"], 2, ("PATIENCE must be >= 0 (got -1)",)),
-        "negative_scheduler_patience": Case(["--scheduler", "plateau", "--scheduler_patience", "-2"], 2,
-                                            ("'patience' = -2 is out of range [0",)),
-        "unsorted_milestones": Case(["--scheduler", "multistep", "--scheduler_milestones", "[5,2]"], 2,
-                                    ("'milestones' must be strictly increasing", "[2, 5]")),
-        "warmup_epochs_longer_than_training": Case([*again, "--warmup_epochs", "5", "--epochs", "4"], 2,
-                                                   ("--warmup_epochs 5 must be shorter than training",)),
-        "warmup_steps_longer_than_training": Case([*FAST, "--epochs", "1", "--warmup_steps", "1000"], 2,
-                                                  ("warmup of 1000 updates is not shorter than training",)),
+        "negative_scheduler_patience": Case(
+            ["--scheduler", "plateau", "--scheduler_patience", "-2"], 2, ("'patience' = -2 is out of range [0",)
+        ),
+        "unsorted_milestones": Case(
+            ["--scheduler", "multistep", "--scheduler_milestones", "[5,2]"],
+            2,
+            ("'milestones' must be strictly increasing", "[2, 5]"),
+        ),
+        "warmup_epochs_longer_than_training": Case(
+            [*again, "--warmup_epochs", "5", "--epochs", "4"], 2, ("--warmup_epochs 5 must be shorter than training",)
+        ),
+        "warmup_steps_longer_than_training": Case(
+            [*FAST, "--epochs", "1", "--warmup_steps", "1000"],
+            2,
+            ("warmup of 1000 updates is not shorter than training",),
+        ),
         "batch_size_zero": Case([*again, "--batch_size", "0"], 2, ("--batch_size must be >= 1 (got 0)",)),
         "unknown_model": Case(["--model", "resnet_9000"], 2, ("unknown model 'resnet_9000'", "Valid: custom")),
         "unknown_scheduler": Case(["--scheduler", "cosin"], 2, ("unknown scheduler 'cosin'", "did you mean 'cosine'")),
         "unknown_dataset": Case(["--dataset", "imagenet-1k"], 2, ("unknown dataset 'imagenet-1k'", "Valid: ")),
-        "missing_data_folder": Case(["--dataset", "folder", "--data_dir", tmp / "nonexistent"], 2,
-                                    ("is not an existing folder", "point --data_dir at it")),
+        "missing_data_folder": Case(
+            ["--dataset", "folder", "--data_dir", tmp / "nonexistent"],
+            2,
+            ("is not an existing folder", "point --data_dir at it"),
+        ),
         "empty_data_folder": Case(["--dataset", "folder", "--data_dir", tmp / "empty"], 1, ("no readable images",)),
-        "checkpoint_of_another_model": Case(["--resume", earlier / "last.pt", "--run_name", "other", "--model",
-                                             "efficientnet_b0"], 2,
-                                            ("trained with model='custom'", "Start a new run without --resume")),
-        "checkpoint_of_another_class_count": Case(["--resume", tmp / "three_classes.pt", "--run_name", "other"], 2,
-                                                  ("has 3 classes but dataset 'digits' has 10",)),
-        "truncated_checkpoint": Case(["--resume", tmp / "cut.pt"], 1, ("corrupt or truncated", "use another checkpoint")),
+        "checkpoint_of_another_model": Case(
+            ["--resume", earlier / "last.pt", "--run_name", "other", "--model", "efficientnet_b0"],
+            2,
+            ("trained with model='custom'", "Start a new run without --resume"),
+        ),
+        "checkpoint_of_another_class_count": Case(
+            ["--resume", tmp / "three_classes.pt", "--run_name", "other"],
+            2,
+            ("has 3 classes but dataset 'digits' has 10",),
+        ),
+        "truncated_checkpoint": Case(
+            ["--resume", tmp / "cut.pt"], 1, ("corrupt or truncated", "use another checkpoint")
+        ),
         "missing_checkpoint": Case(["--resume", tmp / "nope.pt"], 2, ("checkpoint not found", "check the path")),
         "checkpoint_running_code_train": Case(["--resume", tmp / "evil.pt"], 1, trusted),
         "checkpoint_running_code_evaluate": Case(["--checkpoint", tmp / "evil.pt"], 1, trusted, script="evaluate.py"),
         # A path below a regular file cannot be created even by root (chmod would not stop root).
-        "unwritable_checkpoint_folder": Case(["--checkpoint_dir", earlier / "config.yaml" / "sub", *FAST,
-                                              "--epochs", "1"], 2,
-                                             ("cannot write the run folder", "choose a writable --checkpoint_dir")),
-        "full_disk_while_saving": Case(["--run_name", "full", *FAST, "--epochs", "2"], 1,
-                                       ("could not write", "No space left on device", "previous file is intact",
-                                        "--resume auto"), faults="write:last.pt#2=enospc"),
+        "unwritable_checkpoint_folder": Case(
+            ["--checkpoint_dir", earlier / "config.yaml" / "sub", *FAST, "--epochs", "1"],
+            2,
+            ("cannot write the run folder", "choose a writable --checkpoint_dir"),
+        ),
+        "full_disk_while_saving": Case(
+            ["--run_name", "full", *FAST, "--epochs", "2"],
+            1,
+            ("could not write", "No space left on device", "previous file is intact", "--resume auto"),
+            faults="write:last.pt#2=enospc",
+        ),
     }
 
 
@@ -110,8 +136,11 @@ CASES = list(catalogue(Path("earlier"), Path("tmp")))
 
 
 def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
-    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +156,10 @@ def outcomes(tmp_path_factory, trained_run):
         # CPU even where a GPU exists: every child starting CUDA made this fixture outlast timeouts there.
         prefix = ["--checkpoint_dir", root, "--device", "cpu"] if case.script == "train.py" else []
         return cli(case.script, *prefix, *case.args, faults=case.faults)
+
     with ThreadPoolExecutor(max_workers=2) as pool:  # the machine has 2 cores; each child is mostly imports
         results = dict(zip(table, pool.map(run, table.values())))
-    return {"root": root, "tmp": tmp, "table": table, "results": results, "before": before,
-            "after": snapshot(earlier)}
+    return {"root": root, "tmp": tmp, "table": table, "results": results, "before": before, "after": snapshot(earlier)}
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -4,13 +4,13 @@ Each case runs the command line itself (a hang fails by timeout): animated GIFs,
 a FIFO named ``pipe.png``, link loops (``cat/up -> ..``, ``dog/up -> ..``, ``cat/self -> .``).
 Refusals end with one ``error:`` line (exit 1 or 2) and never a traceback; everything else is used.
 """
+
 from __future__ import annotations
 
 import os
 
-import pytest
-
 import imagegen
+import pytest
 from conftest import cli
 
 TIMEOUT = 120  # generous on a busy machine; the old scan of these folders never returned
@@ -47,9 +47,36 @@ def hostile(tmp_path_factory):
 def trained(hostile, tmp_path_factory):
     """Training on the hostile folder ends, uses the GIF's first frame and skips the rest."""
     ck = tmp_path_factory.mktemp("ck")
-    res = cli("train.py", "--dataset", "folder", "--data_dir", hostile, "--checkpoint_dir", ck, "--run_name", "h",
-              "--epochs", "1", "--width", "4", "--depth", "1", "--threads", "1", "--device", "cpu", "--amp", "off",
-              "--channels_last", "off", "--val_split", "0.2", "--test_split", "0.2", timeout=TIMEOUT)
+    res = cli(
+        "train.py",
+        "--dataset",
+        "folder",
+        "--data_dir",
+        hostile,
+        "--checkpoint_dir",
+        ck,
+        "--run_name",
+        "h",
+        "--epochs",
+        "1",
+        "--width",
+        "4",
+        "--depth",
+        "1",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--amp",
+        "off",
+        "--channels_last",
+        "off",
+        "--val_split",
+        "0.2",
+        "--test_split",
+        "0.2",
+        timeout=TIMEOUT,
+    )
     return res, ck / "h" / "best.pt"
 
 
@@ -78,20 +105,47 @@ def test_predict_one_bad_file_gets_its_row(hostile, trained):
     assert f"{hostile / 'dog' / 'huge.png'}  ERROR:" in res.stdout and "named pipe" in res.stdout
     assert "21 of 23 images predicted" in res.stdout  # 20 + GIF + huge + pipe, each once
     assert res.stderr.count("is animated: the first frame is used") == 1
-    res = cli("predict.py", "--checkpoint", best, hostile / "dog" / "huge.png", hostile / "dog" / "pipe.png",
-              "--device", "cpu", timeout=TIMEOUT)
+    res = cli(
+        "predict.py",
+        "--checkpoint",
+        best,
+        hostile / "dog" / "huge.png",
+        hostile / "dog" / "pipe.png",
+        "--device",
+        "cpu",
+        timeout=TIMEOUT,
+    )
     assert_refused(res, "no input could be read as an image (2 given")
 
 
 def test_explain_animated_and_huge(hostile, trained, tmp_path):
     _, best = trained
-    res = cli("explain.py", "--checkpoint", best, hostile / "cat" / "moving.gif", hostile / "dog" / "huge.png",
-              "--output_dir", tmp_path, "--device", "cpu", timeout=TIMEOUT)
+    res = cli(
+        "explain.py",
+        "--checkpoint",
+        best,
+        hostile / "cat" / "moving.gif",
+        hostile / "dog" / "huge.png",
+        "--output_dir",
+        tmp_path,
+        "--device",
+        "cpu",
+        timeout=TIMEOUT,
+    )
     assert_clean(res)
     assert (tmp_path / "moving_cam.png").is_file() and "max_image_pixels" in res.stderr
 
 
 def test_max_image_pixels_is_validated(hostile):
-    res = cli("train.py", "--dataset", "folder", "--data_dir", hostile, "--check_data", "--max_image_pixels", "0",
-              timeout=TIMEOUT)
+    res = cli(
+        "train.py",
+        "--dataset",
+        "folder",
+        "--data_dir",
+        hostile,
+        "--check_data",
+        "--max_image_pixels",
+        "0",
+        timeout=TIMEOUT,
+    )
     assert_refused(res, "--max_image_pixels must be >= 1")

@@ -1,4 +1,5 @@
 """Checkpoint files: atomic writes, weights_only loading, refusal of code and corrupt files."""
+
 from __future__ import annotations
 
 import os
@@ -6,8 +7,8 @@ import os
 import pytest
 import torch
 
-from common.errors import AppError
 from artifacts.checkpoint import VERSION, load_checkpoint, prune_epoch_files, save_checkpoint
+from common.errors import AppError
 
 
 def minimal(value=1.0):
@@ -35,6 +36,7 @@ def test_one_state_under_two_names_is_one_file_and_stays_correct(tmp_path):
 def test_copies_where_links_are_not_possible(tmp_path, monkeypatch):
     def no_links(src, dst):
         raise OSError(18, "Invalid cross-device link")  # EXDEV
+
     monkeypatch.setattr(os, "link", no_links)
     save_checkpoint(minimal(3.0), tmp_path / "best.pt", tmp_path / "last.pt")
     assert not os.path.samefile(tmp_path / "best.pt", tmp_path / "last.pt")
@@ -59,13 +61,17 @@ def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
 
     def full_disk(file, mode="r", *a, **k):
         if "w" in mode and ".tmp-" in str(file):
+
             class Full:
                 def __enter__(self):
                     return self
+
                 def __exit__(self, *exc):
                     return False
+
                 def write(self, data):
                     raise OSError(28, "No space left on device")
+
             return Full()
         return real_open(file, mode, *a, **k)
 

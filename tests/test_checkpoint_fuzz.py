@@ -4,13 +4,15 @@ it for inference gives a usable model or the project's own error (one line), nev
 The base is a valid weights-only checkpoint of a tiny custom CNN (built, not trained); each example
 replaces one field (or one entry of ``preprocessing`` or ``config``) with a random value. In-process.
 """
+
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
 import torch
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from artifacts.checkpoint import VERSION
 from artifacts.model_io import load_model_from_checkpoint
@@ -19,20 +21,45 @@ from models import build_model
 from settings.config import Config, to_dict
 
 CFG = Config(width=4, depth=1, dropout=0.0)
-BASE = {"model": build_model("custom", 3, 1, 8, width=4, depth=1, dropout=0.0).state_dict(),
-        "config": to_dict(CFG), "class_names": ["a", "b", "c"], "version": VERSION,
-        "preprocessing": {"input_size": [8, 8], "channels": 1, "mean": [0.5], "std": [0.25]},
-        "epoch": 1, "global_step": 3, "best_metric": 0.5}
+BASE = {
+    "model": build_model("custom", 3, 1, 8, width=4, depth=1, dropout=0.0).state_dict(),
+    "config": to_dict(CFG),
+    "class_names": ["a", "b", "c"],
+    "version": VERSION,
+    "preprocessing": {"input_size": [8, 8], "channels": 1, "mean": [0.5], "std": [0.25]},
+    "epoch": 1,
+    "global_step": 3,
+    "best_metric": 0.5,
+}
 
-junk = st.recursive(st.none() | st.booleans() | st.integers(min_value=-10**12, max_value=10**12)
-                    | st.floats() | st.text(max_size=6),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=2),
-                    max_leaves=6)
-where = st.sampled_from([("model",), ("config",), ("class_names",), ("preprocessing",), ("epoch",), ("global_step",),
-                         ("best_metric",), ("ema",), ("preprocessing", "input_size"), ("preprocessing", "channels"),
-                         ("preprocessing", "mean"), ("preprocessing", "std"), ("config", "model"),
-                         ("config", "width"), ("config", "depth"), ("config", "widths"), ("config", "amp"),
-                         ("config", "dropout"), ("config", "scheduler_params")])
+junk = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(10**12), max_value=10**12) | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=2),
+    max_leaves=6,
+)
+where = st.sampled_from(
+    [
+        ("model",),
+        ("config",),
+        ("class_names",),
+        ("preprocessing",),
+        ("epoch",),
+        ("global_step",),
+        ("best_metric",),
+        ("ema",),
+        ("preprocessing", "input_size"),
+        ("preprocessing", "channels"),
+        ("preprocessing", "mean"),
+        ("preprocessing", "std"),
+        ("config", "model"),
+        ("config", "width"),
+        ("config", "depth"),
+        ("config", "widths"),
+        ("config", "amp"),
+        ("config", "dropout"),
+        ("config", "scheduler_params"),
+    ]
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,4 +1,5 @@
 """Config precedence (defaults < YAML < CLI) and rejection of unknown keys, wrong types, bad values."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -6,9 +7,18 @@ import dataclasses
 import pytest
 import yaml
 
-from settings.config import (Config, FIELDS, apply_overrides, build_parser, load_yaml, model_args, parse_args,
-                             save_yaml, stage_widths)
 from common.errors import UsageError
+from settings.config import (
+    FIELDS,
+    Config,
+    apply_overrides,
+    build_parser,
+    load_yaml,
+    model_args,
+    parse_args,
+    save_yaml,
+    stage_widths,
+)
 from settings.validate import check_config
 
 ROOT_CONFIGS = __import__("pathlib").Path(__file__).resolve().parents[1] / "configs"
@@ -42,44 +52,53 @@ def test_new_scheduler_on_cli_drops_yaml_params(tmp_path):
     assert cfg.scheduler == "cosine" and cfg.scheduler_params == {}
 
 
-@pytest.mark.parametrize("data, fragment", [
-    ({"batchsize": 32}, "did you mean 'batch_size'"),
-    ({"epoch": 3}, "did you mean 'epochs'"),
-    ({"lr": "fast"}, "'lr' must be float"),
-    ({"epochs": 2.5}, "'epochs' must be int"),
-    ({"amp": "yes"}, "'amp' must be auto, on or off"),
-    ({"tta": "yes"}, "'tta' must be bool"),
-])
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        ({"batchsize": 32}, "did you mean 'batch_size'"),
+        ({"epoch": 3}, "did you mean 'epochs'"),
+        ({"lr": "fast"}, "'lr' must be float"),
+        ({"epochs": 2.5}, "'epochs' must be int"),
+        ({"amp": "yes"}, "'amp' must be auto, on or off"),
+        ({"tta": "yes"}, "'tta' must be bool"),
+    ],
+)
 def test_yaml_rejects_unknown_keys_and_wrong_types(tmp_path, data, fragment):
     with pytest.raises(UsageError, match=fragment):
         parse_args(["--config", write(tmp_path, data)])
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["--learning_rate", "0.1"], "unrecognized argument '--learning_rate' \\(did you mean '--lr'\\?\\)"),
-    (["--epochs", "three"], "invalid int value"),
-    (["--scheduler", "cosine", "--scheduler_gama", "0.5"], "no hyperparameter 'gama'"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--learning_rate", "0.1"], "unrecognized argument '--learning_rate' \\(did you mean '--lr'\\?\\)"),
+        (["--epochs", "three"], "invalid int value"),
+        (["--scheduler", "cosine", "--scheduler_gama", "0.5"], "no hyperparameter 'gama'"),
+    ],
+)
 def test_cli_rejects(argv, fragment):
     with pytest.raises(UsageError, match=fragment):
         cfg, _ = parse_args(argv)
         check_config(cfg)
 
 
-@pytest.mark.parametrize("override, fragment", [
-    ({"lr": 0.0}, "--lr must be > 0"),
-    ({"lr": -1.0}, "--lr must be > 0"),
-    ({"batch_size": 0}, "--batch_size must be >= 1"),
-    ({"early_stopping": -1}, "PATIENCE must be >= 0"),
-    ({"warmup_epochs": 20.0, "epochs": 10}, "shorter than training"),
-    ({"model": "resnet_9000"}, "unknown model 'resnet_9000'"),
-    ({"scheduler": "cosin"}, "did you mean 'cosine'"),
-    ({"dataset": "imagenet-1k"}, "unknown dataset"),
-    ({"scheduler": "step", "scheduler_params": {"gamma": 2.0}}, "out of range"),
-    ({"widths": "16,x,64"}, "--widths must be positive integers"),
-    ({"widths": "16,0"}, "--widths must be positive integers"),
-    ({"widths": "16,32", "model": "efficientnet_b0"}, "custom CNN only"),
-])
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ({"lr": 0.0}, "--lr must be > 0"),
+        ({"lr": -1.0}, "--lr must be > 0"),
+        ({"batch_size": 0}, "--batch_size must be >= 1"),
+        ({"early_stopping": -1}, "PATIENCE must be >= 0"),
+        ({"warmup_epochs": 20.0, "epochs": 10}, "shorter than training"),
+        ({"model": "resnet_9000"}, "unknown model 'resnet_9000'"),
+        ({"scheduler": "cosin"}, "did you mean 'cosine'"),
+        ({"dataset": "imagenet-1k"}, "unknown dataset"),
+        ({"scheduler": "step", "scheduler_params": {"gamma": 2.0}}, "out of range"),
+        ({"widths": "16,x,64"}, "--widths must be positive integers"),
+        ({"widths": "16,0"}, "--widths must be positive integers"),
+        ({"widths": "16,32", "model": "efficientnet_b0"}, "custom CNN only"),
+    ],
+)
 def test_invalid_values(override, fragment):
     cfg = apply_overrides(Config(), override, "test")
     with pytest.raises(UsageError, match=fragment):
@@ -113,8 +132,9 @@ def test_widths_from_yaml_list_or_text_and_cli(tmp_path, text):
 
 
 def test_exponent_floats_read_as_floats(tmp_path):
-    cfg, _ = parse_args(["--config", write_text(tmp_path, "lr: 1e-3\n"), "--scheduler", "cosine",
-                         "--scheduler_eta_min", "1e-6"])
+    cfg, _ = parse_args(
+        ["--config", write_text(tmp_path, "lr: 1e-3\n"), "--scheduler", "cosine", "--scheduler_eta_min", "1e-6"]
+    )
     assert cfg.lr == 1e-3 and cfg.scheduler_params == {"eta_min": 1e-6}
 
 

@@ -5,6 +5,7 @@ config that is valid in every field, or raises the project's own error (one line
 line): never another exception, and never a config with NaN, a wrong type or an absurd size that a
 run would then start with. In-process: the property is about the parsing, not the command.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,24 +15,72 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from common.errors import AppError
-from settings.config import FIELD_TYPES, FIELDS, LR_AUTO, build_parser, from_dict, load_yaml, apply_overrides, \
-    parse_args, save_yaml, to_dict
+from settings.config import (
+    FIELD_TYPES,
+    FIELDS,
+    LR_AUTO,
+    apply_overrides,
+    build_parser,
+    from_dict,
+    load_yaml,
+    parse_args,
+    save_yaml,
+    to_dict,
+)
 from settings.validate import MAX_BATCH, MAX_CHANNELS, MAX_IMAGE_SIDE, check_config
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SCHEDULER_KEYS = ["scheduler_gamma", "scheduler_step_size", "scheduler_patience", "scheduler_milestones",
-                  "scheduler_factor", "scheduler_min_lr", "scheduler_eta_min", "scheduler_power"]
+SCHEDULER_KEYS = [
+    "scheduler_gamma",
+    "scheduler_step_size",
+    "scheduler_patience",
+    "scheduler_milestones",
+    "scheduler_factor",
+    "scheduler_min_lr",
+    "scheduler_eta_min",
+    "scheduler_power",
+]
 
-scalars = (st.none() | st.booleans() | st.integers(min_value=-10**20, max_value=10**20)
-           | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12)
-           | st.sampled_from(["auto", "on", "off", "cosine", "step", "plateau", "custom", "digits", "sgd", "adamw",
-                              "nan", "inf", "1e-3", "[1, 2]", "0", "-1", "100000"]))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                      | st.dictionaries(st.text(max_size=8) | st.sampled_from(["name", "gamma", "patience"]),
-                                        inner, max_size=3), max_leaves=8)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**20), max_value=10**20)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(
+        [
+            "auto",
+            "on",
+            "off",
+            "cosine",
+            "step",
+            "plateau",
+            "custom",
+            "digits",
+            "sgd",
+            "adamw",
+            "nan",
+            "inf",
+            "1e-3",
+            "[1, 2]",
+            "0",
+            "-1",
+            "100000",
+        ]
+    )
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=8) | st.sampled_from(["name", "gamma", "patience"]), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
 keys = st.sampled_from(FIELDS + SCHEDULER_KEYS + ["scheduler"]) | st.text(max_size=10) | st.integers() | st.booleans()
 
 
@@ -100,9 +149,15 @@ FLAGS = [f for f in build_parser().flags if f not in ("--help", "--config", "--d
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.sampled_from(FLAGS + [f"--{k}" for k in SCHEDULER_KEYS]),
-                          st.text(max_size=10) | st.sampled_from(["nan", "-inf", "1e999", "0", "-1", "100000",
-                                                                  "auto", "[1,", "{a: 1, a: 2}", "3.5"])),
-                max_size=4))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(FLAGS + [f"--{k}" for k in SCHEDULER_KEYS]),
+            st.text(max_size=10)
+            | st.sampled_from(["nan", "-inf", "1e999", "0", "-1", "100000", "auto", "[1,", "{a: 1, a: 2}", "3.5"]),
+        ),
+        max_size=4,
+    )
+)
 def test_any_command_line_is_refused_or_valid(pairs):
     resolve([f"{flag}={value}" for flag, value in pairs])

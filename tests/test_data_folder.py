@@ -1,15 +1,16 @@
 """``--dataset folder`` on small generated folders: layouts, bad files, the check report, splits."""
+
 from __future__ import annotations
 
 import os
 import time
 
+import imagegen
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import imagegen
 from data import folder
 from data.check import DataError, enforce_strict, report_of
 from data.images import open_image
@@ -110,6 +111,7 @@ def test_unusable_folders_say_what_is_expected(tmp_path):
 
 def test_check_data_alone_prints_the_report_and_sets_the_exit_status(messy, capsys, tmp_path):
     import train
+
     root, _ = messy
     args = ["--dataset", "folder", "--data_dir", str(root), "--checkpoint_dir", str(tmp_path / "ck")]
     assert train.main([*args, "--check_data"]) == 0
@@ -121,6 +123,7 @@ def test_check_data_alone_prints_the_report_and_sets_the_exit_status(messy, caps
 
 def test_severe_imbalance_is_warned_with_the_remedies():
     from data.check import DataReport
+
     r = DataReport("x", class_names=["a", "b"], counts={"train": {"a": 110, "b": 10}})
     assert "severe class imbalance" in "\n".join(r.warnings()) and "--balanced_sampler" in "\n".join(r.warnings())
     r.counts["train"]["a"] = 100  # 10x: still tolerable
@@ -195,10 +198,15 @@ def test_animated_and_huge_images_in_a_folder(tmp_path):
 
 def test_open_image_refusals_are_one_line_image_errors(tmp_path):
     from data.images import ImageError
+
     os.mkfifo(tmp_path / "pipe.png")
-    cases = {tmp_path: "a folder, not an image file", tmp_path / "pipe.png": "a named pipe (FIFO)",
-             tmp_path / "gone.png": "no such file", b"junk": "upload: not an image (unknown format)",
-             imagegen.huge_png(tmp_path / "huge.png", side=2000): "2000x2000 pixels is over the limit"}
+    cases = {
+        tmp_path: "a folder, not an image file",
+        tmp_path / "pipe.png": "a named pipe (FIFO)",
+        tmp_path / "gone.png": "no such file",
+        b"junk": "upload: not an image (unknown format)",
+        imagegen.huge_png(tmp_path / "huge.png", side=2000): "2000x2000 pixels is over the limit",
+    }
     for source, needle in cases.items():
         with pytest.raises(ImageError) as e:
             open_image(source, 3, max_pixels=1_000_000)

@@ -1,18 +1,18 @@
 """Class imbalance options, the streamed (DataLoader workers) path against the in-memory one, and a
 short end-to-end run on a generated folder."""
+
 from __future__ import annotations
 
 import json
 
+import imagegen
 import pytest
 import torch
 
-import imagegen
-from data import folder
+from data import folder, preprocessing_of
 from data.disk_loader import DiskLoader
 from data.loader import Feed, TensorLoader, balanced_sample_weights, loss_weights, make_loader
 from data.types import Split
-from data import preprocessing_of
 
 CPU = torch.device("cpu")
 
@@ -28,8 +28,14 @@ def test_class_weights_auto_balance_the_total_loss_per_class():
 def test_balanced_sampler_draws_classes_about_uniformly():
     labels = torch.tensor([0] * 900 + [1] * 90 + [2] * 10)
     split = Split(torch.zeros(1000, 1, 2, 2, dtype=torch.uint8), labels)
-    loader = TensorLoader(split, 500, {"input_size": [2, 2], "mean": [0.5], "std": [0.5]}, CPU, shuffle=True,
-                          sample_weights=balanced_sample_weights(labels, 3))
+    loader = TensorLoader(
+        split,
+        500,
+        {"input_size": [2, 2], "mean": [0.5], "std": [0.5]},
+        CPU,
+        shuffle=True,
+        sample_weights=balanced_sample_weights(labels, 3),
+    )
     seen = torch.cat([y for _, y in loader])
     assert len(seen) == 1000
     share = torch.bincount(seen, minlength=3).float() / 1000
@@ -61,8 +67,15 @@ def test_streamed_training_epoch_equals_the_in_memory_epoch(bundles, workers):
     pre = preprocessing_of(memory)
 
     def epoch(split, e):
-        loader = make_loader(split, 5, Feed(pre, CPU, num_workers=workers), augment_preset="standard", shuffle=True,
-                             seed=1, sample_weights=balanced_sample_weights(split.labels, 3))
+        loader = make_loader(
+            split,
+            5,
+            Feed(pre, CPU, num_workers=workers),
+            augment_preset="standard",
+            shuffle=True,
+            seed=1,
+            sample_weights=balanced_sample_weights(split.labels, 3),
+        )
         loader.set_epoch(e)
         xs, ys = zip(*loader)
         return torch.cat(xs), torch.cat(ys)
@@ -77,6 +90,7 @@ def test_streamed_training_epoch_equals_the_in_memory_epoch(bundles, workers):
 
 def test_both_translate_kernels_agree():
     from data.transforms import _translate_each, _translate_grouped
+
     x = torch.randint(0, 256, (9, 3, 40, 40), dtype=torch.uint8)
     dy, dx = torch.randint(0, 9, (9,)), torch.randint(0, 9, (9,))
     assert torch.equal(_translate_each(x, 4, dy, dx), _translate_grouped(x, 4, dy, dx))
@@ -84,11 +98,32 @@ def test_both_translate_kernels_agree():
 
 def test_end_to_end_on_a_tiny_folder(tmp_path, capsys):
     import train
+
     root = imagegen.single_folder(tmp_path / "data", {"a": 16, "b": 16, "c": 16})
     imagegen.bad_files(root / "b")
-    common = ["--dataset", "folder", "--data_dir", str(root), "--checkpoint_dir", str(tmp_path / "ck"),
-              "--width", "8", "--depth", "2", "--batch_size", "16", "--threads", "2", "--epochs", "3",
-              "--lr", "0.01", "--class_weights", "auto", "--balanced_sampler"]
+    common = [
+        "--dataset",
+        "folder",
+        "--data_dir",
+        str(root),
+        "--checkpoint_dir",
+        str(tmp_path / "ck"),
+        "--width",
+        "8",
+        "--depth",
+        "2",
+        "--batch_size",
+        "16",
+        "--threads",
+        "2",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.01",
+        "--class_weights",
+        "auto",
+        "--balanced_sampler",
+    ]
     train.main([*common, "--run_name", "mem"])
     out = capsys.readouterr().out
     assert "data: folder" in out and "3 unreadable images skipped" in out

@@ -1,13 +1,14 @@
 """CSV lists, the torchvision sets offline (Fashion-MNIST from Debian's IDX files) and their errors."""
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import imagegen
 import pytest
 import torch
 
-import imagegen
 from data import DATASETS, csv_list, load_dataset, torchvision_sets
 from data.check import DataError, report_of
 
@@ -39,8 +40,9 @@ def test_csv_list_resolves_relative_paths_and_reports_missing_files(tmp_path):
 
 def test_csv_split_column_and_bad_rows(tmp_path):
     imagegen.single_folder(tmp_path, {"a": 4, "b": 4})
-    rows = ["label,path,split"] + [f"{c},{c}/img{i:03d}.png,{'train' if i < 3 else 'val'}" for c in "ab"
-                                   for i in range(4)]
+    rows = ["label,path,split"] + [
+        f"{c},{c}/img{i:03d}.png,{'train' if i < 3 else 'val'}" for c in "ab" for i in range(4)
+    ]
     rows.append("b,b/img000.png,test")
     (tmp_path / "l.csv").write_text("\n".join(rows))
     b = csv_list.load(str(tmp_path / "l.csv"))
@@ -75,8 +77,10 @@ def test_offline_without_files_says_what_to_do(tmp_path, monkeypatch):
     import torchvision.datasets as tvd
 
     def offline(self):
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\n<urlopen error [Errno -2] Name or "
-                           "service not known>")
+        raise RuntimeError(
+            "Error downloading train-images-idx3-ubyte.gz:\n<urlopen error [Errno -2] Name or service not known>"
+        )
+
     monkeypatch.setitem(torchvision_sets.DEBIAN_DIRS, "fashion_mnist", [])
     monkeypatch.setattr(tvd.FashionMNIST, "download", offline)
     with pytest.raises(DataError) as e:

@@ -3,6 +3,7 @@
 It must give exactly the batches of the CPU path, so a run's numbers do not depend on which
 path fed it. ``sync_free=True`` forces the GPU path here; on a GPU it is the default.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -23,10 +24,12 @@ def split(n: int = 70) -> Split:
 @pytest.mark.parametrize("preset", ["light", "standard", "none"])
 def test_gathered_augmentation_gives_the_cpu_paths_batches(preset):
     def batches(sync_free: bool):
-        loader = TensorLoader(split(), 16, PRE, torch.device("cpu"), augment_preset=preset, shuffle=True, seed=3,
-                              sync_free=sync_free)
+        loader = TensorLoader(
+            split(), 16, PRE, torch.device("cpu"), augment_preset=preset, shuffle=True, seed=3, sync_free=sync_free
+        )
         loader.set_epoch(2)
         return list(loader)
+
     plain, gathered = batches(False), batches(True)
     assert len(plain) == len(gathered) == 5  # 70 images: four of 16 and a last one of 6
     for (x1, y1), (x2, y2) in zip(plain, gathered):

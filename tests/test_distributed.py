@@ -7,6 +7,7 @@ off: GroupNorm normalises each image alone, so 2 ranks x batch B compute exactly
 batch, as in every DDP run without ``--sync_bn``, and that is a different function, not a rounding
 difference.) Moments are reached with common/faults.py holds, never by sleeping.
 """
+
 from __future__ import annotations
 
 import signal
@@ -17,19 +18,45 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import ROOT, cli, cli_env, read_csv, signal_when_held
+
 from artifacts.checkpoint import load_checkpoint
 
-ARGS = ["--device", "cpu", "--amp", "off", "--channels_last", "off", "--threads", "1", "--model", "test_efficientnet_gn", "--dropout", "0", "--epochs", "2",
-        "--seed", "3", "--save_every", "1"]
+ARGS = [
+    "--device",
+    "cpu",
+    "--amp",
+    "off",
+    "--channels_last",
+    "off",
+    "--threads",
+    "1",
+    "--model",
+    "test_efficientnet_gn",
+    "--dropout",
+    "0",
+    "--epochs",
+    "2",
+    "--seed",
+    "3",
+    "--save_every",
+    "1",
+]
 B = 32  # per rank: 1257 images / (2 x 32) -> 20 updates per epoch, the last global batch split 21/20
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals, gloo")]
 
 
 def torchrun(*args) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "train.py",
-            *map(str, args)]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "train.py",
+        *map(str, args),
+    ]
 
 
 def env(faults: str = "") -> dict:
@@ -56,8 +83,7 @@ def two_ranks(tmp_path_factory) -> Path:
 
 
 def test_two_ranks_equal_one_process_with_the_global_batch(two_ranks, tmp_path):
-    done = cli("train.py", *ARGS, "--batch_size", 2 * B, "--checkpoint_dir", tmp_path, "--run_name", "one",
-               timeout=180)
+    done = cli("train.py", *ARGS, "--batch_size", 2 * B, "--checkpoint_dir", tmp_path, "--run_name", "one", timeout=180)
     assert done.returncode == 0, done.stderr
     one, two = load_checkpoint(tmp_path / "one" / "last.pt"), load_checkpoint(two_ranks / "last.pt")
     assert two["world_size"] == 2 and not any(k.startswith("module.") for k in two["model"])
@@ -77,6 +103,7 @@ def test_two_ranks_equal_one_process_with_the_global_batch(two_ranks, tmp_path):
             assert b[k] == pytest.approx(a[k], abs=1.5 / 180), (a, b)
 
     from artifacts.model_io import load_model_from_checkpoint  # the one path evaluate/predict read it by
+
     load_model_from_checkpoint(two_ranks / "best.pt", torch.device("cpu"))
 
 
@@ -105,8 +132,28 @@ def test_a_rank_that_raises_ends_the_whole_job(tmp_path):
     # Rank 1 fails at its 3rd update; rank 0 is then waiting in the next all-reduce. The job must
     # end with an error within seconds, not sit in gloo's 30-minute collective timeout.
     start = time.monotonic()
-    done = run(torchrun("--device", "cpu", "--amp", "off", "--channels_last", "off", "--threads", "1", "--width", "8", "--depth", "2", "--epochs", "1",
-                        "--checkpoint_dir", tmp_path), faults="step#3@1=enospc", timeout=120)
+    done = run(
+        torchrun(
+            "--device",
+            "cpu",
+            "--amp",
+            "off",
+            "--channels_last",
+            "off",
+            "--threads",
+            "1",
+            "--width",
+            "8",
+            "--depth",
+            "2",
+            "--epochs",
+            "1",
+            "--checkpoint_dir",
+            tmp_path,
+        ),
+        faults="step#3@1=enospc",
+        timeout=120,
+    )
     elapsed = time.monotonic() - start
     assert done.returncode != 0
     assert "[rank1]: OSError: [Errno 28] No space left on device" in done.stderr  # torchrun names the rank
@@ -114,11 +161,20 @@ def test_a_rank_that_raises_ends_the_whole_job(tmp_path):
 
 
 def test_a_two_rank_checkpoint_resumes_in_one_process_from_its_epoch_boundary(two_ranks, tmp_path):
-    done = cli("train.py", "--threads", "1", "--resume", two_ranks / "epoch_001.pt", "--checkpoint_dir", tmp_path,
-               "--run_name", "one", timeout=180)
+    done = cli(
+        "train.py",
+        "--threads",
+        "1",
+        "--resume",
+        two_ranks / "epoch_001.pt",
+        "--checkpoint_dir",
+        tmp_path,
+        "--run_name",
+        "one",
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr
-    assert ("note: 2 processes wrote this checkpoint, this run has 1: continuing from the end of epoch 1"
-            in done.stdout)
+    assert "note: 2 processes wrote this checkpoint, this run has 1: continuing from the end of epoch 1" in done.stdout
     assert "Detected call of `lr_scheduler.step()`" not in done.stderr
     history = load_checkpoint(tmp_path / "one" / "last.pt")["history"]
     assert [r["epoch"] for r in history] == [1, 2] and history[-1]["lr"] == 0  # the schedule ran to its end

@@ -1,4 +1,5 @@
 """Train on the bundled digits end to end: outputs, exact resume, early stopping, errors."""
+
 from __future__ import annotations
 
 import json
@@ -6,14 +7,27 @@ import os
 
 import pytest
 import torch
-
 from catalogue_util import snapshot
 from conftest import read_csv
+
 from artifacts.checkpoint import load_checkpoint
 from common.errors import UsageError
 
-CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "scaler", "early_stopping", "epoch", "global_step",
-                   "best_metric", "rng", "config", "class_names", "preprocessing", "version"}
+CHECKPOINT_KEYS = {
+    "model",
+    "optimizer",
+    "scheduler",
+    "scaler",
+    "early_stopping",
+    "epoch",
+    "global_step",
+    "best_metric",
+    "rng",
+    "config",
+    "class_names",
+    "preprocessing",
+    "version",
+}
 
 
 def without_seconds(rows):
@@ -31,8 +45,16 @@ def test_resume_from_epoch_2_is_bit_identical(run_train, tmp_path, scheduler):
     common = ["--epochs", "4", "--scheduler", scheduler, "--warmup_epochs", "1", "--save_every", "1", "--seed", "3"]
     run_train(*common, "--run_name", "full")
     full = tmp_path / "ck" / "full"
-    assert {"last.pt", "best.pt", "epoch_001.pt", "epoch_004.pt", "metrics.csv", "curves.png", "config.yaml",
-            "summary.json"} <= {p.name for p in full.iterdir()}
+    assert {
+        "last.pt",
+        "best.pt",
+        "epoch_001.pt",
+        "epoch_004.pt",
+        "metrics.csv",
+        "curves.png",
+        "config.yaml",
+        "summary.json",
+    } <= {p.name for p in full.iterdir()}
     ck = load_checkpoint(full / "last.pt")
     assert CHECKPOINT_KEYS <= set(ck)
     assert set(ck["rng"]) == {"python", "numpy", "torch", "cuda"}
@@ -92,8 +114,22 @@ def test_resume_with_other_model_or_classes_is_refused(run_train, tmp_path):
 
 def test_early_stopping_says_why_and_keeps_best(run_train, tmp_path):
     # lr so small nothing improves by min_delta: stops after `patience` counted epochs (warmup excluded).
-    out = run_train("--epochs", "12", "--lr", "1e-6", "--early_stopping", "2", "--min_delta", "0.5",
-                    "--warmup_epochs", "1", "--scheduler", "plateau", "--run_name", "es")
+    out = run_train(
+        "--epochs",
+        "12",
+        "--lr",
+        "1e-6",
+        "--early_stopping",
+        "2",
+        "--min_delta",
+        "0.5",
+        "--warmup_epochs",
+        "1",
+        "--scheduler",
+        "plateau",
+        "--run_name",
+        "es",
+    )
     run_dir = tmp_path / "ck" / "es"
     assert "early stopping: val_loss has not improved by more than 0.5 for 2 epochs" in out
     rows = read_csv(run_dir / "metrics.csv")
@@ -108,6 +144,7 @@ def test_early_stopping_says_why_and_keeps_best(run_train, tmp_path):
 def test_default_run_reaches_97_percent(run_train, tmp_path):
     """The documented default: `python train.py` -> >= 97 % test accuracy on digits."""
     import train as train_script
+
     train_script.main(["--checkpoint_dir", str(tmp_path / "default"), "--run_name", "d"])
     summary = json.loads((tmp_path / "default" / "d" / "summary.json").read_text())
     assert summary["test_acc"] >= 0.97
@@ -115,6 +152,7 @@ def test_default_run_reaches_97_percent(run_train, tmp_path):
 
 def test_ema_decay_warms_up_and_tracks_integer_buffers():
     from engine.ema import make_ema
+
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
     ema = make_ema(model, decay=0.99)
     ema.update_parameters(model)  # first update copies
@@ -140,6 +178,7 @@ def test_keep_last_and_best_shared_with_last(run_train, tmp_path):
 
 def test_curves_png_is_redrawn_at_most_every_interval_and_always_at_the_end(run_train, tmp_path, monkeypatch):
     import tracking.history as history
+
     drawn = []
     real = history.plot_curves
     monkeypatch.setattr(history, "plot_curves", lambda rows, path: (drawn.append(len(rows)), real(rows, path)))
@@ -154,8 +193,9 @@ def test_curves_png_is_redrawn_at_most_every_interval_and_always_at_the_end(run_
 
 
 def test_curves_left_by_an_error_show_every_finished_epoch_and_the_error_stays(tmp_path, monkeypatch):
-    from tracking.history import CurvesWriter
     import tracking.history as history
+    from tracking.history import CurvesWriter
+
     drawn = []
     monkeypatch.setattr(history, "plot_curves", lambda rows, path: drawn.append(len(rows)))
     with pytest.raises(KeyboardInterrupt):
@@ -167,6 +207,7 @@ def test_curves_left_by_an_error_show_every_finished_epoch_and_the_error_stays(t
 
     def broken(rows, path):
         raise OSError("No space left on device")
+
     with pytest.raises(RuntimeError, match="the real failure"):  # not masked by the drawing's own error
         with CurvesWriter(tmp_path / "c.png") as curves:
             curves.update([{}])  # drawn

@@ -1,4 +1,5 @@
 """evaluate.py on a tiny trained digits checkpoint: output files, scikit-learn agreement, ECE, errors."""
+
 from __future__ import annotations
 
 import json
@@ -6,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import FAST, copy_run, read_csv
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score, top_k_accuracy_score
 
 import evaluate as evaluate_script
-from conftest import FAST, copy_run, read_csv
 from common.errors import AppError, UsageError, run_cli
 from evaluation.metrics import calibration_bins, expected_calibration_error
 
@@ -24,9 +25,10 @@ def run_dir(tmp_path_factory, trained_run):
 
 def split_predictions(ckpt_path, split_name):
     """Probabilities and labels for a split, computed independently of evaluate.py's metric code."""
-    from data.loader import TensorLoader
-    from data import prepare_data
     from artifacts.model_io import load_model_from_checkpoint
+    from data import prepare_data
+    from data.loader import TensorLoader
+
     loaded = load_model_from_checkpoint(ckpt_path, torch.device("cpu"))
     split = prepare_data(loaded.cfg).split(split_name)
     loader = TensorLoader(split, 64, loaded.preprocessing, torch.device("cpu"))
@@ -40,8 +42,13 @@ def test_outputs_match_scikit_learn(run_dir, capsys):
     evaluate_script.main(["--checkpoint", str(run_dir / "best.pt"), "--device", "cpu"])
     out = capsys.readouterr().out
     out_dir = run_dir / "eval_test"  # the default: beside the checkpoint
-    assert {p.name for p in out_dir.iterdir()} == {"metrics.json", "confusion_matrix.csv", "confusion_matrix.png",
-                                                   "misclassified.csv", "reliability.png"}
+    assert {p.name for p in out_dir.iterdir()} == {
+        "metrics.json",
+        "confusion_matrix.csv",
+        "confusion_matrix.png",
+        "misclassified.csv",
+        "reliability.png",
+    }
     for word in ("accuracy", "top-5 accuracy", "macro", "weighted", "most confused", "precision"):
         assert word in out
 
@@ -57,8 +64,12 @@ def test_outputs_match_scikit_learn(run_dir, capsys):
     report = classification_report(y, pred, target_names=names, output_dict=True, zero_division=0)
     for name in names:
         assert set(m["per_class"][name]) == {"precision", "recall", "f1", "support"}
-        for key, theirs in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score"),
-                            ("support", "support")):
+        for key, theirs in (
+            ("precision", "precision"),
+            ("recall", "recall"),
+            ("f1", "f1-score"),
+            ("support", "support"),
+        ):
             assert m["per_class"][name][key] == pytest.approx(report[name][theirs])
 
     rows = read_csv(out_dir / "confusion_matrix.csv")
@@ -80,8 +91,18 @@ def test_outputs_match_scikit_learn(run_dir, capsys):
 
 
 def test_val_split_and_output_dir(run_dir, tmp_path, capsys):
-    evaluate_script.main(["--checkpoint", str(run_dir / "last.pt"), "--split", "val", "--output_dir",
-                          str(tmp_path / "out"), "--device", "cpu"])
+    evaluate_script.main(
+        [
+            "--checkpoint",
+            str(run_dir / "last.pt"),
+            "--split",
+            "val",
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+        ]
+    )
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert m["num_samples"] == 180
     assert (tmp_path / "out" / "confusion_matrix.png").stat().st_size > 10_000
@@ -119,6 +140,7 @@ def test_older_format_and_bad_split_give_one_line_errors(run_dir, tmp_path, caps
 def test_flip_tta_averages_logits_of_image_and_mirror():
     from engine.loop import predict_logits
     from runtime.runtime import amp_policy
+
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * 3 * 4, 5))  # not mirror-symmetric
     x, y = torch.randn(6, 2, 3, 4), torch.arange(6) % 5
@@ -135,10 +157,26 @@ def test_flip_tta_averages_logits_of_image_and_mirror():
 def test_evaluate_reproduces_the_runs_own_test_accuracy_with_amp_and_tta(tmp_path):
     """bfloat16 autocast on CPU and flip TTA: evaluate.py scores best.pt exactly as training's final test did."""
     import train as train_script
+
     # --amp on is bfloat16 here whatever the CPU: on one without native bfloat16 (AVX2) each step
     # is ~10x slower, so few, large batches.
-    train_script.main(["--checkpoint_dir", str(tmp_path), "--run_name", "amp", *FAST, "--batch_size", "64",
-                       "--epochs", "2", "--amp", "--tta", "--lr", "0.01"])
+    train_script.main(
+        [
+            "--checkpoint_dir",
+            str(tmp_path),
+            "--run_name",
+            "amp",
+            *FAST,
+            "--batch_size",
+            "64",
+            "--epochs",
+            "2",
+            "--amp",
+            "--tta",
+            "--lr",
+            "0.01",
+        ]
+    )
     summary = json.loads((tmp_path / "amp" / "summary.json").read_text())
     assert summary["stop_reason"] == "finished all 2 epochs" and not summary["stopped_early"]
     assert summary["test_acc"] > 0.3  # learned something: a constant prediction would agree trivially
@@ -147,6 +185,7 @@ def test_evaluate_reproduces_the_runs_own_test_accuracy_with_amp_and_tta(tmp_pat
     assert metrics["accuracy"] == pytest.approx(summary["test_acc"], abs=1e-6)  # one image is 1/360
 
     from artifacts.model_io import load_model_from_checkpoint
+
     loaded = load_model_from_checkpoint(tmp_path / "amp" / "best.pt", torch.device("cpu"))
     assert loaded.amp.enabled and loaded.amp.dtype == torch.bfloat16
     # A float16 run from a GPU (its GradScaler state saved), read on a CPU: float32, not a refusal.

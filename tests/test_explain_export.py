@@ -1,4 +1,5 @@
 """Grad-CAM (explain.py, evaluate --explain), ONNX/TorchScript export and ensembles on tiny digits runs."""
+
 from __future__ import annotations
 
 import json
@@ -8,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import FAST, copy_run, read_csv
 from PIL import Image
 
 import evaluate as evaluate_script
 import explain as explain_script
 import export as export_script
 import predict as predict_script
-from conftest import FAST, copy_run, read_csv
 from common.errors import AppError, UsageError
 
 NUM_IMAGES = 12
@@ -24,12 +25,28 @@ NUM_IMAGES = 12
 def runs(tmp_path_factory, trained_run):
     """Two small digits runs of the same split (different architectures) and test images as PNG files."""
     import train as train_script
-    from data import prepare_data
     from artifacts.model_io import load_model_from_checkpoint
+    from data import prepare_data
+
     root = tmp_path_factory.mktemp("inside")
     copy_run(trained_run, root / "a")  # conftest.trained_run: the session's 2-epoch digits run
-    train_script.main(["--checkpoint_dir", str(root), "--run_name", "b", *FAST, "--epochs", "1", "--width", "4",
-                       "--depth", "1", "--image_size", "12"])  # other preprocessing: 12x12 input
+    train_script.main(
+        [
+            "--checkpoint_dir",
+            str(root),
+            "--run_name",
+            "b",
+            *FAST,
+            "--epochs",
+            "1",
+            "--width",
+            "4",
+            "--depth",
+            "1",
+            "--image_size",
+            "12",
+        ]
+    )  # other preprocessing: 12x12 input
     split = prepare_data(load_model_from_checkpoint(root / "a" / "best.pt", torch.device("cpu")).cfg).test
     images = root / "images"
     images.mkdir()
@@ -47,9 +64,24 @@ def predictions(argv, tmp_path, name="p.json") -> list[dict]:
 # --- Grad-CAM ----------------------------------------------------------------------------------
 def test_explain_writes_one_figure_per_image(runs, tmp_path, capsys):
     out = tmp_path / "cams"
-    assert explain_script.main(["--checkpoint", str(runs["a"]), str(runs["images"] / "img0[0-3].png"),
-                                "--output_dir", str(out),
-                                "--device", "cpu", "--method", "gradcam++", "--target", "3"]) == 0
+    assert (
+        explain_script.main(
+            [
+                "--checkpoint",
+                str(runs["a"]),
+                str(runs["images"] / "img0[0-3].png"),
+                "--output_dir",
+                str(out),
+                "--device",
+                "cpu",
+                "--method",
+                "gradcam++",
+                "--target",
+                "3",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     files = sorted(p.name for p in out.iterdir())
     assert files == [f"img{i:02d}_cam.png" for i in range(4)]
@@ -59,9 +91,10 @@ def test_explain_writes_one_figure_per_image(runs, tmp_path, capsys):
 
 
 def test_cam_layer_choice_and_bad_names(runs):
-    from evaluation.cam import Explainer, default_layer, find_layer, target_index
     from artifacts.model_io import load_model_from_checkpoint
+    from evaluation.cam import Explainer, default_layer, find_layer, target_index
     from models import build_model
+
     loaded = load_model_from_checkpoint(runs["a"], torch.device("cpu"))
     name, module = find_layer(loaded.model, None)
     assert isinstance(module, torch.nn.ReLU) and name == f"features.{len(loaded.model.features) - 2}"  # before pool
@@ -80,6 +113,7 @@ def test_cam_layer_choice_and_bad_names(runs):
 
 def test_top_losses_are_ordered_by_loss_not_confidence():
     from evaluation.explain import top_loss_indices
+
     probs = np.array([[0.90, 0.10, 0.00], [0.50, 0.45, 0.05], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
     labels = np.array([1, 2, 1, 1])  # mistakes: 0 (conf .90, loss 2.30), 1 (conf .50, loss 3.00), 3 (loss 1.20)
     assert top_loss_indices(probs, labels, 5).tolist() == [1, 0, 3]
@@ -88,12 +122,20 @@ def test_top_losses_are_ordered_by_loss_not_confidence():
 def test_evaluate_explain_draws_the_highest_losses(runs, tmp_path, capsys, monkeypatch):
     """top_losses.png: highest loss first, named as misclassified.csv names them, input beside overlay."""
     import evaluation.explain as explain_mod
+
     drawn = {}
     real = explain_mod.save_top_losses
-    monkeypatch.setattr(explain_mod, "save_top_losses",
-                        lambda path, cells, heading: drawn.update(cells=cells) or real(path, cells, heading))
-    assert evaluate_script.main(["--checkpoint", str(runs["a"]), "--device", "cpu", "--explain", "6",
-                                 "--output_dir", str(tmp_path)]) == 0
+    monkeypatch.setattr(
+        explain_mod,
+        "save_top_losses",
+        lambda path, cells, heading: drawn.update(cells=cells) or real(path, cells, heading),
+    )
+    assert (
+        evaluate_script.main(
+            ["--checkpoint", str(runs["a"]), "--device", "cpu", "--explain", "6", "--output_dir", str(tmp_path)]
+        )
+        == 0
+    )
     assert "wrote top_losses.png (the 6 mistakes with the highest loss)" in capsys.readouterr().out
     assert Image.open(tmp_path / "top_losses.png").size[0] > 500
     names = {r["sample"] for r in read_csv(tmp_path / "misclassified.csv")}
@@ -107,16 +149,20 @@ def test_evaluate_explain_draws_the_highest_losses(runs, tmp_path, capsys, monke
 
 def test_an_empty_map_is_said_with_layers_that_work():
     """A layer whose output the prediction ignores has a blank Grad-CAM; the advice names others."""
-    from settings.config import Config
     from artifacts.model_io import LoadedModel
-    from runtime.runtime import amp_policy
     from evaluation.cam import Explainer, is_empty
+    from runtime.runtime import amp_policy
+    from settings.config import Config
 
     class Dead(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.features = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
-                                                torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU())
+            self.features = torch.nn.Sequential(
+                torch.nn.Conv2d(1, 8, 3, padding=1),
+                torch.nn.ReLU(),
+                torch.nn.Conv2d(8, 8, 3, padding=1),
+                torch.nn.ReLU(),
+            )
             self.unused = torch.nn.Conv2d(1, 8, 3, padding=1)  # computed, then multiplied by 0
             self.head = torch.nn.Linear(8, 3)
 
@@ -126,8 +172,17 @@ def test_an_empty_map_is_said_with_layers_that_work():
 
     torch.manual_seed(0)
     cpu = torch.device("cpu")
-    loaded = LoadedModel(Dead().eval(), Config(), ["a", "b", "c"], {"input_size": [8, 8], "channels": 1}, cpu,
-                         amp_policy(False, "auto", cpu), Path("dead.pt"), 0, None)
+    loaded = LoadedModel(
+        Dead().eval(),
+        Config(),
+        ["a", "b", "c"],
+        {"input_size": [8, 8], "channels": 1},
+        cpu,
+        amp_policy(False, "auto", cpu),
+        Path("dead.pt"),
+        0,
+        None,
+    )
     x, targets = torch.randn(4, 1, 8, 8), [0, 1, 2, 0]
     dead = Explainer(loaded, "gradcam", "unused")
     assert all(is_empty(m) for m in dead(x, targets))
@@ -143,6 +198,7 @@ def test_an_empty_map_is_said_with_layers_that_work():
 # --- export ------------------------------------------------------------------------------------
 def test_onnx_export_verifies_and_predicts_like_the_checkpoint(runs, tmp_path, capsys):
     import onnx
+
     out = tmp_path / "m.onnx"
     assert export_script.main(["--checkpoint", str(runs["a"]), "--format", "onnx", "--output", str(out)]) == 0
     text = capsys.readouterr().out
@@ -160,13 +216,16 @@ def test_onnx_export_verifies_and_predicts_like_the_checkpoint(runs, tmp_path, c
     # An exported file has no run behind it: evaluating it records nothing in a results database.
     db = tmp_path / "r.db"
     capsys.readouterr()
-    assert evaluate_script.main(["--checkpoint", str(out), "--output_dir", str(tmp_path / "ev"),
-                                 "--results_db", str(db)]) == 0
+    assert (
+        evaluate_script.main(["--checkpoint", str(out), "--output_dir", str(tmp_path / "ev"), "--results_db", str(db)])
+        == 0
+    )
     assert "recorded per-class metrics" not in capsys.readouterr().out and not db.exists()
 
 
 def test_torchscript_export_and_the_tolerance_check(runs, tmp_path, capsys, monkeypatch):
     import evaluation.export as export_mod
+
     out = tmp_path / "m.torchscript.pt"
     assert export_script.main(["--checkpoint", str(runs["a"]), "--format", "torchscript", "--output", str(out)]) == 0
     with zipfile.ZipFile(out) as z:  # TorchScript archives keep extra files under extra/
@@ -184,8 +243,9 @@ def test_torchscript_export_and_the_tolerance_check(runs, tmp_path, capsys, monk
 def test_ensemble_averages_member_probabilities(runs, tmp_path, capsys):
     a = predictions(["--checkpoint", str(runs["a"]), str(runs["images"])], tmp_path, "a.json")
     b = predictions(["--checkpoint", str(runs["b"]), str(runs["images"])], tmp_path, "b.json")
-    ab = predictions(["--checkpoint", str(runs["a"]), "--checkpoint", str(runs["b"]), str(runs["images"])],
-                     tmp_path, "ab.json")
+    ab = predictions(
+        ["--checkpoint", str(runs["a"]), "--checkpoint", str(runs["b"]), str(runs["images"])], tmp_path, "ab.json"
+    )
     for ra, rb, rab in zip(a, b, ab):
         pa = {p["class"]: p["probability"] for p in ra["predictions"]}
         pb = {p["class"]: p["probability"] for p in rb["predictions"]}
@@ -193,8 +253,21 @@ def test_ensemble_averages_member_probabilities(runs, tmp_path, capsys):
             assert p["probability"] == pytest.approx((pa[p["class"]] + pb[p["class"]]) / 2, abs=2e-6)
     capsys.readouterr()
     out = tmp_path / "ens"
-    assert evaluate_script.main(["--checkpoint", str(runs["a"]), "--checkpoint", str(runs["b"]), "--device", "cpu",
-                                 "--output_dir", str(out)]) == 0
+    assert (
+        evaluate_script.main(
+            [
+                "--checkpoint",
+                str(runs["a"]),
+                "--checkpoint",
+                str(runs["b"]),
+                "--device",
+                "cpu",
+                "--output_dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "ensemble (mean of 2 members' probabilities)" in text and f"custom ({runs['b']})" in text
     metrics = json.loads((out / "metrics.json").read_text())
@@ -208,11 +281,22 @@ def test_ensemble_refuses_other_classes_or_splits(runs, tmp_path):
     ckpt["class_names"] = [f"c{i}" for i in range(10)]
     torch.save(ckpt, tmp_path / "renamed.pt")
     with pytest.raises(AppError, match="ensemble members must share their classes"):
-        predict_script.main(["--checkpoint", str(runs["a"]), "--checkpoint", str(tmp_path / "renamed.pt"),
-                             str(runs["images"])])
+        predict_script.main(
+            ["--checkpoint", str(runs["a"]), "--checkpoint", str(tmp_path / "renamed.pt"), str(runs["images"])]
+        )
     ckpt = torch.load(runs["b"], map_location="cpu", weights_only=True)
     ckpt["config"]["seed"] = 7  # another seed: another train/val/test split
     torch.save(ckpt, tmp_path / "seed7.pt")
     with pytest.raises(AppError, match=r"other samples .*\(seed differ\)"):
-        evaluate_script.main(["--checkpoint", str(runs["a"]), "--checkpoint", str(tmp_path / "seed7.pt"),
-                              "--device", "cpu", "--output_dir", str(tmp_path / "x")])
+        evaluate_script.main(
+            [
+                "--checkpoint",
+                str(runs["a"]),
+                "--checkpoint",
+                str(tmp_path / "seed7.pt"),
+                "--device",
+                "cpu",
+                "--output_dir",
+                str(tmp_path / "x"),
+            ]
+        )

@@ -9,6 +9,7 @@ makes the child stop at a named point -- the N-th optimizer update, halfway thro
 of ``last.pt``, right after the N-th epoch was saved -- and create a marker file. The test waits
 for the marker, then sends its signal. A held child continues only once it has received a signal.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -19,17 +20,37 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import ROOT, cli, cli_env, read_csv, signal_when_held, wait_for_file
+
 from artifacts.checkpoint import load_checkpoint
 
 # 1257 training images / batch 64 -> 20 updates per epoch: update 30 is the middle of epoch 2.
 # CPU, float32 and NCHW pinned: exactness is compared with a reference run made in another test's
 # cache folder, so nothing here may depend on a measured auto choice (or on a GPU being present).
-ARGS = ["--width", "8", "--depth", "2", "--epochs", "4", "--threads", "1", "--save_every", "1", "--seed", "5",
-        "--device", "cpu", "--amp", "off", "--channels_last", "off"]
-pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
-              pytest.mark.slow]  # several train.py processes each: ~1 min together on 2 cores
+ARGS = [
+    "--width",
+    "8",
+    "--depth",
+    "2",
+    "--epochs",
+    "4",
+    "--threads",
+    "1",
+    "--save_every",
+    "1",
+    "--seed",
+    "5",
+    "--device",
+    "cpu",
+    "--amp",
+    "off",
+    "--channels_last",
+    "off",
+]
+pytestmark = [
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+    pytest.mark.slow,
+]  # several train.py processes each: ~1 min together on 2 cores
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +58,7 @@ def reference(tmp_path_factory) -> Path:
     """The uninterrupted run everything is compared with, trained in-process: only the interrupted
     runs are about the command line."""
     import train as train_script
+
     root = tmp_path_factory.mktemp("reference")
     train_script.main([*ARGS, "--checkpoint_dir", str(root), "--run_name", "ref"])
     return root / "ref"
@@ -66,6 +88,7 @@ def assert_same_as_reference(run_dir: Path, reference: Path) -> None:
 
     def rows(folder):
         return [{k: v for k, v in r.items() if k != "seconds"} for r in read_csv(folder / "metrics.csv")]
+
     assert rows(run_dir) == rows(reference)
     assert not list(run_dir.glob(".*.tmp-*"))  # stale partial writes were cleaned up
 
@@ -111,8 +134,9 @@ def resume_args(stderr: str) -> list[str]:
 
 def test_sigint_mid_epoch_and_sigterm_at_epoch_end_resume_exactly(reference, tmp_path):
     run_dir = tmp_path / "ck" / "r"
-    done = run_until([*ARGS, "--checkpoint_dir", tmp_path / "ck", "--run_name", "r"], "step#30", tmp_path,
-                     signal.SIGINT)
+    done = run_until(
+        [*ARGS, "--checkpoint_dir", tmp_path / "ck", "--run_name", "r"], "step#30", tmp_path, signal.SIGINT
+    )
     assert done.returncode == 130, done.stderr
     last_line = done.stderr.strip().splitlines()[-1]
     assert last_line.startswith(f"interrupted: SIGINT at epoch 2, batch 10/20; saved {run_dir / 'last.pt'}")
@@ -137,9 +161,14 @@ def test_second_ctrl_c_exits_at_once_and_leaves_whole_files(reference, tmp_path)
     """First Ctrl-C mid-epoch 2; the second arrives while that interrupt's last.pt is half written."""
     run_dir = tmp_path / "ck" / "r"
     first, second = tmp_path / "first", tmp_path / "second"
-    proc = subprocess.Popen([sys.executable, "train.py", *ARGS, "--checkpoint_dir", str(tmp_path / "ck"),
-                             "--run_name", "r"], cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=cli_env(f"step#25=hold:{first};write:last.pt#2=hold:{second}"))
+    proc = subprocess.Popen(
+        [sys.executable, "train.py", *ARGS, "--checkpoint_dir", str(tmp_path / "ck"), "--run_name", "r"],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(f"step#25=hold:{first};write:last.pt#2=hold:{second}"),
+    )
     try:
         wait_for_file(first, proc)
         proc.send_signal(signal.SIGINT)

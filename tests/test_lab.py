@@ -1,4 +1,5 @@
 """The lab (sweep.py as an Optuna study): search-space checks, sweep identity, --dry_run, pruning."""
+
 from __future__ import annotations
 
 import json
@@ -14,19 +15,23 @@ TINY = [*(("1" if prev == "--threads" else a) for prev, a in zip(["", *FAST], FA
 
 def sweep_main(*args):
     import sweep
+
     return sweep.main([str(a) for a in args])
 
 
-@pytest.mark.parametrize("text, message", [
-    ("lerning_rate: [0.1]", "unknown config key 'lerning_rate' in --search"),
-    ("batch_size: [0, 32]", "'batch_size' = 0: --batch_size must be >= 1"),
-    ("scheduler: [cosine, nope]", "'scheduler' = 'nope': unknown scheduler 'nope'"),
-    ("scheduler: [cosine]\nscheduler_gamma: {low: 0.1, high: 0.9}", "'scheduler_gamma': no schedule in this sweep"),
-    ("seed: [1, 2]", "'seed' is set by the sweep"),
-    ("lr: 0.1", "'lr' must be a list of choices or {low: A, high: B}"),
-    ("lr: {low: 0, high: 0.1, log: true}", "log: true, so low must be > 0"),
-    ("warmup_epochs: [0, 5]", "'warmup_epochs' = 5: --warmup_epochs 5 must be shorter than training"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("lerning_rate: [0.1]", "unknown config key 'lerning_rate' in --search"),
+        ("batch_size: [0, 32]", "'batch_size' = 0: --batch_size must be >= 1"),
+        ("scheduler: [cosine, nope]", "'scheduler' = 'nope': unknown scheduler 'nope'"),
+        ("scheduler: [cosine]\nscheduler_gamma: {low: 0.1, high: 0.9}", "'scheduler_gamma': no schedule in this sweep"),
+        ("seed: [1, 2]", "'seed' is set by the sweep"),
+        ("lr: 0.1", "'lr' must be a list of choices or {low: A, high: B}"),
+        ("lr: {low: 0, high: 0.1, log: true}", "log: true, so low must be > 0"),
+        ("warmup_epochs: [0, 5]", "'warmup_epochs' = 5: --warmup_epochs 5 must be shorter than training"),
+    ],
+)
 def test_search_space_is_checked_by_train_py_before_any_trial(tmp_path, text, message):
     space = tmp_path / "space.yaml"
     space.write_text(text)
@@ -50,29 +55,45 @@ def test_search_suggests_a_schedules_hyperparameter_only_where_it_takes_it(tmp_p
     import optuna
 
     from lab.space import load_space, run_label
+
     space = tmp_path / "space.yaml"
     space.write_text("scheduler_gamma: {low: 0.1, high: 0.9}\nscheduler: [cosine, step]\nbatch_size: [32, 64]\n")
     dims = load_space(space)
     assert dims.names()[0] == "scheduler"  # its hyperparameters depend on it
-    step = dims.suggest(optuna.trial.FixedTrial({"scheduler": "step", "scheduler_gamma": 0.5, "batch_size": 32}), "cosine")
-    cosine = dims.suggest(optuna.trial.FixedTrial({"scheduler": "cosine", "scheduler_gamma": 0.5, "batch_size": 32}),
-                          "cosine")
+    step = dims.suggest(
+        optuna.trial.FixedTrial({"scheduler": "step", "scheduler_gamma": 0.5, "batch_size": 32}), "cosine"
+    )
+    cosine = dims.suggest(
+        optuna.trial.FixedTrial({"scheduler": "cosine", "scheduler_gamma": 0.5, "batch_size": 32}), "cosine"
+    )
     assert step == {"scheduler": "step", "scheduler_gamma": 0.5, "batch_size": 32}
     assert cosine == {"scheduler": "cosine", "batch_size": 32}
     assert run_label({"scheduler": "step"}, "cosine") == "step"  # a grid of schedules keeps its folder names
     assert run_label(step, "cosine").startswith("step-") and run_label(step, "cosine") != run_label(
-        {**step, "batch_size": 64}, "cosine")
+        {**step, "batch_size": 64}, "cosine"
+    )
 
 
 def _fake_run(folder, cfg, finished: bool) -> None:
     """A run folder as train.py leaves it: config.yaml, and summary.json (finished) or last.pt."""
     from settings.config import save_yaml
+
     folder.mkdir(parents=True)
     save_yaml(cfg, folder / "config.yaml")
     if finished:
-        (folder / "summary.json").write_text(json.dumps({"run_dir": str(folder), "best_epoch": 2, "best_metric": 0.5,
-                                                         "monitor": "val_loss", "stopped_early": False,
-                                                         "stop_reason": "", "test_acc": 0.9}))
+        (folder / "summary.json").write_text(
+            json.dumps(
+                {
+                    "run_dir": str(folder),
+                    "best_epoch": 2,
+                    "best_metric": 0.5,
+                    "monitor": "val_loss",
+                    "stopped_early": False,
+                    "stop_reason": "",
+                    "test_acc": 0.9,
+                }
+            )
+        )
     else:
         (folder / "last.pt").write_text("")
 
@@ -81,49 +102,115 @@ def test_dry_run_lists_each_run_and_trains_nothing(tmp_path, capsys):
     import dataclasses
 
     from settings.config import parse_args
+
     ck = tmp_path / "ck"
     cfg, _ = parse_args(["--checkpoint_dir", str(ck), *TINY, "--epochs", "2"])
     _fake_run(ck / "s" / "step_s0", dataclasses.replace(cfg, scheduler="step", seed=0), finished=True)
     _fake_run(ck / "s" / "cosine_s0", dataclasses.replace(cfg, scheduler="cosine", seed=0), finished=False)
-    assert sweep_main("--schedulers", "step", "cosine", "plateau", "--seeds", "0", "1", "--name", "s", "--dry_run",
-                      "--", "--checkpoint_dir", ck, *TINY, "--epochs", "2") == 0
+    assert (
+        sweep_main(
+            "--schedulers",
+            "step",
+            "cosine",
+            "plateau",
+            "--seeds",
+            "0",
+            "1",
+            "--name",
+            "s",
+            "--dry_run",
+            "--",
+            "--checkpoint_dir",
+            ck,
+            *TINY,
+            "--epochs",
+            "2",
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    listed = dict(reversed(line.rsplit(None, 1)) for line in out.splitlines() if line.split()[-1].endswith(("_s0", "_s1")))
-    assert listed == {"step_s0": "skip (finished)", "cosine_s0": "resume", "plateau_s0": "run", "step_s1": "run",
-                      "cosine_s1": "run", "plateau_s1": "run"}
+    listed = dict(
+        reversed(line.rsplit(None, 1)) for line in out.splitlines() if line.split()[-1].endswith(("_s0", "_s1"))
+    )
+    assert listed == {
+        "step_s0": "skip (finished)",
+        "cosine_s0": "resume",
+        "plateau_s0": "run",
+        "step_s1": "run",
+        "cosine_s1": "run",
+        "plateau_s1": "run",
+    }
     assert "nothing trained" in out
     assert sorted(p.name for p in (ck / "s").iterdir()) == ["cosine_s0", "step_s0"]  # no study, no sweep.yaml
 
     # A run folder trained with other settings is never reused: one line naming the setting.
     with pytest.raises(UsageError, match=r"step_s0 was trained with other settings \(epochs=2 in its config.yaml, 3"):
-        sweep_main("--schedulers", "step", "--name", "s", "--dry_run", "--", "--checkpoint_dir", ck, *TINY,
-                   "--epochs", "3")
+        sweep_main(
+            "--schedulers", "step", "--name", "s", "--dry_run", "--", "--checkpoint_dir", ck, *TINY, "--epochs", "3"
+        )
 
 
 def test_a_sweep_name_with_other_settings_is_refused_naming_the_first_difference(tmp_path):
     from lab.identity import check_or_write, settings_of
     from settings.config import parse_args
+
     ck = tmp_path / "ck"
     cfg, _ = parse_args(["--checkpoint_dir", str(ck), *TINY, "--epochs", "6"])
     check_or_write(ck / "s", "s", settings_of(cfg, ["scheduler"]), write=True)
-    assert "epochs: 6" in (ck / "s" / "sweep.yaml").read_text() and "scheduler:" not in (ck / "s" / "sweep.yaml").read_text()
+    assert (
+        "epochs: 6" in (ck / "s" / "sweep.yaml").read_text()
+        and "scheduler:" not in (ck / "s" / "sweep.yaml").read_text()
+    )
     with pytest.raises(UsageError, match=r"sweep 's' was run with other settings .*epochs=6 there, 3 now.*new --name"):
         sweep_main("--schedulers", "step", "--name", "s", "--", "--checkpoint_dir", ck, *TINY, "--epochs", "3")
     # The swept setting and runtime choices are not part of the identity.
-    assert sweep_main("--schedulers", "cosine", "--name", "s", "--dry_run", "--", "--checkpoint_dir", ck, *TINY,
-                      "--epochs", "6", "--threads", "2") == 0
+    assert (
+        sweep_main(
+            "--schedulers",
+            "cosine",
+            "--name",
+            "s",
+            "--dry_run",
+            "--",
+            "--checkpoint_dir",
+            ck,
+            *TINY,
+            "--epochs",
+            "6",
+            "--threads",
+            "2",
+        )
+        == 0
+    )
 
 
 @pytest.mark.slow  # three configurations of two epochs as train.py subprocesses
 def test_a_trial_behind_the_others_is_pruned_at_an_epoch_end_with_last_pt_and_status_pruned(tmp_path):
     from resultsdb.db import ResultsDB
+
     ck = tmp_path / "ck"
     space = tmp_path / "space.yaml"
     # Two LRs too small to learn anything, at both ends: whichever way the grid is walked, the last
     # trial is one of them, judged against the two finished before it (the median pruner needs 2).
     space.write_text("lr: [1.0e-7, 0.01, 2.0e-7]\n")
-    args = ["--search", space, "--sampler", "grid", "--pruner", "median", "--name", "p", "--", "--checkpoint_dir", ck,
-            *TINY, "--epochs", "2", "--scheduler", "constant"]
+    args = [
+        "--search",
+        space,
+        "--sampler",
+        "grid",
+        "--pruner",
+        "median",
+        "--name",
+        "p",
+        "--",
+        "--checkpoint_dir",
+        ck,
+        *TINY,
+        "--epochs",
+        "2",
+        "--scheduler",
+        "constant",
+    ]
     done = cli("sweep.py", "--jobs", "1", *args, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     sweep = ck / "p"
@@ -134,7 +221,9 @@ def test_a_trial_behind_the_others_is_pruned_at_an_epoch_end_with_last_pt_and_st
     assert (slow / "last.pt").is_file() and not (slow / "summary.json").exists()
     with ResultsDB(ck / "results.db") as db:
         status = {r["run_dir"].rsplit("/", 1)[1]: r["status"] for r in db.query("SELECT run_dir, status FROM runs")}
-        epochs = db.query("SELECT COUNT(*) AS n FROM scheduler_results s JOIN runs r USING (run_id) WHERE r.status = 'pruned'")
+        epochs = db.query(
+            "SELECT COUNT(*) AS n FROM scheduler_results s JOIN runs r USING (run_id) WHERE r.status = 'pruned'"
+        )
     assert sorted(status.values()) == ["finished"] * 2 + ["pruned"] and status[slow.name] == "pruned"
     assert epochs[0]["n"] == 1  # stopped at that epoch boundary
     board = (sweep / "leaderboard.md").read_text()
@@ -152,12 +241,35 @@ def test_a_trial_behind_the_others_is_pruned_at_an_epoch_end_with_last_pt_and_st
 @pytest.mark.slow  # two trials, then the two again on a second seed: four train.py runs
 def test_a_search_samples_its_trials_and_confirm_seeds_reruns_the_top_on_more_seeds(tmp_path):
     import optuna
+
     ck = tmp_path / "ck"
     space = tmp_path / "space.yaml"
-    space.write_text("scheduler: [cosine, step]\nlr: {low: 1.0e-3, high: 1.0e-2, log: true}\n"
-                     "scheduler_gamma: {low: 0.1, high: 0.9}\n")
-    done = cli("sweep.py", "--search", space, "--trials", "2", "--pruner", "none", "--confirm_seeds", "2", "--jobs", "2",
-               "--name", "se", "--", "--checkpoint_dir", ck, *TINY, "--epochs", "2", timeout=600)
+    space.write_text(
+        "scheduler: [cosine, step]\nlr: {low: 1.0e-3, high: 1.0e-2, log: true}\n"
+        "scheduler_gamma: {low: 0.1, high: 0.9}\n"
+    )
+    done = cli(
+        "sweep.py",
+        "--search",
+        space,
+        "--trials",
+        "2",
+        "--pruner",
+        "none",
+        "--confirm_seeds",
+        "2",
+        "--jobs",
+        "2",
+        "--name",
+        "se",
+        "--",
+        "--checkpoint_dir",
+        ck,
+        *TINY,
+        "--epochs",
+        "2",
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     sweep = ck / "se"
     settings = (sweep / "sweep.yaml").read_text()
@@ -179,12 +291,34 @@ def test_metric_val_loss_minimizes_and_ranks_a_search_s_configurations_together(
     import csv
 
     import optuna
+
     ck = tmp_path / "ck"
     space = tmp_path / "space.yaml"
     space.write_text("lr: [1.0e-7, 0.01]\n")
-    done = cli("sweep.py", "--search", space, "--sampler", "grid", "--pruner", "none", "--metric", "val_loss",
-               "--jobs", "1", "--name", "m", "--", "--checkpoint_dir", ck, *TINY, "--epochs", "1",
-               "--scheduler", "constant", timeout=600)
+    done = cli(
+        "sweep.py",
+        "--search",
+        space,
+        "--sampler",
+        "grid",
+        "--pruner",
+        "none",
+        "--metric",
+        "val_loss",
+        "--jobs",
+        "1",
+        "--name",
+        "m",
+        "--",
+        "--checkpoint_dir",
+        ck,
+        *TINY,
+        "--epochs",
+        "1",
+        "--scheduler",
+        "constant",
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     sweep = ck / "m"
     study = optuna.load_study(study_name="m", storage=f"sqlite:///{sweep / 'study.db'}")
@@ -198,8 +332,24 @@ def test_metric_val_loss_minimizes_and_ranks_a_search_s_configurations_together(
     rows = re.findall(r"^\| (\S+) \| 1 \|", board, re.M)
     assert len(rows) == 2 and rows[0] == study.best_trial.user_attrs["label"] and study.best_trial.params["lr"] == 0.01
     with pytest.raises(UsageError, match="was started to minimize its metric, this --metric needs maximize"):
-        sweep_main("--search", space, "--sampler", "grid", "--pruner", "none", "--name", "m", "--",
-                   "--checkpoint_dir", ck, *TINY, "--epochs", "1", "--scheduler", "constant")
+        sweep_main(
+            "--search",
+            space,
+            "--sampler",
+            "grid",
+            "--pruner",
+            "none",
+            "--name",
+            "m",
+            "--",
+            "--checkpoint_dir",
+            ck,
+            *TINY,
+            "--epochs",
+            "1",
+            "--scheduler",
+            "constant",
+        )
 
 
 def test_a_run_written_by_another_process_is_waited_for_then_trained_once(tmp_path):
@@ -212,13 +362,32 @@ def test_a_run_written_by_another_process_is_waited_for_then_trained_once(tmp_pa
     from conftest import ROOT, cli_env
 
     from common.runlock import RunLock
+
     ck = tmp_path / "ck"
     folder = ck / "w" / "constant_s0"
     folder.mkdir(parents=True)
     lock = RunLock(folder).acquire()
-    proc = subprocess.Popen([sys.executable, "sweep.py", "--schedulers", "constant", "--name", "w", "--", "--checkpoint_dir",
-                             str(ck), *TINY, "--epochs", "1"], cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "sweep.py",
+            "--schedulers",
+            "constant",
+            "--name",
+            "w",
+            "--",
+            "--checkpoint_dir",
+            str(ck),
+            *TINY,
+            "--epochs",
+            "1",
+        ],
+        cwd=ROOT,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         seen = []
         for line in proc.stdout:  # the sweep's own lines, read as they come: no sleeping on a guess

@@ -1,5 +1,6 @@
 """The lab on a real PostgreSQL server (tests/pg.py): several workers on one study, a worker killed
 mid-trial, a server restart, and the results database on the server."""
+
 from __future__ import annotations
 
 import json
@@ -24,6 +25,7 @@ def study_trials(url: str, name: str):
     import optuna
 
     from lab.study import open_storage
+
     return optuna.load_study(study_name=name, storage=open_storage(url)).get_trials(deepcopy=False)
 
 
@@ -35,10 +37,30 @@ def trained_times(folder) -> int:
 def test_two_workers_share_one_study_and_no_run_is_trained_twice(tmp_path, pg_server):
     study_url, results_url = pg_server.new_database(), pg_server.new_database()
     ck = tmp_path / "ck"
-    cmd = sweep_cmd("--schedulers", "step", "cosine", "constant", "--jobs", "1", "--name", "two", "--storage",
-                    study_url, "--", "--checkpoint_dir", ck, *TINY, "--epochs", "2", "--results_db", results_url)
-    workers = [subprocess.Popen(cmd, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True) for _ in range(2)]  # two machines, as far as the study can tell
+    cmd = sweep_cmd(
+        "--schedulers",
+        "step",
+        "cosine",
+        "constant",
+        "--jobs",
+        "1",
+        "--name",
+        "two",
+        "--storage",
+        study_url,
+        "--",
+        "--checkpoint_dir",
+        ck,
+        *TINY,
+        "--epochs",
+        "2",
+        "--results_db",
+        results_url,
+    )
+    workers = [
+        subprocess.Popen(cmd, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # two machines, as far as the study can tell
     outs = [w.communicate(timeout=600) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outs
     names = ["step_s0", "cosine_s0", "constant_s0"]
@@ -67,8 +89,22 @@ def test_a_worker_killed_mid_trial_has_its_trial_failed_by_heartbeat_and_resumed
     url = pg_server.new_database()
     ck, marks = tmp_path / "ck", tmp_path / "marks"
     marks.mkdir()
-    cmd = sweep_cmd("--schedulers", "step", "--jobs", "1", "--name", "k", "--storage", url, "--",
-                    "--checkpoint_dir", ck, *TINY, "--epochs", "2")
+    cmd = sweep_cmd(
+        "--schedulers",
+        "step",
+        "--jobs",
+        "1",
+        "--name",
+        "k",
+        "--storage",
+        url,
+        "--",
+        "--checkpoint_dir",
+        ck,
+        *TINY,
+        "--epochs",
+        "2",
+    )
     env = {**cli_env(faults=f"step#3=hold:{marks}/{{pid}}"), "IMGCLF_HEARTBEAT_S": "1"}
     first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
@@ -84,8 +120,9 @@ def test_a_worker_killed_mid_trial_has_its_trial_failed_by_heartbeat_and_resumed
         assert time.monotonic() < deadline, "the orphaned run did not stop with last.pt saved"
         time.sleep(0.05)
 
-    second = subprocess.run(cmd, cwd=ROOT, env={**cli_env(), "IMGCLF_HEARTBEAT_S": "1"}, capture_output=True,
-                            text=True, timeout=600)
+    second = subprocess.run(
+        cmd, cwd=ROOT, env={**cli_env(), "IMGCLF_HEARTBEAT_S": "1"}, capture_output=True, text=True, timeout=600
+    )
     assert second.returncode == 0, second.stdout + second.stderr
     trials = study_trials(url, "k")
     assert trials[0].state.name == "FAIL"  # failed by the heartbeat, not by anyone's hand
@@ -107,8 +144,23 @@ def _alive(pid: int) -> bool:
 def test_the_server_restarting_between_trials_loses_nothing(tmp_path, pg_server):
     url = pg_server.new_database()
     ck = tmp_path / "ck"
-    cmd = sweep_cmd("--schedulers", "step", "cosine", "--jobs", "1", "--name", "r", "--storage", url, "--",
-                    "--checkpoint_dir", ck, *TINY, "--epochs", "2")
+    cmd = sweep_cmd(
+        "--schedulers",
+        "step",
+        "cosine",
+        "--jobs",
+        "1",
+        "--name",
+        "r",
+        "--storage",
+        url,
+        "--",
+        "--checkpoint_dir",
+        ck,
+        *TINY,
+        "--epochs",
+        "2",
+    )
     proc = subprocess.Popen(cmd, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
     for line in proc.stdout:  # the first trial is finished and recorded
@@ -118,4 +170,7 @@ def test_the_server_restarting_between_trials_loses_nothing(tmp_path, pg_server)
     pg_server.restart()
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, "".join(lines) + out + err
-    assert sorted(t.user_attrs["label"] for t in study_trials(url, "r") if t.state.name == "COMPLETE") == ["cosine", "step"]
+    assert sorted(t.user_attrs["label"] for t in study_trials(url, "r") if t.state.name == "COMPLETE") == [
+        "cosine",
+        "step",
+    ]

@@ -3,6 +3,7 @@
 Every import counts, including those inside functions (a lazy import is still a dependency).
 A new package must be given a layer here, which is the moment to decide where it belongs.
 """
+
 from __future__ import annotations
 
 import ast
@@ -13,20 +14,21 @@ ROOT = Path(__file__).resolve().parents[1]
 # Bottom to top. A package may import its own modules and any package of a lower layer; packages
 # of one layer stay independent of each other. Entry scripts, bench/ and tests/ sit above all.
 LAYERS = [
-    ["common"],                                   # errors, CLI parser, atomic writes, fault hooks, cores
+    ["common"],  # errors, CLI parser, atomic writes, fault hooks, cores
     ["data", "models", "schedulers", "resultsdb"],  # datasets, architectures + optimizers, schedules, results database
-    ["settings", "runtime"],                      # Config and its checks; device, threads, AMP, DDP, signals
-    ["artifacts", "tracking"],                    # checkpoint file and model loading; the run's sinks
-    ["engine"],                                   # training loop, trainer, run folders, EMA, LR finder
-    ["evaluation"],                               # metrics, reports, prediction, explanation, export
-    ["webapp", "lab"],                            # the Streamlit page app.py serves; the sweep's Optuna study
+    ["settings", "runtime"],  # Config and its checks; device, threads, AMP, DDP, signals
+    ["artifacts", "tracking"],  # checkpoint file and model loading; the run's sinks
+    ["engine"],  # training loop, trainer, run folders, EMA, LR finder
+    ["evaluation"],  # metrics, reports, prediction, explanation, export
+    ["webapp", "lab"],  # the Streamlit page app.py serves; the sweep's Optuna study
 ]
 RANK = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
 
 
 def packages() -> list[str]:
-    return sorted(p.parent.name for p in ROOT.glob("*/__init__.py")
-                  if p.parent.name not in ("tests", "bench", "configs", "docs"))
+    return sorted(
+        p.parent.name for p in ROOT.glob("*/__init__.py") if p.parent.name not in ("tests", "bench", "configs", "docs")
+    )
 
 
 def modules() -> dict[str, Path]:
@@ -48,8 +50,9 @@ def imports_of(path: Path, known: dict[str, Path]) -> set[str]:
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module
-                     for a in node.names]
+            names = [
+                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module for a in node.names
+            ]
         else:
             continue
         found.update(n for n in names if n.split(".")[0] in RANK or n in known)
@@ -106,8 +109,12 @@ def test_entry_scripts_and_bench_import_public_names_only():
     wrong = []
     for path in scripts:
         for node in ast.walk(ast.parse(path.read_text())):
-            if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0
-                    and node.module.split(".")[0] in RANK):
+            if not (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.level == 0
+                and node.module.split(".")[0] in RANK
+            ):
                 continue
             for alias in node.names:
                 if alias.name.startswith("_") or (node.module == "engine.trainer" and alias.name != "fit"):

@@ -1,5 +1,6 @@
 """The leaderboard's statistics on fabricated runs: intervals over seeds, paired differences, verdicts,
 only comparable runs ranked."""
+
 from __future__ import annotations
 
 import csv
@@ -56,23 +57,37 @@ def test_noisy_differences_are_a_tie_and_a_schedule_equal_on_every_seed_is_tied_
 
 
 def test_pairs_only_the_seeds_both_schedules_ran():
-    board = rank([Sample("a", 0, 0.9, KEY), Sample("a", 1, 0.8, KEY), Sample("a", 2, 0.95, KEY),
-                  Sample("b", 1, 0.7, KEY), Sample("b", 2, 0.80, KEY), Sample("b", 5, 0.99, KEY)])
+    board = rank(
+        [
+            Sample("a", 0, 0.9, KEY),
+            Sample("a", 1, 0.8, KEY),
+            Sample("a", 2, 0.95, KEY),
+            Sample("b", 1, 0.7, KEY),
+            Sample("b", 2, 0.80, KEY),
+            Sample("b", 5, 0.99, KEY),
+        ]
+    )
     b = next(r for r in board.rows if r["schedule"] == "b")
     assert b["diff_vs_best"] == pytest.approx(statistics.fmean([0.7 - 0.8, 0.80 - 0.95]))
 
 
 def test_one_seed_leaves_the_interval_columns_empty_and_says_so():
     board = rank(samples({"a": [0.9], "b": [0.8]}))
-    assert all(r[c] is None for r in board.rows for c in ("std", "ci95_low", "ci95_high", "diff_ci95_low",
-                                                          "diff_ci95_high"))
+    assert all(
+        r[c] is None for r in board.rows for c in ("std", "ci95_low", "ci95_high", "diff_ci95_low", "diff_ci95_high")
+    )
     assert [r["verdict"] for r in board.rows] == ["best", ""] and ONE_SEED in board.notes
     assert ONE_SEED == "1 seed: no confidence interval; add --seeds 0 1 2"
     rows = list(csv.DictReader(io.StringIO(to_csv(board))))
     assert tuple(rows[0]) == COLUMNS and rows[1]["ci95_low"] == "" and rows[1]["mean"] == "0.8"
     md = to_markdown(board, "t")
-    assert "| schedule | runs | mean | std | ci95_low | ci95_high | diff_vs_best | diff_ci95_low | diff_ci95_high | " \
-           "verdict |" in md and "| b | 1 | 80.00 |  |  |  | -10.00 |  |  |  |" in md and md.rstrip().endswith(ONE_SEED)
+    assert (
+        "| schedule | runs | mean | std | ci95_low | ci95_high | diff_vs_best | diff_ci95_low | diff_ci95_high | "
+        "verdict |"
+        in md
+        and "| b | 1 | 80.00 |  |  |  | -10.00 |  |  |  |" in md
+        and md.rstrip().endswith(ONE_SEED)
+    )
 
 
 def test_only_runs_of_one_comparability_key_are_ranked_and_the_rest_are_counted():
@@ -80,8 +95,10 @@ def test_only_runs_of_one_comparability_key_are_ranked_and_the_rest_are_counted(
     board = rank(runs + [Sample("c", 0, None, KEY)])
     assert board.key == KEY and {r["schedule"] for r in board.rows} == {"a", "b"}
     assert (board.left_out, board.no_value) == (1, 1)
-    assert "1 run left out for differing settings (comparability key other than 'digits custom 5ep 00000000')" \
+    assert (
+        "1 run left out for differing settings (comparability key other than 'digits custom 5ep 00000000')"
         in board.notes
+    )
     other = rank(runs, key="digits custom 6ep 11111111")
     assert [(r["schedule"], r["runs"]) for r in other.rows] == [("a", 1)] and other.left_out == 4
 
@@ -97,14 +114,32 @@ def test_sweep_plots_number_epochs_from_1_band_the_seeds_and_give_each_line_its_
 
     from evaluation import sweep_plots
     from resultsdb.leaderboard import RunResult
+
     figures = {}
     monkeypatch.setattr(sweep_plots, "save_figure", lambda fig, path, **kw: figures.__setitem__(path.name, fig))
 
     def run(schedule, seed, accs):
-        return RunResult(schedule, seed, Path(tmp_path / f"{schedule}_{seed}"), None, None, max(accs), 0.1, None,
-                         len(accs), 1.0, accs, True)
-    results = [run("a", 0, [0.5, 0.7, 0.8]), run("a", 1, [0.6, 0.9, 0.9]), run("b", 0, [0.5, 0.7, 0.8]),
-               run("b", 1, [0.6, 0.9, 0.9])]  # b equals a exactly: its line must not hide a's
+        return RunResult(
+            schedule,
+            seed,
+            Path(tmp_path / f"{schedule}_{seed}"),
+            None,
+            None,
+            max(accs),
+            0.1,
+            None,
+            len(accs),
+            1.0,
+            accs,
+            True,
+        )
+
+    results = [
+        run("a", 0, [0.5, 0.7, 0.8]),
+        run("a", 1, [0.6, 0.9, 0.9]),
+        run("b", 0, [0.5, 0.7, 0.8]),
+        run("b", 1, [0.6, 0.9, 0.9]),
+    ]  # b equals a exactly: its line must not hide a's
     sweep_plots.plot_sweep(results, tmp_path)
     ax = figures["val_acc.png"].axes[0]
     lines = ax.get_lines()

@@ -2,6 +2,7 @@
 summary write, a Ctrl-C there -- the database row, the TensorBoard file and metrics.csv end right, and
 ``--resume auto`` completes a run whose training is done but whose summary.json is missing or cut.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,6 +59,7 @@ def check_ended(tmp_path: Path, status: str, epochs: int = 2) -> Path:
     assert row["status"] == status and row["ended"] is not None
     assert not open_files_under(run / "tb"), "the TensorBoard writer was left open"
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
     acc.Reload()
     assert [e.value for e in acc.Scalars("epoch")] == list(range(1, epochs + 1))  # flushed, every epoch
@@ -89,6 +91,7 @@ def test_ctrl_c_in_the_final_test_ends_every_sink_interrupted(tmp_path, monkeypa
         if name == "final_test":
             signal.raise_signal(signal.SIGINT)  # handled by the run's GracefulStop, as a terminal's Ctrl-C
         return real(name, release)
+
     monkeypatch.setattr(faults, "point", ctrl_c_at_final_test)
     with pytest.raises(Interrupted) as caught:
         train(tmp_path, "--run_name", "r", "--tensorboard", *EPOCHS)
@@ -134,9 +137,14 @@ def test_an_early_stopped_run_is_completed_not_trained_further(tmp_path, capsys,
 def test_run_is_finished_needs_a_summary_with_a_result(tmp_path):
     assert not run_is_finished(tmp_path)  # none
     keys = {k: 1 for k in SUMMARY_KEYS}
-    for data, finished in ((keys, False), ({**keys, "test_acc": 0.9}, True), ({**keys, "val_acc": 0.5}, True),
-                           ({**keys, "test_acc": "high"}, False), ({**keys, "test_acc": float("nan")}, False),
-                           ([1, 2], False)):
+    for data, finished in (
+        (keys, False),
+        ({**keys, "test_acc": 0.9}, True),
+        ({**keys, "val_acc": 0.5}, True),
+        ({**keys, "test_acc": "high"}, False),
+        ({**keys, "test_acc": float("nan")}, False),
+        ([1, 2], False),
+    ):
         (tmp_path / "summary.json").write_text(json.dumps(data))
         assert run_is_finished(tmp_path) is finished, data
     (tmp_path / "summary.json").write_bytes(b"\xff\xfe")  # not UTF-8
@@ -177,6 +185,7 @@ def test_every_sink_ends_even_when_one_fails_and_the_run_error_wins(capsys):
 def test_status_follows_where_and_how_the_run_ended():
     class Pruned(Exception):
         run_status = "pruned"
+
     assert status_of(None, training_done=True) == "finished"
     assert status_of(Interrupted("x", 2), training_done=False) == "stopped"
     assert status_of(Interrupted("x", 2), training_done=True) == "interrupted"
@@ -188,14 +197,22 @@ def test_status_follows_where_and_how_the_run_ended():
 def test_a_sink_passed_to_fit_hears_the_whole_run(tmp_path, capsys):
     from engine.trainer import fit
     from settings.config import parse_args
+
     log: list = []
 
     class Finish(Recording):
         def finish(self, result):
             self.log.append(("finish", result.split, round(result.summary["test_acc"], 6)))
+
     cfg, script = parse_args(["--checkpoint_dir", str(tmp_path / "ck"), "--run_name", "r", *FAST, *EPOCHS])
     summary = fit(cfg, script["cli_keys"], sinks=[Finish(log)])
-    assert log == [("start", 0), ("epoch", 1), ("epoch", 2), ("finish", "test", round(summary["test_acc"], 6)),
-                   ("end", "finished")]
+    assert log == [
+        ("start", 0),
+        ("epoch", 1),
+        ("epoch", 2),
+        ("finish", "test", round(summary["test_acc"], 6)),
+        ("end", "finished"),
+    ]
     from artifacts.checkpoint import KEYS, load_checkpoint
+
     assert set(load_checkpoint(tmp_path / "ck" / "r" / "last.pt")) == KEYS  # a training checkpoint: every key

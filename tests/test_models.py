@@ -1,4 +1,5 @@
 """The model factory: every registered name builds and runs; heads, channels and errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -42,7 +43,9 @@ def test_unknown_model_lists_valid_names():
 
 def test_pretrained_offline_gives_one_clear_line(monkeypatch):
     import huggingface_hub.constants as hub
+
     import models
+
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(models, "HUB_HOST", ("hub.invalid", 443))  # unreachable, as when offline
     with pytest.raises(AppError, match="--pretrained_weights"):

@@ -4,13 +4,14 @@ the last good checkpoint; float16 AMP counts the updates the scaler skipped and 
 The NaNs come from a model wrapper (no test hook in the product code); float16 AMP needs CUDA, so
 its counting is checked through ``train_one_epoch`` with a GradScaler stand-in.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
+from conftest import nan_on_forwards, read_csv
 from torch import nn
 
-from conftest import nan_on_forwards, read_csv
 from artifacts.checkpoint import load_checkpoint
 from engine.loop import NonFiniteGuard, NonFiniteLoss, Updater, train_one_epoch
 from runtime.runtime import AmpPolicy
@@ -95,10 +96,16 @@ def test_amp_skipped_updates_are_counted_not_scheduled_and_reported():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler, scaler = CountingScheduler(), SkippingScaler(skip={2, 4, 5})
     amp = AmpPolicy(enabled=False, dtype=torch.float16, device_type="cpu")  # autocast off; the scaler decides
-    stats, step = train_one_epoch(Updater(model, nn.CrossEntropyLoss(), optimizer, scheduler, scaler, amp,
-                                          guard=NonFiniteGuard(1)), batches, epoch=3, global_step=100, progress=False)
+    stats, step = train_one_epoch(
+        Updater(model, nn.CrossEntropyLoss(), optimizer, scheduler, scaler, amp, guard=NonFiniteGuard(1)),
+        batches,
+        epoch=3,
+        global_step=100,
+        progress=False,
+    )
     assert (stats.skipped_updates, stats.updates, step, scheduler.updates) == (3, 3, 103, 3)
     assert stats.nonfinite_batches == 0  # under float16 the scaler, not the guard, handles inf/nan
     from tracking.console import epoch_line
+
     line = epoch_line(stats.record(3, 1.0, 0.5, improved=False), 10)
     assert line.startswith("epoch   3/10") and line.endswith("| AMP skipped 3 updates")

@@ -1,17 +1,18 @@
 """A non-finite validation metric is never "best": shown in the epoch line, counted by early stopping
 as no improvement, and a run whose every epoch was non-finite ends with a clear error, not a missing
 best.pt. NaNs come from a forward hook on evaluation-mode calls (the validation passes)."""
+
 from __future__ import annotations
 
 import json
 import math
 
 import pytest
-
 from conftest import nan_on_forwards
+
 from artifacts.checkpoint import load_checkpoint
-from engine.early_stopping import EarlyStopping
 from common.errors import AppError
+from engine.early_stopping import EarlyStopping
 
 
 def nan_on_eval_forwards(monkeypatch, calls) -> None:

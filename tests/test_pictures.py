@@ -1,6 +1,7 @@
 """The pictures a user reads: epochs from 1 in whole numbers, labels that say what a line is,
 log axes where values span orders of magnitude, nothing unreadable for many or long class names.
 Each figure is caught as it is saved (Figure.savefig), so the checks read the axes, not pixels."""
+
 from __future__ import annotations
 
 import math
@@ -18,17 +19,29 @@ def drawn(monkeypatch) -> list[Figure]:
     def savefig(self, *args, **kwargs):
         figures.append(self)
         return real(self, *args, **kwargs)
+
     monkeypatch.setattr(Figure, "savefig", savefig)
     return figures
 
 
 def _rows(n: int, first_loss: float = 2.0) -> list[dict]:
-    return [{"epoch": e, "lr": 0.1 * 0.1 ** (e // 3), "train_loss": first_loss / e ** 2, "val_loss": first_loss / e,
-             "train_acc": 1 - 0.5 / e, "val_acc": 1 - 0.6 / e, "seconds": 1.0} for e in range(1, n + 1)]
+    return [
+        {
+            "epoch": e,
+            "lr": 0.1 * 0.1 ** (e // 3),
+            "train_loss": first_loss / e**2,
+            "val_loss": first_loss / e,
+            "train_acc": 1 - 0.5 / e,
+            "val_acc": 1 - 0.6 / e,
+            "seconds": 1.0,
+        }
+        for e in range(1, n + 1)
+    ]
 
 
 def test_curves_epochs_from_1_in_whole_numbers_with_named_lines(drawn, tmp_path):
     from tracking.history import plot_curves
+
     (tmp_path / "run_a").mkdir()
     plot_curves(_rows(2), tmp_path / "run_a" / "curves.png")
     loss, acc, lr = drawn[0].axes
@@ -42,6 +55,7 @@ def test_curves_epochs_from_1_in_whole_numbers_with_named_lines(drawn, tmp_path)
 
 def test_curves_turn_logarithmic_when_values_span_orders_of_magnitude(drawn, tmp_path):
     from tracking.history import plot_curves
+
     plot_curves(_rows(9, first_loss=5.0), tmp_path / "curves.png")  # loss 5 -> 0.06, LR 0.1 -> 1e-4
     loss, _, lr = drawn[0].axes
     assert loss.get_yscale() == "log" and lr.get_yscale() == "log"
@@ -49,6 +63,7 @@ def test_curves_turn_logarithmic_when_values_span_orders_of_magnitude(drawn, tmp
 
 def test_confusion_matrix_keeps_long_names_apart_and_greys_zeros(drawn, tmp_path):
     from evaluation.plots import plot_confusion_matrix
+
     names = [f"class_with_a_long_name_{i}" for i in range(10)]
     cm = np.eye(10, dtype=int) * 10
     cm[0, 1] = 3
@@ -64,6 +79,7 @@ def test_confusion_matrix_keeps_long_names_apart_and_greys_zeros(drawn, tmp_path
 
 def test_lr_finder_plot_names_its_suggestion(drawn, tmp_path):
     from engine.lr_finder import LRFind, write_outputs
+
     lrs = [1e-6 * 10 ** (i / 10) for i in range(50)]
     losses = [2.5 - math.tanh((math.log10(lr) + 3) * 1.5) for lr in lrs]
     write_outputs(LRFind(lrs, losses, losses), tmp_path)

@@ -1,10 +1,11 @@
 """plot_schedule.py: the CLI of the issue, CSV rows equal to the simulated training LRs, the catalog."""
+
 from __future__ import annotations
 
 import pytest
+from conftest import read_csv
 
 import plot_schedule
-from conftest import read_csv
 from common.errors import UsageError
 from schedulers import PRESETS, SCHEDULES
 from schedulers.simulate import simulate
@@ -12,24 +13,67 @@ from schedulers.simulate import simulate
 
 def test_csv_is_one_row_per_update_with_the_training_lrs(tmp_path, capsys):
     out = tmp_path / "lr.csv"
-    plot_schedule.main(["--scheduler", "step", "--scheduler_step_size", "2", "--scheduler_gamma", "0.5",
-                        "--warmup_epochs", "1.5", "--warmup_mode", "cosine", "--warmup_start_factor", "0.1",
-                        "--lr", "0.2", "--epochs", "5", "--steps_per_epoch", "4", "--csv", str(out)])
+    plot_schedule.main(
+        [
+            "--scheduler",
+            "step",
+            "--scheduler_step_size",
+            "2",
+            "--scheduler_gamma",
+            "0.5",
+            "--warmup_epochs",
+            "1.5",
+            "--warmup_mode",
+            "cosine",
+            "--warmup_start_factor",
+            "0.1",
+            "--lr",
+            "0.2",
+            "--epochs",
+            "5",
+            "--steps_per_epoch",
+            "4",
+            "--csv",
+            str(out),
+        ]
+    )
     rows = read_csv(out)
     assert out.read_text().splitlines()[0] == "step,epoch,lr"
     assert [int(r["step"]) for r in rows] == list(range(1, 21))
     assert [int(r["epoch"]) for r in rows] == [e for e in range(1, 6) for _ in range(4)]
-    expect = simulate("step", {"step_size": 2, "gamma": 0.5}, 5, 4, 6, 0.2, warmup_mode="cosine",
-                      warmup_start_factor=0.1)
+    expect = simulate(
+        "step", {"step_size": 2, "gamma": 0.5}, 5, 4, 6, 0.2, warmup_mode="cosine", warmup_start_factor=0.1
+    )
     assert [float(r["lr"]) for r in rows] == [p.lr for p in expect]
     assert "wrote" in capsys.readouterr().out
 
 
 def test_metric_schedule_reads_val_losses_and_compare_draws_png(tmp_path):
     out, png = tmp_path / "p.csv", tmp_path / "p.png"
-    plot_schedule.main(["--scheduler", "plateau", "--scheduler_patience", "0", "--scheduler_factor", "0.5",
-                        "--epochs", "4", "--steps_per_epoch", "2", "--val_losses", "1,0.9,0.95,0.95",
-                        "--csv", str(out), "--png", str(png), "--compare", "cosine", "hf_linear", "SequentialLR"])
+    plot_schedule.main(
+        [
+            "--scheduler",
+            "plateau",
+            "--scheduler_patience",
+            "0",
+            "--scheduler_factor",
+            "0.5",
+            "--epochs",
+            "4",
+            "--steps_per_epoch",
+            "2",
+            "--val_losses",
+            "1,0.9,0.95,0.95",
+            "--csv",
+            str(out),
+            "--png",
+            str(png),
+            "--compare",
+            "cosine",
+            "hf_linear",
+            "SequentialLR",
+        ]
+    )
     lrs = [float(r["lr"]) for r in read_csv(out)]
     base = 0.003
     assert lrs == pytest.approx([base] * 6 + [base / 2] * 2)  # epoch 3 did not improve: halved for epoch 4
@@ -38,9 +82,22 @@ def test_metric_schedule_reads_val_losses_and_compare_draws_png(tmp_path):
 
 def test_composition_from_the_command_line(tmp_path):
     out = tmp_path / "s.csv"
-    plot_schedule.main(["--scheduler", "SequentialLR", "--scheduler_schedulers",
-                        "[{name: LinearLR, start_factor: 0.5, end_factor: 1.0, total_iters: 2}, {name: plateau}]",
-                        "--scheduler_milestones", "[2]", "--epochs", "4", "--steps_per_epoch", "2", "--csv", str(out)])
+    plot_schedule.main(
+        [
+            "--scheduler",
+            "SequentialLR",
+            "--scheduler_schedulers",
+            "[{name: LinearLR, start_factor: 0.5, end_factor: 1.0, total_iters: 2}, {name: plateau}]",
+            "--scheduler_milestones",
+            "[2]",
+            "--epochs",
+            "4",
+            "--steps_per_epoch",
+            "2",
+            "--csv",
+            str(out),
+        ]
+    )
     lrs = [float(r["lr"]) for r in read_csv(out)]
     assert lrs == pytest.approx([0.0015, 0.001875, 0.00225, 0.002625, 0.003, 0.003, 0.003, 0.003])
 
@@ -60,8 +117,17 @@ def test_list_shows_torch_names_and_the_presets_in_their_own_section(capsys):
     catalog, _, presets = capsys.readouterr().out.partition("\nPresets:")
     for alias, ours in [("T_max", "t_max"), ("T_0", "t_0"), ("T_mult", "t_mult"), ("gamma", "factor")]:
         assert f"--scheduler_{alias:<16} torch's name for --scheduler_{ours}" in catalog
-    for torch_name in ("max_lr", "base_lr", "cycle_momentum", "base_momentum", "max_momentum", "threshold_mode",
-                       "eps", "steps_per_epoch", "mode"):
+    for torch_name in (
+        "max_lr",
+        "base_lr",
+        "cycle_momentum",
+        "base_momentum",
+        "max_momentum",
+        "threshold_mode",
+        "eps",
+        "steps_per_epoch",
+        "mode",
+    ):
         assert f"--scheduler_{torch_name} " in catalog
     assert "100-epoch run" in presets and "step_size 30 becomes 3 with --epochs 10" in presets
     assert all(pid in presets for pid in PRESETS) and "A0_035 swalr_linear" in presets
@@ -70,34 +136,70 @@ def test_list_shows_torch_names_and_the_presets_in_their_own_section(capsys):
 
 def test_a_preset_with_a_torch_alias_override_from_the_command_line(tmp_path, capsys):
     out = tmp_path / "c.csv"
-    plot_schedule.main(["--scheduler", "cosine_min", "--scheduler_T_max", "2", "--lr", "0.1", "--epochs", "10",
-                        "--steps_per_epoch", "2", "--csv", str(out)])
+    plot_schedule.main(
+        [
+            "--scheduler",
+            "cosine_min",
+            "--scheduler_T_max",
+            "2",
+            "--lr",
+            "0.1",
+            "--epochs",
+            "10",
+            "--steps_per_epoch",
+            "2",
+            "--csv",
+            str(out),
+        ]
+    )
     lrs = [float(r["lr"]) for r in read_csv(out)]
     assert lrs == [p.lr for p in simulate("cosine", {"t_max": 2, "eta_min": 0.001}, 10, 2, base_lr=0.1)]
     assert lrs[4] == pytest.approx(0.001)  # T_max 2 epochs as given, not scaled to the 10-epoch run
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--scheduler", "cosin", "--epochs", "2", "--steps_per_epoch", "3"], "did you mean 'cosine'"),
-    (["--scheduler", "cosine", "--epochs", "2", "--steps_per_epoch", "0"], "--steps_per_epoch must be >= 1"),
-    (["--lr", "auto"], "needs training data"),
-    (["--warmup_mode", "cosin"], r"unknown --warmup_mode 'cosin' \(did you mean 'cosine'\?\)"),
-    (["--monitor", "val_accuracy"], r"unknown --monitor 'val_accuracy' \(did you mean 'val_acc'\?\)"),
-    (["--scheduler", "cosine", "--scheduler_gamma", "0.5", "--epochs", "2", "--steps_per_epoch", "3"],
-     "no hyperparameter 'gamma'"),
-    (["--scheduler", "cosine", "--epochs", "2", "--steps_per_epoch", "3", "--warmup_epochs", "1",
-      "--warmup_steps", "2"], "not both"),
-    (["--scheduler", "cosine", "--epochs", "2", "--steps_per_epoch", "3", "--compare", "nope"], "unknown scheduler 'nope'"),
-    (["--scheduler", "cosine", "--epochs", "2", "--steps_per_epoch", "3", "--bogus", "1"], "unrecognized argument"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--scheduler", "cosin", "--epochs", "2", "--steps_per_epoch", "3"], "did you mean 'cosine'"),
+        (["--scheduler", "cosine", "--epochs", "2", "--steps_per_epoch", "0"], "--steps_per_epoch must be >= 1"),
+        (["--lr", "auto"], "needs training data"),
+        (["--warmup_mode", "cosin"], r"unknown --warmup_mode 'cosin' \(did you mean 'cosine'\?\)"),
+        (["--monitor", "val_accuracy"], r"unknown --monitor 'val_accuracy' \(did you mean 'val_acc'\?\)"),
+        (
+            ["--scheduler", "cosine", "--scheduler_gamma", "0.5", "--epochs", "2", "--steps_per_epoch", "3"],
+            "no hyperparameter 'gamma'",
+        ),
+        (
+            [
+                "--scheduler",
+                "cosine",
+                "--epochs",
+                "2",
+                "--steps_per_epoch",
+                "3",
+                "--warmup_epochs",
+                "1",
+                "--warmup_steps",
+                "2",
+            ],
+            "not both",
+        ),
+        (
+            ["--scheduler", "cosine", "--epochs", "2", "--steps_per_epoch", "3", "--compare", "nope"],
+            "unknown scheduler 'nope'",
+        ),
+        (["--scheduler", "cosine", "--epochs", "2", "--steps_per_epoch", "3", "--bogus", "1"], "unrecognized argument"),
+    ],
+)
 def test_errors_are_one_line_usage_errors(argv, message):
     with pytest.raises(UsageError, match=message):
         plot_schedule.main(argv)
 
 
 def test_compare_prints_a_summary_for_every_schedule(capsys):
-    plot_schedule.main(["--scheduler", "step", "--compare", "cosine", "plateau", "--epochs", "3",
-                        "--steps_per_epoch", "1"])
+    plot_schedule.main(
+        ["--scheduler", "step", "--compare", "cosine", "plateau", "--epochs", "3", "--steps_per_epoch", "1"]
+    )
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["step", "cosine", "plateau"]
     assert all("3 updates, LR first 0.003" in line for line in lines)
@@ -106,11 +208,13 @@ def test_compare_prints_a_summary_for_every_schedule(capsys):
 def test_defaults_are_the_default_training_run(capsys):
     """No flag at all: the default run's schedule (cosine, 15 epochs) at the default run's updates per epoch."""
     from data import prepare_data
-    from settings.config import Config
     from engine.setup import steps_per_epoch
+    from settings.config import Config
+
     cfg = Config()
-    assert plot_schedule.DEFAULT_STEPS_PER_EPOCH == steps_per_epoch(len(prepare_data(cfg).train), cfg.batch_size,
-                                                                     cfg.accum_steps)
+    assert plot_schedule.DEFAULT_STEPS_PER_EPOCH == steps_per_epoch(
+        len(prepare_data(cfg).train), cfg.batch_size, cfg.accum_steps
+    )
     plot_schedule.main([])
     assert capsys.readouterr().out.startswith(f"{cfg.scheduler}: {cfg.epochs * 20} updates")
 
@@ -118,6 +222,7 @@ def test_defaults_are_the_default_training_run(capsys):
 def test_shared_flags_are_train_py_s():
     """Same flags, help text and defaults as train.py: one definition, no second choice list."""
     from settings.config import build_parser
+
     ours = {a.dest: a for a in plot_schedule.get_args_parser()._actions}
     train = {a.dest: a for a in build_parser()._actions}
     for name in plot_schedule.SHARED:
@@ -126,6 +231,7 @@ def test_shared_flags_are_train_py_s():
 
 def test_overlay_keeps_every_curve_visible_with_epochs_from_1():
     from schedulers.simulate import simulate
+
     names = ["cosine", "step", "plateau", "onecycle", "hf_linear", "warmup_stable_decay", "sgdr", "constant", "linear"]
     curves = {n: simulate(n, {}, 4, 5, base_lr=0.1) for n in names}
     fig = plot_schedule.figure(curves, "t", 5, 4)
@@ -143,6 +249,7 @@ def test_overlay_keeps_every_curve_visible_with_epochs_from_1():
 
 def test_log_y_draws_decays_on_a_log_axis(tmp_path):
     from schedulers.simulate import simulate
+
     curves = {n: simulate(n, {}, 6, 2, base_lr=0.1) for n in ("cosine", "step")}
     assert plot_schedule.figure(curves, "t", 2, 6).axes[0].get_yscale() == "linear"
     assert plot_schedule.figure(curves, "t", 2, 6, log_y=True).axes[0].get_yscale() == "log"
@@ -155,6 +262,7 @@ def test_docs_catalog_table_is_the_generated_one():
     from pathlib import Path
 
     from schedulers.listing import catalog_markdown, presets_markdown
+
     page = (Path(__file__).resolve().parents[1] / "docs" / "schedules.md").read_text()
     assert catalog_markdown() in page, "regenerate it: python plot_schedule.py --list --markdown"
     assert presets_markdown() in page, "regenerate it: python plot_schedule.py --list --markdown"

@@ -1,4 +1,5 @@
 """predict.py: image files of every pixel format give evaluate.py's predictions; bad inputs get error rows."""
+
 from __future__ import annotations
 
 import json
@@ -8,15 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import imagegen
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, copy_run, read_csv
 from PIL import Image
 
 import evaluate as evaluate_script
-import imagegen
 import predict as predict_script
-from conftest import ROOT, copy_run, read_csv
 from common.errors import UsageError, run_cli
 from models import MODELS
 
@@ -45,9 +46,10 @@ def save_variant(pixels: np.ndarray, variant: str, path: Path) -> None:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, trained_run):
     """A 2-epoch digits checkpoint, its evaluate.py output, and test images written in every format."""
-    from settings import config as config_mod
     from artifacts.checkpoint import load_checkpoint
     from data import prepare_data
+    from settings import config as config_mod
+
     root = tmp_path_factory.mktemp("predict")
     copy_run(trained_run, root / "tiny")  # conftest.trained_run: the session's 2-epoch digits run
     ckpt = root / "tiny" / "best.pt"
@@ -79,13 +81,36 @@ def test_every_format_gives_evaluate_predictions(setup, tmp_path, capsys):
     hidden.mkdir(exist_ok=True)
     shutil.copy(next(iter(setup["expected"])), hidden / "copy.png")  # must be skipped
     out_csv = tmp_path / "preds.csv"
-    code, out, _ = run(["--checkpoint", setup["ckpt"], str(setup["images"]), "--topk", "3", "--output", str(out_csv),
-                        "--batch_size", "16", "--device", "cpu"], capsys)
+    code, out, _ = run(
+        [
+            "--checkpoint",
+            setup["ckpt"],
+            str(setup["images"]),
+            "--topk",
+            "3",
+            "--output",
+            str(out_csv),
+            "--batch_size",
+            "16",
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
     assert code == 0
     rows = read_csv(out_csv)
     assert len(rows) == NUM_IMAGES and ".ipynb_checkpoints" not in out
-    assert list(rows[0]) == ["path", "class_1", "prob_1", "class_2", "prob_2", "class_3", "prob_3", "latency_ms",
-                             "error"]
+    assert list(rows[0]) == [
+        "path",
+        "class_1",
+        "prob_1",
+        "class_2",
+        "prob_2",
+        "class_3",
+        "prob_3",
+        "latency_ms",
+        "error",
+    ]
     got = {r["path"]: r["class_1"] for r in rows}
     assert got == setup["expected"]
     for r in rows:
@@ -102,8 +127,22 @@ def test_globs_json_and_error_rows(setup, tmp_path, capsys):
     text.write_text("not an image")
     out_json = tmp_path / "p.json"
     pattern = str(setup["images"] / "rgb" / "*.png")
-    code, out, _ = run(["--checkpoint", setup["ckpt"], *good, str(corrupt), str(text), str(tmp_path / "gone.png"),
-                        pattern, "--output", str(out_json), "--device", "cpu"], capsys)
+    code, out, _ = run(
+        [
+            "--checkpoint",
+            setup["ckpt"],
+            *good,
+            str(corrupt),
+            str(text),
+            str(tmp_path / "gone.png"),
+            pattern,
+            "--output",
+            str(out_json),
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
     assert code == 0  # some images were predicted
     records = json.loads(out_json.read_text())
     by_path = {r["path"]: r for r in records}
@@ -146,22 +185,41 @@ def test_usage_and_checkpoint_errors(setup, tmp_path, capsys):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_factory_model_loads_without_model_flags(name, tmp_path, capsys):
     """A checkpoint of each registered model predicts with no model flags, as its own forward pass does."""
-    from settings import config as config_mod
     from artifacts.checkpoint import save_checkpoint
     from artifacts.model_io import load_model_from_checkpoint
     from models import build_model
+    from settings import config as config_mod
+
     cfg = config_mod.Config(model=name, width=8, depth=2)
     model = build_model(name, 4, 3, 32, width=cfg.width, depth=cfg.depth).eval()
     pre = {"input_size": [32, 32], "channels": 3, "mean": [0.5] * 3, "std": [0.25] * 3}
-    save_checkpoint({"model": model.state_dict(), "config": config_mod.to_dict(cfg),
-                     "class_names": ["a", "b", "c", "d"], "preprocessing": pre}, tmp_path / "m.pt")
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "config": config_mod.to_dict(cfg),
+            "class_names": ["a", "b", "c", "d"],
+            "preprocessing": pre,
+        },
+        tmp_path / "m.pt",
+    )
     pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "x.png")
     Image.fromarray(pixels[..., 0]).save(tmp_path / "gray.png")  # 1 channel in, 3 expected: converted
     loaded = load_model_from_checkpoint(tmp_path / "m.pt", torch.device("cpu"))
     assert type(loaded.model) is type(model)
-    code, out, _ = run(["--checkpoint", str(tmp_path / "m.pt"), str(tmp_path / "x.png"), str(tmp_path / "gray.png"),
-                        "--output", str(tmp_path / "p.json"), "--device", "cpu"], capsys)
+    code, out, _ = run(
+        [
+            "--checkpoint",
+            str(tmp_path / "m.pt"),
+            str(tmp_path / "x.png"),
+            str(tmp_path / "gray.png"),
+            "--output",
+            str(tmp_path / "p.json"),
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
     assert code == 0 and "ERROR" not in out
     x = (torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255 - 0.5) / 0.25
     with torch.no_grad():
@@ -178,27 +236,44 @@ def test_bad_files_get_their_row_and_the_rest_is_predicted(setup, tmp_path, caps
     huge = imagegen.huge_png(tmp_path / "in" / "huge.png")
     os.mkfifo(tmp_path / "in" / "pipe.png")
     (tmp_path / "in" / "up").symlink_to("..")  # the folder scan must end
-    code, out, err = run(["--checkpoint", setup["ckpt"], *good, str(tmp_path / "in"), "--device", "cpu",
-                          "--output", str(tmp_path / "p.json")], capsys)
+    code, out, err = run(
+        [
+            "--checkpoint",
+            setup["ckpt"],
+            *good,
+            str(tmp_path / "in"),
+            "--device",
+            "cpu",
+            "--output",
+            str(tmp_path / "p.json"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     rows = {r["path"]: r for r in json.loads((tmp_path / "p.json").read_text())}
     assert len(rows) == 5
     for path in good:
         assert rows[path]["predictions"][0]["class"] == setup["expected"][path]
     assert rows[str(gif)]["error"] is None and rows[str(gif)]["predictions"]  # its first frame
-    assert "max_image_pixels" in rows[str(huge)]["error"] and "named pipe" in rows[str(tmp_path / "in" / "pipe.png")]["error"]
+    assert (
+        "max_image_pixels" in rows[str(huge)]["error"]
+        and "named pipe" in rows[str(tmp_path / "in" / "pipe.png")]["error"]
+    )
     assert err.count("is animated: the first frame is used") == 1
 
 
 def peak_predict(*argv) -> tuple[int, float, str]:
     """predict.py as a real command: (exit status, its peak RSS in MB, its output), measured by a parent
     process of its own so that no earlier child of the test run counts."""
-    probe = ("import resource, subprocess, sys; "
-             "r = subprocess.run([sys.executable, 'predict.py', *sys.argv[1:]], capture_output=True, text=True); "
-             "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
-             "print(r.stdout, r.stderr, file=sys.stderr)")
-    res = subprocess.run([sys.executable, "-c", probe, *map(str, argv)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120)
+    probe = (
+        "import resource, subprocess, sys; "
+        "r = subprocess.run([sys.executable, 'predict.py', *sys.argv[1:]], capture_output=True, text=True); "
+        "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+        "print(r.stdout, r.stderr, file=sys.stderr)"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", probe, *map(str, argv)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     code, peak_kb = map(int, res.stdout.split())
     return code, peak_kb / 1024, res.stderr
 
@@ -220,8 +295,20 @@ def test_amp_modes_and_the_latency_line(setup, tmp_path, capsys):
     good = sorted(setup["expected"])[:6]
     rows = {}
     for amp in ("off", "on"):
-        code, out, err = run(["--checkpoint", setup["ckpt"], *good, "--device", "cpu", "--amp", amp,
-                              "--output", str(tmp_path / f"{amp}.json")], capsys)
+        code, out, err = run(
+            [
+                "--checkpoint",
+                setup["ckpt"],
+                *good,
+                "--device",
+                "cpu",
+                "--amp",
+                amp,
+                "--output",
+                str(tmp_path / f"{amp}.json"),
+            ],
+            capsys,
+        )
         assert code == 0, err
         assert f"latency per image ({'float32' if amp == 'off' else 'bfloat16'})" in out
         assert "warm-up before timing" in out and " 0 images/s" not in out
@@ -234,6 +321,7 @@ def test_amp_modes_and_the_latency_line(setup, tmp_path, capsys):
 @pytest.mark.parametrize("per_second,shown", [(0.4292, "0.429"), (3.149, "3.15"), (88.24, "88.2"), (1234.4, "1234")])
 def test_rates_keep_three_digits(per_second, shown):
     from evaluation.report import rate
+
     assert rate(per_second) == shown
 
 
@@ -242,12 +330,21 @@ def test_amp_choice_when_loading(tmp_path):
     from artifacts.checkpoint import save_checkpoint
     from artifacts.model_io import load_model_from_checkpoint
     from settings import config as config_mod
+
     cfg = config_mod.Config(width=4, depth=1, amp="on")
     from models import build_model
+
     model = build_model("custom", 3, 1, 8, width=4, depth=1)
     pre = {"input_size": [8, 8], "channels": 1, "mean": [0.5], "std": [0.25]}
-    save_checkpoint({"model": model.state_dict(), "config": config_mod.to_dict(cfg), "class_names": ["a", "b", "c"],
-                     "preprocessing": pre}, tmp_path / "m.pt")
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "config": config_mod.to_dict(cfg),
+            "class_names": ["a", "b", "c"],
+            "preprocessing": pre,
+        },
+        tmp_path / "m.pt",
+    )
     cpu = torch.device("cpu")
     got = {amp: load_model_from_checkpoint(tmp_path / "m.pt", cpu, amp).amp for amp in ("auto", "on", "off")}
     assert got["auto"].enabled and got["auto"].dtype == torch.bfloat16 and got["on"].enabled

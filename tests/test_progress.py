@@ -1,5 +1,6 @@
 """Progress off a terminal: plain lines at most every 10 s in loops, set-up phases said when slow.
 Time comes from a fake clock, so nothing here sleeps."""
+
 from __future__ import annotations
 
 import threading
@@ -23,11 +24,14 @@ def test_a_loop_prints_a_line_at_most_every_10_s():
     def work():
         for _ in LineProgress(range(26), total=26, desc="epoch 3", unit="batches", clock=clock, write=lines.append):
             clock.t += next(steps)
+
     work()
     # 10 s, 20 s, then the slow batch: one line per crossing, never two within 10 s
-    assert lines == ["epoch 3: 10/26 batches (38%) | 10 s, ~16 s left",
-                     "epoch 3: 20/26 batches (77%) | 20 s, ~6 s left",
-                     "epoch 3: 26/26 batches (100%) | 55 s"]
+    assert lines == [
+        "epoch 3: 10/26 batches (38%) | 10 s, ~16 s left",
+        "epoch 3: 20/26 batches (77%) | 20 s, ~6 s left",
+        "epoch 3: 26/26 batches (100%) | 55 s",
+    ]
 
 
 def test_fields_are_the_last_postfix():
@@ -75,8 +79,12 @@ def test_a_slow_phase_says_what_it_does_then_every_10_s_then_how_long():
             clock.t += 1.0
             p.poll()
         clock.t += 0.4
-    assert lines == ["loading fashion_mnist...", "loading fashion_mnist... 13 s", "loading fashion_mnist... 23 s",
-                     "loading fashion_mnist: done in 30.4 s"]
+    assert lines == [
+        "loading fashion_mnist...",
+        "loading fashion_mnist... 13 s",
+        "loading fashion_mnist... 23 s",
+        "loading fashion_mnist: done in 30.4 s",
+    ]
 
 
 def test_a_failed_phase_leaves_the_error_to_speak():
@@ -98,6 +106,7 @@ def test_the_heartbeat_thread_polls_while_the_phase_runs():
     def write(text):
         lines.append(text)
         said.set()
+
     clock.t = 0.0
     with phase("decoding 60,000 images", clock=clock, write=write, tick=0.001):
         clock.t = 5.0  # the phase "takes" 5 s

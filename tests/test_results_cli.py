@@ -1,4 +1,5 @@
 """``results.py`` queries on a database written by two tiny real runs (cosine and step)."""
+
 from __future__ import annotations
 
 import csv
@@ -15,10 +16,12 @@ import results as results_script
 @pytest.fixture(scope="module")
 def ck(tmp_path_factory) -> Path:
     import train as train_script
+
     root = tmp_path_factory.mktemp("results") / "ck"
     for schedule in ("cosine", "step"):
-        train_script.main(["--checkpoint_dir", str(root), *FAST, "--epochs", "2", "--scheduler", schedule,
-                           "--run_name", schedule])
+        train_script.main(
+            ["--checkpoint_dir", str(root), *FAST, "--epochs", "2", "--scheduler", schedule, "--run_name", schedule]
+        )
     return root
 
 
@@ -38,29 +41,50 @@ def test_best_ranks_schedules_by_the_test_accuracy_of_best_pt(ck, capsys):
     assert [r["schedule"] for r in out["rows"]] == sorted(tests, key=lambda s: (-tests[s], s))
     assert out["rows"][0]["mean"] == pytest.approx(max(tests.values())) and out["rows"][0]["verdict"] == "best"
     assert out["comparability_key"].startswith("digits custom 2ep ") and out["notes"] == [
-        "1 seed: no confidence interval; add --seeds 0 1 2"]
+        "1 seed: no confidence interval; add --seeds 0 1 2"
+    ]
     # val_loss over epochs 1..1 only: each run's first epoch
     by_loss = json.loads(query(ck, capsys, "best", "--metric", "val_loss", "--epoch_max", "1", "--format", "json"))
     first = {run: float(read_csv(ck / run / "metrics.csv")[0]["val_loss"]) for run in ("cosine", "step")}
     assert by_loss["rows"][0]["mean"] == pytest.approx(min(first.values()), abs=1e-5)
     table = query(ck, capsys, "best")
-    assert table.splitlines()[1].split() == ["schedule", "runs", "mean", "std", "ci95_low", "ci95_high", "diff_vs_best",
-                                             "diff_ci95_low", "diff_ci95_high", "verdict"]
+    assert table.splitlines()[1].split() == [
+        "schedule",
+        "runs",
+        "mean",
+        "std",
+        "ci95_low",
+        "ci95_high",
+        "diff_vs_best",
+        "diff_ci95_low",
+        "diff_ci95_high",
+        "verdict",
+    ]
     assert query(ck, capsys, "best", "--dataset", "nothing").strip() == "(no rows)"
 
 
 # --- fabricated databases: the statistics and the groups, without training ----------------------------
 def fabricate(path: Path, runs: list[tuple[str, str, int, float, dict]]) -> None:
     """Finished runs: (run folder, schedule, seed, test accuracy, settings other than the defaults)."""
-    from settings.config import Config, to_dict
     from resultsdb.compare import comparability_key
     from resultsdb.db import ResultsDB, as_json
+    from settings.config import Config, to_dict
+
     with ResultsDB(path) as db:
         for folder, schedule, seed, acc, changes in runs:
             cfg = to_dict(Config(**{"epochs": 5, "scheduler": schedule, "seed": seed, **changes}))
-            db.upsert_run(folder, model_name=cfg["model"], dataset=cfg["dataset"], scheduler_type=schedule, seed=seed,
-                          config=as_json(cfg), status="finished", epochs=cfg["epochs"], test_accuracy=acc,
-                          comparability_key=comparability_key(cfg))
+            db.upsert_run(
+                folder,
+                model_name=cfg["model"],
+                dataset=cfg["dataset"],
+                scheduler_type=schedule,
+                seed=seed,
+                config=as_json(cfg),
+                status="finished",
+                epochs=cfg["epochs"],
+                test_accuracy=acc,
+                comparability_key=comparability_key(cfg),
+            )
 
 
 @pytest.fixture
@@ -68,9 +92,14 @@ def lab(tmp_path) -> Path:
     """Sweep 'lab' (3 schedules x 3 seeds, 5 epochs), a 15-epoch run and a 2-epoch run at another LR."""
     path = tmp_path / "results.db"
     accs = {"cosine": [0.97, 0.95, 0.96], "step": [0.96, 0.93, 0.95], "StepLR_default": [0.90, 0.91, 0.89]}
-    fabricate(path, [(f"/ck/lab/{s}_s{seed}", s, seed, a, {}) for s, v in accs.items() for seed, a in enumerate(v)]
-              + [("/ck/custom_digits", "cosine", 0, 0.99, {"epochs": 15}),
-                 ("/ck/trial", "cosine", 0, 0.50, {"epochs": 2, "lr": 0.1})])
+    fabricate(
+        path,
+        [(f"/ck/lab/{s}_s{seed}", s, seed, a, {}) for s, v in accs.items() for seed, a in enumerate(v)]
+        + [
+            ("/ck/custom_digits", "cosine", 0, 0.99, {"epochs": 15}),
+            ("/ck/trial", "cosine", 0, 0.50, {"epochs": 2, "lr": 0.1}),
+        ],
+    )
     return path
 
 
@@ -111,20 +140,41 @@ def test_compare_leaves_out_runs_with_other_settings_and_names_the_first_differe
     assert results_script.main(["compare", "1", "2", "11", "--results_db", str(lab), "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [r["run_id"] for r in out["runs"]] == [1, 2]
-    assert out["notes"] == [f"1 run left out for differing settings (compared: the settings of run 1, "
-                            f"{out['notes'][0].split('run 1, ')[1].split(')')[0]}): run 11: epochs: 5 vs 2"]
+    assert out["notes"] == [
+        f"1 run left out for differing settings (compared: the settings of run 1, "
+        f"{out['notes'][0].split('run 1, ')[1].split(')')[0]}): run 11: epochs: 5 vs 2"
+    ]
 
 
 def test_a_presets_three_names_are_one_schedule(tmp_path, capsys):
     path = tmp_path / "results.db"
-    fabricate(path, [("/ck/s/a", "A0_007", 0, 0.9, {}), ("/ck/s/b", "StepLR_default", 1, 0.8, {}),
-                     ("/ck/s/c", "step_default", 2, 0.7, {}), ("/ck/s/d", "cosine", 0, 0.95, {})])
+    fabricate(
+        path,
+        [
+            ("/ck/s/a", "A0_007", 0, 0.9, {}),
+            ("/ck/s/b", "StepLR_default", 1, 0.8, {}),
+            ("/ck/s/c", "step_default", 2, 0.7, {}),
+            ("/ck/s/d", "cosine", 0, 0.95, {}),
+        ],
+    )
     rows = best_json(path, capsys, "--sweep", "s")["rows"]
     assert [(r["schedule"], r["runs"]) for r in rows] == [("cosine", 1), ("A0_007", 3)]
     from resultsdb.db import ResultsDB
+
     with ResultsDB(path) as db:
-        db.write_classes(2, [{"split": "test", "class_id": 0, "class_name": "0", "accuracy": 1.0, "epoch": 1,
-                             "scheduler_type": "StepLR_default"}])
+        db.write_classes(
+            2,
+            [
+                {
+                    "split": "test",
+                    "class_id": 0,
+                    "class_name": "0",
+                    "accuracy": 1.0,
+                    "epoch": 1,
+                    "scheduler_type": "StepLR_default",
+                }
+            ],
+        )
     capsys.readouterr()
     assert results_script.main(["classes", "A0_007", "--results_db", str(path), "--format", "json"]) == 0
     assert [r["scheduler_type"] for r in json.loads(capsys.readouterr().out)] == ["StepLR_default"]
@@ -132,8 +182,10 @@ def test_a_presets_three_names_are_one_schedule(tmp_path, capsys):
 
 def test_classes_by_run_id_and_by_schedule(ck, capsys):
     runs = json.loads(query(ck, capsys, "runs", "--format", "json"))
-    assert [(r["scheduler_type"], r["status"], r["epochs"]) for r in runs] == [("cosine", "finished", "2/2"),
-                                                                              ("step", "finished", "2/2")]
+    assert [(r["scheduler_type"], r["status"], r["epochs"]) for r in runs] == [
+        ("cosine", "finished", "2/2"),
+        ("step", "finished", "2/2"),
+    ]
     step_id = str(runs[1]["run_id"])
     rows = list(csv.DictReader(io.StringIO(query(ck, capsys, "classes", step_id, "--format", "csv"))))
     summary = json.loads((ck / "step" / "summary.json").read_text())
@@ -153,6 +205,7 @@ def test_compare_and_errors(ck, capsys):
     assert out["epochs"][1]["run 2 val_acc"] == pytest.approx(val_accs(ck, "step")[1], abs=1e-6)
     assert "validation accuracy per epoch" in query(ck, capsys, "compare", "1", "2")
     from common.errors import UsageError
+
     with pytest.raises(UsageError, match="no run with id 7"):
         results_script.main(["compare", "1", "7", "--results_db", str(ck / "results.db")])
     with pytest.raises(UsageError, match="no results database at"):
@@ -161,6 +214,7 @@ def test_compare_and_errors(ck, capsys):
 
 def test_evaluate_records_per_class_metrics_of_its_split(ck, capsys):
     import evaluate
+
     assert evaluate.main(["--checkpoint", str(ck / "step" / "best.pt"), "--split", "val"]) == 0
     assert "recorded per-class metrics in" in capsys.readouterr().out
     rows = json.loads(query(ck, capsys, "classes", "step", "--format", "json"))

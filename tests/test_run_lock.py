@@ -5,16 +5,17 @@ The concurrency test starts two real ``train.py --run_name same --resume auto`` 
 lock, the second is started then and must exit 2 naming the folder and the first one's pid; after
 the first is let go, every file of the run is from the first one.
 """
+
 from __future__ import annotations
 
 import subprocess
 import sys
 
 import yaml
-
 from catalogue_util import assert_refused
-from common.runlock import LOCK_NAME, RunLock, RunLocked, holder_pid, is_locked
 from conftest import FAST, ROOT, cli, cli_env, read_csv, wait_for_file
+
+from common.runlock import LOCK_NAME, RunLock, RunLocked, holder_pid, is_locked
 
 
 def test_lock_probe_and_release(tmp_path):
@@ -25,18 +26,32 @@ def test_lock_probe_and_release(tmp_path):
         with RunLock(folder):  # the same process again (an in-process sweep job, then fit): no deadlock
             pass
         assert is_locked(folder)  # the inner release left the outer lock in place
-        other = subprocess.run([sys.executable, "-c", "import sys; from common.runlock import *\n"
-                                f"try: RunLock({str(folder)!r}).acquire()\n"
-                                "except RunLocked as e: print(e.pid); sys.exit(e.exit_code)"],
-                               cwd=ROOT, capture_output=True, text=True)
+        other = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from common.runlock import *\n"
+                f"try: RunLock({str(folder)!r}).acquire()\n"
+                "except RunLocked as e: print(e.pid); sys.exit(e.exit_code)",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         assert other.returncode == 2 and other.stdout.strip() == str(holder_pid(folder))
     assert not is_locked(folder) and (folder / LOCK_NAME).read_text() == ""
 
 
 def test_a_dead_holder_leaves_no_lock(tmp_path):
     folder = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-c", f"import os; from common.runlock import RunLock\n"
-                           f"RunLock({str(folder)!r}).acquire(); os._exit(9)"], cwd=ROOT)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import os; from common.runlock import RunLock\nRunLock({str(folder)!r}).acquire(); os._exit(9)",
+        ],
+        cwd=ROOT,
+    )
     assert done.returncode == 9 and (folder / LOCK_NAME).read_text().strip()  # its pid is still written
     assert not is_locked(folder)
     RunLock(folder).acquire().release()
@@ -44,9 +59,18 @@ def test_a_dead_holder_leaves_no_lock(tmp_path):
 
 def test_wait_blocks_until_the_holder_ends(tmp_path):
     folder = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys; from common.runlock import RunLock\n"
-                               f"RunLock({str(folder)!r}).acquire(); print('held', flush=True); sys.stdin.readline()"],
-                              cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from common.runlock import RunLock\n"
+            f"RunLock({str(folder)!r}).acquire(); print('held', flush=True); sys.stdin.readline()",
+        ],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         assert holder_pid(folder) == holder.pid
@@ -68,10 +92,30 @@ def test_refusal_names_folder_and_pid(tmp_path):
 def test_two_trainings_on_one_run_name_never_mix(tmp_path):
     run_dir = tmp_path / "ck" / "same"
     marker = tmp_path / "first_paused"
-    common = ["train.py", "--checkpoint_dir", tmp_path / "ck", "--run_name", "same", "--resume", "auto",
-              *FAST, "--threads", "1", "--epochs", "2", "--results_db", "none"]
-    first = subprocess.Popen([sys.executable, *map(str, common), "--lr", "0.003"], cwd=ROOT, text=True,
-                             env=cli_env(f"step#1=pause:{marker}"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    common = [
+        "train.py",
+        "--checkpoint_dir",
+        tmp_path / "ck",
+        "--run_name",
+        "same",
+        "--resume",
+        "auto",
+        *FAST,
+        "--threads",
+        "1",
+        "--epochs",
+        "2",
+        "--results_db",
+        "none",
+    ]
+    first = subprocess.Popen(
+        [sys.executable, *map(str, common), "--lr", "0.003"],
+        cwd=ROOT,
+        text=True,
+        env=cli_env(f"step#1=pause:{marker}"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_for_file(marker, first)  # the first holds the lock and has started training
         second = cli(*common[:1], *common[1:], "--lr", "0.02")
@@ -87,6 +131,7 @@ def test_two_trainings_on_one_run_name_never_mix(tmp_path):
     assert "starting the run fresh" in out and "starting" not in second.stdout
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["lr"] == 0.003
     from artifacts.checkpoint import load_checkpoint
+
     for name in ("best.pt", "last.pt"):
         assert load_checkpoint(run_dir / name)["config"]["lr"] == 0.003
     assert [int(r["epoch"]) for r in read_csv(run_dir / "metrics.csv")] == [1, 2]

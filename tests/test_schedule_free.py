@@ -1,4 +1,5 @@
 """Schedule-free optimizers (``--scheduler schedule_free``): evaluation at the average, exact resume."""
+
 from __future__ import annotations
 
 import json
@@ -35,6 +36,7 @@ def test_schedule_free_resume_is_bit_identical_and_evaluation_reads_the_average(
     # evaluate.py scores best.pt as the run did: the checkpoint's weights are the average x
     summary = json.loads((full / "summary.json").read_text())
     import evaluate
+
     evaluate.main(["--checkpoint", str(full / "best.pt"), "--device", "cpu"])
     assert f"accuracy        {summary['test_acc']:.4f}" in capsys.readouterr().out
 
@@ -43,6 +45,7 @@ def test_mid_epoch_checkpoint_saves_x_as_model_and_y_beside_it(tmp_path):
     """An interrupt inside an epoch: ``model`` is x (what evaluate.py reads), ``train_weights`` y; restoring
     gives back y itself, not y recomputed from x (which would differ in the last bits)."""
     from engine.setup import restore, train_weights_at_eval_point
+
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
     opt = build_optimizer("adamw_schedulefree", model, 0.1, 0.0, 0.9)
     for _ in range(3):
@@ -53,6 +56,7 @@ def test_mid_epoch_checkpoint_saves_x_as_model_and_y_beside_it(tmp_path):
 
     class C:  # the few Components fields restore() and the helper touch
         pass
+
     c = C()
     c.model, c.optimizer = model, opt
     saved_y = train_weights_at_eval_point(c)
@@ -77,9 +81,11 @@ def test_schedule_free_name_implies_the_optimizer_and_bad_pairings_are_refused()
     assert is_schedule_free(build_optimizer("sgd_schedulefree", torch.nn.Linear(2, 2), 0.1, 0.0, 0.9))
     assert not is_schedule_free(build_optimizer("adamw", torch.nn.Linear(2, 2), 0.1, 0.0, 0.9))
     check_config(Config(scheduler="schedule_free", optimizer="adamw_schedulefree"))
-    for cfg, words in [(Config(optimizer="adamw_schedulefree", scheduler="cosine"), "use --scheduler schedule_free"),
-                       (Config(optimizer="adam", scheduler="schedule_free"), "needs --optimizer adamw or sgd"),
-                       (Config(scheduler="schedule_free", ema=0.99), "both average the weights")]:
+    for cfg, words in [
+        (Config(optimizer="adamw_schedulefree", scheduler="cosine"), "use --scheduler schedule_free"),
+        (Config(optimizer="adam", scheduler="schedule_free"), "needs --optimizer adamw or sgd"),
+        (Config(scheduler="schedule_free", ema=0.99), "both average the weights"),
+    ]:
         with pytest.raises(UsageError, match=words):
             check_config(cfg)
 
@@ -90,6 +96,7 @@ def test_seed_k_of_every_schedule_starts_from_the_same_weights_and_data_order(ru
     the order and augmentation of the batches."""
     import data.loader
     from resultsdb.db import ResultsDB
+
     orders: dict[str, list] = {}
     real = data.loader.epoch_order
     current = {"name": ""}
@@ -99,6 +106,7 @@ def test_seed_k_of_every_schedule_starts_from_the_same_weights_and_data_order(ru
         if shuffle:  # the training loader's (its augmentation draws continue from the same generator)
             orders.setdefault(current["name"], []).append(order.tolist())
         return order
+
     monkeypatch.setattr(data.loader, "epoch_order", spy)
     for name in ("step", "schedule_free"):
         current["name"] = name
@@ -119,13 +127,39 @@ def test_sigint_inside_an_epoch_resumes_schedule_free_to_the_last_bit(tmp_path):
     import sys
 
     from conftest import cli, cli_env, signal_when_held
-    args = ["--scheduler", "schedule_free", "--warmup_steps", "5", "--epochs", "3", "--seed", "2", "--width", "8",
-            "--depth", "2", "--threads", "1", "--device", "cpu", "--amp", "off", "--channels_last", "off"]
+
+    args = [
+        "--scheduler",
+        "schedule_free",
+        "--warmup_steps",
+        "5",
+        "--epochs",
+        "3",
+        "--seed",
+        "2",
+        "--width",
+        "8",
+        "--depth",
+        "2",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--amp",
+        "off",
+        "--channels_last",
+        "off",
+    ]
     ref = cli("train.py", *args, "--checkpoint_dir", tmp_path / "ref", "--run_name", "r", timeout=300)
     assert ref.returncode == 0, ref.stderr
     marker = tmp_path / "held"
-    done = signal_when_held([sys.executable, "train.py", *args, "--checkpoint_dir", tmp_path / "ck", "--run_name", "r"],
-                            cli_env(f"step#30=hold:{marker}"), marker, signal.SIGINT, timeout=300)
+    done = signal_when_held(
+        [sys.executable, "train.py", *args, "--checkpoint_dir", tmp_path / "ck", "--run_name", "r"],
+        cli_env(f"step#30=hold:{marker}"),
+        marker,
+        signal.SIGINT,
+        timeout=300,
+    )
     assert done.returncode == 130, done.stderr
     saved = load_checkpoint(tmp_path / "ck" / "r" / "last.pt")
     assert saved["partial_epoch"]["batches"] == 10 and saved["train_weights"] is not None
@@ -134,7 +168,11 @@ def test_sigint_inside_an_epoch_resumes_schedule_free_to_the_last_bit(tmp_path):
     resumed = cli("train.py", *command, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     for name in ("last.pt", "best.pt"):
-        assert same(load_checkpoint(tmp_path / "ref" / "r" / name)["model"],
-                    load_checkpoint(tmp_path / "ck" / "r" / name)["model"]), name
+        assert same(
+            load_checkpoint(tmp_path / "ref" / "r" / name)["model"],
+            load_checkpoint(tmp_path / "ck" / "r" / name)["model"],
+        ), name
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
-    assert strip(read_csv(tmp_path / "ck" / "r" / "metrics.csv")) == strip(read_csv(tmp_path / "ref" / "r" / "metrics.csv"))
+    assert strip(read_csv(tmp_path / "ck" / "r" / "metrics.csv")) == strip(
+        read_csv(tmp_path / "ref" / "r" / "metrics.csv")
+    )

@@ -1,19 +1,21 @@
 """Schedules in real training runs: the averaged model SWALR implies (kept, BN-updated, evaluated,
 saved), and a composition with plateau resumed with a new --epochs (allowed: its shape does not
 depend on the length)."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
 from artifacts.checkpoint import load_checkpoint
-from common.errors import UsageError
 from artifacts.model_io import inference_weights
+from common.errors import UsageError
 
 
 def test_swa_averages_epoch_end_weights_and_predicts_with_them(run_train, tmp_path):
-    run_train("--epochs", "2", "--scheduler", "SWALR", "--scheduler_swa_start", "0", "--save_every", "1",
-              "--run_name", "swa")
+    run_train(
+        "--epochs", "2", "--scheduler", "SWALR", "--scheduler_swa_start", "0", "--save_every", "1", "--run_name", "swa"
+    )
     run = tmp_path / "ck" / "swa"
     e1, last = load_checkpoint(run / "epoch_001.pt"), load_checkpoint(run / "last.pt")
     assert int(e1["ema"]["n_averaged"]) == 1 and int(last["ema"]["n_averaged"]) == 2
@@ -42,8 +44,14 @@ def test_swa_and_ema_together_are_refused(run_train):
 
 
 def test_horizon_free_composition_resumes_with_more_epochs(run_train, tmp_path):
-    sched = ["--scheduler", "SequentialLR", "--scheduler_milestones", "[1]",
-             "--scheduler_schedulers", "[{name: step, step_size: 1, gamma: 0.5}, {name: plateau, patience: 0}]"]
+    sched = [
+        "--scheduler",
+        "SequentialLR",
+        "--scheduler_milestones",
+        "[1]",
+        "--scheduler_schedulers",
+        "[{name: step, step_size: 1, gamma: 0.5}, {name: plateau, patience: 0}]",
+    ]
     run_train("--epochs", "1", *sched, "--run_name", "h")
     run_train("--resume", str(tmp_path / "ck" / "h" / "last.pt"), "--epochs", "2")
     last = load_checkpoint(tmp_path / "ck" / "h" / "last.pt")

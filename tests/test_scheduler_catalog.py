@@ -2,6 +2,7 @@
 handles several param groups, and matches its reference -- torch's own class driven directly, or
 transformers' closed form written out here.
 """
+
 from __future__ import annotations
 
 import io
@@ -22,14 +23,30 @@ ALL = sorted(SCHEDULES)
 TORCH = [n for n in ALL if SCHEDULES[n].family == "torch"]
 HF = [n for n in ALL if SCHEDULES[n].family == "transformers"]
 # Defaults for every entry, plus the configurations whose state is richest.
-CASES = [(n, {}) for n in ALL] + [
-    ("LambdaLR", {"formula": f}) for f in ("linear", "power", "exponential", "step")] + [
-    ("SequentialLR", {"schedulers": [{"name": "LinearLR", "start_factor": 0.5, "end_factor": 1.0, "total_iters": 2},
-                                     {"name": "plateau", "patience": 0}], "milestones": [2]}),
-    ("ChainedScheduler", {"schedulers": [{"name": "cosine"}, {"name": "plateau", "patience": 0}]}),
-    ("SequentialLR", {"schedulers": [{"name": "step", "step_size": 1, "gamma": 0.5}, {"name": "SWALR", "swa_start": 1}],
-                      "milestones": [2]}),
-]
+CASES = (
+    [(n, {}) for n in ALL]
+    + [("LambdaLR", {"formula": f}) for f in ("linear", "power", "exponential", "step")]
+    + [
+        (
+            "SequentialLR",
+            {
+                "schedulers": [
+                    {"name": "LinearLR", "start_factor": 0.5, "end_factor": 1.0, "total_iters": 2},
+                    {"name": "plateau", "patience": 0},
+                ],
+                "milestones": [2],
+            },
+        ),
+        ("ChainedScheduler", {"schedulers": [{"name": "cosine"}, {"name": "plateau", "patience": 0}]}),
+        (
+            "SequentialLR",
+            {
+                "schedulers": [{"name": "step", "step_size": 1, "gamma": 0.5}, {"name": "SWALR", "swa_start": 1}],
+                "milestones": [2],
+            },
+        ),
+    ]
+)
 IDS = [f"{n}-{i}" for i, (n, _) in enumerate(CASES)]
 
 
@@ -85,7 +102,7 @@ def test_warmup_rises_to_handover_without_jump(name, params, warmup):
     handover = build_scheduler(opt, name, params, Plan(E, S, warmup)).handover_lrs[0]
     lrs = [lr for (lr,) in run(name, params, warmup)]
     assert lrs[0] == pytest.approx(handover * 0.01)
-    assert all(a < b for a, b in zip(lrs[:warmup], lrs[1:warmup + 1]))
+    assert all(a < b for a, b in zip(lrs[:warmup], lrs[1 : warmup + 1]))
     assert lrs[warmup] == pytest.approx(handover)  # the first update after warmup: the schedule's own start
     assert lrs[warmup] - lrs[warmup - 1] == pytest.approx(handover * 0.99 / warmup)
 
@@ -120,9 +137,16 @@ def test_several_param_groups_keep_their_ratio(name, params):
 # --- torch's own classes, driven directly: (params, factory, when torch's step() is called) ---
 T = E * S
 TORCH_REFERENCES = {
-    "LambdaLR": ({"formula": "cosine"}, lambda o: tls.LambdaLR(o, lambda t: 0.5 * (1 + math.cos(math.pi * min(t / (T - 1), 1)))), "update"),
-    "MultiplicativeLR": ({"formula": "exponential", "gamma": 0.5},
-                         lambda o: tls.MultiplicativeLR(o, lambda t: 0.5 ** (1 / S)), "update"),
+    "LambdaLR": (
+        {"formula": "cosine"},
+        lambda o: tls.LambdaLR(o, lambda t: 0.5 * (1 + math.cos(math.pi * min(t / (T - 1), 1)))),
+        "update",
+    ),
+    "MultiplicativeLR": (
+        {"formula": "exponential", "gamma": 0.5},
+        lambda o: tls.MultiplicativeLR(o, lambda t: 0.5 ** (1 / S)),
+        "update",
+    ),
     "StepLR": ({"step_size": 2, "gamma": 0.5}, lambda o: tls.StepLR(o, 2, 0.5), "epoch"),
     "MultiStepLR": ({}, lambda o: tls.MultiStepLR(o, [E // 2, E * 3 // 4]), "epoch"),
     "ConstantLR": ({"total_iters": 2}, lambda o: tls.ConstantLR(o, 1 / 3, 2), "epoch"),
@@ -130,28 +154,59 @@ TORCH_REFERENCES = {
     "ExponentialLR": ({}, lambda o: tls.ExponentialLR(o, 0.9), "epoch"),
     "PolynomialLR": ({"power": 2.0}, lambda o: tls.PolynomialLR(o, T - 1, 2.0), "update"),
     "CosineAnnealingLR": ({"eta_min": 0.01}, lambda o: tls.CosineAnnealingLR(o, T - 1, 0.01), "update"),
-    "CosineAnnealingWarmRestarts": ({"t_0": 1, "t_mult": 2},
-                                    lambda o: tls.CosineAnnealingWarmRestarts(o, S, 2), "update"),
-    "CyclicLR": ({"mode": "triangular2", "step_size_up": 1},
-                 lambda o: tls.CyclicLR(o, LR / 10, LR, S, mode="triangular2", cycle_momentum=False), "update"),
+    "CosineAnnealingWarmRestarts": (
+        {"t_0": 1, "t_mult": 2},
+        lambda o: tls.CosineAnnealingWarmRestarts(o, S, 2),
+        "update",
+    ),
+    "CyclicLR": (
+        {"mode": "triangular2", "step_size_up": 1},
+        lambda o: tls.CyclicLR(o, LR / 10, LR, S, mode="triangular2", cycle_momentum=False),
+        "update",
+    ),
     "OneCycleLR": ({}, lambda o: tls.OneCycleLR(o, LR, total_steps=T, cycle_momentum=False), "update"),
     "ReduceLROnPlateau": ({"patience": 1}, lambda o: tls.ReduceLROnPlateau(o, patience=1), "metric"),
     "SWALR": ({"swa_start": 2}, lambda o: SWALR(o, swa_lr=LR / 2, anneal_epochs=2), "epoch>2"),
     # Compositions without plateau whose children share a granularity: torch's own composition.
-    "SequentialLR": ({"schedulers": [{"name": "LinearLR", "start_factor": 0.5, "end_factor": 1.0, "total_iters": 2},
-                                     {"name": "cosine"}], "milestones": [2]},
-                     lambda o: tls.SequentialLR(o, [tls.LinearLR(o, 0.5, 1.0, 2 * S),
-                                                    tls.CosineAnnealingLR(o, (E - 2) * S - 1)], [2 * S]), "update"),
-    "ChainedScheduler": ({}, lambda o: tls.ChainedScheduler([tls.ConstantLR(o, 0.5, 2), tls.ExponentialLR(o, 0.9)]),
-                         "epoch"),
+    "SequentialLR": (
+        {
+            "schedulers": [
+                {"name": "LinearLR", "start_factor": 0.5, "end_factor": 1.0, "total_iters": 2},
+                {"name": "cosine"},
+            ],
+            "milestones": [2],
+        },
+        lambda o: tls.SequentialLR(
+            o, [tls.LinearLR(o, 0.5, 1.0, 2 * S), tls.CosineAnnealingLR(o, (E - 2) * S - 1)], [2 * S]
+        ),
+        "update",
+    ),
+    "ChainedScheduler": (
+        {},
+        lambda o: tls.ChainedScheduler([tls.ConstantLR(o, 0.5, 2), tls.ExponentialLR(o, 0.9)]),
+        "epoch",
+    ),
 }
 MORE_COMPOSITIONS = [
-    ({"schedulers": [{"name": "step", "step_size": 1, "gamma": 0.5}, {"name": "exponential", "gamma": 0.8},
-                     {"name": "ConstantLR", "factor": 0.5, "total_iters": 1}], "milestones": [2, 4]},
-     lambda o: tls.SequentialLR(o, [tls.StepLR(o, 1, 0.5), tls.ExponentialLR(o, 0.8), tls.ConstantLR(o, 0.5, 1)],
-                                [2, 4]), "epoch"),
-    ({"schedulers": [{"name": "LinearLR", "end_factor": 0.5}, {"name": "cosine", "eta_min": 0.0}]},
-     lambda o: tls.ChainedScheduler([tls.LinearLR(o, 1.0, 0.5, T - 1), tls.CosineAnnealingLR(o, T - 1)]), "update"),
+    (
+        {
+            "schedulers": [
+                {"name": "step", "step_size": 1, "gamma": 0.5},
+                {"name": "exponential", "gamma": 0.8},
+                {"name": "ConstantLR", "factor": 0.5, "total_iters": 1},
+            ],
+            "milestones": [2, 4],
+        },
+        lambda o: tls.SequentialLR(
+            o, [tls.StepLR(o, 1, 0.5), tls.ExponentialLR(o, 0.8), tls.ConstantLR(o, 0.5, 1)], [2, 4]
+        ),
+        "epoch",
+    ),
+    (
+        {"schedulers": [{"name": "LinearLR", "end_factor": 0.5}, {"name": "cosine", "eta_min": 0.0}]},
+        lambda o: tls.ChainedScheduler([tls.LinearLR(o, 1.0, 0.5, T - 1), tls.CosineAnnealingLR(o, T - 1)]),
+        "update",
+    ),
 ]
 
 
@@ -204,8 +259,11 @@ def hf_closed_form(kind: str, step: int, W: int, N: int, **kw) -> float:
             return 1.0
         if step < W + stable + D:
             progress = (step - W - stable) / max(1, D)
-            f = {"linear": 1 - progress, "cosine": 0.5 * (1 + math.cos(math.pi * 0.5 * 2 * progress)),
-                 "1-sqrt": 1 - math.sqrt(progress)}[kw["decay_type"]]
+            f = {
+                "linear": 1 - progress,
+                "cosine": 0.5 * (1 + math.cos(math.pi * 0.5 * 2 * progress)),
+                "1-sqrt": 1 - math.sqrt(progress),
+            }[kw["decay_type"]]
             return max(0.0, f * (1 - r) + r)
         return r
     if step < W:
@@ -238,8 +296,11 @@ HF_CASES = {  # name: (params, warmup, closed-form kwargs)
     "hf_constant_with_warmup": ({}, 5, {}),
     "hf_inverse_sqrt": ({}, 5, {}),
     "hf_cosine_with_min_lr": ({"min_lr": 0.005}, 5, {"rate": 0.05}),
-    "hf_warmup_stable_decay": ({"decay_epochs": 2, "min_lr_ratio": 0.1, "decay_type": "1-sqrt"}, 5,
-                               {"decay_steps": 2 * S, "min_lr_ratio": 0.1, "decay_type": "1-sqrt"}),
+    "hf_warmup_stable_decay": (
+        {"decay_epochs": 2, "min_lr_ratio": 0.1, "decay_type": "1-sqrt"},
+        5,
+        {"decay_steps": 2 * S, "min_lr_ratio": 0.1, "decay_type": "1-sqrt"},
+    ),
 }
 
 
@@ -265,41 +326,68 @@ def test_warmup_stable_decay_shapes(decay_type):
 
 
 # --- horizon: which entries may change --epochs on resume ---
-@pytest.mark.parametrize("name,params,free", [
-    ("step", {}, True), ("plateau", {}, True), ("exponential", {}, True), ("sgdr", {}, True), ("cyclic", {}, True),
-    ("cosine", {}, False), ("cosine", {"t_max": 5}, True), ("onecycle", {}, False), ("linear", {}, False),
-    ("inverse_sqrt", {}, True), ("multistep", {}, False), ("multistep", {"milestones": [3]}, True),
-    ("lambda", {"formula": "cosine"}, False), ("lambda", {"formula": "step"}, True), ("swa", {"swa_start": 3}, True),
-    ("sequential", {"schedulers": [{"name": "cosine", "t_max": 2}, {"name": "plateau"}], "milestones": [2]}, True),
-    ("sequential", {"schedulers": [{"name": "plateau"}, {"name": "cosine"}], "milestones": [2]}, False),
-    ("chained", {"schedulers": [{"name": "exponential"}, {"name": "plateau"}]}, True),
-    ("chained", {"schedulers": [{"name": "cosine"}, {"name": "plateau"}]}, False),
-])
+@pytest.mark.parametrize(
+    "name,params,free",
+    [
+        ("step", {}, True),
+        ("plateau", {}, True),
+        ("exponential", {}, True),
+        ("sgdr", {}, True),
+        ("cyclic", {}, True),
+        ("cosine", {}, False),
+        ("cosine", {"t_max": 5}, True),
+        ("onecycle", {}, False),
+        ("linear", {}, False),
+        ("inverse_sqrt", {}, True),
+        ("multistep", {}, False),
+        ("multistep", {"milestones": [3]}, True),
+        ("lambda", {"formula": "cosine"}, False),
+        ("lambda", {"formula": "step"}, True),
+        ("swa", {"swa_start": 3}, True),
+        ("sequential", {"schedulers": [{"name": "cosine", "t_max": 2}, {"name": "plateau"}], "milestones": [2]}, True),
+        ("sequential", {"schedulers": [{"name": "plateau"}, {"name": "cosine"}], "milestones": [2]}, False),
+        ("chained", {"schedulers": [{"name": "exponential"}, {"name": "plateau"}]}, True),
+        ("chained", {"schedulers": [{"name": "cosine"}, {"name": "plateau"}]}, False),
+    ],
+)
 def test_horizon_free_flags(name, params, free):
     assert is_horizon_free(name, params) is free
 
 
-@pytest.mark.parametrize("name,params,message", [
-    ("SequentialLR", {"schedulers": [{"name": "cosine"}, {"name": "plateau"}], "milestones": [1, 2]}, "one milestone fewer"),
-    ("SequentialLR", {"schedulers": [{"name": "cosine"}, {"name": "nope"}], "milestones": [2]}, "schedulers[1]: unknown scheduler 'nope'"),
-    ("ChainedScheduler", {"schedulers": [{"name": "plateau", "patience": -1}]}, "out of range"),
-    ("ChainedScheduler", {"schedulers": ["cosine"]}, "must be a mapping with a 'name'"),
-    ("SequentialLR", {"schedulers": [{"name": "step"}, {"name": "step"}], "milestones": [2.5]}, "whole epochs"),
-    ("LambdaLR", {"formula": "sawtooth"}, "valid: linear, power"),
-])
+@pytest.mark.parametrize(
+    "name,params,message",
+    [
+        (
+            "SequentialLR",
+            {"schedulers": [{"name": "cosine"}, {"name": "plateau"}], "milestones": [1, 2]},
+            "one milestone fewer",
+        ),
+        (
+            "SequentialLR",
+            {"schedulers": [{"name": "cosine"}, {"name": "nope"}], "milestones": [2]},
+            "schedulers[1]: unknown scheduler 'nope'",
+        ),
+        ("ChainedScheduler", {"schedulers": [{"name": "plateau", "patience": -1}]}, "out of range"),
+        ("ChainedScheduler", {"schedulers": ["cosine"]}, "must be a mapping with a 'name'"),
+        ("SequentialLR", {"schedulers": [{"name": "step"}, {"name": "step"}], "milestones": [2.5]}, "whole epochs"),
+        ("LambdaLR", {"formula": "sawtooth"}, "valid: linear, power"),
+    ],
+)
 def test_composition_and_formula_errors_name_the_problem(name, params, message):
     with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
         resolve_params(name, params)
 
 
 # The specification's names exactly as it lists them, for A0_001-005, 007-011, 013-029, 031-035 in order.
-SPEC_LISTED = ("LambdaLR_linear, LambdaLR_power, LambdaLR_exponential, LambdaLR_cosine, LambdaLR_step, StepLR_default, "
-               "StepLR_step50, StepLR_step10, MultiStepLR_3step, MultiStepLR_4step, LinearLR_warmup, ConstantLR_warmup, "
-               "PolynomialLR_linear, PolynomialLR_quadratic, PolynomialLR_quartic, CosineAnnealingLR_default, "
-               "CosineAnnealingLR_min, CosineAnnealingLR_highmin, CosineAnnealingWarmRestarts_small, "
-               "CosineAnnealingWarmRestarts_large, CyclicLR_triangular, CyclicLR_triangular2, CyclicLR_exp_range, "
-               "CyclicLR_small, OneCycleLR_default, OneCycleLR_aggressive, OneCycleLR_linear, SequentialLR_warmup, "
-               "ReduceLROnPlateau_default, ReduceLROnPlateau_patient, SWALR_cosine, SWALR_linear").split(", ")
+SPEC_LISTED = (
+    "LambdaLR_linear, LambdaLR_power, LambdaLR_exponential, LambdaLR_cosine, LambdaLR_step, StepLR_default, "
+    "StepLR_step50, StepLR_step10, MultiStepLR_3step, MultiStepLR_4step, LinearLR_warmup, ConstantLR_warmup, "
+    "PolynomialLR_linear, PolynomialLR_quadratic, PolynomialLR_quartic, CosineAnnealingLR_default, "
+    "CosineAnnealingLR_min, CosineAnnealingLR_highmin, CosineAnnealingWarmRestarts_small, "
+    "CosineAnnealingWarmRestarts_large, CyclicLR_triangular, CyclicLR_triangular2, CyclicLR_exp_range, "
+    "CyclicLR_small, OneCycleLR_default, OneCycleLR_aggressive, OneCycleLR_linear, SequentialLR_warmup, "
+    "ReduceLROnPlateau_default, ReduceLROnPlateau_patient, SWALR_cosine, SWALR_linear"
+).split(", ")
 SPEC_IDS = [f"A0_{i:03d}" for i in range(1, 36) if i not in (6, 12, 30)]
 SPEC_CLASS_NAMES = {"A0_006": "MultiplicativeLR", "A0_012": "ExponentialLR", "A0_030": "ChainedScheduler"}
 
@@ -308,10 +396,10 @@ SPEC_CLASS_NAMES = {"A0_006": "MultiplicativeLR", "A0_012": "ExponentialLR", "A0
 def test_specification_names_select_their_presets_everywhere(name, pid, tmp_path, capsys):
     import plot_schedule
     import sweep
-    from settings.config import Config
-    from settings.validate import check_config
     from results import canonical_schedule
     from schedulers import describe_schedule
+    from settings.config import Config
+    from settings.validate import check_config
 
     assert describe_schedule(name, {}, 10)["preset"] == pid  # train.py resolves it as the id
     assert resolve_params(name, {}, 10) == resolve_params(pid, {}, 10)
@@ -319,7 +407,9 @@ def test_specification_names_select_their_presets_everywhere(name, pid, tmp_path
     assert sweep.schedule_list([name], False) == [name]
     assert canonical_schedule(name) == canonical_schedule(pid) == pid  # results.py groups them as one
     for n in (name, pid):
-        plot_schedule.main(["--scheduler", n, "--epochs", "10", "--steps_per_epoch", "3", "--csv", str(tmp_path / f"{n}.csv")])
+        plot_schedule.main(
+            ["--scheduler", n, "--epochs", "10", "--steps_per_epoch", "3", "--csv", str(tmp_path / f"{n}.csv")]
+        )
     assert (tmp_path / f"{name}.csv").read_text() == (tmp_path / f"{pid}.csv").read_text()
 
 

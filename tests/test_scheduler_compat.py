@@ -1,6 +1,7 @@
 """torch's own argument names and semantics: aliases, plateau's gamma/mode/threshold_mode/eps,
 CyclicLR/OneCycleLR max_lr/base_lr and their momentum cycling (SGD momentum, Adam(W) beta1) --
 compared with torch's classes driven directly -- and exact resumes, presets included, in real runs."""
+
 from __future__ import annotations
 
 import io
@@ -11,23 +12,29 @@ from torch.optim import lr_scheduler as tls
 
 import plot_schedule
 from artifacts.checkpoint import load_checkpoint
-from engine.setup import replay_schedule
 from common.errors import UsageError
+from engine.setup import replay_schedule
 from schedulers import Plan, build_scheduler, resolve_params
 from schedulers.simulate import make_optimizer, simulate
 
 E, S, LR = 4, 5, 0.1
 
 
-@pytest.mark.parametrize("name,theirs,ours", [
-    ("CosineAnnealingLR", {"T_max": 3, "eta_min": 0.01}, {"t_max": 3, "eta_min": 0.01}),
-    ("cosine", {"T_max": 2.5}, {"t_max": 2.5}),
-    ("CosineAnnealingWarmRestarts", {"T_0": 2, "T_mult": 2}, {"t_0": 2, "t_mult": 2}),
-    ("plateau", {"gamma": 0.3, "patience": 5}, {"factor": 0.3, "patience": 5}),
-    ("plateau", {"mode": "min", "threshold_mode": "abs", "eps": 1e-6}, None),
-    ("SequentialLR", {"schedulers": [{"name": "cosine", "T_max": 2}, {"name": "plateau", "gamma": 0.5}],
-                      "milestones": [2]}, None),
-])
+@pytest.mark.parametrize(
+    "name,theirs,ours",
+    [
+        ("CosineAnnealingLR", {"T_max": 3, "eta_min": 0.01}, {"t_max": 3, "eta_min": 0.01}),
+        ("cosine", {"T_max": 2.5}, {"t_max": 2.5}),
+        ("CosineAnnealingWarmRestarts", {"T_0": 2, "T_mult": 2}, {"t_0": 2, "t_mult": 2}),
+        ("plateau", {"gamma": 0.3, "patience": 5}, {"factor": 0.3, "patience": 5}),
+        ("plateau", {"mode": "min", "threshold_mode": "abs", "eps": 1e-6}, None),
+        (
+            "SequentialLR",
+            {"schedulers": [{"name": "cosine", "T_max": 2}, {"name": "plateau", "gamma": 0.5}], "milestones": [2]},
+            None,
+        ),
+    ],
+)
 def test_torch_names_are_aliases_of_ours(name, theirs, ours):
     resolved = resolve_params(name, theirs)
     if ours is not None:
@@ -35,15 +42,22 @@ def test_torch_names_are_aliases_of_ours(name, theirs, ours):
     assert simulate(name, theirs, E, S) == simulate(name, ours or theirs, E, S)
 
 
-@pytest.mark.parametrize("name,params,message", [
-    ("cosine", {"T_max": 3, "t_max": 3}, "given twice"),
-    ("plateau", {"gamma": 0.5, "factor": 0.5}, "given twice"),
-    ("cosine", {"t_mx": 3}, r"no hyperparameter 't_mx' \(did you mean 'T_max'\?\); valid: eta_min, t_max, T_max \(= t_max\)"),
-    ("CyclicLR", {"scale_fn": "x"}, "valid: base_factor, base_lr, base_momentum, cycle_momentum"),
-    ("onecycle", {"T_max": 3}, "no hyperparameter 'T_max'"),
-    ("plateau", {"mode": "up"}, "valid: min, max"),
-    ("cyclic", {"base_lr": 0.5, "max_lr": 0.1}, "above its peak"),
-])
+@pytest.mark.parametrize(
+    "name,params,message",
+    [
+        ("cosine", {"T_max": 3, "t_max": 3}, "given twice"),
+        ("plateau", {"gamma": 0.5, "factor": 0.5}, "given twice"),
+        (
+            "cosine",
+            {"t_mx": 3},
+            r"no hyperparameter 't_mx' \(did you mean 'T_max'\?\); valid: eta_min, t_max, T_max \(= t_max\)",
+        ),
+        ("CyclicLR", {"scale_fn": "x"}, "valid: base_factor, base_lr, base_momentum, cycle_momentum"),
+        ("onecycle", {"T_max": 3}, "no hyperparameter 'T_max'"),
+        ("plateau", {"mode": "up"}, "valid: min, max"),
+        ("cyclic", {"base_lr": 0.5, "max_lr": 0.1}, "above its peak"),
+    ],
+)
 def test_anything_else_is_refused_with_the_valid_names(name, params, message):
     with pytest.raises(UsageError, match=message):
         simulate(name, params, E, S)
@@ -51,9 +65,28 @@ def test_anything_else_is_refused_with_the_valid_names(name, params, message):
 
 def test_the_seed_plateau_command_multiplies_by_gamma(tmp_path):
     out = tmp_path / "p.csv"
-    plot_schedule.main(["--scheduler", "plateau", "--scheduler_patience", "0", "--scheduler_gamma", "0.3",
-                        "--warmup_epochs", "1", "--lr", "0.1", "--epochs", "4", "--steps_per_epoch", "2",
-                        "--val_losses", "1,1,1,1", "--csv", str(out)])
+    plot_schedule.main(
+        [
+            "--scheduler",
+            "plateau",
+            "--scheduler_patience",
+            "0",
+            "--scheduler_gamma",
+            "0.3",
+            "--warmup_epochs",
+            "1",
+            "--lr",
+            "0.1",
+            "--epochs",
+            "4",
+            "--steps_per_epoch",
+            "2",
+            "--val_losses",
+            "1,1,1,1",
+            "--csv",
+            str(out),
+        ]
+    )
     lrs = [float(line.split(",")[2]) for line in out.read_text().splitlines()[1:]]
     # Warmup epoch 1; epoch 2 sets the best; epoch 3 does not improve (patience 0): x 0.3 for epoch 4.
     assert lrs[2:] == pytest.approx([0.1] * 4 + [0.03] * 2)
@@ -104,8 +137,9 @@ def test_plateau_threshold_mode_and_eps_reach_torch():
     # abs threshold 0.05: improvements of 0.01 do not count, so the LR drops; with rel 1e-4 they count.
     # eps 0.05: the cut 0.1 -> 0.01 happens, the cut 0.01 -> 0.001 (a change of 0.009) is skipped.
     small = [1.0, 0.99, 0.98, 0.97]
-    lrs, inner = _plateau_lrs({"patience": 0, "threshold_mode": "abs", "threshold": 0.05, "eps": 0.05}, "val_loss",
-                              small)
+    lrs, inner = _plateau_lrs(
+        {"patience": 0, "threshold_mode": "abs", "threshold": 0.05, "eps": 0.05}, "val_loss", small
+    )
     assert (inner.threshold_mode, inner.eps) == ("abs", 0.05) and lrs == pytest.approx([LR, LR, LR / 10, LR / 10])
     assert _plateau_lrs({"patience": 0}, "val_loss", small)[0] == [LR] * 4
 
@@ -126,8 +160,15 @@ def _opt(kind, lr=LR):
     return torch.optim.SGD(p, lr=lr, momentum=0.9) if kind == "sgd" else torch.optim.AdamW(p, lr=lr)
 
 
-CYCLIC = {"base_lr": 0.01, "max_lr": 0.2, "step_size_up": 1, "mode": "triangular2", "cycle_momentum": True,
-          "base_momentum": 0.7, "max_momentum": 0.95}
+CYCLIC = {
+    "base_lr": 0.01,
+    "max_lr": 0.2,
+    "step_size_up": 1,
+    "mode": "triangular2",
+    "cycle_momentum": True,
+    "base_momentum": 0.7,
+    "max_momentum": 0.95,
+}
 ONECYCLE = {"max_lr": 0.2, "pct_start": 0.25, "cycle_momentum": True, "base_momentum": 0.8, "max_momentum": 0.9}
 
 
@@ -135,14 +176,15 @@ ONECYCLE = {"max_lr": 0.2, "pct_start": 0.25, "cycle_momentum": True, "base_mome
 @pytest.mark.parametrize("name", ["CyclicLR", "OneCycleLR"])
 def test_momentum_cycles_as_torch_with_max_lr(name, kind, key, capsys):
     n = E * S
-    if name == "CyclicLR":
-        params = CYCLIC
-        torch_sched = lambda o: tls.CyclicLR(o, base_lr=0.01, max_lr=0.2, step_size_up=S, mode="triangular2",
-                                             base_momentum=0.7, max_momentum=0.95)
-    else:
-        params = ONECYCLE
-        torch_sched = lambda o: tls.OneCycleLR(o, max_lr=0.2, total_steps=n, pct_start=0.25, base_momentum=0.8,
-                                               max_momentum=0.9)
+    params = CYCLIC if name == "CyclicLR" else ONECYCLE
+
+    def torch_sched(o):
+        if name == "CyclicLR":
+            return tls.CyclicLR(
+                o, base_lr=0.01, max_lr=0.2, step_size_up=S, mode="triangular2", base_momentum=0.7, max_momentum=0.95
+            )
+        return tls.OneCycleLR(o, max_lr=0.2, total_steps=n, pct_start=0.25, base_momentum=0.8, max_momentum=0.9)
+
     opt = _opt(kind)
     ours = _drive(build_scheduler(opt, name, params, Plan(E, S)).step_update, opt, n, key)
     assert f"note: {name} max_lr 0.2 is the peak LR; it overrides --lr 0.1" in capsys.readouterr().out
@@ -182,11 +224,15 @@ def test_onecycle_epochs_times_steps_per_epoch_is_its_length():
 @pytest.mark.parametrize("name,params", [("CyclicLR", CYCLIC), ("OneCycleLR", ONECYCLE)])
 def test_momentum_cycling_resumes_bit_for_bit(name, params, kind):
     """A tiny model trained 12 updates straight, or 5 + checkpoint (weights_only) + 7 in fresh objects."""
+
     def fresh():
         torch.manual_seed(0)
         model = torch.nn.Linear(3, 2)
-        opt = (torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9) if kind == "sgd"
-               else torch.optim.AdamW(model.parameters(), lr=LR))
+        opt = (
+            torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
+            if kind == "sgd"
+            else torch.optim.AdamW(model.parameters(), lr=LR)
+        )
         return model, opt, build_scheduler(opt, name, params, Plan(3, 4, 2))
 
     x, y = torch.randn(8, 3, generator=torch.Generator().manual_seed(1)), torch.tensor([0, 1] * 4)

@@ -1,4 +1,5 @@
 """sweep.py (two schedules, one seed, skip on re-run) and the LR range test (lr_find.py, --lr auto)."""
+
 from __future__ import annotations
 
 import csv
@@ -18,8 +19,20 @@ TINY = [*(("1" if prev == "--threads" else a) for prev, a in zip(["", *FAST], FA
 @pytest.mark.slow  # two train.py subprocesses and two sweep processes: ~15 s on an idle 2-core laptop
 def test_sweep_trains_each_schedule_ranks_them_and_skips_finished_runs_on_rerun(tmp_path):
     ck = tmp_path / "ck"
-    args = ["sweep.py", "--schedulers", "step", "cosine", "--jobs", "2", "--name", "s", "--",
-            "--checkpoint_dir", ck, *TINY]
+    args = [
+        "sweep.py",
+        "--schedulers",
+        "step",
+        "cosine",
+        "--jobs",
+        "2",
+        "--name",
+        "s",
+        "--",
+        "--checkpoint_dir",
+        ck,
+        *TINY,
+    ]
     first = cli(*args, timeout=300)
     assert first.returncode == 0, first.stderr
     sweep = ck / "s"
@@ -48,8 +61,9 @@ def test_sweep_trains_each_schedule_ranks_them_and_skips_finished_runs_on_rerun(
 
 
 def test_sweep_refuses_flags_it_sets_and_unknown_schedules(tmp_path):
-    from common.errors import UsageError
     import sweep
+    from common.errors import UsageError
+
     with pytest.raises(UsageError, match="sets --seed"):
         sweep.main(["--schedulers", "step", "--", "--seed", "3"])
     with pytest.raises(UsageError, match="unknown scheduler 'nope'"):
@@ -58,15 +72,35 @@ def test_sweep_refuses_flags_it_sets_and_unknown_schedules(tmp_path):
         sweep.main(["--schedulers", "step", "--epochs", "3"])
     assert not (tmp_path / "sweep").exists()  # nothing started
     from schedulers.presets import PRESETS
+
     listed = sweep.schedule_list(["step", "A0_002"], all_presets=True)
     assert len(listed) == 36 and set(listed) == {"step", *PRESETS} and listed[:2] == ["step", "A0_002"]
 
 
 def test_lr_find_writes_csv_and_png_and_suggests_an_lr_in_range(tmp_path, capsys):
     import lr_find
+
     out = tmp_path / "lr"
-    assert lr_find.main(["--checkpoint_dir", str(tmp_path / "ck"), *FAST, "--start_lr", "1e-5", "--end_lr", "1",
-                         "--num_iter", "40", "--output_dir", str(out), "--warmup_epochs", "1"]) == 0
+    assert (
+        lr_find.main(
+            [
+                "--checkpoint_dir",
+                str(tmp_path / "ck"),
+                *FAST,
+                "--start_lr",
+                "1e-5",
+                "--end_lr",
+                "1",
+                "--num_iter",
+                "40",
+                "--output_dir",
+                str(out),
+                "--warmup_epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     suggested = float(re.search(r"suggested lr: (\S+)", text).group(1))
     rows = read_csv(out / "lr_find.csv")
@@ -96,10 +130,16 @@ def test_lr_auto_trains_with_the_suggestion_from_the_same_initial_weights(tmp_pa
     assert hashes["auto"] == hashes["manual"]  # the range test trained a copy, and the RNG was restored
     # Compared as `lr: auto` (another seed's range test picks another LR), not as the LR it chose.
     from resultsdb.compare import comparability_key
+
     auto_config = {**json.loads(rows["auto"]["config"]), "lr": 0.5}
-    assert rows["auto"]["comparability_key"] == comparability_key(auto_config, run) != rows["manual"]["comparability_key"]
+    assert (
+        rows["auto"]["comparability_key"] == comparability_key(auto_config, run) != rows["manual"]["comparability_key"]
+    )
     # Same LR, same start: the first epoch is the same as if the LR had been given by hand.
-    assert read_csv(run / "metrics.csv")[0]["val_acc"] == read_csv(tmp_path / "ck" / "manual" / "metrics.csv")[0]["val_acc"]
+    assert (
+        read_csv(run / "metrics.csv")[0]["val_acc"]
+        == read_csv(tmp_path / "ck" / "manual" / "metrics.csv")[0]["val_acc"]
+    )
 
 
 @pytest.mark.slow
@@ -112,13 +152,33 @@ def test_ctrl_c_stops_every_job_resumably_and_the_same_command_finishes_them(tmp
     import time
 
     from conftest import ROOT, cli_env
+
     ck, marks = tmp_path / "ck", tmp_path / "marks"
     marks.mkdir()
-    args = [sys.executable, "sweep.py", "--schedulers", "step", "cosine", "--jobs", "2", "--name", "s", "--",
-            "--checkpoint_dir", str(ck), *TINY]
+    args = [
+        sys.executable,
+        "sweep.py",
+        "--schedulers",
+        "step",
+        "cosine",
+        "--jobs",
+        "2",
+        "--name",
+        "s",
+        "--",
+        "--checkpoint_dir",
+        str(ck),
+        *TINY,
+    ]
     # Each job pauses at its 3rd update (epoch 1) until it is signalled, leaving marks/<pid>.
-    proc = subprocess.Popen(args, cwd=ROOT, env=cli_env(faults=f"step#3=hold:{marks}/{{pid}}"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=cli_env(faults=f"step#3=hold:{marks}/{{pid}}"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while len(list(marks.iterdir())) < 2:  # both jobs are inside epoch 1 now
         assert proc.poll() is None, proc.communicate()
@@ -150,6 +210,7 @@ def test_lr_range_test_shares_the_cores_between_ranks_as_training_does(tmp_path,
     import engine.lr_finder as lr_finder
     from data import prepare_data
     from settings.config import parse_args
+
     asked = []
     monkeypatch.setattr(lr_finder.ddp, "workers_per_rank", lambda n: asked.append(n) or 3)
     real = lr_finder.make_loader
@@ -158,8 +219,10 @@ def test_lr_range_test_shares_the_cores_between_ranks_as_training_does(tmp_path,
     def spy(split, batch_size, feed, **kwargs):
         seen["num_workers"] = feed.num_workers
         return real(split, batch_size, dataclasses.replace(feed, num_workers=0), **kwargs)
+
     monkeypatch.setattr(lr_finder, "make_loader", spy)
     from runtime.runtime import amp_policy
+
     cfg, _ = parse_args([*FAST, "--num_workers", "-1"])
     cpu = torch.device("cpu")
     lr_finder.lr_range_test(cfg, prepare_data(cfg), cpu, amp_policy(False, "auto", cpu), num_iter=3)

@@ -1,13 +1,14 @@
 """--tensorboard: the event files hold every scalar once per step, also across a resume."""
+
 from __future__ import annotations
 
 import pytest
-
 from conftest import FAST
 
 
 def scalars(folder):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
     acc.Reload()  # applies the purge a resumed writer asks for, as TensorBoard's UI does
     return acc
@@ -15,6 +16,7 @@ def scalars(folder):
 
 def test_events_per_epoch_and_update_and_a_clean_resume(tmp_path, capsys):
     import train as train_script
+
     args = ["--checkpoint_dir", str(tmp_path), "--run_name", "r", *FAST, "--threads", "1"]
     train_script.main([*args, "--epochs", "3", "--tensorboard", "--save_every", "1"])
     run = tmp_path / "r"
@@ -42,6 +44,7 @@ def test_events_per_epoch_and_update_and_a_clean_resume(tmp_path, capsys):
 
 def test_tensorboard_is_off_by_default_and_a_yaml_key(tmp_path):
     from settings import config as config_mod
+
     (tmp_path / "c.yaml").write_text("tensorboard: true\n")
     cfg, _ = config_mod.parse_args(["--config", str(tmp_path / "c.yaml")])
     assert cfg.tensorboard is True and config_mod.Config().tensorboard is False

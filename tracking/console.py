@@ -1,4 +1,5 @@
 """The console sink: one line per epoch, and the final test's line. Rank 0 alone holds one."""
+
 from __future__ import annotations
 
 import math
@@ -22,9 +23,11 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
     if not (math.isfinite(row["val_loss"]) and math.isfinite(row["val_acc"])):
         extra += " | non-finite validation: not a best, counts as no improvement"
     rate = row.get("images", 0) / max(row["seconds"], 1e-9)
-    return (f"epoch {row['epoch']:3d}/{epochs} | lr {row['lr']:.3g} | train loss {row['train_loss']:.4f} "
-            f"acc {row['train_acc']:.4f} | val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f} | "
-            f"{row['seconds']:.1f}s ({rate:.0f} img/s){' *' if row.get('improved') else ''}{extra}")
+    return (
+        f"epoch {row['epoch']:3d}/{epochs} | lr {row['lr']:.3g} | train loss {row['train_loss']:.4f} "
+        f"acc {row['train_acc']:.4f} | val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f} | "
+        f"{row['seconds']:.1f}s ({rate:.0f} img/s){' *' if row.get('improved') else ''}{extra}"
+    )
 
 
 class ConsoleSink(Sink):
@@ -40,5 +43,8 @@ class ConsoleSink(Sink):
 
     def finish(self, result: RunResult) -> None:
         s = result.summary
-        print(f"{result.split} accuracy of best.pt (epoch {s['best_epoch']}): {s[f'{result.split}_acc']:.4f}  |  "
-              f"run folder: {self.run_dir}", flush=True)
+        print(
+            f"{result.split} accuracy of best.pt (epoch {s['best_epoch']}): {s[f'{result.split}_acc']:.4f}  |  "
+            f"run folder: {self.run_dir}",
+            flush=True,
+        )

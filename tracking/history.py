@@ -1,4 +1,5 @@
 """The run's per-epoch record: ``metrics.csv`` and ``curves.png`` (loss, accuracy, LR vs epoch)."""
+
 from __future__ import annotations
 
 import csv
@@ -86,7 +87,7 @@ class CurvesWriter:
             self.drawn_at = time.monotonic()
         self.pending = None
 
-    def __enter__(self) -> "CurvesWriter":
+    def __enter__(self) -> CurvesWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -13,12 +13,14 @@ so whatever fails or is interrupted anywhere, every sink hears ``end`` with the 
 (:func:`status_of`). A new logger (MLflow, an Optuna pruning reporter) is one subclass of
 :class:`Sink` passed to ``engine.trainer.fit(..., sinks=[...])``.
 """
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from runtime.interrupt import Interrupted
 
@@ -117,7 +119,7 @@ class Lifecycle:
     def stop_request(self) -> BaseException | None:
         return next((r for r in (s.stop_request() for s in self.sinks) if r is not None), None)
 
-    def __enter__(self) -> "Lifecycle":
+    def __enter__(self) -> Lifecycle:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

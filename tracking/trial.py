@@ -11,6 +11,7 @@ at that epoch boundary, is recorded as ``pruned`` and exits with :data:`PRUNED_E
 The storage is a convenience here as the results database is: when it cannot be reached the run
 warns once and trains on unpruned; the sweep records the result when the run ends.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,6 +42,7 @@ class Pruned(AppError):
 def make_pruner(name: str, max_resource: int):
     """An Optuna pruner by its sweep.py name (``none`` never prunes)."""
     import optuna
+
     if name == "median":  # a trial is judged once it has 1 epoch and 2 other trials to compare with
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
     if name == "asha":
@@ -55,9 +57,11 @@ def open_rdb_or_journal(url: str, **rdb_kwargs: Any):
     import optuna
 
     from resultsdb.server import with_driver
+
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
-        return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:"):]))
+
+        return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:") :]))
     engine = {"pool_pre_ping": True}  # a server restarted since the last use: reconnect, do not fail
     if url.startswith("sqlite"):
         engine["connect_args"] = {"timeout": 60}  # parallel runs' reports wait for the write lock
@@ -86,15 +90,20 @@ class TrialReporter(Sink):
             while os.getppid() == parent:
                 time.sleep(PARENT_POLL_S)
             os.kill(os.getpid(), signal.SIGTERM)
+
         threading.Thread(target=watch, daemon=True, name="sweep-parent-watch").start()
 
     def _open(self):
         if self.trial is None and not self.failed:
             import optuna
+
             optuna.logging.set_verbosity(optuna.logging.ERROR)
             s = self.spec
-            study = optuna.load_study(study_name=s["study"], storage=open_rdb_or_journal(s["storage"]),
-                                      pruner=make_pruner(s["pruner"], s["max_resource"]))
+            study = optuna.load_study(
+                study_name=s["study"],
+                storage=open_rdb_or_journal(s["storage"]),
+                pruner=make_pruner(s["pruner"], s["max_resource"]),
+            )
             self.trial = optuna.trial.Trial(study, s["trial_id"])
         return self.trial
 
@@ -115,8 +124,11 @@ class TrialReporter(Sink):
                 self.pruned_at = row["epoch"]
         except Exception as e:  # noqa: BLE001 - the study is a convenience: never a reason to lose the run
             self.failed = True
-            print(f"warning: study storage: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}; "
-                  f"this run goes on without pruning", file=sys.stderr)
+            print(
+                f"warning: study storage: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}; "
+                f"this run goes on without pruning",
+                file=sys.stderr,
+            )
 
     def start(self, run: RunInfo) -> None:
         """A resumed run reports its earlier epochs again (a retried trial starts with none)."""
@@ -131,8 +143,10 @@ class TrialReporter(Sink):
         """The error to raise once this epoch's last.pt is saved, if the trial was pruned."""
         if self.pruned_at is None:
             return None
-        return Pruned(f"trial pruned at epoch {self.pruned_at} (its mean {self.spec.get('curve', 'val_acc')} over the seeds "
-                      f"done is behind the other trials'); saved {self.run_dir / 'last.pt'}")
+        return Pruned(
+            f"trial pruned at epoch {self.pruned_at} (its mean {self.spec.get('curve', 'val_acc')} over the seeds "
+            f"done is behind the other trials'); saved {self.run_dir / 'last.pt'}"
+        )
 
 
 def from_env() -> TrialReporter | None:

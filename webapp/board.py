@@ -7,6 +7,7 @@ within one group: the database's ``comparability_key`` when it has that column, 
 model. Run folders are shown relative to the checkpoint folder; rows for folders outside it are
 counted, not shown.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -20,8 +21,21 @@ from resultsdb.leaderboard import Board as Leaderboard
 from resultsdb.leaderboard import Sample, rank
 from webapp.boundary import Boundary
 
-COLUMNS = ("run_dir", "model_name", "dataset", "scheduler_type", "seed", "status", "epochs", "best_epoch", "monitor",
-           "best_metric", "test_accuracy", "test_loss", "comparability_key")
+COLUMNS = (
+    "run_dir",
+    "model_name",
+    "dataset",
+    "scheduler_type",
+    "seed",
+    "status",
+    "epochs",
+    "best_epoch",
+    "monitor",
+    "best_metric",
+    "test_accuracy",
+    "test_loss",
+    "comparability_key",
+)
 SORT_COLUMN = "test acc"  # shown first, so the order is visible however narrow the window
 
 
@@ -52,22 +66,41 @@ class Board:
     def table(self, group: str, key: str | None = None) -> list[dict[str, Any]]:
         """The leaderboard of one group (and key), best test accuracy first, its sort column first."""
         rows = [r for r in self.rows if r["group"] == group and (key is None or r["key"] == key)]
-        rows.sort(key=lambda r: (r.get("test_accuracy") is None, -(r.get("test_accuracy") or 0),
-                                 -(r.get("best_metric") or 0), r["run"]))
-        return [{SORT_COLUMN: pct_number(r.get("test_accuracy")), "run": r["run"],
-                 "schedule": r.get("scheduler_type"), "seed": r.get("seed"), "status": r.get("status"),
-                 "epochs": r.get("epochs"), "best epoch": r.get("best_epoch"),
-                 "best " + (r.get("monitor") or "metric"): _metric(r.get("monitor"), r.get("best_metric")),
-                 "test loss": None if r.get("test_loss") is None else round(r["test_loss"], 4)} for r in rows]
-
+        rows.sort(
+            key=lambda r: (
+                r.get("test_accuracy") is None,
+                -(r.get("test_accuracy") or 0),
+                -(r.get("best_metric") or 0),
+                r["run"],
+            )
+        )
+        return [
+            {
+                SORT_COLUMN: pct_number(r.get("test_accuracy")),
+                "run": r["run"],
+                "schedule": r.get("scheduler_type"),
+                "seed": r.get("seed"),
+                "status": r.get("status"),
+                "epochs": r.get("epochs"),
+                "best epoch": r.get("best_epoch"),
+                "best " + (r.get("monitor") or "metric"): _metric(r.get("monitor"), r.get("best_metric")),
+                "test loss": None if r.get("test_loss") is None else round(r["test_loss"], 4),
+            }
+            for r in rows
+        ]
 
     def schedules(self, group: str, key: str | None = None) -> Leaderboard:
         """The schedules of one group (and key) ranked as ``results.py best`` ranks them: test accuracy
         over seeds, paired intervals and verdicts (resultsdb.leaderboard); finished runs only."""
-        rows = [r for r in self.rows if r["group"] == group and (key is None or r["key"] == key)
-                and r.get("status", "finished") == "finished"]
-        samples = [Sample(str(r.get("scheduler_type") or "?"), int(r.get("seed") or 0), r.get("test_accuracy"),
-                          r["key"]) for r in rows]
+        rows = [
+            r
+            for r in self.rows
+            if r["group"] == group and (key is None or r["key"] == key) and r.get("status", "finished") == "finished"
+        ]
+        samples = [
+            Sample(str(r.get("scheduler_type") or "?"), int(r.get("seed") or 0), r.get("test_accuracy"), r["key"])
+            for r in rows
+        ]
         return rank(samples, "test_acc", key)
 
 
@@ -76,14 +109,24 @@ def summary_table(runs) -> list[dict[str, Any]]:
 
     Chosen fields only: a summary also holds the run folder's absolute path, which the page never shows.
     """
+
     def acc(r):
         return r.summary.get("test_acc", r.summary.get("val_acc"))
+
     ordered = sorted(runs, key=lambda r: (acc(r) is None, -(acc(r) or 0), r.name))
-    return [{SORT_COLUMN: pct_number(r.summary.get("test_acc")), "run": r.name,
-             "status": "finished" if r.summary else "unfinished", "best epoch": r.summary.get("best_epoch"),
-             "best " + str(r.summary.get("monitor") or "metric"): _metric(r.summary.get("monitor"),
-                                                                          r.summary.get("best_metric")),
-             "stop reason": r.summary.get("stop_reason")} for r in ordered]
+    return [
+        {
+            SORT_COLUMN: pct_number(r.summary.get("test_acc")),
+            "run": r.name,
+            "status": "finished" if r.summary else "unfinished",
+            "best epoch": r.summary.get("best_epoch"),
+            "best " + str(r.summary.get("monitor") or "metric"): _metric(
+                r.summary.get("monitor"), r.summary.get("best_metric")
+            ),
+            "stop reason": r.summary.get("stop_reason"),
+        }
+        for r in ordered
+    ]
 
 
 def _metric(monitor: str | None, value: float | None) -> float | None:
@@ -107,8 +150,10 @@ def read_board(box: Boundary) -> Board | None:
         finally:
             conn.close()
     except sqlite3.Error as e:
-        raise AppError(f"{DB_FILE} cannot be read ({box.one_line(e)}); rebuild it with: "
-                       f"python results.py import <checkpoint folder> --results_db new.db") from None
+        raise AppError(
+            f"{DB_FILE} cannot be read ({box.one_line(e)}); rebuild it with: "
+            f"python results.py import <checkpoint folder> --results_db new.db"
+        ) from None
     board = Board(by_key="comparability_key" in cols)
     for values in fetched:
         row = dict(zip(cols, values, strict=True))

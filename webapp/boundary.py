@@ -6,6 +6,7 @@ result is inside the resolved checkpoint folder. So a run folder that is a link 
 ``curves.png`` that is a link to a file outside, is refused like ``../secret``. Messages name files
 relative to the checkpoint folder: the page never shows a server path.
 """
+
 from __future__ import annotations
 
 import os

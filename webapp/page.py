@@ -5,6 +5,7 @@ serves both tabs; runs are offered one dataset·model group at a time. Every fil
 the folder boundary (webapp/boundary.py), every error is one line without server paths, and every
 percentage is written the same way (webapp/board.py's ``pct``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,8 @@ from artifacts.model_io import load_model_from_checkpoint  # noqa: E402
 from common.errors import AppError  # noqa: E402
 from data.images import IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS, ImageError, open_image  # noqa: E402
 from evaluation.cam import METHODS  # noqa: E402
-from resultsdb.leaderboard import describe, format_row  # noqa: E402
 from evaluation.inference import predict_probs, preprocess, top_classes  # noqa: E402
+from resultsdb.leaderboard import describe, format_row  # noqa: E402
 from webapp.board import SORT_COLUMN, pct, read_board, summary_table  # noqa: E402
 from webapp.boundary import Boundary  # noqa: E402
 from webapp.runs import RunInfo, groups, list_runs, run_image, safe_checkpoint  # noqa: E402
@@ -48,6 +49,7 @@ def load(path: str, mtime: float, device: str):
 @st.cache_resource(max_entries=4)
 def explainer(path: str, mtime: float, device: str, method: str):
     from evaluation.cam import Explainer
+
     return Explainer(load(path, mtime, device), method)
 
 
@@ -61,12 +63,15 @@ def predict_tab(cfg, box: Boundary, run: RunInfo, file: str, topk: int, method: 
     # Any type, and app.py's transport limit (twice ours): what we refuse is refused here, in words on
     # the page; Streamlit's browser-side refusals would show only a red chip with a tooltip.
     transport = st.get_option("server.maxUploadSize")
-    uploads = st.file_uploader(f"Images to classify ({limits_text(cfg)})", accept_multiple_files=True,
-                               help=f"accepted: {kinds}")
+    uploads = st.file_uploader(
+        f"Images to classify ({limits_text(cfg)})", accept_multiple_files=True, help=f"accepted: {kinds}"
+    )
     if not uploads:
-        st.info(f"Upload one or more images ({kinds}; {limits_text(cfg)}): the page shows the top classes and "
-                f"the Grad-CAM heat map. Files over {transport} MB are stopped by the "
-                f"browser before they reach the page.")
+        st.info(
+            f"Upload one or more images ({kinds}; {limits_text(cfg)}): the page shows the top classes and "
+            f"the Grad-CAM heat map. Files over {transport} MB are stopped by the "
+            f"browser before they reach the page."
+        )
         return
     accepted = []
     for up in uploads:  # the checks that need no model come first: a refusal shows even if the model fails
@@ -89,10 +94,12 @@ def predict_tab(cfg, box: Boundary, run: RunInfo, file: str, topk: int, method: 
         show_prediction(up.name, image, loaded, str(ckpt), mtime, topk, method, cfg.device)
 
 
-def show_prediction(name: str, image: torch.Tensor, loaded, ckpt: str, mtime: float, topk: int, method: str,
-                    device: str) -> None:
+def show_prediction(
+    name: str, image: torch.Tensor, loaded, ckpt: str, mtime: float, topk: int, method: str, device: str
+) -> None:
     try:  # the explanation's own forward pass gives the top classes too
         from evaluation.explain import explain_image
+
         ex, why = explain_image(explainer(ckpt, mtime, device, method), image, None, topk), None
         top = ex.top
     except AppError as e:  # e.g. an ONNX file: no gradients
@@ -109,8 +116,9 @@ def show_prediction(name: str, image: torch.Tensor, loaded, ckpt: str, mtime: fl
     left.image(ex.rgb, caption="input (model's view)", width="stretch")
     middle.image(ex.blended, caption=f"{method} of '{ex.target}'", width="stretch")
     if ex.empty:  # a blank or constant map: say so rather than let a uniform picture look like an answer
-        middle.warning(f"The {method} map is empty for this image: nothing to see at this layer; try another "
-                       f"heat map method.")
+        middle.warning(
+            f"The {method} map is empty for this image: nothing to see at this layer; try another heat map method."
+        )
 
 
 # --- Runs -------------------------------------------------------------------------------------
@@ -125,8 +133,11 @@ def runs_tab(cfg, box: Boundary, group: str, runs: list[RunInfo], run: RunInfo) 
         keys = board.keys(group)
         key = None
         if board.by_key and len(keys) > 1:
-            key = st.selectbox("Settings (runs are compared only with the same settings)", list(keys),
-                               format_func=lambda k: f"{k} ({keys[k]} runs)")
+            key = st.selectbox(
+                "Settings (runs are compared only with the same settings)",
+                list(keys),
+                format_func=lambda k: f"{k} ({keys[k]} runs)",
+            )
             st.caption(f"{sum(keys.values()) - keys[key]} runs of {group} with other settings are not shown.")
         schedules = board.schedules(group, key)
         if schedules.rows:
@@ -134,22 +145,29 @@ def runs_tab(cfg, box: Boundary, group: str, runs: list[RunInfo], run: RunInfo) 
             st.dataframe([format_row(schedules, r) for r in schedules.rows], hide_index=True)
             st.caption(" ".join([describe(schedules) + ".", *schedules.notes]))
         st.markdown("**Runs**")
-        st.dataframe(board.table(group, key), hide_index=True,
-                     column_config={SORT_COLUMN: st.column_config.NumberColumn(format="%.2f%%")})
+        st.dataframe(
+            board.table(group, key),
+            hide_index=True,
+            column_config={SORT_COLUMN: st.column_config.NumberColumn(format="%.2f%%")},
+        )
         note = f"From the results database, sorted by {SORT_COLUMN} (best.pt on the test split), best first."
         if board.outside:
             note += f" {board.outside} runs recorded for folders outside the checkpoint folder are not shown."
         st.caption(note)
     else:
-        st.dataframe(summary_table(runs), hide_index=True,
-                     column_config={SORT_COLUMN: st.column_config.NumberColumn(format="%.2f%%")})
+        st.dataframe(
+            summary_table(runs),
+            hide_index=True,
+            column_config={SORT_COLUMN: st.column_config.NumberColumn(format="%.2f%%")},
+        )
         st.caption("From each run's summary.json (no results database in the checkpoint folder).")
     studies_section(box)
     st.subheader(f"Run: {run.name}")
     shown = False
-    for candidates, caption in ((("curves.png",), "training curves"),
-                                (("eval_test/confusion_matrix.png", "eval_val/confusion_matrix.png"),
-                                 "confusion matrix (evaluate.py)")):
+    for candidates, caption in (
+        (("curves.png",), "training curves"),
+        (("eval_test/confusion_matrix.png", "eval_val/confusion_matrix.png"), "confusion matrix (evaluate.py)"),
+    ):
         try:
             image, name = run_image(box, run.name, *candidates, max_pixels=cfg.max_image_pixels)
         except AppError as e:
@@ -187,8 +205,9 @@ def sidebar(runs: list[RunInfo]) -> tuple[str, list[RunInfo], RunInfo, str, int,
     with st.sidebar:
         group = st.selectbox("Dataset · model", list(by_group), format_func=lambda g: f"{g} ({len(by_group[g])})")
         members = {r.name: r for r in by_group[group]}
-        name = st.selectbox("Run", list(members),
-                            format_func=lambda n: n if members[n].summary else f"{n} (unfinished)")
+        name = st.selectbox(
+            "Run", list(members), format_func=lambda n: n if members[n].summary else f"{n} (unfinished)"
+        )
         run = members[name]
         file = st.selectbox("Checkpoint", run.checkpoints)
         topk = st.slider("Top-k classes", 1, 10, 5)

@@ -5,6 +5,7 @@ links, and every file is read through :class:`webapp.boundary.Boundary`, so noth
 checkpoint folder is listed or opened. Runs are grouped by dataset and model (from each run's
 ``config.yaml``): the page never puts digits and Fashion-MNIST runs side by side.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,6 +54,7 @@ def _model_files(box: Boundary, rel: str, names: list[str]) -> list[str]:
 
 def _read_run(box: Boundary, rel: str, files: list[str]) -> RunInfo:
     import yaml
+
     run = RunInfo(rel, files)
     try:
         if box.file(rel, SUMMARY) is not None:  # AppError when it is a link to outside
@@ -110,6 +112,7 @@ def run_image(box: Boundary, run: str, *candidates: str, max_pixels: int):
     raises AppError with one line naming it relative to the checkpoint folder.
     """
     from data.images import ImageError, open_image
+
     for name in candidates:
         path = box.file(run, name)
         if path is None:

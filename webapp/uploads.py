@@ -6,6 +6,7 @@ refused, in this order, when it is over ``--max_upload_mb``, when its name is no
 (by ``data.images.open_image``, the one guarded decoder) when its header says it has more pixels than
 ``--max_image_pixels`` or when it does not decode.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
