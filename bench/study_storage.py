@@ -18,7 +18,6 @@ import warnings
 import optuna
 
 
-
 def storage(kind: str, folder: str):
     if kind == "journal":
         from optuna.storages.journal import JournalFileBackend
@@ -61,8 +60,10 @@ def main() -> None:
             errors = sum(pool.starmap(work, [(kind, folder, args.trials, args.reports)] * args.processes))
         seconds = time.perf_counter() - t0
         n = len(optuna.load_study(study_name="s", storage=storage(kind, folder)).trials)
-        print(f"{kind}: {seconds:.1f} s for {n} trials x {args.reports} reports from {args.processes} processes, "
-              f"{errors} errors")
+        print(
+            f"{kind}: {seconds:.1f} s for {n} trials x {args.reports} reports from {args.processes} processes, "
+            f"{errors} errors"
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
