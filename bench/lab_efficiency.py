@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from common.spelling import plural  # noqa: E402
+
 SCHEDULES = ["step", "cosine", "onecycle", "plateau", "constant", "linear", "exponential", "warm_restarts"]
 
 
@@ -101,7 +104,7 @@ def main() -> int:
     chosen = board(out / "pruned")[0]["schedule"]
     print(
         f"{len(args.schedulers)} schedules x {len(args.seeds)} seeds x {args.epochs} epochs (digits, width "
-        f"{args.width}, {args.jobs} run(s) at a time); folders in {out}"
+        f"{args.width}, {plural(args.jobs, 'run')} at a time); folders in {out}"
     )
     print("| sweep | epochs trained | wall time | best |")
     print("|---|---:|---:|---|")

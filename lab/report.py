@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 
 from common.fileio import write_atomic
+from common.spelling import plural
 from lab.trials import result_of
 from resultsdb.leaderboard import DEFAULT_METRIC, RunResult, leaderboard, to_csv, to_markdown
 
@@ -41,7 +42,7 @@ def pruned_lines(pruned: list[RunResult]) -> list[str]:
     for r in pruned:
         by_label.setdefault(r.schedule, []).append(r)
     return [
-        f"- {label}: pruned after {len(runs)} seed(s), at epoch {runs[-1].epochs} of seed {runs[-1].seed} "
+        f"- {label}: pruned after {plural(len(runs), 'seed')}, at epoch {runs[-1].epochs} of seed {runs[-1].seed} "
         f"(best val acc {100 * max(r.best_val_acc for r in runs):.2f} %)"
         for label, runs in by_label.items()
     ]
@@ -131,7 +132,7 @@ def initial_weights_check(db: str, folders: list[Path]) -> str:
         by_seed.setdefault(r["seed"], set()).add(r["init_weights"])
     bad = [seed for seed, hashes in by_seed.items() if len(hashes) > 1]
     if bad:
-        return f"warning: runs of seed(s) {bad} started from DIFFERENT initial weights"
+        return f"warning: runs of {plural(len(bad), 'seed', count=False)} {bad} started from DIFFERENT initial weights"
     return (
         "initial weights: identical across schedules for each seed ("
         + ", ".join(f"seed {s}: {next(iter(h))}" for s, h in sorted(by_seed.items()))
