@@ -132,9 +132,13 @@ class _Yaml12Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
-)
+class _Yaml12Dumper(yaml.SafeDumper):
+    """SafeDumper that quotes what _Yaml12Loader would read as a float (a data_dir named ``1e5``)."""
+
+
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+for _cls in (_Yaml12Loader, _Yaml12Dumper):
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
 
 
 def yaml_problem(e: yaml.YAMLError) -> str:
@@ -412,4 +416,4 @@ def save_yaml(cfg: Config, path: str | Path) -> None:
     values = to_dict(cfg)
     block = {"name": values.pop("scheduler"), **values.pop("scheduler_params")}
     values["scheduler"] = block
-    write_atomic(yaml.safe_dump(values, sort_keys=False).encode(), Path(path))
+    write_atomic(yaml.dump(values, Dumper=_Yaml12Dumper, sort_keys=False).encode(), Path(path))

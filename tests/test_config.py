@@ -111,9 +111,23 @@ def test_default_yaml_covers_every_setting_at_its_default():
     assert apply_overrides(Config(), data, "default.yaml") == Config()
 
 
-@pytest.mark.parametrize("path", sorted(ROOT_CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+SEARCH_SPACES = {"search.yaml"}  # sweep.py --search files: lists and ranges of settings, not one config
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for p in ROOT_CONFIGS.glob("*.yaml") if p.name not in SEARCH_SPACES), ids=lambda p: p.name
+)
 def test_every_shipped_config_is_valid(path):
     check_config(apply_overrides(Config(), load_yaml(path), path.name))
+
+
+@pytest.mark.parametrize("name", sorted(SEARCH_SPACES))
+def test_every_shipped_search_space_passes_train_py_s_checks(name):
+    from lab.space import check_space, load_space
+
+    space = load_space(ROOT_CONFIGS / name)
+    check_space(space, [], set(), Config().scheduler)  # raises UsageError naming the bad key
+    assert "scheduler" in space.names() and "lr" in space.names()
 
 
 def test_saved_config_round_trips(tmp_path):

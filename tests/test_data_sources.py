@@ -39,11 +39,11 @@ def test_csv_list_resolves_relative_paths_and_reports_missing_files(tmp_path):
 
 
 def test_csv_split_column_and_bad_rows(tmp_path):
-    imagegen.single_folder(tmp_path, {"a": 4, "b": 4})
+    imagegen.single_folder(tmp_path, {"a": 4, "b": 5})
     rows = ["label,path,split"] + [
         f"{c},{c}/img{i:03d}.png,{'train' if i < 3 else 'val'}" for c in "ab" for i in range(4)
     ]
-    rows.append("b,b/img000.png,test")
+    rows.append("b,b/img004.png,test")
     (tmp_path / "l.csv").write_text("\n".join(rows))
     b = csv_list.load(str(tmp_path / "l.csv"))
     assert (len(b.train), len(b.val), len(b.test)) == (6, 2, 1)

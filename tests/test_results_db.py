@@ -4,6 +4,7 @@ and the rebuild from run folders (``results.py import``)."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 
 import pytest
@@ -21,8 +22,11 @@ def test_train_records_run_epochs_and_classes_and_resume_does_not_duplicate(run_
     run_train("--epochs", "2", "--run_name", "r", "--save_every", "1", "--scheduler", "step")
     run_dir = tmp_path / "ck" / "r"
     db = tmp_path / "ck" / "results.db"
-    # Resume from epoch 1 into the same folder: epoch 2 is trained (and recorded) again.
-    run_train("--resume", str(run_dir / "epoch_001.pt"))
+    # A crash during epoch 2 (last.pt still at epoch 1, no summary): --resume auto trains and records
+    # epoch 2 again.
+    shutil.copy(run_dir / "epoch_001.pt", run_dir / "last.pt")
+    (run_dir / "summary.json").unlink()
+    run_train("--run_name", "r", "--resume", "auto")
     metrics = read_csv(run_dir / "metrics.csv")
     summary = json.loads((run_dir / "summary.json").read_text())
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from conftest import FAST
 
@@ -24,8 +26,10 @@ def test_events_per_epoch_and_update_and_a_clean_resume(tmp_path, capsys):
     updates = len(first.Scalars("lr/update"))
     per_epoch = updates // 3
     assert updates == 3 * per_epoch and per_epoch >= 2
-    # A crash after epoch 3 began is the same as resuming from epoch 2's checkpoint: epoch 3 is redone.
-    train_script.main(["--checkpoint_dir", str(tmp_path), "--resume", str(run / "epoch_002.pt"), "--threads", "1"])
+    # A crash after epoch 3 began (last.pt still at epoch 2, no summary): --resume auto redoes epoch 3.
+    shutil.copy(run / "epoch_002.pt", run / "last.pt")
+    (run / "summary.json").unlink()
+    train_script.main(["--checkpoint_dir", str(tmp_path), "--run_name", "r", "--resume", "auto", "--threads", "1"])
     acc = scalars(run / "tb")
     assert len(list((run / "tb").glob("events.out.tfevents.*"))) == 2  # the resumed run appended a file
     for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "epoch"):
