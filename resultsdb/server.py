@@ -33,13 +33,17 @@ def sqlite_path(url: str) -> str | None:
 
 
 def dialect(sql: str) -> str:
-    """SQLite's SQL as PostgreSQL reads it: ``?`` -> ``%s`` (outside quoted text), an integer primary
-    key -> SERIAL."""
+    """SQLite's SQL as PostgreSQL reads it (outside quoted text): ``?`` -> ``%s``, an integer primary
+    key -> SERIAL, REAL -> DOUBLE PRECISION (SQLite's REAL is 8 bytes, PostgreSQL's 4: the same runs
+    must give the same numbers on either)."""
+
+    def code(text: str) -> str:
+        text = text.replace("%", "%%").replace("?", "%s")
+        text = re.sub(r"\bINTEGER PRIMARY KEY\b", "SERIAL PRIMARY KEY", text)
+        return re.sub(r"\bREAL\b", "DOUBLE PRECISION", text)
+
     parts = re.split(r"('(?:[^']|'')*')", sql)  # odd items are quoted literals
-    sql = "".join(
-        p.replace("%", "%%") if i % 2 else p.replace("%", "%%").replace("?", "%s") for i, p in enumerate(parts)
-    )
-    return re.sub(r"\bINTEGER PRIMARY KEY\b", "SERIAL PRIMARY KEY", sql)
+    return "".join(p.replace("%", "%%") if i % 2 else code(p) for i, p in enumerate(parts))
 
 
 class ServerConnection:

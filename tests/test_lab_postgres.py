@@ -74,15 +74,15 @@ def test_two_workers_share_one_study_and_no_run_is_trained_twice(tmp_path, pg_se
     # Every machine sees every run: the results database is the server's.
     best = cli("results.py", "best", "--results_db", results_url, "--format", "json")
     assert best.returncode == 0, best.stderr
-    ranked = json.loads(best.stdout)
-    assert ranked[0]["runs"] == 1 and ranked[0]["scheduler_type"] in ("step", "cosine", "constant")
+    ranked = json.loads(best.stdout)["rows"]
+    assert [r["runs"] for r in ranked] == [1, 1, 1] and ranked[0]["schedule"] in ("step", "cosine", "constant")
     # The same run folders imported into PostgreSQL and into SQLite answer `best` alike.
     answers = []
     for url in (pg_server.new_database(), f"sqlite:///{tmp_path / 'same.db'}"):
         assert cli("results.py", "import", ck / "two", "--results_db", url).returncode == 0
         answers.append(cli("results.py", "best", "--top", "3", "--results_db", url, "--format", "json").stdout)
-    assert json.loads(answers[0]) == json.loads(answers[1]) and len(json.loads(answers[0])) == 3
-    assert [r["scheduler_type"] for r in json.loads(answers[0])][0] == ranked[0]["scheduler_type"]
+    assert json.loads(answers[0]) == json.loads(answers[1]) and len(json.loads(answers[0])["rows"]) == 3
+    assert json.loads(answers[0])["rows"][0]["schedule"] == ranked[0]["schedule"]
 
 
 def test_a_worker_killed_mid_trial_has_its_trial_failed_by_heartbeat_and_resumed_by_another(tmp_path, pg_server):
@@ -130,7 +130,7 @@ def test_a_worker_killed_mid_trial_has_its_trial_failed_by_heartbeat_and_resumed
     assert len(complete) == 1 and complete[0].system_attrs.get("failed_trial") == 0  # Optuna's retry, counted once
     log = (run / "train.log").read_text()
     assert trained_times(run) == 2 and "resuming" in log  # the second worker continued the saved run
-    assert (run / "summary.json").is_file() and "| 1 | step |" in second.stdout
+    assert (run / "summary.json").is_file() and "| step | 1 |" in second.stdout
 
 
 def _alive(pid: int) -> bool:
