@@ -241,7 +241,7 @@ class Plan:
                         n_trials=trials - before,
                         n_jobs=jobs,
                         catch=(Duplicate, RunFailed),
-                        callbacks=[callback],
+                        callbacks=[callback, lab.told],
                     )
                     if self.done(study, grid) == before and not study_mod.waiting(study):
                         break  # every trial failed or was a duplicate: the report says which

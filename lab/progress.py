@@ -41,6 +41,7 @@ class Progress:
         self.seconds: list[float] = []
         self.running: dict[str, tuple[Path, float]] = {}
         self.recent: list[str] = []
+        self.counted: set[str] = set()  # runs counted done by this process (a retried trial reuses one)
         self.lock = threading.RLock()  # write() runs under it: one writer of progress.txt at a time
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._refresh, daemon=True, name="sweep-progress")
@@ -78,7 +79,9 @@ class Progress:
             _, t0 = self.running.pop(name, (None, time.monotonic()))
             if trained:
                 self.seconds.append(time.monotonic() - t0)
-            self.done += 1
+            if name not in self.counted:
+                self.counted.add(name)
+                self.done += 1
             line = f"run {self.done}/{self.total} done: {name} {result} | ETA {self.eta()}"
             self.recent = [*self.recent, line][-10:]
         self.write()

@@ -105,7 +105,7 @@ class Lab:
         self.lock = threading.Lock()
         self.signum: int | None = None
         self.failed: list[str] = []
-        self.started: set[int] = set()  # ids of this process's trials until they end
+        self.started: set[int] = set()  # ids of this process's trials until Optuna recorded their end
 
     # --- signals ---------------------------------------------------------------------------------
     def handle(self, signum: int, frame) -> None:
@@ -128,9 +128,13 @@ class Lab:
     # --- the objective ---------------------------------------------------------------------------
     def objective(self, trial: optuna.Trial) -> float:
         self.started.add(trial._trial_id)
-        value = self._objective(trial)
-        self.started.discard(trial._trial_id)  # its end is Optuna's to record now
-        return value
+        return self._objective(trial)
+
+    def told(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """Optuna's callback once a trial's end is stored: until then a lost storage (a server
+        restarting under the tell) leaves it RUNNING, and this worker fails and re-queues it itself
+        instead of waiting for the heartbeat to call it stale."""
+        self.started.discard(trial._trial_id)
 
     def _objective(self, trial: optuna.Trial) -> float:
         params = self.s.space.suggest(trial, self.s.default_scheduler)

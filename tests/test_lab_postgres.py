@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -174,3 +175,6 @@ def test_the_server_restarting_between_trials_loses_nothing(tmp_path, pg_server)
         "cosine",
         "step",
     ]
+    # The trial whose end the restart cut off was failed and re-queued by its own worker (not left
+    # RUNNING for the heartbeat), and its finished run reused, not counted again.
+    assert not re.search(r"run 3/2 done", out) and (ck / "r" / "cosine_s0" / "train.log").read_text().count("\n$ ") == 1
