@@ -34,7 +34,7 @@ from lab.identity import run_state
 from lab.progress import Progress
 from lab.space import Space, config_key, run_label, to_flags
 from lab.study import fail_stale, retry_callback
-from resultsdb.leaderboard import DEFAULT_METRIC, METRICS, RunResult, read_run
+from resultsdb.leaderboard import DEFAULT_METRIC, RunResult, read_run
 from tracking.trial import ENV, PRUNED_EXIT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,8 +82,7 @@ def score(r: RunResult, metric: str) -> float:
 
 
 def describe(r: RunResult, metric: str) -> str:
-    used = scored_metric(r, metric)
-    return f"{METRICS[used][0]} {score(r, metric):.4f}"
+    return f"{scored_metric(r, metric).replace('_', ' ')} {score(r, metric):.4f}"  # 'test acc 0.9806'
 
 
 def result_attr(r: RunResult) -> dict[str, Any]:
