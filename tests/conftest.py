@@ -179,7 +179,6 @@ def pg_server():
     server.stop()
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist's ``--dist loadgroup`` (make test): the tests of a module that share a
     module-scoped fixture (a trained run, a catalogue of commands) go to one worker, so the fixture is
