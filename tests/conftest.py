@@ -177,13 +177,3 @@ def pg_server():
     server = server_or_skip()
     yield server
     server.stop()
-
-
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist's ``--dist loadgroup`` (make test): the tests of a module that share a
-    module-scoped fixture (a trained run, a catalogue of commands) go to one worker, so the fixture is
-    built once; every other test is dealt out on its own, so long tests of one file run side by side."""
-    for item in items:
-        fixtures = getattr(item, "_fixtureinfo", None)
-        if fixtures and any(d.scope == "module" for defs in fixtures.name2fixturedefs.values() for d in defs):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
