@@ -186,6 +186,13 @@ def test_a_sweep_name_with_other_settings_is_refused_naming_the_first_difference
 
 @pytest.mark.slow  # three configurations of two epochs as train.py subprocesses
 def test_a_trial_behind_the_others_is_pruned_at_an_epoch_end_with_last_pt_and_status_pruned(tmp_path):
+    """Ranked by --metric val_loss: the study minimizes, each trial's value is its run's lowest
+    validation loss, pruning judges val_loss, and configurations that differ in LR (so in
+    comparability key) are ranked on one board."""
+    import csv
+
+    import optuna
+
     from resultsdb.db import ResultsDB
 
     ck = tmp_path / "ck"
@@ -200,6 +207,8 @@ def test_a_trial_behind_the_others_is_pruned_at_an_epoch_end_with_last_pt_and_st
         "grid",
         "--pruner",
         "median",
+        "--metric",
+        "val_loss",
         "--name",
         "p",
         "--",
@@ -233,173 +242,18 @@ def test_a_trial_behind_the_others_is_pruned_at_an_epoch_end_with_last_pt_and_st
     for png in ("optimization_history.png", "intermediate_values.png", "parallel_coordinate.png", "val_acc.png"):
         assert (sweep / png).stat().st_size > 0
     assert "3/3 runs done, 0 running" in (sweep / "progress.txt").read_text()
+    study = optuna.load_study(study_name="p", storage=f"sqlite:///{sweep / 'study.db'}")
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    for t in study.trials:
+        if t.state.name == "COMPLETE":
+            with open(sweep / f"{t.user_attrs['label']}_s0" / "metrics.csv", newline="") as f:
+                assert t.value == pytest.approx(min(float(r["val_loss"]) for r in csv.DictReader(f)))
+    assert study.best_trial.params["lr"] == 0.01 and ranked[0] == study.best_trial.user_attrs["label"]
+    assert "val_loss (lowest validation loss; lower is better)" in board
+    assert "runs compared: sweep 'p' (settings in sweep.yaml)" in board
     again = cli("sweep.py", "--dry_run", *args)
     listed = [line.rsplit(None, 1)[0] for line in again.stdout.splitlines() if line.endswith("_s0")]
     assert sorted(listed) == ["skip (finished)", "skip (finished)", "skip (pruned)"], again.stdout
-
-
-@pytest.mark.slow  # two trials, then the two again on a second seed: four train.py runs
-def test_a_search_samples_its_trials_and_confirm_seeds_reruns_the_top_on_more_seeds(tmp_path):
-    import optuna
-
-    ck = tmp_path / "ck"
-    space = tmp_path / "space.yaml"
-    space.write_text(
-        "scheduler: [cosine, step]\nlr: {low: 1.0e-3, high: 1.0e-2, log: true}\n"
-        "scheduler_gamma: {low: 0.1, high: 0.9}\n"
-    )
-    done = cli(
-        "sweep.py",
-        "--search",
-        space,
-        "--trials",
-        "2",
-        "--pruner",
-        "none",
-        "--confirm_seeds",
-        "2",
-        "--jobs",
-        "2",
-        "--name",
-        "se",
-        "--",
-        "--checkpoint_dir",
-        ck,
-        *TINY,
-        "--epochs",
-        "2",
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    sweep = ck / "se"
-    settings = (sweep / "sweep.yaml").read_text()
-    assert "\n  epochs: 2\n" in settings and "\n  lr:" not in settings  # searched settings are not the identity
-    trials = optuna.load_study(study_name="se", storage=f"sqlite:///{sweep / 'study.db'}").trials
-    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
-    for t in trials:
-        assert ("scheduler_gamma" in t.params) == (t.params["scheduler"] == "step")  # only where it applies
-        label = t.user_attrs["label"]
-        assert (sweep / f"{label}_s0" / "train.log").read_text().count("\n$ ") == 1  # reused by the confirmation
-        assert (sweep / f"{label}_s1" / "summary.json").is_file()  # the confirmation's second seed
-    board = (sweep / "confirm_leaderboard.md").read_text()
-    assert len(re.findall(r"^\| \S+ \| 2 \| ", board, re.M)) == 2  # both ranked on 2 seeds
-
-
-def test_metric_val_loss_minimizes_and_ranks_a_search_s_configurations_together(tmp_path):
-    """--metric val_loss: the study minimizes, each trial's value is its run's lowest validation loss,
-    and configurations that differ in LR (so in comparability key) are ranked on one board."""
-    import csv
-
-    import optuna
-
-    ck = tmp_path / "ck"
-    space = tmp_path / "space.yaml"
-    space.write_text("lr: [1.0e-7, 0.01]\n")
-    done = cli(
-        "sweep.py",
-        "--search",
-        space,
-        "--sampler",
-        "grid",
-        "--pruner",
-        "none",
-        "--metric",
-        "val_loss",
-        "--jobs",
-        "1",
-        "--name",
-        "m",
-        "--",
-        "--checkpoint_dir",
-        ck,
-        *TINY,
-        "--epochs",
-        "1",
-        "--scheduler",
-        "constant",
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    sweep = ck / "m"
-    study = optuna.load_study(study_name="m", storage=f"sqlite:///{sweep / 'study.db'}")
-    assert study.direction == optuna.study.StudyDirection.MINIMIZE
-    for t in study.trials:
-        with open(sweep / f"{t.user_attrs['label']}_s0" / "metrics.csv", newline="") as f:
-            assert t.value == pytest.approx(min(float(r["val_loss"]) for r in csv.DictReader(f)))
-    board = (sweep / "leaderboard.md").read_text()
-    assert "val_loss (lowest validation loss; lower is better)" in board
-    assert "runs compared: sweep 'm' (settings in sweep.yaml)" in board
-    rows = re.findall(r"^\| (\S+) \| 1 \|", board, re.M)
-    assert len(rows) == 2 and rows[0] == study.best_trial.user_attrs["label"] and study.best_trial.params["lr"] == 0.01
+    by_accuracy = [a for a in args if a not in ("--metric", "val_loss")]
     with pytest.raises(UsageError, match="was started to minimize its metric, this --metric needs maximize"):
-        sweep_main(
-            "--search",
-            space,
-            "--sampler",
-            "grid",
-            "--pruner",
-            "none",
-            "--name",
-            "m",
-            "--",
-            "--checkpoint_dir",
-            ck,
-            *TINY,
-            "--epochs",
-            "1",
-            "--scheduler",
-            "constant",
-        )
-
-
-def test_a_run_written_by_another_process_is_waited_for_then_trained_once(tmp_path):
-    """Another process (a sweep outside this study, a train.py by hand) holds the run's lock: the
-    sweep says so, waits for it to let go, and only then trains the run itself."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import ROOT, cli_env
-
-    from common.runlock import RunLock
-
-    ck = tmp_path / "ck"
-    folder = ck / "w" / "constant_s0"
-    folder.mkdir(parents=True)
-    lock = RunLock(folder).acquire()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "sweep.py",
-            "--schedulers",
-            "constant",
-            "--name",
-            "w",
-            "--",
-            "--checkpoint_dir",
-            str(ck),
-            *TINY,
-            "--epochs",
-            "1",
-        ],
-        cwd=ROOT,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        seen = []
-        for line in proc.stdout:  # the sweep's own lines, read as they come: no sleeping on a guess
-            seen.append(line)
-            if "being written by process" in line:
-                break
-        assert f"constant_s0: being written by process {os.getpid()}" in "".join(seen), "".join(seen)
-        assert not (folder / "metrics.csv").exists()  # nothing written while another process holds it
-    finally:
-        lock.release()
-    rest = proc.communicate(timeout=300)[0]
-    assert proc.returncode == 0, "".join(seen) + rest
-    assert (folder / "summary.json").is_file()
-    log = (folder / "train.log").read_text()
-    assert log.count("\n$ ") == 2 and "is being written by process" in log  # refused once, then trained
+        sweep_main(*by_accuracy)
