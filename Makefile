@@ -1,5 +1,7 @@
 # Two commands on a fresh machine:  `make demo` (set up + train on the bundled digits), `make test`.
 # `make test-quick` leaves out the tests marked slow (whole runs, kill/resume): one command, ~half the time.
+# Both spread the test files over the cores (pytest-xdist; one file per worker, so a module's shared
+# fixture is built once).
 # `make lint`: ruff's lint and format check (pyproject.toml), as CI runs it.
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -19,10 +21,10 @@ demo: $(STAMP)
 	$(PY) train.py
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 test-quick: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n auto --dist loadfile -m "not slow"
 
 # Lint and format check (settings: pyproject.toml); CI runs it before the tests.
 lint: $(STAMP)
