@@ -122,7 +122,7 @@ def latency_summary(
     """The end-of-run line: steady-state latency (warm-up reported apart) and throughput."""
     ok = [p.latency_ms for p in preds if not p.error]
     failed = len(preds) - len(ok)
-    line = f"{len(ok)} of {len(preds)} images predicted"
+    line = f"{len(ok)} of {plural(len(preds), 'image')} predicted"
     if failed:
         line += f", {failed} unreadable"
     if ok:

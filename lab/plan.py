@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 
 from common.errors import AppError
+from common.spelling import plural
 from lab import study as study_mod
 from lab.identity import run_state
 from lab.progress import Progress
@@ -116,9 +117,9 @@ class Plan:
         )
         grid = {config_key(p) for p in self.grid_configs()} if self.sampler == "grid" else None
         what = (
-            f"{self.trials} schedules"
+            plural(self.trials, "schedule")
             if self.space.names() == ["scheduler"] and grid is not None
-            else f"{self.trials} configurations ({self.sampler}, pruner {self.pruner})"
+            else f"{plural(self.trials, 'configuration')} ({self.sampler}, pruner {self.pruner})"
         )
         lab = self.study_run(study, args.name, what, self.seeds, self.trials, grid, self.pruner)
         if lab.signum is not None:
@@ -133,7 +134,7 @@ class Plan:
                 return 128 + lab.signum
             failed += lab.failed
         if failed:
-            print(f"{len(failed)} runs failed: {', '.join(failed)} (see train.log in their folders)")
+            print(f"{plural(len(failed), 'run')} failed: {', '.join(failed)} (see train.log in their folders)")
             return 1
         return 0
 
@@ -155,10 +156,11 @@ class Plan:
             for t in study.get_trials(deepcopy=False)
             if t.state.name in study_mod.DONE and (grid is None or t.user_attrs.get("config_key") in grid)
         )
+        each = f", {plural(threads, 'thread')} each" if threads else ""
         print(
-            f"sweep '{name}': {what} x {len(seeds)} seeds = {trials * len(seeds)} runs in "
+            f"sweep '{name}': {what} x {plural(len(seeds), 'seed')} = {plural(trials * len(seeds), 'run')} in "
             f"{self.sweep_dir}; {runs_done} already finished, {left * len(seeds)} to run, {jobs} at a time"
-            f"{f', {threads} threads each' if threads else ''}; study {study_mod.safe_url(self.storage_url)}",
+            f"{each}; study {study_mod.safe_url(self.storage_url)}",
             flush=True,
         )
         setup = Setup(
@@ -205,7 +207,9 @@ class Plan:
             confirm.enqueue_trial(t.params, skip_if_exists=True)  # the exact values: no sampling happens
         seeds = list(range(self.args.confirm_seeds))
         keys = {t.user_attrs["config_key"] for t in top}
-        lab = self.study_run(confirm, name, f"the top {len(top)} configurations", seeds, len(top), keys, "none")
+        lab = self.study_run(
+            confirm, name, f"the top {plural(len(top), 'configuration')}", seeds, len(top), keys, "none"
+        )
         if lab.signum is None:
             report(confirm, self.sweep_dir, name, self.metric, prefix="confirm_")
         return lab
