@@ -186,13 +186,13 @@ class Lab:
 
     def _waited_for_writer(self, folder: Path, name: str) -> bool:
         """After train.py found the run locked: wait while another process (a sweep that does not share
-        this study, a train.py by hand) writes it. False when nobody holds it (exit 2 was another error)."""
-        if not is_locked(folder):
-            return False
-        print(
-            f"{name}: being written by process {holder_pid(folder)} (another sweep or train.py); waiting for it",
-            flush=True,
-        )
+        this study, a train.py by hand) writes it. False when exit 2 was another error."""
+        log = (folder / "train.log").read_text(errors="replace").rstrip().rsplit("\n", 1)[-1]
+        if "is being written by process" not in log and not is_locked(folder):
+            return False  # (the log's line also covers a writer that let go right after refusing us)
+        pid = holder_pid(folder) if is_locked(folder) else None
+        if pid is not None:
+            print(f"{name}: being written by process {pid} (another sweep or train.py); waiting for it", flush=True)
         while is_locked(folder) and self.signum is None:
             time.sleep(TWIN_POLL_S)
         return self.signum is None
