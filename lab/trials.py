@@ -35,7 +35,7 @@ from lab.progress import Progress
 from lab.space import Space, config_key, run_label, to_flags
 from lab.study import fail_stale, retry_callback
 from resultsdb.leaderboard import DEFAULT_METRIC, RunResult, read_run
-from tracking.trial import ENV, PRUNED_EXIT
+from tracking.trial import ENV, PRUNED_EXIT, mean_over_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 TWIN_POLL_S = 2.0  # how often a duplicate trial looks whether its twin has finished
@@ -226,10 +226,9 @@ class Lab:
 
     def _report_finished(self, trial: optuna.Trial, k: int, earlier: list[RunResult], r: RunResult) -> None:
         """A reused run's epochs, reported as its live run would have (mean over the seeds so far)."""
-        m = self.s.metric
-        for e, v in enumerate(r.curve(m), 1):
-            prior = [c.curve(m)[min(e, len(c.curve(m))) - 1] for c in earlier]
-            trial.report(statistics.fmean([*prior, v]), k * self.s.epochs + e - 1)
+        prior = [c.curve(self.s.metric) for c in earlier]
+        for e, v in enumerate(r.curve(self.s.metric), 1):
+            trial.report(mean_over_seeds(prior, e, v), k * self.s.epochs + e - 1)
 
     def _train(
         self, trial: optuna.Trial, folder: Path, params: dict, seed: int, k: int, earlier: list[RunResult]

@@ -31,6 +31,13 @@ PRUNED_EXIT = 3  # train.py's exit status for a run its trial pruned (not an err
 PARENT_POLL_S = 1.0  # how soon a run notices that its sweep process died
 
 
+def mean_over_seeds(prior: list[list[float]], epoch: int, value: float) -> float:
+    """What a trial reports at ``epoch`` of a seed: the mean of ``value`` and the earlier seeds'
+    per-epoch curves at that epoch (a seed that stopped early counts with its last epoch's value)."""
+    earlier = [curve[min(epoch, len(curve)) - 1] for curve in prior if curve]
+    return statistics.fmean([*earlier, value])
+
+
 class Pruned(AppError):
     """The run's trial was pruned: last.pt is saved; the sweep marks the trial pruned."""
 
@@ -108,10 +115,7 @@ class TrialReporter(Sink):
         return self.trial
 
     def _value(self, epoch: int, value: float) -> float:
-        """Mean over the seeds done of the validation value at ``epoch`` (a seed that stopped early
-        counts with its last epoch's value)."""
-        earlier = [curve[min(epoch, len(curve)) - 1] for curve in self.spec.get("prior", []) if curve]
-        return statistics.fmean([*earlier, value])
+        return mean_over_seeds(self.spec.get("prior", []), epoch, value)
 
     def _report(self, row: dict[str, Any], check: bool) -> None:
         try:
