@@ -90,7 +90,7 @@ def load_model_from_checkpoint(path: str | Path, device: torch.device, amp: str 
         )
     except UsageError as e:  # e.g. a timm architecture this install does not have
         raise AppError(f"cannot rebuild the model of {path}: {e}") from None
-    except (RuntimeError, ValueError, TypeError) as e:  # shape settings no trainer wrote (a width of -1)
+    except (RuntimeError, ValueError, TypeError, LookupError, ArithmeticError) as e:  # settings no trainer wrote
         raise AppError(
             f"cannot rebuild the model of {path}: its saved settings do not make a model ({first_line(e)}); "
             f"the file is damaged or was edited"

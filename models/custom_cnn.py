@@ -32,6 +32,11 @@ class CustomCNN(nn.Module):
         # Explicit widths let the cheap low-resolution stages be wide while the full-size first
         # stage stays narrow: on a CPU the first stage's convolutions dominate the cost.
         stages = list(widths) or [width * min(2**i, 8) for i in range(depth)]
+        if not stages or min(stages) < 1 or in_channels < 1 or num_classes < 1:
+            raise ValueError(
+                f"the custom CNN needs at least one stage of >= 1 channels, >= 1 input channel and >= 1 class "
+                f"(got stages {stages}, {in_channels} input channels, {num_classes} classes)"
+            )
         layers: list[nn.Module] = _conv_bn(in_channels, stages[0])
         cin, size = stages[0], image_size
         for cout in stages:

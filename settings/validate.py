@@ -44,11 +44,13 @@ def check_warmup(cfg: Config) -> None:
 
 
 def check_sizes(cfg: Config) -> None:
-    """Sizes that decide how much memory is allocated: bounded (see MAX_*)."""
+    """Sizes that decide how much memory is allocated and the model's shape: bounded (see MAX_*).
+    Also run on a loaded checkpoint's config, so an edited one is refused before a model is built."""
     _require(
         cfg.image_size <= MAX_IMAGE_SIDE,
         f"--image_size must be <= {MAX_IMAGE_SIDE} pixels (got {cfg.image_size}); 0 keeps the dataset's size",
     )
+    _require(cfg.width >= 1 and cfg.depth >= 1, "--width and --depth must be >= 1")
     _require(
         cfg.width <= MAX_CHANNELS and cfg.depth <= MAX_STAGES,
         f"--width must be <= {MAX_CHANNELS} and --depth <= {MAX_STAGES} (got {cfg.width}, {cfg.depth})",
@@ -115,7 +117,6 @@ def check_config(cfg: Config) -> None:
     _require(0 <= cfg.label_smoothing < 1, f"--label_smoothing must be in [0, 1) (got {cfg.label_smoothing})")
     _require(0 <= cfg.ema < 1, f"--ema must be in [0, 1) (got {cfg.ema}); 0 disables it")
     _require(0 <= cfg.dropout < 1, f"--dropout must be in [0, 1) (got {cfg.dropout})")
-    _require(cfg.width >= 1 and cfg.depth >= 1, "--width and --depth must be >= 1")
     _require(
         not stage_widths(cfg) or cfg.model == "custom", f"--widths shapes the custom CNN only (got --model {cfg.model})"
     )

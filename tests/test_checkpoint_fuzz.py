@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from artifacts.checkpoint import VERSION
@@ -64,6 +64,11 @@ where = st.sampled_from(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(where, junk)
+@example(("config", "depth"), 0)  # CI found it: no stage at all
+@example(("config", "width"), 0)
+@example(("config", "widths"), "4,-2")
+@example(("preprocessing", "channels"), 0)
+@example(("class_names",), [])
 def test_any_field_loads_or_is_refused_in_one_line(path, value):
     ckpt = {**BASE, "preprocessing": dict(BASE["preprocessing"]), "config": dict(BASE["config"])}
     target = ckpt
