@@ -93,13 +93,19 @@ def test_ctrl_c_in_the_final_test_ends_every_sink_interrupted(tmp_path, monkeypa
         return real(name, release)
 
     monkeypatch.setattr(faults, "point", ctrl_c_at_final_test)
-    with pytest.raises(Interrupted) as caught:
-        train(tmp_path, "--run_name", "r", "--tensorboard", *EPOCHS)
+    # A known handler before the run, whatever an earlier test in this worker process left installed.
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(Interrupted) as caught:
+            train(tmp_path, "--run_name", "r", "--tensorboard", *EPOCHS)
+        restored = signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, outer)
+    assert restored is signal.default_int_handler  # the run put the handler back
     assert caught.value.exit_code == 130 and "the final test (training is complete)" in str(caught.value)
     assert "--resume auto" in str(caught.value)
     run = check_ended(tmp_path, "interrupted")
     assert not run_is_finished(run)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler was put back
 
 
 def test_a_cut_summary_is_unfinished_and_resume_auto_completes_it(tmp_path, capsys):
