@@ -1,5 +1,5 @@
 # Two commands on a fresh machine:  `make demo` (set up + train on the bundled digits), `make test`.
-# `make test-quick` leaves out the tests marked slow (whole runs, kill/resume): one command, ~half the time.
+# `make test-quick` leaves out the tests marked slow (whole runs, kill/resume, real-command catalogues).
 # Both spread the test files over the cores (pytest-xdist; one file per worker, so a module's shared
 # fixture is built once).
 # `make lint`: ruff's lint and format check (pyproject.toml), as CI runs it.

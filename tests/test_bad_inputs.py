@@ -162,6 +162,7 @@ def outcomes(tmp_path_factory, trained_run):
     return {"root": root, "tmp": tmp, "table": table, "results": results, "before": before, "after": snapshot(earlier)}
 
 
+@pytest.mark.slow  # the catalogue: ~25 real commands, most of them importing torch
 @pytest.mark.parametrize("name", CASES)
 def test_refused_with_one_line(outcomes, name):
     case, done = outcomes["table"][name], outcomes["results"][name]
@@ -174,11 +175,13 @@ def test_refused_with_one_line(outcomes, name):
     assert outcomes["after"] == outcomes["before"]  # the earlier run is untouched
 
 
+@pytest.mark.slow  # the catalogue: ~25 real commands, most of them importing torch
 def test_crafted_checkpoint_ran_no_code(outcomes):
     assert outcomes["results"]["checkpoint_running_code_train"].returncode == 1
     assert not (outcomes["tmp"] / "code_ran").exists()
 
 
+@pytest.mark.slow  # the catalogue: ~25 real commands, most of them importing torch
 def test_full_disk_left_the_previous_last_pt_whole(outcomes):
     run_dir = outcomes["root"] / "full"
     assert load_checkpoint(run_dir / "last.pt")["epoch"] == 1  # epoch 2's save failed halfway

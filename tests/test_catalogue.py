@@ -291,17 +291,20 @@ def outcomes(tmp_path_factory):
     }
 
 
+@pytest.mark.slow  # the catalogue of real commands (module fixture)
 @pytest.mark.parametrize("name", CASES)
 def test_refused_with_one_line(outcomes, name):
     case = outcomes["table"][name]
     assert_refused(outcomes["done"][name], codes=(case.code,) if case.code else (1, 2), says=case.says)
 
 
+@pytest.mark.slow  # the catalogue of real commands (module fixture)
 def test_earlier_run_untouched(outcomes):
     assert outcomes["after"] == outcomes["before"]
     assert not (outcomes["root"] / "lr_b").exists() and not (outcomes["root"] / "w").exists()  # refused before locking
 
 
+@pytest.mark.slow  # the catalogue of real commands (module fixture)
 def test_rebuild_into_a_new_file_works(outcomes):
     new = outcomes["tmp"] / "rebuilt.db"
     done = cli("results.py", "import", outcomes["root"], "--results_db", new)
@@ -310,6 +313,7 @@ def test_rebuild_into_a_new_file_works(outcomes):
     assert done.returncode == 0 and "earlier" in done.stdout
 
 
+@pytest.mark.slow  # the catalogue of real commands (module fixture)
 def test_closed_pipe_exits_quietly(outcomes):
     """``results.py runs | head``: the reader is gone before the first line (closed before it starts)."""
     proc = subprocess.Popen(
@@ -325,6 +329,7 @@ def test_closed_pipe_exits_quietly(outcomes):
     assert proc.returncode == 141 and err == "", err
 
 
+@pytest.mark.slow  # the catalogue of real commands (module fixture)
 def test_read_only_database_is_one_line(outcomes, monkeypatch, capsys):
     """Root ignores file modes, so SQLite's refusal is simulated where it happens: opening for write."""
     import results as results_script
@@ -368,6 +373,7 @@ def test_float_fields_are_all_covered():
     assert yaml.safe_load("x: .nan")["x"] != yaml.safe_load("x: .nan")["x"]  # the YAML spelling really is NaN
 
 
+@pytest.mark.slow  # the catalogue of real commands (module fixture)
 def test_import_skips_damaged_run_folders_with_a_warning(outcomes, tmp_path):
     """A rebuild must not stop at one damaged run: its folder is skipped, named on stderr, the rest imported."""
     from catalogue_util import copy_run

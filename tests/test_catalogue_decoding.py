@@ -80,6 +80,7 @@ def trained(hostile, tmp_path_factory):
     return res, ck / "h" / "best.pt"
 
 
+@pytest.mark.slow  # real commands on hostile files
 def test_check_data_reports_every_hostile_entry(hostile):
     res = cli("train.py", "--dataset", "folder", "--data_dir", hostile, "--check_data", timeout=TIMEOUT)
     assert_clean(res)
@@ -92,12 +93,14 @@ def test_check_data_reports_every_hostile_entry(hostile):
     assert sum(map(int, total)) == 21  # 20 images + the GIF, each once however many links reach it
 
 
+@pytest.mark.slow  # real commands on hostile files
 def test_training_uses_the_first_frame_and_ends(trained):
     res, best = trained
     assert_clean(res)
     assert best.is_file() and "stack expects each tensor" not in res.stderr
 
 
+@pytest.mark.slow  # real commands on hostile files
 def test_predict_one_bad_file_gets_its_row(hostile, trained):
     _, best = trained
     res = cli("predict.py", "--checkpoint", best, hostile, "--device", "cpu", timeout=TIMEOUT)  # the loops end
@@ -118,6 +121,7 @@ def test_predict_one_bad_file_gets_its_row(hostile, trained):
     assert_refused(res, "no input could be read as an image (2 given")
 
 
+@pytest.mark.slow  # real commands on hostile files
 def test_explain_animated_and_huge(hostile, trained, tmp_path):
     _, best = trained
     res = cli(

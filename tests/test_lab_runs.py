@@ -57,6 +57,7 @@ def test_a_search_samples_its_trials_and_confirm_seeds_reruns_the_top_on_more_se
     assert len(re.findall(r"^\| \S+ \| 2 \| ", board, re.M)) == 2  # both ranked on 2 seeds
 
 
+@pytest.mark.slow  # a sweep and a train.py process
 def test_a_run_written_by_another_process_is_waited_for_then_trained_once(tmp_path):
     """Another process (a sweep outside this study, a train.py by hand) holds the run's lock: the
     sweep says so, waits for it to let go, and only then trains the run itself."""

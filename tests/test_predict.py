@@ -278,6 +278,7 @@ def peak_predict(*argv) -> tuple[int, float, str]:
     return code, peak_kb / 1024, res.stderr
 
 
+@pytest.mark.slow  # a real predict.py under a memory limit
 def test_a_huge_png_is_refused_with_bounded_memory(setup, tmp_path):
     """A 20000x20000 PNG (~50 KB on disk; 400 MB decoded as gray, 1.2 GB as RGB) is refused from its header:
     predict.py's peak memory is that of predicting one small image (torch itself takes ~0.9 GB)."""

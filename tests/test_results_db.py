@@ -139,6 +139,7 @@ def _write_one_run(args) -> int:
     return run_id
 
 
+@pytest.mark.slow  # writer processes
 def test_parallel_writers_on_a_new_file_never_lose_a_row(tmp_path):
     """A sweep's jobs create and write one database at once: every run and epoch row arrives."""
     import multiprocessing as mp

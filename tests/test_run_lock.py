@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import yaml
 from catalogue_util import assert_refused
 from conftest import FAST, ROOT, cli, cli_env, read_csv, wait_for_file
@@ -89,6 +90,7 @@ def test_refusal_names_folder_and_pid(tmp_path):
     assert err.exit_code == 2 and str(tmp_path / "r") in str(err) and "process 4242" in str(err)
 
 
+@pytest.mark.slow  # two real train.py processes
 def test_two_trainings_on_one_run_name_never_mix(tmp_path):
     run_dir = tmp_path / "ck" / "same"
     marker = tmp_path / "first_paused"
