@@ -7,14 +7,23 @@ measure of compute on a shared machine), their wall time, and whether the pruned
 schedule is in the full grid's best/tied set (paired 95 % t-intervals over seeds of test accuracy,
 as the leaderboard's verdict column gives them).
 
+One pruned study is one sample: what it trains depends on the order its grid sampler tries the
+configurations in (an early late-bloomer is never pruned, and every later trial must beat it).
+``--replays N`` replays N random orders of the grid on the full grid's recorded validation curves,
+through the sweep's own pruner and per-epoch reports (mean over the seeds done), and prints the
+epochs each would have trained: the expected cost, not only one draw of it.
+
     python bench/lab_efficiency.py                              # 8 schedules x 3 seeds x 6 epochs
     python bench/lab_efficiency.py --epochs 8 --pruner median --jobs 2
+    python bench/lab_efficiency.py --out /tmp/lab --replays 200    # reuses the sweeps in /tmp/lab
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from common.spelling import plural  # noqa: E402
+from tracking.trial import make_pruner, mean_over_seeds  # noqa: E402
 
 SCHEDULES = ["step", "cosine", "onecycle", "plateau", "constant", "linear", "exponential", "warm_restarts"]
 
@@ -86,6 +96,46 @@ def best_set(rows: list[dict[str, str]]) -> tuple[str, set[str]]:
     return rows[0]["schedule"], {r["schedule"] for r in rows if r["verdict"] in ("best", "tied")}
 
 
+def val_curve(run_dir: Path) -> list[float]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return [float(r["val_acc"]) for r in csv.DictReader(f)]
+
+
+def replay(full: Path, args, rows: list[dict[str, str]], orders: int) -> list[tuple[int, str]]:
+    """(epochs trained, best finished schedule) of the pruned study for ``orders`` random grid orders,
+    replayed on the full grid's curves: each trial reports as a live one does (lab/trials.py)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    curves = {(s, k): val_curve(full / f"{s}_s{k}") for s in args.schedulers for k in args.seeds}
+    score = {r["schedule"]: float(r["mean"]) for r in rows}
+    rng, out = random.Random(0), []
+    for _ in range(orders):
+        study = optuna.create_study(
+            direction="maximize", pruner=make_pruner(args.pruner, args.epochs * len(args.seeds))
+        )
+        epochs, finished = 0, []
+        for schedule in rng.sample(args.schedulers, len(args.schedulers)):
+            trial, pruned, done = study.ask(), False, []
+            for k, seed in enumerate(args.seeds):
+                for e, value in enumerate(curves[schedule, seed], 1):
+                    epochs += 1
+                    trial.report(mean_over_seeds(done, e, value), k * args.epochs + e - 1)
+                    if trial.should_prune():
+                        pruned = True
+                        break
+                if pruned:
+                    break
+                done.append(curves[schedule, seed])
+            if pruned:
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            else:
+                study.tell(trial, statistics.fmean(c[-1] for c in done))
+                finished.append(schedule)
+        out.append((epochs, max(finished, key=score.__getitem__)))
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--schedulers", nargs="+", default=SCHEDULES)
@@ -95,8 +145,11 @@ def main() -> int:
     p.add_argument("--jobs", type=int, default=1, help="runs at a time in each sweep (default: 1)")
     p.add_argument("--pruner", default="asha", choices=("median", "asha", "hyperband"))
     p.add_argument("--out", type=Path, default=None, help="folder for both sweeps (default: a temporary one)")
+    p.add_argument("--replays", type=int, default=100, help="grid orders replayed on the full grid's curves (0: none)")
     args = p.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="lab-efficiency-"))
+    # A sweep re-run on its folder trains nothing new (sweep.py resumes), so --out reuses both halves;
+    # their wall times are then only the re-runs' and printed as such.
     full_s = run_sweep(out, "full", args, "none")
     pruned_s = run_sweep(out, "pruned", args, args.pruner)
     full_e, pruned_e = epochs_trained(out / "full"), epochs_trained(out / "pruned")
@@ -117,6 +170,16 @@ def main() -> int:
         f"same answer: {'yes' if chosen in tied else 'NO'} (the pruned study's best is "
         f"{'in' if chosen in tied else 'not in'} the full grid's best/tied set)"
     )
+    if args.replays > 0:
+        runs = replay(out / "full", args, board(out / "full"), args.replays)
+        spent = [e for e, _ in runs]
+        same = sum(best in tied for _, best in runs)
+        print(
+            f"{args.replays} grid orders replayed on the full grid's curves ({args.pruner}): epochs mean "
+            f"{statistics.fmean(spent):.1f} ({statistics.fmean(spent) / full_e:.2f}x), min {min(spent)} "
+            f"({min(spent) / full_e:.2f}x), max {max(spent)} ({max(spent) / full_e:.2f}x); "
+            f"same answer in {same} of {args.replays}"
+        )
     return 0
 
 
