@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from sklearn.datasets import load_digits
 
 from data.split import stratified_split
 from data.types import DataBundle, Split, channel_stats
@@ -11,6 +10,8 @@ from data.types import DataBundle, Split, channel_stats
 
 def load(data_dir: str, val_split: float = 0.1, test_split: float = 0.2, **_) -> DataBundle:
     """Digits as uint8 (N, 1, 8, 8); pixel values 0-16 are rescaled to 0-255."""
+    from sklearn.datasets import load_digits  # scikit-learn only when the digits are loaded: ~1 s of start-up
+
     d = load_digits()
     images = torch.from_numpy(d.images).mul(255.0 / 16.0).round().clamp(0, 255).to(torch.uint8).unsqueeze(1)
     labels = torch.from_numpy(d.target).long()

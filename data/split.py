@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 SPLIT_SEED = 0  # fixed, so every training seed is scored on the same held-out images
 
@@ -22,6 +21,10 @@ def stratified_split(
 
 
 def _sklearn_split(labels: np.ndarray, val_frac: float, test_frac: float, seed: int):
+    # Imported here: scikit-learn (and the scipy.stats it loads) costs ~1 s of start-up, which
+    # commands that only check settings or read a checkpoint (sweep.py's checks, predict.py) skip.
+    from sklearn.model_selection import train_test_split
+
     idx = np.arange(len(labels))
     test = np.array([], dtype=int)
     if test_frac > 0:

@@ -95,7 +95,7 @@ class Plan:
             )
         print(
             f"dry run of sweep '{self.args.name}' in {self.sweep_dir}: "
-            + ", ".join(f"{n} {s}" for s, n in counts.items())
+            + ", ".join(f"{s}: {n}" for s, n in counts.items())
             + ("" if counts else "nothing listed")
             + "; nothing trained"
         )

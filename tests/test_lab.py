@@ -140,7 +140,7 @@ def test_dry_run_lists_each_run_and_trains_nothing(tmp_path, capsys):
         "cosine_s1": "run",
         "plateau_s1": "run",
     }
-    assert "nothing trained" in out
+    assert "skip (finished): 1, run: 4, resume: 1; nothing trained" in out
     assert sorted(p.name for p in (ck / "s").iterdir()) == ["cosine_s0", "step_s0"]  # no study, no sweep.yaml
 
     # A run folder trained with other settings is never reused: one line naming the setting.
