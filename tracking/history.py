@@ -64,7 +64,8 @@ class CurvesWriter:
 
     Drawing the three panels costs ~0.3 s on a 2-core CPU: a run whose epochs take a fraction of a
     second (the bundled digits) would spend most of its time drawing. So the plot is redrawn after
-    an epoch only when the last drawing is ``interval_s`` old (the first epoch draws at once), and
+    an epoch only when the last drawing -- or, before the first, the writer's creation at the start
+    of training -- is ``interval_s`` old (a run shorter than that is drawn once, at its end), and
     whatever is not drawn yet is drawn when the training loop is left -- finished, stopped early,
     interrupted or failed. ``metrics.csv`` is still written every epoch.
     """
@@ -73,7 +74,7 @@ class CurvesWriter:
 
     def __init__(self, path: Path):
         self.path = path
-        self.drawn_at = float("-inf")
+        self.drawn_at = time.monotonic()
         self.pending: list[dict[str, Any]] | None = None
 
     def update(self, rows: list[dict[str, Any]]) -> None:
