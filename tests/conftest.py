@@ -44,14 +44,6 @@ FAST = [
 ]
 
 
-def pytest_collection_modifyitems(items):
-    """Files holding slow tests first, each file's tests in their own order: pytest-xdist (--dist
-    loadfile) hands out whole files in collection order, so the long ones start early and the short
-    ones fill in at the end, instead of one worker running a long file alone while the other idles."""
-    has_slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in has_slow)  # stable: the order within a file is kept
-
-
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
     """Each test measures its own AMP/channels_last decisions (runtime/autotune.py): no shared cache file."""
