@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
 
 ECE_BINS = 15  # the usual choice (Guo et al., 2017), so numbers compare with the literature
 
@@ -66,6 +65,9 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bi
 
 def evaluate_predictions(y_true: Sequence[int], probs: np.ndarray, class_names: Sequence[str]) -> Evaluation:
     """All evaluation metrics for true labels ``y_true`` and predicted probabilities (N, C)."""
+    # Imported here: scikit-learn costs ~1.5 s of start-up that predict.py, which scores nothing, skips.
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
+
     y_true = np.asarray(y_true, dtype=int)
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.arange(len(class_names))
