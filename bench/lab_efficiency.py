@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from common.spelling import plural  # noqa: E402
-from tracking.trial import make_pruner, mean_over_seeds  # noqa: E402
+from tracking.trial import make_pruner, mean_over_seeds, trial_step  # noqa: E402
 
 SCHEDULES = ["step", "cosine", "onecycle", "plateau", "constant", "linear", "exponential", "warm_restarts"]
 
@@ -120,7 +120,7 @@ def replay(full: Path, args, rows: list[dict[str, str]], orders: int) -> list[tu
             for k, seed in enumerate(args.seeds):
                 for e, value in enumerate(curves[schedule, seed], 1):
                     epochs += 1
-                    trial.report(mean_over_seeds(done, e, value), k * args.epochs + e - 1)
+                    trial.report(mean_over_seeds(done, e, value), trial_step(k, args.epochs, e))
                     if trial.should_prune():
                         pruned = True
                         break

@@ -47,6 +47,14 @@ _CONTENDED_S = 0.25
 _held: dict[str, RunLock] = {}  # realpath of the lock file -> this process's outermost holder
 
 
+LOCKED_WORDS = "is being written by"  # in RunLocked's line, which a sweep reads back from its child's log
+
+
+def says_locked(line: str) -> bool:
+    """Whether ``line`` (a child train.py's last log line) is :class:`RunLocked`'s refusal."""
+    return "run folder " in line and LOCKED_WORDS in line
+
+
 class RunLocked(AppError):
     """Another live process holds the run folder's lock."""
 
@@ -56,7 +64,7 @@ class RunLocked(AppError):
         self.folder, self.pid = Path(folder), pid
         who = f"process {pid}" if pid else "another process"
         super().__init__(
-            f"run folder {folder} is being written by {who}; wait for it to finish (or stop it), "
+            f"run folder {folder} {LOCKED_WORDS} {who}; wait for it to finish (or stop it), "
             f"or choose another --run_name"
         )
 

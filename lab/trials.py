@@ -29,13 +29,13 @@ from typing import Any
 
 import optuna
 
-from common.runlock import EXIT_LOCKED, holder_pid, is_locked
+from common.runlock import EXIT_LOCKED, holder_pid, is_locked, says_locked
 from lab.identity import run_state
 from lab.progress import Progress
 from lab.space import Space, config_key, run_label, to_flags
 from lab.study import fail_stale, retry_callback
 from resultsdb.leaderboard import DEFAULT_METRIC, RunResult, read_run
-from tracking.trial import ENV, PRUNED_EXIT, mean_over_seeds
+from tracking.trial import ENV, PRUNED_EXIT, mean_over_seeds, trial_step
 
 ROOT = Path(__file__).resolve().parents[1]
 TWIN_POLL_S = 2.0  # how often a duplicate trial looks whether its twin has finished
@@ -83,6 +83,16 @@ def score(r: RunResult, metric: str) -> float:
 
 def describe(r: RunResult, metric: str) -> str:
     return f"{scored_metric(r, metric).replace('_', ' ')} {score(r, metric):.4f}"  # 'test acc 0.9806'
+
+
+def _last_line(path: Path, tail_bytes: int = 4096) -> str:
+    """A log's last line, read from its end (a run's train.log holds every epoch's output)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - tail_bytes))
+            return f.read().decode(errors="replace").rstrip().rsplit("\n", 1)[-1]
+    except OSError:
+        return ""
 
 
 def result_attr(r: RunResult) -> dict[str, Any]:
@@ -187,12 +197,13 @@ class Lab:
     def _waited_for_writer(self, folder: Path, name: str) -> bool:
         """After train.py found the run locked: wait while another process (a sweep that does not share
         this study, a train.py by hand) writes it. False when exit 2 was another error."""
-        log = (folder / "train.log").read_text(errors="replace").rstrip().rsplit("\n", 1)[-1]
-        if "is being written by process" not in log and not is_locked(folder):
-            return False  # (the log's line also covers a writer that let go right after refusing us)
-        pid = holder_pid(folder) if is_locked(folder) else None
+        pid = holder_pid(folder)
+        # The child's refusal line also covers a writer that let go right after refusing it.
+        if pid is None and not says_locked(_last_line(folder / "train.log")):
+            return False
         if pid is not None:
-            print(f"{name}: being written by process {pid} (another sweep or train.py); waiting for it", flush=True)
+            who = f"process {pid}" if pid > 0 else "another process"
+            print(f"{name}: being written by {who} (another sweep or train.py); waiting for it", flush=True)
         while is_locked(folder) and self.signum is None:
             time.sleep(TWIN_POLL_S)
         return self.signum is None
@@ -228,7 +239,7 @@ class Lab:
         """A reused run's epochs, reported as its live run would have (mean over the seeds so far)."""
         prior = [c.curve(self.s.metric) for c in earlier]
         for e, v in enumerate(r.curve(self.s.metric), 1):
-            trial.report(mean_over_seeds(prior, e, v), k * self.s.epochs + e - 1)
+            trial.report(mean_over_seeds(prior, e, v), trial_step(k, self.s.epochs, e))
 
     def _train(
         self, trial: optuna.Trial, folder: Path, params: dict, seed: int, k: int, earlier: list[RunResult]
@@ -258,7 +269,7 @@ class Lab:
             "trial_id": trial._trial_id,
             "pruner": s.pruner,
             "max_resource": s.epochs * len(s.seeds),
-            "step0": k * s.epochs,
+            "step0": trial_step(k, s.epochs, 1),
             "prior": [r.curve(s.metric) for r in earlier],
             "curve": "val_loss" if s.metric.endswith("_loss") else "val_acc",
             "parent": os.getpid(),

@@ -31,6 +31,11 @@ PRUNED_EXIT = 3  # train.py's exit status for a run its trial pruned (not an err
 PARENT_POLL_S = 1.0  # how soon a run notices that its sweep process died
 
 
+def trial_step(seed_index: int, epochs: int, epoch: int) -> int:
+    """The step a trial reports ``epoch`` (1-based) of its ``seed_index``-th seed at."""
+    return seed_index * epochs + epoch - 1
+
+
 def mean_over_seeds(prior: list[list[float]], epoch: int, value: float) -> float:
     """What a trial reports at ``epoch`` of a seed: the mean of ``value`` and the earlier seeds'
     per-epoch curves at that epoch (a seed that stopped early counts with its last epoch's value)."""
