@@ -16,6 +16,7 @@ epochs each would have trained: the expected cost, not only one draw of it.
     python bench/lab_efficiency.py                              # 8 schedules x 3 seeds x 6 epochs
     python bench/lab_efficiency.py --epochs 8 --pruner median --jobs 2
     python bench/lab_efficiency.py --out /tmp/lab --replays 200    # reuses the sweeps in /tmp/lab
+    python bench/lab_efficiency.py --all_presets                # the 35 presets: sweep.py --all_presets
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ def replay(full: Path, args, rows: list[dict[str, str]], orders: int) -> list[tu
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--schedulers", nargs="+", default=SCHEDULES)
+    p.add_argument("--all_presets", action="store_true", help="the grid of sweep.py --all_presets (35 presets)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--width", type=int, default=16)
@@ -147,6 +149,10 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=None, help="folder for both sweeps (default: a temporary one)")
     p.add_argument("--replays", type=int, default=100, help="grid orders replayed on the full grid's curves (0: none)")
     args = p.parse_args()
+    if args.all_presets:
+        from schedulers.registry import PRESET_IDS
+
+        args.schedulers = sorted(set(PRESET_IDS.values()))
     out = args.out or Path(tempfile.mkdtemp(prefix="lab-efficiency-"))
     # A sweep re-run on its folder trains nothing new (sweep.py resumes), so --out reuses both halves;
     # their wall times are then only the re-runs' and printed as such.

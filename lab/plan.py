@@ -10,6 +10,7 @@ from pathlib import Path
 
 import optuna
 
+from common import prefork
 from common.errors import AppError
 from common.spelling import plural
 from lab import study as study_mod
@@ -186,8 +187,12 @@ class Plan:
             jobs,
             cfg.epochs,
         ) as progress:
-            lab = Lab(setup, progress)
-            self.optimize(study, lab, grid, jobs, trials)
+            launch = prefork.launcher() if left else prefork.FreshProcesses()
+            lab = Lab(setup, progress, launch)
+            try:
+                self.optimize(study, lab, grid, jobs, trials)
+            finally:
+                launch.close()
         return lab
 
     def confirm(self, storage, study) -> Lab:

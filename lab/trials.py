@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -29,6 +28,7 @@ from typing import Any
 
 import optuna
 
+from common.prefork import FreshProcesses, Preforker
 from common.runlock import EXIT_LOCKED, holder_pid, is_locked, says_locked
 from lab.identity import run_state
 from lab.progress import Progress
@@ -107,10 +107,11 @@ def result_of(attr: dict[str, Any]) -> RunResult:
 class Lab:
     """Runs trials; ``stop(signum)`` forwards a signal to every running run."""
 
-    def __init__(self, setup: Setup, progress: Progress):
+    def __init__(self, setup: Setup, progress: Progress, launch: Preforker | FreshProcesses):
         self.s = setup
         self.progress = progress
-        self.procs: set[subprocess.Popen] = set()
+        self.launch = launch  # starts each train.py (common/prefork.py: without re-importing torch)
+        self.procs: set = set()
         self.lock = threading.Lock()
         self.signum: int | None = None
         self.failed: list[str] = []
@@ -245,8 +246,7 @@ class Lab:
         self, trial: optuna.Trial, folder: Path, params: dict, seed: int, k: int, earlier: list[RunResult]
     ) -> int:
         s = self.s
-        cmd = [
-            sys.executable,
+        argv = [
             str(ROOT / "train.py"),
             *s.train_args,
             *to_flags(params),
@@ -262,7 +262,7 @@ class Lab:
             s.results_db,
         ]
         if s.threads:
-            cmd += ["--threads", str(s.threads)]
+            argv += ["--threads", str(s.threads)]
         spec = {
             "storage": s.storage_url,
             "study": s.study_name,
@@ -272,25 +272,34 @@ class Lab:
             "step0": trial_step(k, s.epochs, 1),
             "prior": [r.curve(s.metric) for r in earlier],
             "curve": "val_loss" if s.metric.endswith("_loss") else "val_acc",
-            "parent": os.getpid(),
         }
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", ENV: json.dumps(spec)}
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "train.log", "ab") as log:
-            log.write(f"\n$ {' '.join(cmd)}\n".encode())
-            log.flush()
-            with self.lock:
-                if self.signum is not None:
-                    return 128 + self.signum
-                proc = subprocess.Popen(
-                    cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
-                )
-                self.procs.add(proc)
+            log.write(f"\n$ {' '.join([sys.executable, *argv])}\n".encode())
+        with self.lock:
+            if self.signum is not None:
+                return 128 + self.signum
+            proc = self._start(argv, spec, folder / "train.log")
+            self.procs.add(proc)
         try:
             return proc.wait()
         finally:
             with self.lock:
                 self.procs.discard(proc)
+
+    def _start(self, argv: list[str], spec: dict[str, Any], log: Path):
+        """Start one train.py; the run stops (last.pt saved) if the process that started it dies."""
+        for _ in range(2):
+            spec["parent"] = self.launch.parent_pid()
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", ENV: json.dumps(spec)}
+            try:
+                return self.launch.start(argv, env, log)
+            except OSError as e:
+                if isinstance(self.launch, FreshProcesses):
+                    raise
+                print(f"warning: {e}; the runs start as fresh processes from now on", file=sys.stderr, flush=True)
+                self.launch = FreshProcesses()
+        raise AssertionError("unreachable")
 
     def _requeue_and_stop(self, trial: optuna.Trial, name: str) -> None:
         """Queue the trial again as Optuna's retry of a stale trial would (same values, so the same run

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import csv
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -99,16 +101,34 @@ def cli_env(faults: str = "") -> dict:
     return env
 
 
+_launcher = None
+
+
+def launcher():
+    """One common/prefork.py helper per test process, as sweep.py starts its runs: each command is a
+    new process running the script as `python SCRIPT ARGS` would, without re-importing torch."""
+    global _launcher
+    if _launcher is None:
+        from common import prefork
+
+        _launcher = prefork.launcher()
+        atexit.register(_launcher.close)
+    return _launcher
+
+
 def cli(script: str, *args, faults: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run ``python SCRIPT ARGS`` from the repository root and wait for it."""
-    return subprocess.run(
-        [sys.executable, script, *map(str, args)],
-        cwd=ROOT,
-        env=cli_env(faults),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """Run ``python SCRIPT ARGS`` from the repository root and wait for it (stdout, stderr, status)."""
+    argv = [str(ROOT / script), *map(str, args)]
+    with tempfile.TemporaryDirectory(prefix="imgclf-cli-") as folder:
+        out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+        child = launcher().start(argv, cli_env(faults), out, cwd=ROOT, err=err)
+        try:
+            code = child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            raise subprocess.TimeoutExpired([script, *args], timeout) from None
+        return subprocess.CompletedProcess([script, *args], code, out.read_text(), err.read_text())
 
 
 def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:

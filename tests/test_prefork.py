@@ -1,0 +1,112 @@
+"""common/prefork.py: a forked script behaves as `python SCRIPT ARGS` would, in both launchers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from common import prefork
+
+SCRIPT = r"""
+import json, os, signal, sys, time
+what = sys.argv[1]
+if what == "report":
+    print(json.dumps({
+        "argv": sys.argv, "cwd": os.getcwd(), "env": os.environ.get("PF_TEST"), "name": __name__,
+        "sid_is_pid": os.getsid(0) == os.getpid(), "stdin": sys.stdin.read(), "ppid": os.getppid(),
+        "path0": sys.path[0], "sigint": str(signal.getsignal(signal.SIGINT)),
+    }))
+    sys.exit(int(sys.argv[2]))
+if what == "raise":
+    raise ValueError("boom from the script")
+if what == "wait":
+    open(sys.argv[2], "w").close()
+    time.sleep(60)
+"""
+
+
+@pytest.fixture(params=["preforked", "fresh"])
+def launch(request):
+    made = prefork.Preforker(preload=("json",)) if request.param == "preforked" else prefork.FreshProcesses()
+    yield made
+    made.close()
+
+
+def read_report(log):
+    return json.loads(log.read_text().strip().splitlines()[-1])
+
+
+def test_argv_cwd_env_session_stdin_and_exit_status(tmp_path, launch):
+    script = tmp_path / "s.py"
+    script.write_text(SCRIPT)
+    work = tmp_path / "work"
+    work.mkdir()
+    log = tmp_path / "log.txt"
+    log.write_text("earlier line\n")
+    env = {**os.environ, "PF_TEST": "given"}
+    child = launch.start([str(script), "report", "7"], env, log, cwd=work)
+    assert child.wait() == 7
+    got = read_report(log)
+    assert log.read_text().startswith("earlier line\n")  # the log is appended to
+    assert got["argv"][1:] == ["report", "7"] and os.path.samefile(got["argv"][0], script)
+    assert got["cwd"] == str(work) and got["env"] == "given" and got["name"] == "__main__"
+    assert got["sid_is_pid"] and got["stdin"] == "" and got["path0"] == str(tmp_path)
+    assert got["ppid"] == launch.parent_pid()  # what a child watching its parent must compare with
+    assert "default_int_handler" in got["sigint"]  # Ctrl-C raises KeyboardInterrupt, as in a fresh python
+
+
+def test_an_uncaught_exception_is_exit_1_with_its_traceback_in_the_log(tmp_path, launch):
+    script = tmp_path / "s.py"
+    script.write_text(SCRIPT)
+    log = tmp_path / "log.txt"
+    assert launch.start([str(script), "raise"], dict(os.environ), log).wait() == 1
+    text = log.read_text()
+    assert "Traceback" in text and "ValueError: boom from the script" in text
+
+
+def test_a_signal_ends_it_with_minus_the_signal_number(tmp_path, launch):
+    script = tmp_path / "s.py"
+    script.write_text(SCRIPT)
+    mark = tmp_path / "started"
+    child = launch.start([str(script), "wait", str(mark)], dict(os.environ), tmp_path / "log.txt")
+    deadline = time.monotonic() + 30
+    while not mark.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    child.send_signal(signal.SIGTERM)
+    assert child.wait() == -signal.SIGTERM
+
+
+def test_children_run_side_by_side_and_each_status_is_its_own(tmp_path):
+    script = tmp_path / "s.py"
+    script.write_text(SCRIPT)
+    launch = prefork.Preforker(preload=("json",))
+    try:
+        children = [
+            launch.start([str(script), "report", str(code)], dict(os.environ), tmp_path / f"{code}.txt")
+            for code in (0, 3, 5)
+        ]
+        assert [c.wait() for c in children] == [0, 3, 5]
+        assert len({c.pid for c in children}) == 3
+    finally:
+        launch.close()
+
+
+def test_the_helper_gone_is_an_oserror_then_fresh_processes_take_over(tmp_path):
+    launch = prefork.Preforker(preload=("json",))
+    launch._ensure_ready()
+    os.kill(launch.parent_pid(), signal.SIGKILL)
+    launch._helper.wait()
+    launch._reader.join(timeout=10)
+    with pytest.raises(OSError, match="helper"):
+        launch.start([str(tmp_path / "s.py")], dict(os.environ), tmp_path / "log.txt")
+    launch.close()
+
+
+def test_prefork_0_in_the_environment_means_fresh_processes(monkeypatch):
+    monkeypatch.setenv("IMGCLF_PREFORK", "0")
+    assert isinstance(prefork.launcher(), prefork.FreshProcesses)
