@@ -21,6 +21,7 @@ change (tracking.trial watches for it) and stop as on SIGTERM.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -220,6 +221,7 @@ def launcher(preload: tuple[str, ...] = PRELOAD) -> Preforker | FreshProcesses:
 
 def _serve(preload: list[str]) -> dict | None:
     """Answer requests until stdin closes (returns None); in a forked child, return its request."""
+    import gc
     import importlib
     import select
 
@@ -229,6 +231,7 @@ def _serve(preload: list[str]) -> dict | None:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - an optional library missing: the child imports what it needs
             pass
+    gc.freeze()  # the children's collections skip what is inherited: no page is copied to walk it
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
@@ -283,6 +286,7 @@ def _become(request: dict) -> None:
     import io
     import random
     import runpy
+    import traceback
 
     os.setsid()
     for sig in (signal.SIGCHLD, signal.SIGTERM):
@@ -310,7 +314,49 @@ def _become(request: dict) -> None:
     script = os.path.abspath(request["argv"][0])
     sys.argv = [script, *request["argv"][1:]]
     sys.path.insert(0, os.path.dirname(script))
-    runpy.run_path(script, run_name="__main__")
+    try:
+        runpy.run_path(script, run_name="__main__")
+        status = 0
+    except SystemExit as e:
+        status = _exit_status(e.code)
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        _leave(None)  # as python does: the parent sees it killed by SIGINT
+    except BaseException:  # noqa: BLE001 - an uncaught error, reported as python reports it
+        sys.excepthook(*sys.exc_info())
+        status = 1
+    _leave(status)
+
+
+def _exit_status(code) -> int:
+    """What ``sys.exit(code)`` makes the interpreter's exit status."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _leave(status: int | None) -> None:
+    """End the child as the interpreter's shutdown would (non-daemon threads joined, atexit
+    functions run, stdout and stderr flushed) but without tearing down every inherited module:
+    that teardown writes to each of the helper's objects, copying all of their memory pages
+    (1.4 s per child measured, 0.04 s without). ``None``: end by SIGINT."""
+    main = threading.main_thread()
+    for thread in threading.enumerate():
+        if thread is not main and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    if status is None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    os._exit(status if status is not None else 130)
 
 
 if __name__ == "__main__":
