@@ -283,10 +283,11 @@ def _serve(preload: list[str]) -> dict | None:
 
 def _become(request: dict) -> None:
     """In the forked child: turn into ``python ARGV`` run in the request's folder, environment and log."""
+    import builtins
     import io
     import random
-    import runpy
     import traceback
+    import types
 
     os.setsid()
     for sig in (signal.SIGCHLD, signal.SIGTERM):
@@ -312,10 +313,20 @@ def _become(request: dict) -> None:
     if "numpy" in sys.modules:
         sys.modules["numpy"].random.seed()
     script = os.path.abspath(request["argv"][0])
-    sys.argv = [script, *request["argv"][1:]]
+    sys.argv = list(request["argv"])  # argv[0] as given, as python keeps it (a printed command repeats it)
     sys.path.insert(0, os.path.dirname(script))
+    # What python does for a script (runpy.run_path would put the absolute path in argv[0]).
+    main = types.ModuleType("__main__")
+    main.__dict__.update(__file__=script, __builtins__=builtins, __cached__=None, __loader__=None, __spec__=None)
+    sys.modules["__main__"] = main
     try:
-        runpy.run_path(script, run_name="__main__")
+        with open(script, "rb") as f:
+            source = f.read()
+    except OSError as e:
+        print(f"{sys.executable}: can't open file {script!r}: [Errno {e.errno}] {e.strerror}", file=sys.stderr)
+        _leave(2)
+    try:
+        exec(compile(source, script, "exec"), main.__dict__)
         status = 0
     except SystemExit as e:
         status = _exit_status(e.code)

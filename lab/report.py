@@ -86,8 +86,18 @@ def report(
     return finished
 
 
+def varying_params(study: optuna.Study) -> set[str]:
+    """The parameters that took more than one value among the study's trials."""
+    values: dict[str, set] = {}
+    for t in study.get_trials(deepcopy=False):
+        for k, v in t.params.items():
+            values.setdefault(k, set()).add(repr(v))
+    return {k for k, vs in values.items() if len(vs) > 1}
+
+
 def study_plots(study: optuna.Study, out_dir: Path) -> list[str]:
-    """Optuna's own matplotlib plots, those the study has data for (importances need 2+ trials)."""
+    """Optuna's own matplotlib plots, those the study has data for. Importances only where two or more
+    parameters vary: one parameter has all of it by definition, and Optuna's fANOVA forest costs ~2 s."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -95,7 +105,10 @@ def study_plots(study: optuna.Study, out_dir: Path) -> list[str]:
     from optuna.visualization import matplotlib as vis
 
     done = []
-    for file, fn in STUDY_PLOTS.items():
+    plots = dict(STUDY_PLOTS)
+    if len(varying_params(study)) < 2:
+        del plots["param_importances.png"]
+    for file, fn in plots.items():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # ExperimentalWarning on every call

@@ -116,23 +116,80 @@ def launcher():
     return _launcher
 
 
+class Started:
+    """``python SCRIPT ARGS`` started through :func:`launcher`, its stdout and stderr kept in files:
+    the part of :class:`subprocess.Popen` the tests use (``pid``, ``poll``, ``wait``, ``send_signal``,
+    ``kill``, ``communicate``, ``returncode``) and ``lines()`` to follow its output while it runs."""
+
+    def __init__(self, script: str, *args, env: dict | None = None, merge_stderr: bool = False):
+        self.args = [script, *map(str, args)]
+        self._folder = tempfile.TemporaryDirectory(prefix="imgclf-cli-")
+        self._out = Path(self._folder.name) / "stdout"
+        self._err = None if merge_stderr else Path(self._folder.name) / "stderr"
+        for path in (self._out, self._err):
+            if path:
+                path.touch()  # readable before the child opens it
+        # `python SCRIPT` from the repository root: a command the script prints back names it the same way
+        self._child = launcher().start(
+            self.args, env if env is not None else cli_env(), self._out, cwd=ROOT, err=self._err
+        )
+        self.pid = self._child.pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        try:
+            return self.wait(0)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.returncode = self._child.wait(timeout)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        self._child.send_signal(sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        """Wait for the end (killed after ``timeout``, as ``cli`` does) and return (stdout, stderr)."""
+        try:
+            self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.wait()
+            raise subprocess.TimeoutExpired(self.args, timeout) from None
+        return self._out.read_text(), self._err.read_text() if self._err else ""
+
+    def lines(self, timeout: float = 120):
+        """Each stdout line as the script writes it (its output is unbuffered: cli_env)."""
+        deadline = time.monotonic() + timeout
+        with open(self._out) as f:
+            while True:
+                line = f.readline()
+                if line.endswith("\n"):
+                    yield line
+                    continue
+                if self.poll() is not None:
+                    rest = line + f.read()
+                    yield from rest.splitlines(keepends=True)
+                    return
+                assert time.monotonic() < deadline, f"{self.args[0]} printed no new line within {timeout} s"
+                f.seek(f.tell() - len(line.encode()))
+                time.sleep(0.02)
+
+
 def cli(script: str, *args, faults: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
     """Run ``python SCRIPT ARGS`` from the repository root and wait for it (stdout, stderr, status)."""
-    argv = [str(ROOT / script), *map(str, args)]
-    with tempfile.TemporaryDirectory(prefix="imgclf-cli-") as folder:
-        out, err = Path(folder) / "stdout", Path(folder) / "stderr"
-        child = launcher().start(argv, cli_env(faults), out, cwd=ROOT, err=err)
-        try:
-            code = child.wait(timeout)
-        except subprocess.TimeoutExpired:
-            child.send_signal(signal.SIGKILL)
-            child.wait()
-            raise subprocess.TimeoutExpired([script, *args], timeout) from None
-        return subprocess.CompletedProcess([script, *args], code, out.read_text(), err.read_text())
+    proc = Started(script, *args, env=cli_env(faults))
+    out, err = proc.communicate(timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
-    """Block until ``path`` exists (a faults.py hold reached); fail fast if the child died first."""
+def wait_for_file(path: Path, proc, timeout: float = 60) -> None:
+    """Block until ``path`` exists (a faults.py hold reached); fail fast if the child died first.
+    ``proc``: a :class:`Started` or :class:`subprocess.Popen`."""
     deadline = time.monotonic() + timeout
     while not path.exists():
         if proc.poll() is not None:
@@ -143,12 +200,9 @@ def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 60) -> No
         time.sleep(0.02)
 
 
-def signal_when_held(cmd: list, env: dict, marker: Path, sig: int, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Start ``cmd``, wait until it creates ``marker`` (a faults.py hold), send ``sig`` and wait for
+def signal_when_held(proc, marker: Path, sig: int, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Wait until the started ``proc`` creates ``marker`` (a faults.py hold), send ``sig`` and wait for
     its exit; a child left running by a failed assertion is killed."""
-    proc = subprocess.Popen(
-        [str(a) for a in cmd], cwd=ROOT, text=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
     try:
         wait_for_file(marker, proc, timeout=timeout)
         proc.send_signal(sig)

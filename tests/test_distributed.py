@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 import torch
@@ -111,7 +112,8 @@ def test_sigterm_to_the_launcher_mid_epoch_then_resume_auto_is_exact(two_ranks, 
     run_dir, marker = tmp_path / "r", tmp_path / "held"
     cmd = torchrun(*ARGS, "--batch_size", B, "--checkpoint_dir", tmp_path, "--run_name", "r", "--resume", "auto")
     # Both ranks hold after their 25th update (epoch 2, batch 5) until the signal has reached them.
-    stopped = signal_when_held(cmd, env(f"step#25=hold:{marker}"), marker, signal.SIGTERM, timeout=120)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env(f"step#25=hold:{marker}"), text=True, stdout=PIPE, stderr=PIPE)
+    stopped = signal_when_held(proc, marker, signal.SIGTERM, timeout=120)
     err = stopped.stderr
     assert stopped.returncode != 0
     assert "interrupted: SIGTERM at epoch 2" in err, err

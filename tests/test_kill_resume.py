@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, cli, cli_env, read_csv, signal_when_held, wait_for_file
+from conftest import Started, cli, cli_env, read_csv, signal_when_held, wait_for_file
 
 from artifacts.checkpoint import load_checkpoint
 
@@ -67,7 +67,7 @@ def reference(tmp_path_factory) -> Path:
 def run_until(args: list, hold_at: str, tmp_path: Path, sig: int) -> subprocess.CompletedProcess:
     """Start ``train.py ARGS``, wait until it holds at ``hold_at`` (faults.py syntax), send ``sig``."""
     marker = tmp_path / f"held-{hold_at.replace(':', '_').replace('#', '_')}"
-    done = signal_when_held([sys.executable, "train.py", *args], cli_env(f"{hold_at}=hold:{marker}"), marker, sig)
+    done = signal_when_held(Started("train.py", *args, env=cli_env(f"{hold_at}=hold:{marker}")), marker, sig)
     marker.unlink()
     return done
 
@@ -161,12 +161,13 @@ def test_second_ctrl_c_exits_at_once_and_leaves_whole_files(reference, tmp_path)
     """First Ctrl-C mid-epoch 2; the second arrives while that interrupt's last.pt is half written."""
     run_dir = tmp_path / "ck" / "r"
     first, second = tmp_path / "first", tmp_path / "second"
-    proc = subprocess.Popen(
-        [sys.executable, "train.py", *ARGS, "--checkpoint_dir", str(tmp_path / "ck"), "--run_name", "r"],
-        cwd=ROOT,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    proc = Started(
+        "train.py",
+        *ARGS,
+        "--checkpoint_dir",
+        tmp_path / "ck",
+        "--run_name",
+        "r",
         env=cli_env(f"step#25=hold:{first};write:last.pt#2=hold:{second}"),
     )
     try:

@@ -98,6 +98,26 @@ def _fake_run(folder, cfg, finished: bool) -> None:
         (folder / "last.pt").write_text("")
 
 
+@pytest.mark.parametrize("varied, importances", [(("scheduler",), False), (("scheduler", "lr"), True)])
+def test_parameter_importances_are_drawn_only_where_two_parameters_vary(tmp_path, varied, importances):
+    import optuna
+
+    from lab.report import study_plots
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    for i in range(4):
+        params = {"scheduler": ["cosine", "step"][i % 2], "lr": 0.01 * (i + 1 if "lr" in varied else 1)}
+        dists = {
+            "scheduler": optuna.distributions.CategoricalDistribution(["cosine", "step"]),
+            "lr": optuna.distributions.FloatDistribution(0.001, 0.1),
+        }
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=float(i)))
+    written = study_plots(study, tmp_path)
+    assert ("param_importances.png" in written) == importances == (tmp_path / "param_importances.png").is_file()
+    assert {"optimization_history.png", "parallel_coordinate.png"} <= set(written)
+
+
 def test_dry_run_lists_each_run_and_trains_nothing(tmp_path, capsys):
     import dataclasses
 
@@ -241,6 +261,7 @@ def test_a_trial_behind_the_others_is_pruned_at_an_epoch_end_with_last_pt_and_st
     assert len(ranked) == 2 and pruned[0][1] not in ranked  # the pruned trial is shown, not ranked
     for png in ("optimization_history.png", "intermediate_values.png", "parallel_coordinate.png", "val_acc.png"):
         assert (sweep / png).stat().st_size > 0
+    assert not (sweep / "param_importances.png").exists()  # one parameter (the schedule) varies
     assert "3/3 runs done, 0 running" in (sweep / "progress.txt").read_text()
     study = optuna.load_study(study_name="p", storage=f"sqlite:///{sweep / 'study.db'}")
     assert study.direction == optuna.study.StudyDirection.MINIMIZE

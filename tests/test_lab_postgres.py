@@ -7,19 +7,17 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
-from conftest import ROOT, cli, cli_env
+from conftest import Started, cli, cli_env
 from test_lab import TINY
 
 pytestmark = pytest.mark.slow  # whole sweeps as subprocesses against a server
 
 
 def sweep_cmd(*args) -> list[str]:
-    return [sys.executable, "sweep.py", *map(str, args)]
+    return ["sweep.py", *map(str, args)]
 
 
 def study_trials(url: str, name: str):
@@ -58,10 +56,7 @@ def test_two_workers_share_one_study_and_no_run_is_trained_twice(tmp_path, pg_se
         "--results_db",
         results_url,
     )
-    workers = [
-        subprocess.Popen(cmd, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]  # two machines, as far as the study can tell
+    workers = [Started(*cmd) for _ in range(2)]  # two machines, as far as the study can tell
     outs = [w.communicate(timeout=600) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outs
     names = ["step_s0", "cosine_s0", "constant_s0"]
@@ -107,7 +102,7 @@ def test_a_worker_killed_mid_trial_has_its_trial_failed_by_heartbeat_and_resumed
         "2",
     )
     env = {**cli_env(faults=f"step#3=hold:{marks}/{{pid}}"), "IMGCLF_HEARTBEAT_S": "1"}
-    first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = Started(*cmd, env=env)
     deadline = time.monotonic() + 300
     while not list(marks.iterdir()):  # the run is inside epoch 1
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()
@@ -121,17 +116,16 @@ def test_a_worker_killed_mid_trial_has_its_trial_failed_by_heartbeat_and_resumed
         assert time.monotonic() < deadline, "the orphaned run did not stop with last.pt saved"
         time.sleep(0.05)
 
-    second = subprocess.run(
-        cmd, cwd=ROOT, env={**cli_env(), "IMGCLF_HEARTBEAT_S": "1"}, capture_output=True, text=True, timeout=600
-    )
-    assert second.returncode == 0, second.stdout + second.stderr
+    second = Started(*cmd, env={**cli_env(), "IMGCLF_HEARTBEAT_S": "1"})
+    out, err = second.communicate(timeout=600)
+    assert second.returncode == 0, out + err
     trials = study_trials(url, "k")
     assert trials[0].state.name == "FAIL"  # failed by the heartbeat, not by anyone's hand
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     assert len(complete) == 1 and complete[0].system_attrs.get("failed_trial") == 0  # Optuna's retry, counted once
     log = (run / "train.log").read_text()
     assert trained_times(run) == 2 and "resuming" in log  # the second worker continued the saved run
-    assert (run / "summary.json").is_file() and "| step | 1 |" in second.stdout
+    assert (run / "summary.json").is_file() and "| step | 1 |" in out
 
 
 def _alive(pid: int) -> bool:
@@ -162,9 +156,9 @@ def test_the_server_restarting_between_trials_loses_nothing(tmp_path, pg_server)
         "--epochs",
         "2",
     )
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = Started(*cmd)
     lines = []
-    for line in proc.stdout:  # the first trial is finished and recorded
+    for line in proc.lines(timeout=300):  # the first trial is finished and recorded
         lines.append(line)
         if "run 1/2 done" in line:
             break

@@ -55,6 +55,8 @@ def test_a_search_samples_its_trials_and_confirm_seeds_reruns_the_top_on_more_se
         assert (sweep / f"{label}_s1" / "summary.json").is_file()  # the confirmation's second seed
     board = (sweep / "confirm_leaderboard.md").read_text()
     assert len(re.findall(r"^\| \S+ \| 2 \| ", board, re.M)) == 2  # both ranked on 2 seeds
+    varying = {k for k in ("scheduler", "lr", "scheduler_gamma") if len({t.params.get(k) for t in trials}) > 1}
+    assert (sweep / "param_importances.png").exists() == (len(varying) >= 2)  # lr always varies
 
 
 @pytest.mark.slow  # a sweep and a train.py process
@@ -62,10 +64,8 @@ def test_a_run_written_by_another_process_is_waited_for_then_trained_once(tmp_pa
     """Another process (a sweep outside this study, a train.py by hand) holds the run's lock: the
     sweep says so, waits for it to let go, and only then trains the run itself."""
     import os
-    import subprocess
-    import sys
 
-    from conftest import ROOT, cli_env
+    from conftest import Started
 
     from common.runlock import RunLock
 
@@ -73,30 +73,11 @@ def test_a_run_written_by_another_process_is_waited_for_then_trained_once(tmp_pa
     folder = ck / "w" / "constant_s0"
     folder.mkdir(parents=True)
     lock = RunLock(folder).acquire()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "sweep.py",
-            "--schedulers",
-            "constant",
-            "--name",
-            "w",
-            "--",
-            "--checkpoint_dir",
-            str(ck),
-            *FAST,
-            "--epochs",
-            "1",
-        ],
-        cwd=ROOT,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    args = ["--schedulers", "constant", "--name", "w", "--", "--checkpoint_dir", ck, *FAST, "--epochs", "1"]
+    proc = Started("sweep.py", *args, merge_stderr=True)
     try:
         seen = []
-        for line in proc.stdout:  # the sweep's own lines, read as they come: no sleeping on a guess
+        for line in proc.lines(timeout=300):  # the sweep's own lines, read as they come: no sleeping on a guess
             seen.append(line)
             if "being written by process" in line:
                 break

@@ -48,8 +48,14 @@ def test_argv_cwd_env_session_stdin_and_exit_status(tmp_path, launch):
     log = tmp_path / "log.txt"
     log.write_text("earlier line\n")
     env = {**os.environ, "PF_TEST": "given"}
-    child = launch.start([str(script), "report", "7"], env, log, cwd=work)
-    assert child.wait() == 7
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored, and so
+    # would a fresh child: give this one a terminal's disposition, as a user's shell would.
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        child = launch.start([str(script), "report", "7"], env, log, cwd=work)
+        assert child.wait() == 7
+    finally:
+        signal.signal(signal.SIGINT, outer)
     got = read_report(log)
     assert log.read_text().startswith("earlier line\n")  # the log is appended to
     assert got["argv"][1:] == ["report", "7"] and os.path.samefile(got["argv"][0], script)
@@ -57,6 +63,16 @@ def test_argv_cwd_env_session_stdin_and_exit_status(tmp_path, launch):
     assert got["sid_is_pid"] and got["stdin"] == "" and got["path0"] == str(tmp_path)
     assert got["ppid"] == launch.parent_pid()  # what a child watching its parent must compare with
     assert "default_int_handler" in got["sigint"]  # Ctrl-C raises KeyboardInterrupt, as in a fresh python
+    # A script named relative to the working directory keeps that name in argv[0], as python keeps it.
+    assert launch.start(["../s.py", "report", "0"], env, log, cwd=work).wait() == 0
+    got = read_report(log)
+    assert got["argv"][0] == "../s.py" and got["path0"] == str(tmp_path)
+
+
+def test_a_missing_script_is_exit_2_naming_it(tmp_path, launch):
+    log = tmp_path / "log.txt"
+    assert launch.start([str(tmp_path / "absent.py")], dict(os.environ), log).wait() == 2
+    assert "can't open file" in log.read_text() and "absent.py" in log.read_text()
 
 
 def test_an_uncaught_exception_is_exit_1_with_its_traceback_in_the_log(tmp_path, launch):

@@ -14,7 +14,7 @@ import sys
 import pytest
 import yaml
 from catalogue_util import assert_refused
-from conftest import FAST, ROOT, cli, cli_env, read_csv, wait_for_file
+from conftest import FAST, ROOT, Started, cli, cli_env, read_csv, wait_for_file
 
 from common.runlock import LOCK_NAME, RunLock, RunLocked, holder_pid, is_locked
 
@@ -110,14 +110,7 @@ def test_two_trainings_on_one_run_name_never_mix(tmp_path):
         "--results_db",
         "none",
     ]
-    first = subprocess.Popen(
-        [sys.executable, *map(str, common), "--lr", "0.003"],
-        cwd=ROOT,
-        text=True,
-        env=cli_env(f"step#1=pause:{marker}"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    first = Started(*common, "--lr", "0.003", env=cli_env(f"step#1=pause:{marker}"))
     try:
         wait_for_file(marker, first)  # the first holds the lock and has started training
         second = cli(*common[:1], *common[1:], "--lr", "0.02")

@@ -124,9 +124,8 @@ def test_sigint_inside_an_epoch_resumes_schedule_free_to_the_last_bit(tmp_path):
     printed resume command finishes the run with the weights and metrics of an uninterrupted one."""
     import shlex
     import signal
-    import sys
 
-    from conftest import cli, cli_env, signal_when_held
+    from conftest import Started, cli, cli_env, signal_when_held
 
     args = [
         "--scheduler",
@@ -153,13 +152,10 @@ def test_sigint_inside_an_epoch_resumes_schedule_free_to_the_last_bit(tmp_path):
     ref = cli("train.py", *args, "--checkpoint_dir", tmp_path / "ref", "--run_name", "r", timeout=300)
     assert ref.returncode == 0, ref.stderr
     marker = tmp_path / "held"
-    done = signal_when_held(
-        [sys.executable, "train.py", *args, "--checkpoint_dir", tmp_path / "ck", "--run_name", "r"],
-        cli_env(f"step#30=hold:{marker}"),
-        marker,
-        signal.SIGINT,
-        timeout=300,
+    proc = Started(
+        "train.py", *args, "--checkpoint_dir", tmp_path / "ck", "--run_name", "r", env=cli_env(f"step#30=hold:{marker}")
     )
+    done = signal_when_held(proc, marker, signal.SIGINT, timeout=300)
     assert done.returncode == 130, done.stderr
     saved = load_checkpoint(tmp_path / "ck" / "r" / "last.pt")
     assert saved["partial_epoch"]["batches"] == 10 and saved["train_weights"] is not None

@@ -147,38 +147,15 @@ def test_ctrl_c_stops_every_job_resumably_and_the_same_command_finishes_them(tmp
     """Both jobs held mid-epoch; one SIGINT to the sweep: each saves last.pt and is recorded as stopped;
     the same command again resumes both to the end without duplicating an epoch row."""
     import signal
-    import subprocess
-    import sys
     import time
 
-    from conftest import ROOT, cli_env
+    from conftest import Started, cli_env
 
     ck, marks = tmp_path / "ck", tmp_path / "marks"
     marks.mkdir()
-    args = [
-        sys.executable,
-        "sweep.py",
-        "--schedulers",
-        "step",
-        "cosine",
-        "--jobs",
-        "2",
-        "--name",
-        "s",
-        "--",
-        "--checkpoint_dir",
-        str(ck),
-        *TINY,
-    ]
+    args = ["--schedulers", "step", "cosine", "--jobs", "2", "--name", "s", "--", "--checkpoint_dir", ck, *TINY]
     # Each job pauses at its 3rd update (epoch 1) until it is signalled, leaving marks/<pid>.
-    proc = subprocess.Popen(
-        args,
-        cwd=ROOT,
-        env=cli_env(faults=f"step#3=hold:{marks}/{{pid}}"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = Started("sweep.py", *args, env=cli_env(faults=f"step#3=hold:{marks}/{{pid}}"))
     deadline = time.monotonic() + 120
     while len(list(marks.iterdir())) < 2:  # both jobs are inside epoch 1 now
         assert proc.poll() is None, proc.communicate()
@@ -194,7 +171,7 @@ def test_ctrl_c_stops_every_job_resumably_and_the_same_command_finishes_them(tmp
     with ResultsDB(ck / "results.db") as db:
         assert {r["status"] for r in db.query("SELECT status FROM runs")} == {"stopped"}
 
-    again = subprocess.run(args, cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=300)
+    again = cli("sweep.py", *args, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "0 already finished, 2 to run" in again.stdout
     with ResultsDB(ck / "results.db") as db:
