@@ -1,7 +1,8 @@
 # Two commands on a fresh machine:  `make demo` (set up + train on the bundled digits), `make test`.
 # `make test-quick` leaves out the tests marked slow (whole runs, kill/resume, real-command catalogues).
 # Both spread the test files over the cores (pytest-xdist; one file per worker, so a module's shared
-# fixture is built once).
+# fixture is built once), files with slow tests first (tests/conftest.py orders them; xdist's own
+# reordering, by number of tests, would start the longest files last).
 # `make lint`: ruff's lint and format check (pyproject.toml), as CI runs it.
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -21,10 +22,10 @@ demo: $(STAMP)
 	$(PY) train.py
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n auto --dist loadfile
+	$(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 test-quick: $(STAMP)
-	$(PY) -m pytest -q -n auto --dist loadfile -m "not slow"
+	$(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not slow"
 
 # Lint and format check (settings: pyproject.toml); CI runs it before the tests.
 lint: $(STAMP)
