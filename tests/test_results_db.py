@@ -129,27 +129,19 @@ def _nothing():
     return contextlib.nullcontext()
 
 
-def _write_one_run(args) -> int:
-    path, i, barrier = args
-    barrier.wait()  # every process opens the new file at the same moment
-    with ResultsDB(path, timeout=20) as db:
-        run_id = db.upsert_run(f"/runs/r{i}", status="running")
-        for epoch in (1, 2, 3):
-            db.upsert_epoch(run_id, {"epoch": epoch, "accuracy": 0.5, "loss": 1.0})
-    return run_id
-
-
 @pytest.mark.slow  # writer processes
 def test_parallel_writers_on_a_new_file_never_lose_a_row(tmp_path):
     """A sweep's jobs create and write one database at once: every run and epoch row arrives."""
     import multiprocessing as mp
+
+    from db_writer import write_one_run
 
     ctx = mp.get_context("spawn")
     n = 6
     with ctx.Manager() as manager:
         barrier = manager.Barrier(n)
         with ctx.Pool(n) as pool:
-            ids = pool.map(_write_one_run, [(tmp_path / "new.db", i, barrier) for i in range(n)])
+            ids = pool.map(write_one_run, [(tmp_path / "new.db", i, barrier) for i in range(n)])
     assert len(set(ids)) == n
     with ResultsDB(tmp_path / "new.db") as db:
         assert db.query("SELECT COUNT(*) AS n FROM runs")[0]["n"] == n
