@@ -192,4 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from common import prefork
+
+    prefork.fork_helper_now()  # the runs' launcher, made before this process has threads
     run_cli(main)

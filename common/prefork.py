@@ -88,13 +88,58 @@ class FreshProcesses:
         pass
 
 
-class Preforker:
-    """Scripts forked from one helper process that has imported ``preload``."""
+class _ForkedHelper:
+    """The helper forked from this process (what :class:`Preforker` uses of a Popen): it starts with
+    every module this process has imported, so only the rest of ``preload`` is left to import."""
 
-    def __init__(self, preload: tuple[str, ...] = PRELOAD):
-        self._helper = subprocess.Popen(
-            [sys.executable, __file__, *preload], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
-        )
+    def __init__(self, preload: tuple[str, ...]):
+        to_helper, from_parent = os.pipe()
+        from_helper, to_parent = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the helper: requests on fd 0, answers on fd 1, never back into the caller's code
+            try:
+                os.close(from_parent)
+                os.close(from_helper)
+                os.dup2(to_helper, 0)
+                os.dup2(to_parent, 1)
+                os.close(to_helper)
+                os.close(to_parent)
+                request = _serve(list(preload), parent)
+                if request is not None:
+                    _become(request)
+            finally:
+                os._exit(0)
+        os.close(to_helper)
+        os.close(to_parent)
+        self.pid = pid
+        self.stdin = os.fdopen(from_parent, "wb", buffering=0)
+        self.stdout = os.fdopen(from_helper, "rb", buffering=0)
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def wait(self) -> None:
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+
+class Preforker:
+    """Scripts forked from one helper process that has imported ``preload`` (``forked``: a helper
+    forked from this process rather than a new interpreter; see :func:`fork_helper_now`)."""
+
+    def __init__(self, preload: tuple[str, ...] = PRELOAD, forked: bool = False):
+        if forked:
+            self._helper = _ForkedHelper(preload)
+        else:
+            self._helper = subprocess.Popen(
+                [sys.executable, __file__, *preload], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
+            )
         self._lock = threading.Lock()
         self._next = 0
         self._started: dict[int, list] = {}  # request id -> [event, pid or error]
@@ -206,10 +251,35 @@ def _wait_gone(pid: int) -> None:
         time.sleep(0.2)
 
 
+_forked: Preforker | None = None  # made by fork_helper_now, not yet handed out
+
+
+def _wanted() -> bool:
+    return hasattr(os, "fork") and os.environ.get("IMGCLF_PREFORK", "1") != "0"
+
+
+def fork_helper_now() -> None:
+    """Fork the helper from this process now, for :func:`launcher` to hand out later. Call it first
+    thing in a script's ``__main__`` block, while the process has no thread and nothing initialised:
+    the helper's imports then overlap the script's own start-up, and a script that was itself started
+    from a helper (so has imported everything already) gets a helper with nothing left to import."""
+    global _forked
+    if _forked is None and _wanted() and threading.active_count() == 1:
+        try:
+            _forked = Preforker(PRELOAD, forked=True)
+        except OSError:
+            _forked = None
+
+
 def launcher(preload: tuple[str, ...] = PRELOAD) -> Preforker | FreshProcesses:
-    """A Preforker where fork exists (``IMGCLF_PREFORK=0``: fresh processes, e.g. to compare)."""
-    if not hasattr(os, "fork") or os.environ.get("IMGCLF_PREFORK", "1") == "0":
+    """The helper :func:`fork_helper_now` made, else a new Preforker, where fork exists
+    (``IMGCLF_PREFORK=0``: fresh processes, e.g. to compare)."""
+    global _forked
+    if not _wanted():
         return FreshProcesses()
+    if _forked is not None:
+        made, _forked = _forked, None
+        return made
     try:
         return Preforker(preload)
     except OSError:
@@ -219,14 +289,17 @@ def launcher(preload: tuple[str, ...] = PRELOAD) -> Preforker | FreshProcesses:
 # --- the helper process ----------------------------------------------------------------------------
 
 
-def _serve(preload: list[str]) -> dict | None:
-    """Answer requests until stdin closes (returns None); in a forked child, return its request."""
+def _serve(preload: list[str], parent: int | None = None) -> dict | None:
+    """Answer requests until stdin closes (returns None); in a forked child, return its request.
+    ``parent``: stop importing as soon as that process is gone (it ended before needing a child)."""
     import gc
     import importlib
     import select
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the parent's to forward
     for name in preload:
+        if parent is not None and os.getppid() != parent:
+            return None
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - an optional library missing: the child imports what it needs

@@ -42,6 +42,7 @@ class Plan:
         self.storage_url = study_mod.storage_url(args.storage, sweep_dir)
         self.metric = args.metric
         self.direction = "maximize" if METRICS[args.metric][1] else "minimize"
+        self._launch: prefork.Preforker | prefork.FreshProcesses | None = None
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # the sweep prints its own lines
 
     # --- what there is to do ---------------------------------------------------------------------
@@ -104,6 +105,13 @@ class Plan:
 
     # --- running it ------------------------------------------------------------------------------
     def run(self) -> int:
+        try:
+            return self._run()
+        finally:
+            if self._launch is not None:
+                self._launch.close()
+
+    def _run(self) -> int:
         from lab.report import initial_weights_check, report
 
         args, cfg = self.args, self.cfg
@@ -187,13 +195,15 @@ class Plan:
             jobs,
             cfg.epochs,
         ) as progress:
-            launch = prefork.launcher() if left else prefork.FreshProcesses()
-            lab = Lab(setup, progress, launch)
-            try:
-                self.optimize(study, lab, grid, jobs, trials)
-            finally:
-                launch.close()
+            lab = Lab(setup, progress, self.launcher() if left else prefork.FreshProcesses())
+            self.optimize(study, lab, grid, jobs, trials)
         return lab
+
+    def launcher(self) -> prefork.Preforker | prefork.FreshProcesses:
+        """One launcher for the sweep and its confirmation (closed by :meth:`run`)."""
+        if self._launch is None:
+            self._launch = prefork.launcher()
+        return self._launch
 
     def confirm(self, storage, study) -> Lab:
         """--confirm_seeds K: the top 3 configurations again on seeds 0..K-1 (runs the search already

@@ -126,3 +126,45 @@ def test_the_helper_gone_is_an_oserror_then_fresh_processes_take_over(tmp_path):
 def test_prefork_0_in_the_environment_means_fresh_processes(monkeypatch):
     monkeypatch.setenv("IMGCLF_PREFORK", "0")
     assert isinstance(prefork.launcher(), prefork.FreshProcesses)
+
+
+FORKING = r"""
+import json, os, sys, threading
+sys.path.insert(0, sys.argv[1])
+from common import prefork
+prefork.PRELOAD = ("json",)
+prefork.fork_helper_now()  # as sweep.py does first thing
+launch, again = prefork.launcher(), prefork.launcher(("json",))
+out = {"first": type(launch._helper).__name__, "second": type(again._helper).__name__}
+again.close()
+out["rc"] = launch.start([sys.argv[2], "report", "4"], dict(os.environ), sys.argv[3]).wait()
+out["helper"] = launch.parent_pid()
+launch.close()
+try:
+    os.kill(out["helper"], 0)
+    out["helper_left"] = True
+except ProcessLookupError:
+    out["helper_left"] = False
+threading.Thread(target=threading.Event().wait, args=(1,)).start()
+prefork.fork_helper_now()
+out["forked_with_a_thread"] = prefork._forked is not None
+print(json.dumps(out))
+"""
+
+
+def test_a_helper_forked_from_the_script_itself_is_handed_out_once_and_ends_with_close(tmp_path):
+    import subprocess
+    import sys
+
+    script, log = tmp_path / "s.py", tmp_path / "log.txt"
+    script.write_text(SCRIPT)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(
+        [sys.executable, "-c", FORKING, root, str(script), str(log)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["first"] == "_ForkedHelper" and out["second"] == "Popen"  # later launchers: a new helper
+    assert out["rc"] == 4 and read_report(log)["ppid"] == out["helper"]
+    assert not out["helper_left"]  # close() ended it and waited for it
+    assert not out["forked_with_a_thread"]  # a process with threads is not forked
