@@ -167,6 +167,7 @@ def test_special_files_are_skipped_unopened(tmp_path):
     assert sum(len(s) for s in bundle.splits().values()) == 8
 
 
+@pytest.mark.slow  # a scale test: 10,000 files made and scanned
 def test_ten_thousand_files_with_loops_scan_in_seconds(tmp_path):
     root = tmp_path / "big"
     for cls in ("cat", "dog"):
