@@ -159,8 +159,10 @@ def main() -> int:
     full_s = run_sweep(out, "full", args, "none")
     pruned_s = run_sweep(out, "pruned", args, args.pruner)
     full_e, pruned_e = epochs_trained(out / "full"), epochs_trained(out / "pruned")
-    top, tied = best_set(board(out / "full"))
+    full_board = board(out / "full")
+    top, tied = best_set(full_board)
     chosen = board(out / "pruned")[0]["schedule"]
+    ranked = [r["schedule"] for r in full_board]
     print(
         f"{len(args.schedulers)} schedules x {len(args.seeds)} seeds x {args.epochs} epochs (digits, width "
         f"{args.width}, {plural(args.jobs, 'run')} at a time); folders in {out}"
@@ -174,7 +176,8 @@ def main() -> int:
     )
     print(
         f"same answer: {'yes' if chosen in tied else 'NO'} (the pruned study's best is "
-        f"{'in' if chosen in tied else 'not in'} the full grid's best/tied set)"
+        f"{'in' if chosen in tied else 'not in'} the full grid's best/tied set of {len(tied)} of "
+        f"{len(ranked)} schedules; it ranks {ranked.index(chosen) + 1} of {len(ranked)} there by mean)"
     )
     if args.replays > 0:
         runs = replay(out / "full", args, board(out / "full"), args.replays)
