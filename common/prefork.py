@@ -93,28 +93,29 @@ class _ForkedHelper:
     every module this process has imported, so only the rest of ``preload`` is left to import."""
 
     def __init__(self, preload: tuple[str, ...]):
-        to_helper, from_parent = os.pipe()
-        from_helper, to_parent = os.pipe()
+        requests_r, requests_w = os.pipe()  # this process writes, the helper reads (its fd 0)
+        answers_r, answers_w = os.pipe()  # the helper writes (its fd 1), this process reads
         parent = os.getpid()
         pid = os.fork()
-        if pid == 0:  # the helper: requests on fd 0, answers on fd 1, never back into the caller's code
+        if pid == 0:  # the helper: never back into the caller's code
             try:
-                os.close(from_parent)
-                os.close(from_helper)
-                os.dup2(to_helper, 0)
-                os.dup2(to_parent, 1)
-                os.close(to_helper)
-                os.close(to_parent)
+                os.close(requests_w)
+                os.close(answers_r)
+                os.dup2(requests_r, 0)
+                os.dup2(answers_w, 1)
+                os.close(requests_r)
+                os.close(answers_w)
                 request = _serve(list(preload), parent)
                 if request is not None:
-                    _become(request)
-            finally:
-                os._exit(0)
-        os.close(to_helper)
-        os.close(to_parent)
+                    _become(request)  # ends the process
+            except BaseException:  # noqa: BLE001 - the caller sees the helper gone and starts fresh processes
+                os._exit(1)
+            os._exit(0)
+        os.close(requests_r)
+        os.close(answers_w)
         self.pid = pid
-        self.stdin = os.fdopen(from_parent, "wb", buffering=0)
-        self.stdout = os.fdopen(from_helper, "rb", buffering=0)
+        self.stdin = os.fdopen(requests_w, "wb", buffering=0)
+        self.stdout = os.fdopen(answers_r, "rb", buffering=0)
 
     def kill(self) -> None:
         try:
