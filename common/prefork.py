@@ -8,7 +8,9 @@ per script. The child is an ordinary new process -- its own pid and session, wor
 environment, log file and stdin from /dev/null -- that runs the script as ``python SCRIPT ARGS``
 would: ``__main__``, ``sys.argv``, exit status, an uncaught exception's traceback and exit 1, death
 by a signal as a negative status (as :class:`subprocess.Popen` reports it). Only third-party modules
-are preloaded: the script's own modules are imported by the child, after its environment is set.
+are preloaded: the script's own modules are imported by the child, after its environment is set --
+except in a helper forked from the calling script itself (:func:`fork_helper_now`), which also carries
+the modules that script had imported, as they read their environment then (the runs inherit it).
 
 Where ``os.fork`` is missing, or the helper cannot start, :func:`launcher` gives a
 :class:`FreshProcesses`: the same interface over :class:`subprocess.Popen`.
@@ -200,6 +202,12 @@ class Preforker:
         return Child(started[1], done, status)
 
     def _read(self) -> None:
+        try:
+            self._read_answers()
+        finally:
+            self._helper_gone()
+
+    def _read_answers(self) -> None:
         for line in self._helper.stdout:
             msg = json.loads(line)
             rid = msg["id"]
@@ -215,7 +223,6 @@ class Preforker:
                     self._pids[rid] = msg["pid"]
             started[1] = msg.get("pid", msg.get("error"))
             started[0].set()
-        self._helper_gone()
 
     def _helper_gone(self) -> None:
         """The helper died (it never should): its children cannot be waited for any more; each is
@@ -238,6 +245,8 @@ class Preforker:
         except OSError:
             pass
         self._helper.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)  # it has read the last answer (EOF) before its file is closed
         self._helper.stdout.close()
 
 
@@ -270,6 +279,18 @@ def fork_helper_now() -> None:
             _forked = Preforker(PRELOAD, forked=True)
         except OSError:
             _forked = None
+        else:
+            atexit.register(_end_unclaimed)
+
+
+def _end_unclaimed() -> None:
+    """At exit, a helper never handed out (--help, a usage error, a dry run) is stopped at once rather
+    than left importing, holding this process's stderr open."""
+    global _forked
+    if _forked is not None:
+        _forked._helper.kill()
+        _forked._helper.wait()
+        _forked = None
 
 
 def launcher(preload: tuple[str, ...] = PRELOAD) -> Preforker | FreshProcesses:
@@ -297,7 +318,14 @@ def _serve(preload: list[str], parent: int | None = None) -> dict | None:
     import importlib
     import select
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the parent's to forward
+    # A terminal's Ctrl-C, or a SIGTERM/SIGHUP to the whole process group, is the parent's to forward
+    # to the runs: the helper ends when its parent closes the requests' pipe.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    # Answers go to a copy of stdout; stdout itself to stderr, so that a library printing on import
+    # cannot write into the answers' pipe.
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
     for name in preload:
         if parent is not None and os.getppid() != parent:
             return None
@@ -310,8 +338,6 @@ def _serve(preload: list[str], parent: int | None = None) -> dict | None:
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select through the wakeup fd
-    out = os.fdopen(os.dup(1), "wb", buffering=0)
-    os.dup2(2, 1)  # a stray print (a library's, on import) must not reach the answers' pipe
 
     def say(msg: dict) -> None:
         out.write(json.dumps(msg).encode() + b"\n")
@@ -364,7 +390,7 @@ def _become(request: dict) -> None:
     import types
 
     os.setsid()
-    for sig in (signal.SIGCHLD, signal.SIGTERM):
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -428,10 +454,7 @@ def _leave(status: int | None) -> None:
     functions run, stdout and stderr flushed) but without tearing down every inherited module:
     that teardown writes to each of the helper's objects, copying all of their memory pages
     (1.4 s per child measured, 0.04 s without). ``None``: end by SIGINT."""
-    main = threading.main_thread()
-    for thread in threading.enumerate():
-        if thread is not main and not thread.daemon:
-            thread.join()
+    threading._shutdown()  # what the interpreter does first: threading's exit hooks (executors), then the joins
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

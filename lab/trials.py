@@ -112,28 +112,35 @@ class Lab:
         self.progress = progress
         self.launch = launch  # starts each train.py (common/prefork.py: without re-importing torch)
         self.procs: set = set()
-        self.lock = threading.Lock()
+        self.signalled: set = set()  # the runs a signal was forwarded to
+        # Re-entrant: the signal handler runs in the main thread, which may be inside a `with self.lock`.
+        self.lock = threading.RLock()
         self.signum: int | None = None
         self.failed: list[str] = []
         self.started: set[int] = set()  # ids of this process's trials until Optuna recorded their end
 
     # --- signals ---------------------------------------------------------------------------------
     def handle(self, signum: int, frame) -> None:
-        first = self.signum is None
-        self.signum = signum  # no new run starts; the trials going stop with their runs
         with self.lock:
+            first = self.signum is None
+            self.signum = signum  # no new run starts; the trials going stop with their runs
             procs = list(self.procs)
+            self.signalled.update(procs)
         for proc in procs:
-            try:
-                proc.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            self._forward(proc, signum)
         if first:
             os.write(
                 2,
                 f"\n{signal.Signals(signum).name}: stopping {len(procs)} running runs (each saves last.pt); "
                 f"press Ctrl-C again to make them quit at once\n".encode(),
             )
+
+    @staticmethod
+    def _forward(proc, signum: int) -> None:
+        try:
+            proc.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
     # --- the objective ---------------------------------------------------------------------------
     def objective(self, trial: optuna.Trial) -> float:
@@ -276,16 +283,28 @@ class Lab:
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "train.log", "ab") as log:
             log.write(f"\n$ {' '.join([sys.executable, *argv])}\n".encode())
+        return self._run(argv, spec, folder / "train.log")
+
+    def _run(self, argv: list[str], spec: dict[str, Any], log: Path) -> int:
+        """Start one train.py and wait for its exit status; a signal to the sweep reaches it too."""
+        if self.signum is not None:
+            return 128 + self.signum
+        # Started outside the lock: a start waits (for the helper's imports, then its answer), and a
+        # signal meanwhile must not wait for it. One that came during the start is forwarded here.
+        proc = self._start(argv, spec, log)
         with self.lock:
-            if self.signum is not None:
-                return 128 + self.signum
-            proc = self._start(argv, spec, folder / "train.log")
             self.procs.add(proc)
+            late = self.signum if proc not in self.signalled else None
+            if late is not None:
+                self.signalled.add(proc)
+        if late is not None:
+            self._forward(proc, late)
         try:
             return proc.wait()
         finally:
             with self.lock:
                 self.procs.discard(proc)
+                self.signalled.discard(proc)
 
     def _start(self, argv: list[str], spec: dict[str, Any], log: Path):
         """Start one train.py; the run stops (last.pt saved) if the process that started it dies."""

@@ -209,20 +209,22 @@ class Started:
         return self._out.read_text(), self._err.read_text() if self._err else ""
 
     def lines(self, timeout: float = 120):
-        """Each stdout line as the script writes it (its output is unbuffered: cli_env)."""
-        deadline = time.monotonic() + timeout
-        with open(self._out) as f:
+        """Each stdout line as the script writes it (its output is unbuffered: cli_env); fails when no
+        new line comes for ``timeout`` seconds while it runs."""
+        with open(self._out, "rb") as f:
+            pending, deadline = b"", time.monotonic() + timeout
             while True:
-                line = f.readline()
-                if line.endswith("\n"):
-                    yield line
-                    continue
-                if self.poll() is not None:
-                    rest = line + f.read()
-                    yield from rest.splitlines(keepends=True)
+                ended = self.poll() is not None  # before reading: what it wrote before it ended is read
+                *whole, pending = (pending + f.read()).split(b"\n")
+                for line in whole:
+                    yield line.decode(errors="replace") + "\n"
+                if ended:
+                    if pending:
+                        yield pending.decode(errors="replace")
                     return
+                if whole:
+                    deadline = time.monotonic() + timeout
                 assert time.monotonic() < deadline, f"{self.args[0]} printed no new line within {timeout} s"
-                f.seek(f.tell() - len(line.encode()))
                 time.sleep(0.02)
 
 

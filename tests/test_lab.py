@@ -278,3 +278,41 @@ def test_a_trial_behind_the_others_is_pruned_at_an_epoch_end_with_last_pt_and_st
     by_accuracy = [a for a in args if a not in ("--metric", "val_loss")]
     with pytest.raises(UsageError, match="was started to minimize its metric, this --metric needs maximize"):
         sweep_main(*by_accuracy)
+
+
+def test_a_signal_while_a_run_is_starting_neither_blocks_nor_misses_it(tmp_path):
+    """The start of a run waits (the helper's imports, then its answer); Ctrl-C then runs the handler
+    in the same thread. It must not wait for the start, and the run it started gets the signal once."""
+    import signal
+    import threading
+
+    from lab.trials import Lab
+
+    class Run:
+        def __init__(self):
+            self.signals = []
+
+        def send_signal(self, sig):
+            self.signals.append(sig)
+
+        def wait(self):
+            return 130 if self.signals else 0
+
+    class Launcher:
+        def parent_pid(self):
+            return 1
+
+        def start(self, argv, env, log):
+            lab.handle(signal.SIGINT, None)  # arrives while this start is waiting
+            self.run = Run()
+            return self.run
+
+    launch = Launcher()
+    lab = Lab(setup=None, progress=None, launch=launch)
+    status = []
+    worker = threading.Thread(target=lambda: status.append(lab._run(["train.py"], {}, tmp_path / "log")), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "the signal handler waited for the run's start"
+    assert status == [130] and launch.run.signals == [signal.SIGINT]
+    assert lab._run(["train.py"], {}, tmp_path / "log") == 128 + signal.SIGINT  # nothing new starts

@@ -26,6 +26,14 @@ if what == "raise":
 if what == "wait":
     open(sys.argv[2], "w").close()
     time.sleep(60)
+if what == "ending":  # what the interpreter does at its end: executors' threads, atexit, sys.exit(str)
+    import atexit
+    from concurrent.futures import ThreadPoolExecutor
+    atexit.register(print, "atexit ran", flush=True)
+    ThreadPoolExecutor(1).submit(print, "task ran", flush=True)
+    sys.exit("said on exit")
+if what == "interrupt":
+    raise KeyboardInterrupt
 """
 
 
@@ -82,6 +90,18 @@ def test_an_uncaught_exception_is_exit_1_with_its_traceback_in_the_log(tmp_path,
     assert launch.start([str(script), "raise"], dict(os.environ), log).wait() == 1
     text = log.read_text()
     assert "Traceback" in text and "ValueError: boom from the script" in text
+
+
+def test_it_ends_as_the_interpreter_does(tmp_path, launch):
+    script = tmp_path / "s.py"
+    script.write_text(SCRIPT)
+    log = tmp_path / "log.txt"
+    child = launch.start([str(script), "ending"], dict(os.environ), log)
+    assert child.wait(timeout=30) == 1  # not held by the executor's idle thread
+    text = log.read_text()
+    assert "task ran" in text and "atexit ran" in text and "said on exit" in text
+    assert launch.start([str(script), "interrupt"], dict(os.environ), log).wait(timeout=30) == -signal.SIGINT
+    assert "KeyboardInterrupt" in log.read_text()
 
 
 def test_a_signal_ends_it_with_minus_the_signal_number(tmp_path, launch):
