@@ -40,7 +40,9 @@ def assert_same_weights(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
-@pytest.mark.parametrize("scheduler", ["plateau", "cosine"])
+@pytest.mark.parametrize(
+    "scheduler", [pytest.param("plateau", marks=pytest.mark.slow), "cosine"]
+)  # cosine in the quick tier
 def test_resume_from_epoch_2_is_bit_identical(run_train, tmp_path, scheduler):
     common = ["--epochs", "4", "--scheduler", scheduler, "--warmup_epochs", "1", "--save_every", "1", "--seed", "3"]
     run_train(*common, "--run_name", "full")
@@ -73,6 +75,7 @@ def test_resume_from_epoch_2_is_bit_identical(run_train, tmp_path, scheduler):
     assert without_seconds(resumed_rows) == without_seconds(full_rows)  # wall time is the only difference
 
 
+@pytest.mark.slow  # three runs
 def test_resume_in_own_folder_and_resume_auto(run_train, tmp_path):
     run_train("--epochs", "3", "--run_name", "r", "--save_every", "1")
     run_dir = tmp_path / "ck" / "r"

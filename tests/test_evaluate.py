@@ -154,6 +154,7 @@ def test_flip_tta_averages_logits_of_image_and_mirror():
     assert torch.equal(labels, y)
 
 
+@pytest.mark.slow  # a run, then evaluation three ways
 def test_evaluate_reproduces_the_runs_own_test_accuracy_with_amp_and_tta(tmp_path):
     """bfloat16 autocast on CPU and flip TTA: evaluate.py scores best.pt exactly as training's final test did."""
     import train as train_script

@@ -196,6 +196,7 @@ def test_an_empty_map_is_said_with_layers_that_work():
 
 
 # --- export ------------------------------------------------------------------------------------
+@pytest.mark.slow  # an export with onnxruntime's check, then predictions both ways
 def test_onnx_export_verifies_and_predicts_like_the_checkpoint(runs, tmp_path, capsys):
     import onnx
 

@@ -77,6 +77,7 @@ def test_sweep_refuses_flags_it_sets_and_unknown_schedules(tmp_path):
     assert len(listed) == 36 and set(listed) == {"step", *PRESETS} and listed[:2] == ["step", "A0_002"]
 
 
+@pytest.mark.slow  # a whole LR range test
 def test_lr_find_writes_csv_and_png_and_suggests_an_lr_in_range(tmp_path, capsys):
     import lr_find
 
@@ -112,6 +113,7 @@ def test_lr_find_writes_csv_and_png_and_suggests_an_lr_in_range(tmp_path, capsys
     assert not (tmp_path / "ck").exists()  # no run folder, no checkpoint
 
 
+@pytest.mark.slow  # a range test and three runs
 def test_lr_auto_trains_with_the_suggestion_from_the_same_initial_weights(tmp_path, capsys):
     train(tmp_path, "--epochs", "1", "--lr", "auto", "--run_name", "auto")
     text = capsys.readouterr().out
