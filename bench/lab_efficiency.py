@@ -180,7 +180,7 @@ def main() -> int:
         f"{len(ranked)} schedules; it ranks {ranked.index(chosen) + 1} of {len(ranked)} there by mean)"
     )
     if args.replays > 0:
-        runs = replay(out / "full", args, board(out / "full"), args.replays)
+        runs = replay(out / "full", args, full_board, args.replays)
         spent = [e for e, _ in runs]
         same = sum(best in tied for _, best in runs)
         print(

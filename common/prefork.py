@@ -239,7 +239,10 @@ class Preforker:
             done.set()
 
     def close(self) -> None:
-        """Stop the helper (running children go on to their end) and wait for it."""
+        """Stop the helper (running children go on to their end) and wait for it. One that never
+        started a child is killed: it may still be importing, and would only see its pipe closed after."""
+        if self._reader is None:
+            self._helper.kill()
         try:
             self._helper.stdin.close()
         except OSError:
@@ -288,8 +291,7 @@ def _end_unclaimed() -> None:
     than left importing, holding this process's stderr open."""
     global _forked
     if _forked is not None:
-        _forked._helper.kill()
-        _forked._helper.wait()
+        _forked.close()
         _forked = None
 
 
